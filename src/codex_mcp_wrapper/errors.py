@@ -1,0 +1,79 @@
+"""The wrapper's exception tree.
+
+Every error a user can cause is one of these, carries one sentence that says what
+is wrong and what to do, and maps to an exit code at the CLI edge::
+
+    WrapperError
+    ├── InputError                  exit 2: the user's input is invalid
+    │   ├── MissionError            a mission file (syntax, schema, cwd, dependencies)
+    │   └── ScriptError             a scripted-model script
+    ├── EnvironmentProblem          exit 3: the machine cannot run Codex
+    │   ├── CodexNotFound           no Codex binary
+    │   ├── StateDirError           state dir not writable, disk full
+    │   └── WorkerStartError        a Codex worker did not come up
+    └── WorkerError                 a running worker failed (becomes a task status)
+        ├── WorkerDied              the process exited
+        ├── WorkerStalled           no event within the idle deadline
+        └── ProtocolError           the worker answered something we cannot use
+
+Lower-layer errors (OSError, JSON errors, pydantic errors) are translated into these at the
+boundary where they happen, with ``raise ... from exc``.
+"""
+
+from __future__ import annotations
+
+EXIT_OK = 0
+EXIT_TASKS_FAILED = 1
+EXIT_INVALID_INPUT = 2
+EXIT_ENVIRONMENT = 3
+EXIT_INTERRUPTED = 130
+
+
+class WrapperError(Exception):
+    """Base class; ``str(err)`` is the one-sentence message shown to the user."""
+
+    exit_code = EXIT_TASKS_FAILED
+
+
+class InputError(WrapperError):
+    exit_code = EXIT_INVALID_INPUT
+
+
+class MissionError(InputError):
+    pass
+
+
+class ScriptError(InputError):
+    pass
+
+
+class EnvironmentProblem(WrapperError):
+    exit_code = EXIT_ENVIRONMENT
+
+
+class CodexNotFound(EnvironmentProblem):
+    pass
+
+
+class StateDirError(EnvironmentProblem):
+    pass
+
+
+class WorkerStartError(EnvironmentProblem):
+    pass
+
+
+class WorkerError(WrapperError):
+    """A worker failed while running a turn; the runner turns it into a task status."""
+
+
+class WorkerDied(WorkerError):
+    pass
+
+
+class WorkerStalled(WorkerError):
+    pass
+
+
+class ProtocolError(WorkerError):
+    pass

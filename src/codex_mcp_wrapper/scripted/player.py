@@ -1,0 +1,277 @@
+"""What the scripted model answers to one Responses API request: pure logic, no I/O.
+
+Each thread (Codex sends its id in the ``thread-id``/``session-id`` header) plays its script from
+the start. A cursor per thread remembers the next step; a thread first seen by this process (a
+resumed thread, a restarted model) starts after the steps whose output is already in its history.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from codex_mcp_wrapper.scripted.script import (
+    EMITTING,
+    Delay,
+    Escalate,
+    Fail,
+    Hang,
+    Say,
+    Script,
+    Shell,
+    Step,
+    Tool,
+    render_say,
+)
+
+SHELL_TOOLS = ("exec_command", "shell_command", "shell")
+
+
+@dataclass(frozen=True)
+class Items:
+    """Answer with these output items (a message ends the turn, a function call does not)."""
+
+    items: list[dict[str, Any]]
+    delay: float = 0.0
+
+
+@dataclass(frozen=True)
+class HttpError:
+    status: int
+    message: str
+    retry_after: float | None = None
+    delay: float = 0.0
+
+
+@dataclass(frozen=True)
+class StreamFailure:
+    message: str
+    delay: float = 0.0
+
+
+@dataclass(frozen=True)
+class Stall:
+    seconds: float
+    delay: float = 0.0
+
+
+Reply = Items | HttpError | StreamFailure | Stall
+
+
+@dataclass
+class _Thread:
+    cursor: int
+    calls: int = 0
+
+
+def _text_of(content: Any) -> str:
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        parts = []
+        for part in content:
+            if isinstance(part, dict):
+                parts.append(str(part.get("text", "")))
+            else:
+                parts.append(str(part))
+        return "".join(parts)
+    if isinstance(content, dict):
+        return str(content.get("text", json.dumps(content)))
+    return "" if content is None else str(content)
+
+
+def last_user_prompt(body: dict[str, Any]) -> str:
+    """The text of the last user message that is a prompt (not Codex's context blocks)."""
+    for item in reversed(body.get("input") or []):
+        if item.get("type") == "message" and item.get("role") == "user":
+            text = _text_of(item.get("content"))
+            if text.lstrip().startswith("<") and text.rstrip().endswith(">"):
+                continue  # <environment_context>, <user_instructions> and the like
+            return text
+    return ""
+
+
+_EXEC_HEADER = re.compile(r"\AChunk ID: .*\n(?:.*\n){0,8}?Output:\n")
+
+
+def last_tool_output(body: dict[str, Any]) -> str:
+    """The output of the most recent tool call, without exec_command's metadata header."""
+    for item in reversed(body.get("input") or []):
+        if str(item.get("type", "")).endswith("call_output"):
+            output = item.get("output")
+            if isinstance(output, dict) and "content" in output:
+                text = _text_of(output["content"])
+            else:
+                text = _text_of(output)
+            return _EXEC_HEADER.sub("", text, count=1)
+    return ""
+
+
+def outputs_in_history(body: dict[str, Any]) -> int:
+    """How many answers of the model the request's history already holds."""
+    count = 0
+    for item in body.get("input") or []:
+        kind = item.get("type")
+        if kind == "function_call" or (kind == "message" and item.get("role") == "assistant"):
+            count += 1
+    return count
+
+
+def thread_key(headers: dict[str, str], body: dict[str, Any]) -> str:
+    for name in ("thread-id", "session-id", "session_id", "conversation_id"):
+        if headers.get(name):
+            return headers[name]
+    first = next(
+        (
+            _text_of(i.get("content"))
+            for i in body.get("input") or []
+            if i.get("type") == "message" and i.get("role") == "user"
+        ),
+        "",
+    )
+    return "anon-" + hashlib.sha256(first.encode()).hexdigest()[:16]
+
+
+def _normalise(name: str) -> str:
+    return re.sub(r"[^a-z0-9]", "_", name.lower())
+
+
+def find_mcp_tool(body: dict[str, Any], server: str, name: str) -> tuple[str, str] | None:
+    """The (namespace, tool name) under which Codex offered this MCP tool, if it did."""
+    for tool in body.get("tools") or []:
+        if tool.get("type") != "namespace":
+            continue
+        namespace = str(tool.get("name", ""))
+        if _normalise(namespace) != _normalise(f"mcp__{server}"):
+            continue
+        for inner in tool.get("tools") or []:
+            if _normalise(str(inner.get("name", ""))) == _normalise(name):
+                return namespace, str(inner["name"])
+    return None
+
+
+def offered_tools(body: dict[str, Any]) -> list[str]:
+    names: list[str] = []
+    for tool in body.get("tools") or []:
+        if tool.get("type") == "namespace":
+            names += [f"{tool.get('name')}.{t.get('name')}" for t in tool.get("tools") or []]
+        elif tool.get("name"):
+            names.append(str(tool["name"]))
+    return names
+
+
+def _message(text: str, seq: int) -> dict[str, Any]:
+    return {
+        "type": "message",
+        "role": "assistant",
+        "id": f"msg_{seq}",
+        "status": "completed",
+        "content": [{"type": "output_text", "text": text, "annotations": []}],
+    }
+
+
+def _call(name: str, arguments: dict[str, Any], seq: int, namespace: str | None = None) -> dict[str, Any]:
+    item: dict[str, Any] = {
+        "type": "function_call",
+        "id": f"fc_{seq}",
+        "call_id": f"call_{seq}",
+        "name": name,
+        "arguments": json.dumps(arguments),
+        "status": "completed",
+    }
+    if namespace:
+        item["namespace"] = namespace
+    return item
+
+
+@dataclass
+class ScriptPlayer:
+    """Plays scripts for many threads; one instance per model server."""
+
+    default: Script = field(default_factory=Script)
+    scripts: dict[str, Script] = field(default_factory=dict)
+    _threads: dict[tuple[str, str], _Thread] = field(default_factory=dict)
+
+    def script_for(self, model: str) -> Script:
+        _, _, key = model.partition("@")
+        return self.scripts.get(key, self.default) if key else self.default
+
+    def answer(self, headers: dict[str, str], body: dict[str, Any]) -> Reply:
+        model = str(body.get("model", ""))
+        script = self.script_for(model)
+        key = (model, thread_key(headers, body))
+        state = self._threads.get(key)
+        if state is None:
+            state = _Thread(cursor=_skip_emitted(script.steps, outputs_in_history(body)))
+            self._threads[key] = state
+        state.calls += 1
+        delay = 0.0
+        while state.cursor < len(script.steps):
+            step = script.steps[state.cursor]
+            state.cursor += 1
+            if isinstance(step, Delay):
+                delay += step.delay
+                continue
+            return self._play(step, body, delay, seq=state.calls)
+        prompt = last_user_prompt(body)
+        return Items([_message(f"echo: {prompt}", state.calls)], delay=delay)
+
+    def _play(self, step: Step, body: dict[str, Any], delay: float, seq: int) -> Reply:
+        if isinstance(step, Say):
+            text = render_say(
+                step.say, last_output=last_tool_output(body), prompt=last_user_prompt(body)
+            )
+            return Items([_message(text, seq)], delay=delay)
+        if isinstance(step, Shell | Escalate):
+            offered = {t.get("name") for t in body.get("tools") or []}
+            name = next((n for n in SHELL_TOOLS if n in offered), None)
+            command = step.shell if isinstance(step, Shell) else step.escalate
+            if name is None:
+                text = (
+                    "scripted model: Codex offered no shell tool "
+                    f"(offered: {', '.join(offered_tools(body)) or 'none'})."
+                )
+                return Items([_message(text, seq)], delay=delay)
+            args: dict[str, Any] = (
+                {"cmd": command} if name == "exec_command" else {"command": command}
+            )
+            if isinstance(step, Escalate):
+                args["sandbox_permissions"] = "require_escalated"
+                args["justification"] = step.justification
+            return Items([_call(name, args, seq)], delay=delay)
+        if isinstance(step, Tool):
+            found = find_mcp_tool(body, step.tool.server, step.tool.name)
+            if found is None:
+                text = (
+                    f"scripted model: MCP tool '{step.tool.name}' of server '{step.tool.server}' "
+                    "was not offered by Codex (offered: "
+                    f"{', '.join(offered_tools(body)) or 'none'})."
+                )
+                return Items([_message(text, seq)], delay=delay)
+            namespace, name = found
+            return Items([_call(name, dict(step.tool.arguments), seq, namespace)], delay=delay)
+        if isinstance(step, Fail):
+            if step.fail == "stream":
+                return StreamFailure("scripted failure: the stream broke", delay=delay)
+            return HttpError(
+                int(step.fail), f"scripted HTTP {step.fail}", step.retry_after, delay=delay
+            )
+        if isinstance(step, Hang):
+            return Stall(step.hang, delay=delay)
+        raise AssertionError(f"unhandled step {step!r}")
+
+
+def _skip_emitted(steps: tuple[Step, ...], emitted: int) -> int:
+    """The cursor just after the first ``emitted`` output-producing steps."""
+    if emitted == 0:
+        return 0
+    seen = 0
+    for index, step in enumerate(steps):
+        if isinstance(step, EMITTING):
+            seen += 1
+            if seen == emitted:
+                return index + 1
+    return len(steps)

@@ -1,0 +1,227 @@
+"""The scripted model's HTTP face: ``POST /v1/responses`` streaming Server-Sent Events.
+
+Starlette serves the routes and uvicorn the sockets; ``ScriptedModel.serve()`` runs it inside the
+caller's event loop and yields the base URL Codex should use.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import socket
+import threading
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.routing import Route
+
+from codex_mcp_wrapper.errors import EnvironmentProblem
+from codex_mcp_wrapper.scripted.player import (
+    HttpError,
+    Items,
+    ScriptPlayer,
+    Stall,
+    StreamFailure,
+)
+from codex_mcp_wrapper.scripted.script import Script
+
+LOOPBACK = "127.0.0.1"
+SERVER_START_TIMEOUT = 10.0
+SHUTDOWN_GRACE = 1
+_RECORDED_HEADERS = ("thread-id", "session-id", "session_id", "originator", "user-agent")
+
+
+def _sse(event: dict[str, Any]) -> bytes:
+    return f"event: {event['type']}\ndata: {json.dumps(event)}\n\n".encode()
+
+
+def _usage(body: dict[str, Any], items: list[dict[str, Any]]) -> dict[str, Any]:
+    """Deterministic token counts: about four characters a token."""
+    input_tokens = len(json.dumps(body.get("input", []))) // 4
+    output_tokens = max(1, len(json.dumps(items)) // 4)
+    return {
+        "input_tokens": input_tokens,
+        "input_tokens_details": {"cached_tokens": 0},
+        "output_tokens": output_tokens,
+        "output_tokens_details": {"reasoning_tokens": 0},
+        "total_tokens": input_tokens + output_tokens,
+    }
+
+
+class RequestLog:
+    """Appends every request the model receives to a JSONL file (flushed per line)."""
+
+    def __init__(self, path: Path | None) -> None:
+        self.path = path
+        self._lock = threading.Lock()
+        self.count = 0
+
+    def write(self, headers: dict[str, str], body: Any) -> None:
+        self.count += 1
+        if self.path is None:
+            return
+        record = {
+            "ts": time.time(),
+            "headers": {k: v for k, v in headers.items() if k in _RECORDED_HEADERS},
+            "body": body,
+        }
+        with self._lock, self.path.open("a", encoding="utf-8") as fh:
+            fh.write(json.dumps(record) + "\n")
+
+
+class ScriptedModel:
+    """A Responses-compatible model server that plays scripts; loopback only."""
+
+    def __init__(
+        self,
+        script: Script | None = None,
+        *,
+        port: int = 0,
+        record: Path | None = None,
+    ) -> None:
+        self.player = ScriptPlayer(default=script or Script())
+        self.port = port
+        self.log = RequestLog(record)
+        self.base_url = ""
+
+    def add_script(self, key: str, script: Script) -> str:
+        """Register a script; a thread whose model is the returned name plays it."""
+        self.player.scripts[key] = script
+        return f"scripted@{key}"
+
+    # -- HTTP -----------------------------------------------------------------------------
+    async def _responses(self, request: Request) -> Response:
+        try:
+            body = await request.json()
+        except ValueError:
+            return JSONResponse({"error": {"message": "request body is not JSON"}}, 400)
+        if not isinstance(body, dict):
+            return JSONResponse({"error": {"message": "request body must be an object"}}, 400)
+        headers = {k.lower(): v for k, v in request.headers.items()}
+        self.log.write(headers, body)
+        reply = self.player.answer(headers, body)
+        if reply.delay:
+            await asyncio.sleep(reply.delay)
+        if isinstance(reply, HttpError):
+            extra = {"retry-after": f"{reply.retry_after:g}"} if reply.retry_after else None
+            kind = "rate_limit_exceeded" if reply.status == 429 else "scripted_error"
+            return JSONResponse(
+                {"error": {"message": reply.message, "type": kind, "code": kind}},
+                reply.status,
+                headers=extra,
+            )
+        return StreamingResponse(
+            self._stream(body, reply),
+            media_type="text/event-stream",
+            headers={"cache-control": "no-cache"},
+        )
+
+    async def _stream(
+        self, body: dict[str, Any], reply: Items | StreamFailure | Stall
+    ) -> AsyncIterator[bytes]:
+        rid = f"resp_{self.log.count}"
+        yield _sse({"type": "response.created", "response": {"id": rid}})
+        if isinstance(reply, Stall):
+            await asyncio.sleep(reply.seconds)
+            return  # drop the stream without completing it
+        if isinstance(reply, StreamFailure):
+            yield _sse(
+                {
+                    "type": "response.failed",
+                    "response": {
+                        "id": rid,
+                        "error": {"code": "server_error", "message": reply.message},
+                    },
+                }
+            )
+            return
+        for index, item in enumerate(reply.items):
+            yield _sse({"type": "response.output_item.added", "output_index": index, "item": item})
+            if item["type"] == "message":
+                text = item["content"][0]["text"]
+                yield _sse(
+                    {
+                        "type": "response.output_text.delta",
+                        "item_id": item["id"],
+                        "output_index": index,
+                        "content_index": 0,
+                        "delta": text,
+                    }
+                )
+            yield _sse({"type": "response.output_item.done", "output_index": index, "item": item})
+        yield _sse(
+            {
+                "type": "response.completed",
+                "response": {"id": rid, "usage": _usage(body, reply.items)},
+            }
+        )
+
+    async def _models(self, request: Request) -> Response:
+        return JSONResponse({"object": "list", "data": [{"id": "scripted", "object": "model"}]})
+
+    def app(self) -> Starlette:
+        return Starlette(
+            routes=[
+                Route("/v1/responses", self._responses, methods=["POST"]),
+                Route("/responses", self._responses, methods=["POST"]),
+                Route("/v1/models", self._models, methods=["GET"]),
+            ]
+        )
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    def _bind(self) -> socket.socket:
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((LOOPBACK, self.port))
+        except OSError as exc:
+            sock.close()
+            raise EnvironmentProblem(
+                f"cannot listen on {LOOPBACK}:{self.port} ({exc.strerror}); "
+                "choose another --port or leave it out to let the OS pick one."
+            ) from exc
+        sock.listen(128)
+        sock.setblocking(False)
+        return sock
+
+    @asynccontextmanager
+    async def serve(self) -> AsyncIterator[str]:
+        """Run the server in this event loop; yields the base URL (``http://127.0.0.1:N/v1``)."""
+        sock = self._bind()
+        port = sock.getsockname()[1]
+        config = uvicorn.Config(
+            self.app(),
+            log_level="warning",
+            access_log=False,
+            lifespan="off",
+            timeout_graceful_shutdown=SHUTDOWN_GRACE,
+        )
+        server = uvicorn.Server(config)
+        # The embedding program owns the signals (Ctrl-C must reach the run, not uvicorn).
+        server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign]
+        task = asyncio.create_task(server.serve(sockets=[sock]))
+        try:
+            async with asyncio.timeout(SERVER_START_TIMEOUT):
+                while not server.started:
+                    if task.done():
+                        await task
+                        raise EnvironmentProblem("the scripted model server stopped at start.")
+                    await asyncio.sleep(0.005)
+            self.base_url = f"http://{LOOPBACK}:{port}/v1"
+            yield self.base_url
+        finally:
+            server.should_exit = True
+            try:
+                async with asyncio.timeout(SHUTDOWN_GRACE + 5):
+                    await task
+            except TimeoutError:
+                task.cancel()
+            sock.close()

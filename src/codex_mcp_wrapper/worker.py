@@ -1,0 +1,389 @@
+"""One Codex worker: a ``codex app-server`` process behind the ``Worker`` protocol.
+
+``AppServerWorker`` owns its process (spawned by ``process.spawn`` in its own process group),
+performs the ``initialize`` handshake with a deadline, and runs a task's turns in one thread:
+``thread/start`` (or ``thread/resume``), then ``turn/start`` per prompt, consuming notifications
+until ``turn/completed`` under an idle and a wall-clock deadline. On a deadline it interrupts the
+turn; if the turn does not stop, the caller kills the worker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from codex_mcp_wrapper import __version__, process
+from codex_mcp_wrapper.errors import (
+    ProtocolError,
+    WorkerDied,
+    WorkerError,
+    WorkerStalled,
+    WorkerStartError,
+)
+from codex_mcp_wrapper.execution import (
+    ApprovalDecision,
+    ApprovalHandler,
+    EventSink,
+    TaskOutcome,
+    TaskRequest,
+)
+from codex_mcp_wrapper.jsonrpc import CLOSED, JsonRpcConnection, Notification, ServerRequest
+
+HANDSHAKE_TIMEOUT = 20.0
+REQUEST_TIMEOUT = 30.0
+INTERRUPT_GRACE = 5.0
+STDERR_TAIL_LINES = 5
+
+
+@dataclass(frozen=True)
+class WorkerSpec:
+    label: str
+    codex_bin: str
+    codex_home: Path
+    env: dict[str, str]
+    log_path: Path
+    cwd: Path | None = None
+
+
+class Worker(Protocol):
+    label: str
+
+    @property
+    def alive(self) -> bool: ...
+
+    async def start(self) -> None: ...
+
+    async def run(self, request: TaskRequest, sink: EventSink) -> TaskOutcome: ...
+
+    async def aclose(self) -> None: ...
+
+
+async def _decline(kind: str, task_id: str, params: dict[str, Any]) -> ApprovalDecision:
+    return "decline"
+
+
+@dataclass
+class _TurnState:
+    final_message: str | None = None
+    usage: dict[str, int] = field(default_factory=dict)
+
+
+def _tail(path: Path, lines: int = STDERR_TAIL_LINES) -> str:
+    try:
+        with path.open("rb") as fh:
+            fh.seek(0, 2)
+            fh.seek(max(0, fh.tell() - 8192))
+            text = fh.read().decode(errors="replace")
+    except OSError:
+        return ""
+    kept = [line for line in text.splitlines() if line.strip()][-lines:]
+    return " | ".join(kept)
+
+
+class AppServerWorker:
+    """A ``codex app-server`` process; runs one task at a time."""
+
+    def __init__(self, spec: WorkerSpec, approvals: ApprovalHandler = _decline) -> None:
+        self.spec = spec
+        self.label = spec.label
+        self._approvals = approvals
+        self._proc: asyncio.subprocess.Process | None = None
+        self._conn: JsonRpcConnection | None = None
+        self._loaded_threads: set[str] = set()
+        self._current_task = ""
+        self.recent: deque[str] = deque(maxlen=10)
+        self.tasks_run = 0
+
+    def __repr__(self) -> str:
+        pid = self._proc.pid if self._proc else None
+        return f"<AppServerWorker {self.label} pid={pid} alive={self.alive}>"
+
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc else None
+
+    @property
+    def alive(self) -> bool:
+        return (
+            self._proc is not None
+            and self._proc.returncode is None
+            and self._conn is not None
+            and not self._conn.closed.is_set()
+        )
+
+    # -- lifecycle -----------------------------------------------------------------------
+    async def start(self) -> None:
+        spec = self.spec
+        try:
+            self._proc = await process.spawn(
+                [spec.codex_bin, "app-server", "--listen", "stdio://"],
+                env=spec.env,
+                cwd=spec.cwd,
+                stderr_log=spec.log_path,
+            )
+        except OSError as exc:
+            raise WorkerStartError(
+                f"cannot start Codex worker {self.label} from {spec.codex_bin} ({exc.strerror}); "
+                "check --codex-bin or run `codex-mcp-wrapper doctor`."
+            ) from exc
+        assert self._proc.stdout is not None and self._proc.stdin is not None
+        self._conn = JsonRpcConnection(
+            self._proc.stdout, self._proc.stdin, self._on_server_request, name=f"worker {self.label}"
+        )
+        self._conn.start()
+        try:
+            await self._conn.request(
+                "initialize",
+                {
+                    "clientInfo": {
+                        "name": "codex_mcp_wrapper",
+                        "title": "codex-mcp-wrapper",
+                        "version": __version__,
+                    },
+                    "capabilities": {"experimentalApi": True},
+                },
+                timeout=HANDSHAKE_TIMEOUT,
+            )
+            await self._conn.notify("initialized")
+        except WorkerError as exc:
+            await self.aclose()
+            tail = _tail(spec.log_path)
+            raise WorkerStartError(
+                f"Codex worker {self.label} did not complete its start-up handshake ({exc})"
+                + (f"; its log says: {tail}" if tail else "")
+                + f"; see {spec.log_path}."
+            ) from exc
+
+    async def aclose(self) -> None:
+        if self._conn is not None:
+            await self._conn.aclose()
+        if self._proc is not None:
+            await process.stop(self._proc)
+
+    def kill(self) -> None:
+        """Kill the process group now (used by tests and by hard cancellation)."""
+        if self._proc is not None:
+            process.kill_group(self._proc.pid)
+
+    # -- server requests (approvals) -------------------------------------------------------
+    async def _on_server_request(self, request: ServerRequest) -> dict[str, Any]:
+        method = request.method
+        self.recent.append(f"request {method}")
+        if method in (
+            "item/commandExecution/requestApproval",
+            "item/fileChange/requestApproval",
+        ):
+            decision = await self._approvals(method, self._current_task, request.params)
+            return {"decision": decision}
+        if method in ("execCommandApproval", "applyPatchApproval"):
+            decision = await self._approvals(method, self._current_task, request.params)
+            return {"decision": "approved" if decision == "accept" else "denied"}
+        if method == "item/permissions/requestApproval":
+            decision = await self._approvals(method, self._current_task, request.params)
+            granted = request.params.get("permissions", {}) if decision == "accept" else {}
+            return {"permissions": granted, "scope": "turn"}
+        if method == "mcpServer/elicitation/request":
+            decision = await self._approvals(method, self._current_task, request.params)
+            return {"action": "accept" if decision == "accept" else "decline", "content": None}
+        if method == "item/tool/requestUserInput":
+            return {"answers": {}}
+        if method == "item/tool/call":
+            return {"contentItems": [], "success": False}
+        return {}
+
+    # -- running a task ----------------------------------------------------------------------
+    def _conn_or_die(self) -> JsonRpcConnection:
+        if self._conn is None or not self.alive:
+            raise WorkerDied(f"worker {self.label} is not running.")
+        return self._conn
+
+    def _thread_params(self, request: TaskRequest) -> dict[str, Any]:
+        params: dict[str, Any] = {
+            "cwd": request.cwd,
+            "sandbox": request.sandbox,
+            "approvalPolicy": request.approval_policy,
+            "config": dict(request.config),
+        }
+        if request.profile:
+            params["config"]["profile"] = request.profile
+        for key, value in (
+            ("model", request.model),
+            ("baseInstructions", request.base_instructions),
+            ("developerInstructions", request.developer_instructions),
+        ):
+            if value is not None:
+                params[key] = value
+        return params
+
+    async def _open_thread(self, request: TaskRequest) -> str:
+        conn = self._conn_or_die()
+        params = self._thread_params(request)
+        if request.thread_id and request.thread_id in self._loaded_threads:
+            return request.thread_id
+        if request.thread_id:
+            result = await conn.request(
+                "thread/resume", {**params, "threadId": request.thread_id}, REQUEST_TIMEOUT
+            )
+        else:
+            result = await conn.request("thread/start", params, REQUEST_TIMEOUT)
+        thread_id = str(result["thread"]["id"])
+        self._loaded_threads.add(thread_id)
+        return thread_id
+
+    async def run(self, request: TaskRequest, sink: EventSink) -> TaskOutcome:
+        """Run the request's remaining prompts in one thread; failures come back as outcomes."""
+        self._current_task = request.task_id
+        self.tasks_run += 1
+        deadline = time.monotonic() + request.timeout_sec
+        outcome = TaskOutcome(
+            status="running",
+            worker=self.label,
+            thread_id=request.thread_id,
+            turns_done=request.turns_done,
+            log_path=str(self.spec.log_path),
+        )
+        try:
+            outcome.thread_id = await self._open_thread(request)
+            for prompt in request.prompts[request.turns_done :]:
+                turn = await self._run_turn(request, outcome.thread_id, prompt, deadline, sink)
+                for key, value in turn.usage.items():
+                    outcome.usage[key] = outcome.usage.get(key, 0) + value
+                if turn.final_message is not None:
+                    outcome.final_message = turn.final_message
+                outcome.turns_done += 1
+            outcome.status = "ok"
+        except _TurnFailed as exc:
+            outcome.status, outcome.error, outcome.retryable = "failed", str(exc), True
+        except _TurnTimedOut as exc:
+            outcome.status, outcome.error = "timeout", str(exc)
+        finally:
+            self._current_task = ""
+        return outcome
+
+    async def _run_turn(
+        self,
+        request: TaskRequest,
+        thread_id: str,
+        prompt: str,
+        deadline: float,
+        sink: EventSink,
+    ) -> _TurnState:
+        conn = self._conn_or_die()
+        self._drain(conn)
+        params: dict[str, Any] = {
+            "threadId": thread_id,
+            "input": [{"type": "text", "text": prompt}],
+        }
+        if request.output_schema is not None:
+            params["outputSchema"] = request.output_schema
+        result = await conn.request("turn/start", params, REQUEST_TIMEOUT)
+        turn_id = str(result.get("turn", {}).get("id", ""))
+        state = _TurnState()
+        last_event = time.monotonic()
+        while True:
+            now = time.monotonic()
+            idle_left = request.idle_timeout_sec - (now - last_event)
+            wall_left = deadline - now
+            wait = min(idle_left, wall_left)
+            try:
+                if wait <= 0:
+                    raise TimeoutError
+                async with asyncio.timeout(wait):
+                    message = await conn.incoming.get()
+            except TimeoutError:
+                idle = idle_left <= wall_left
+                await self._interrupt(conn, thread_id, turn_id, sink, request.task_id)
+                if idle:
+                    raise _TurnTimedOut(
+                        f"no event from Codex for {request.idle_timeout_sec:g} s "
+                        f"(idle_timeout_sec); the turn was interrupted. Last events: "
+                        f"{', '.join(self.recent) or 'none'}."
+                    ) from None
+                raise _TurnTimedOut(
+                    "the task ran past its wall-clock limit (timeout_sec); the turn was "
+                    "interrupted."
+                ) from None
+            if message is CLOSED:
+                tail = _tail(self.spec.log_path)
+                raise WorkerDied(
+                    f"Codex worker {self.label} exited during the turn"
+                    + (f" (log: {tail})" if tail else "")
+                    + f"; see {self.spec.log_path}."
+                )
+            assert isinstance(message, Notification)
+            last_event = time.monotonic()
+            method, p = message.method, message.params
+            self.recent.append(method)
+            if p.get("threadId") not in (None, thread_id):
+                continue
+            sink.codex_event(request.task_id, method, p)
+            if method == "item/completed":
+                item = p.get("item") or {}
+                if item.get("type") == "agentMessage":
+                    state.final_message = str(item.get("text", ""))
+            elif method == "thread/tokenUsage/updated":
+                last = (p.get("tokenUsage") or {}).get("last") or {}
+                for key in ("inputTokens", "outputTokens", "totalTokens", "cachedInputTokens"):
+                    if key in last:
+                        state.usage[key] = state.usage.get(key, 0) + int(last[key])
+            elif method == "turn/completed":
+                turn = p.get("turn") or {}
+                status = turn.get("status")
+                if status == "completed":
+                    return state
+                error = (turn.get("error") or {}).get("message") or f"the turn ended {status}"
+                raise _TurnFailed(f"Codex reported the turn {status}: {error}")
+
+    def _drain(self, conn: JsonRpcConnection) -> None:
+        """Drop notifications left over from an earlier turn (e.g. after an interrupt)."""
+        while not conn.incoming.empty():
+            message = conn.incoming.get_nowait()
+            if message is CLOSED:
+                conn.incoming.put_nowait(CLOSED)
+                break
+
+    async def _interrupt(
+        self,
+        conn: JsonRpcConnection,
+        thread_id: str,
+        turn_id: str,
+        sink: EventSink,
+        task_id: str,
+    ) -> None:
+        """Ask Codex to stop the turn and wait for it; a worker that does not stop is a stall."""
+        try:
+            await conn.request(
+                "turn/interrupt", {"threadId": thread_id, "turnId": turn_id}, INTERRUPT_GRACE
+            )
+            async with asyncio.timeout(INTERRUPT_GRACE):
+                while True:
+                    message = await conn.incoming.get()
+                    if message is CLOSED:
+                        raise WorkerDied(f"worker {self.label} exited while interrupting")
+                    assert isinstance(message, Notification)
+                    if message.params.get("threadId") in (None, thread_id):
+                        sink.codex_event(task_id, message.method, message.params)
+                    if message.method == "turn/completed":
+                        return
+        except (TimeoutError, ProtocolError) as exc:
+            raise WorkerStalled(
+                f"worker {self.label} did not stop the turn within {INTERRUPT_GRACE:g} s"
+            ) from exc
+
+
+class _TurnFailed(Exception):
+    """Codex ended the turn with status failed (model error, broken stream)."""
+
+
+class _TurnTimedOut(Exception):
+    """A deadline expired and the turn was interrupted."""
+
+
+async def close_quietly(worker: AppServerWorker) -> None:
+    with contextlib.suppress(WorkerError, OSError):
+        await worker.aclose()
