@@ -38,6 +38,9 @@ class TaskRequest:
     thread_id: str | None = None  # continue this thread (a retry, a resume, a reply)
     thread_worker: str | None = None  # the worker whose CODEX_HOME holds that thread
     turns_done: int = 0  # prompts already answered in that thread
+    artifacts: tuple[str, ...] = ()  # globs relative to workspace_root
+    workspace_root: str | None = None
+    artifacts_dir: str | None = None  # where matching files are copied
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -54,6 +57,7 @@ class TaskOutcome:
     error: str | None = None
     retryable: bool = False
     log_path: str | None = None
+    artifacts: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

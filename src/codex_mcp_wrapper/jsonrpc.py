@@ -101,7 +101,9 @@ class JsonRpcConnection:
         self._pending[rid] = future
         self._methods[rid] = method
         try:
-            await self._send({"jsonrpc": "2.0", "id": rid, "method": method, "params": params or {}})
+            await self._send(
+                {"jsonrpc": "2.0", "id": rid, "method": method, "params": params or {}}
+            )
             async with asyncio.timeout(timeout):
                 return await future
         except TimeoutError as exc:

@@ -244,8 +244,7 @@ def parse_mission(
 ) -> Mission:
     if not isinstance(data, dict):
         raise MissionError(
-            f"{source}: a mission must be a mapping with a 'tasks' list, got "
-            f"{type(data).__name__}."
+            f"{source}: a mission must be a mapping with a 'tasks' list, got {type(data).__name__}."
         )
     env = dict(os.environ)
     env.update(variables or {})
@@ -264,7 +263,9 @@ def read_mission_file(path: Path) -> Any:
     except OSError as exc:
         raise MissionError(f"{path}: cannot read the mission ({exc.strerror}).") from exc
     if size > MAX_MISSION_BYTES:
-        raise MissionError(f"{path}: the mission is {size} bytes, over the limit of {MAX_MISSION_BYTES}.")
+        raise MissionError(
+            f"{path}: the mission is {size} bytes, over the limit of {MAX_MISSION_BYTES}."
+        )
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:

@@ -133,7 +133,10 @@ class AppServerWorker:
             ) from exc
         assert self._proc.stdout is not None and self._proc.stdin is not None
         self._conn = JsonRpcConnection(
-            self._proc.stdout, self._proc.stdin, self._on_server_request, name=f"worker {self.label}"
+            self._proc.stdout,
+            self._proc.stdin,
+            self._on_server_request,
+            name=f"worker {self.label}",
         )
         self._conn.start()
         try:

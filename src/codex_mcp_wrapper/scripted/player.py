@@ -173,7 +173,9 @@ def _message(text: str, seq: int) -> dict[str, Any]:
     }
 
 
-def _call(name: str, arguments: dict[str, Any], seq: int, namespace: str | None = None) -> dict[str, Any]:
+def _call(
+    name: str, arguments: dict[str, Any], seq: int, namespace: str | None = None
+) -> dict[str, Any]:
     item: dict[str, Any] = {
         "type": "function_call",
         "id": f"fc_{seq}",

@@ -176,5 +176,7 @@ def load_script(path: str | Path) -> Script:
 def render_say(text: str, *, last_output: str, prompt: str) -> str:
     """Fill the known placeholders; ``{{``/``}}`` stand for literal braces."""
     values = {"last_output": last_output, "prompt": prompt}
-    out = _PLACEHOLDER.sub(lambda m: values[m.group(1)], text.replace("{{", "\0").replace("}}", "\1"))
+    out = _PLACEHOLDER.sub(
+        lambda m: values[m.group(1)], text.replace("{{", "\0").replace("}}", "\1")
+    )
     return out.replace("\0", "{").replace("\1", "}")

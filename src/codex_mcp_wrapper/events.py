@@ -1,0 +1,70 @@
+"""Run events and the bus that fans them out to subscribers (store, progress, MCP, reports).
+
+The runner publishes; it never writes a file or a report itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from codex_mcp_wrapper.results import RunSummary, TaskResult
+
+
+@dataclass(frozen=True)
+class RunStarted:
+    run_id: str
+    mission_id: str
+    mission: dict[str, Any]
+    task_ids: tuple[str, ...]
+    workspace_root: str
+
+
+@dataclass(frozen=True)
+class TaskUpdate:
+    run_id: str
+    task_id: str
+    status: str
+    worker: str | None = None
+    attempt: int = 0
+    message: str = ""
+
+
+@dataclass(frozen=True)
+class CodexEvent:
+    run_id: str
+    task_id: str
+    method: str
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class TaskFinished:
+    run_id: str
+    result: TaskResult
+
+
+@dataclass(frozen=True)
+class RunFinished:
+    run_id: str
+    summary: RunSummary
+
+
+Event = RunStarted | TaskUpdate | CodexEvent | TaskFinished | RunFinished
+Subscriber = Callable[[Event], None]
+
+
+class EventBus:
+    """Synchronous fan-out: a subscriber has the event before ``publish`` returns."""
+
+    def __init__(self) -> None:
+        self._subscribers: list[Subscriber] = []
+
+    def subscribe(self, subscriber: Subscriber) -> Callable[[], None]:
+        self._subscribers.append(subscriber)
+        return lambda: self._subscribers.remove(subscriber)
+
+    def publish(self, event: Event) -> None:
+        for subscriber in list(self._subscribers):
+            subscriber(event)

@@ -1,0 +1,114 @@
+"""Settings, built once by an entry point (CLI or MCP server) and passed inward.
+
+Nothing here is read at import time. The Codex binary is found, in this order:
+``--codex-bin``, ``$CODEX_BIN``, the pinned ``openai-codex-cli-bin`` package, ``codex`` on PATH.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import platformdirs
+
+from codex_mcp_wrapper.errors import CodexNotFound
+
+APP_NAME = "codex-mcp-wrapper"
+STATE_ENV = "CODEX_MCP_WRAPPER_HOME"
+PINNED_CODEX_VERSION = "0.163.0"
+
+# Variables a worker inherits from the wrapper; everything else must be passed explicitly.
+ENV_ALLOWLIST = (
+    "PATH",
+    "HOME",
+    "USER",
+    "LOGNAME",
+    "SHELL",
+    "LANG",
+    "LANGUAGE",
+    "TZ",
+    "TMPDIR",
+    "TERM",
+    "SSL_CERT_FILE",
+    "SSL_CERT_DIR",
+    "HTTP_PROXY",
+    "HTTPS_PROXY",
+    "http_proxy",
+    "https_proxy",
+)
+API_KEY_VARS = ("OPENAI_API_KEY", "CODEX_API_KEY")
+
+
+def default_state_dir() -> Path:
+    explicit = os.environ.get(STATE_ENV)
+    if explicit:
+        return Path(explicit).expanduser()
+    return Path(platformdirs.user_state_dir(APP_NAME))
+
+
+def default_workers() -> int:
+    return max(1, min(4, os.cpu_count() or 1))
+
+
+def user_codex_home() -> Path:
+    return Path(os.environ.get("CODEX_HOME") or Path.home() / ".codex")
+
+
+def find_codex_bin(explicit: str | None = None) -> tuple[str, str]:
+    """The Codex binary to run and where it came from; raises CodexNotFound."""
+    candidates: list[tuple[str | None, str]] = [
+        (explicit, "--codex-bin"),
+        (os.environ.get("CODEX_BIN"), "$CODEX_BIN"),
+    ]
+    for value, origin in candidates:
+        if value:
+            path = shutil.which(value) or value
+            if Path(path).is_file() and os.access(path, os.X_OK):
+                return str(Path(path).resolve()), origin
+            raise CodexNotFound(
+                f"the Codex binary given by {origin} ({value}) does not exist or is not "
+                "executable; fix the path or unset it."
+            )
+    try:
+        import codex_cli_bin  # type: ignore[import-untyped]
+
+        bundled = Path(codex_cli_bin.bundled_codex_path())
+        if bundled.is_file():
+            return str(bundled), f"openai-codex-cli-bin {PINNED_CODEX_VERSION}"
+    except (ImportError, AttributeError, OSError):
+        pass
+    on_path = shutil.which("codex")
+    if on_path:
+        return on_path, "PATH"
+    raise CodexNotFound(
+        "no Codex binary found; install it with "
+        f"`pip install openai-codex-cli-bin=={PINNED_CODEX_VERSION}` "
+        "(or `pip install 'codex-mcp-wrapper[codex]'`), or point --codex-bin / $CODEX_BIN at one."
+    )
+
+
+@dataclass(frozen=True)
+class Settings:
+    state_dir: Path = field(default_factory=default_state_dir)
+    codex_bin: str | None = None
+    workers: int = field(default_factory=default_workers)
+    scripted: bool = False
+    sync_codex_config: bool = False
+    mirror_auth: bool = False
+    pass_env: tuple[str, ...] = ()
+    approvals: Literal["decline", "accept"] = "decline"
+    variables: dict[str, str] = field(default_factory=dict)
+
+    def worker_base_env(self) -> dict[str, str]:
+        env = {k: os.environ[k] for k in ENV_ALLOWLIST if k in os.environ}
+        for name in (*API_KEY_VARS, *self.pass_env):
+            if name in os.environ:
+                env[name] = os.environ[name]
+        no_proxy = os.environ.get("NO_PROXY", os.environ.get("no_proxy", ""))
+        env["NO_PROXY"] = env["no_proxy"] = ",".join(
+            p for p in (no_proxy, "127.0.0.1,localhost") if p
+        )
+        return env
