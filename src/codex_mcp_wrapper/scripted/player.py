@@ -94,7 +94,22 @@ def last_user_prompt(body: dict[str, Any]) -> str:
     return ""
 
 
-_EXEC_HEADER = re.compile(r"\AChunk ID: .*\n(?:.*\n){0,8}?Output:\n")
+_EXEC_HEADER = re.compile(
+    r"\A(?:(?:Chunk ID|Wall time|Process exited|Original token count|Exit code)[^\n]*\n)+"
+    r"Output:\n"
+)
+
+
+def _unwrap(text: str) -> str:
+    """Codex renders an MCP result's structured content as ``{"result": ...}``: unwrap it."""
+    if text.startswith("{") and text.endswith("}"):
+        try:
+            data = json.loads(text)
+        except ValueError:
+            return text
+        if isinstance(data, dict) and set(data) == {"result"} and isinstance(data["result"], str):
+            return data["result"]
+    return text
 
 
 def last_tool_output(body: dict[str, Any]) -> str:
@@ -106,7 +121,7 @@ def last_tool_output(body: dict[str, Any]) -> str:
                 text = _text_of(output["content"])
             else:
                 text = _text_of(output)
-            return _EXEC_HEADER.sub("", text, count=1)
+            return _unwrap(_EXEC_HEADER.sub("", text, count=1))
     return ""
 
 

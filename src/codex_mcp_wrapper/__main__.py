@@ -1,0 +1,3 @@
+from codex_mcp_wrapper.cli import main
+
+main()
