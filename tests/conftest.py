@@ -70,7 +70,8 @@ def codex_home(tmp_path: Path, model: ScriptedModel, workspace: Path) -> Path:
     """A fresh hermetic CODEX_HOME pointing at the scripted model."""
     home = tmp_path / "codex-home"
     write_codex_home(
-        home, CodexHomeSpec(provider=scripted_provider(model.base_url), trusted_projects=[workspace])
+        home,
+        CodexHomeSpec(provider=scripted_provider(model.base_url), trusted_projects=[workspace]),
     )
     return home
 

@@ -35,7 +35,14 @@ def test_every_step_kind_is_accepted(tmp_path: Path) -> None:
     )
     script = load_script(path)
     assert [type(s).__name__ for s in script.steps] == [
-        "Say", "Shell", "Tool", "Escalate", "Fail", "Fail", "Hang", "Delay",
+        "Say",
+        "Shell",
+        "Tool",
+        "Escalate",
+        "Fail",
+        "Fail",
+        "Hang",
+        "Delay",
     ]
     assert isinstance(script.steps[2], Tool) and script.steps[2].tool.arguments == {"path": "a.txt"}
 
@@ -91,9 +98,9 @@ def test_last_output_strips_exec_metadata_and_unwraps_mcp_results() -> None:
     body = {"input": [{"type": "function_call_output", "output": exec_output}]}
     assert last_tool_output(body) == "hi\n"
     mcp_output = 'Wall time: 0.1 seconds\nOutput:\n{"result":"secret"}'
-    assert last_tool_output({"input": [{"type": "function_call_output", "output": mcp_output}]}) == (
-        "secret"
-    )
+    assert last_tool_output(
+        {"input": [{"type": "function_call_output", "output": mcp_output}]}
+    ) == ("secret")
 
 
 def _request(thread: str, *history: dict[str, object]) -> tuple[dict[str, str], dict[str, object]]:

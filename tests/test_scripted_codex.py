@@ -67,7 +67,9 @@ async def test_a_shell_step_is_refused_in_a_read_only_sandbox(
 ) -> None:
     script = [{"shell": "echo nope > made.txt"}, {"say": "saw {last_output}"}]
     name = model.add_script("ro", parse_script(script))
-    result = await codex_exec(codex_bin, codex_home, workspace, "write it", sandbox="read-only", model=name)
+    result = await codex_exec(
+        codex_bin, codex_home, workspace, "write it", sandbox="read-only", model=name
+    )
     assert result.returncode == 0, result.stderr
     assert not (workspace / "made.txt").exists()
     assert "Read-only file system" in result.items("agent_message")[-1]["text"]
@@ -153,7 +155,10 @@ async def test_an_mcp_tool_step_reaches_a_real_mcp_server_and_its_result_the_nex
     assert outcome.final_message == "The file says: the answer is 42\n"
     (call,) = sink.items("mcpToolCall")
     assert (call["server"], call["tool"], call["status"]) == ("fs", "read_file", "completed")
-    assert json.loads(calls.read_text()) == {"tool": "read_file", "arguments": {"path": "notes.txt"}}
+    assert json.loads(calls.read_text()) == {
+        "tool": "read_file",
+        "arguments": {"path": "notes.txt"},
+    }
     records = _records(tmp_path)
     outputs = [i for i in records[-1]["body"]["input"] if i["type"] == "function_call_output"]
     assert "the answer is 42" in json.dumps(outputs)

@@ -14,6 +14,7 @@ import time
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from codex_mcp_wrapper.codex_home import (
     CodexHomeSpec,
@@ -23,7 +24,7 @@ from codex_mcp_wrapper.codex_home import (
     write_codex_home,
 )
 from codex_mcp_wrapper.errors import MissionError
-from codex_mcp_wrapper.events import EventBus, RunFinished, RunStarted, Subscriber
+from codex_mcp_wrapper.events import EventBus, ModelRequest, RunFinished, RunStarted, Subscriber
 from codex_mcp_wrapper.local_executor import LocalExecutor
 from codex_mcp_wrapper.mission import CustomProvider, Mission, load_task_scripts
 from codex_mcp_wrapper.planning import plan_tasks
@@ -102,12 +103,20 @@ def make_redactor(mission: Mission) -> Redactor:
 
 @contextlib.asynccontextmanager
 async def _provider(
-    mission: Mission, settings: Settings, run_dir: Path
+    mission: Mission, settings: Settings, run_dir: Path, bus: EventBus, run_id: str
 ) -> AsyncIterator[tuple[ProviderSpec, dict[str, str | None]]]:
     """Start the scripted model when asked; yield the provider and each task's model name."""
     if settings.scripted or mission.provider == "scripted":
         scripts = load_task_scripts(mission)
         model = ScriptedModel(record=run_dir / "model-requests.jsonl")
+
+        def announce(headers: dict[str, str], body: dict[str, Any]) -> None:
+            _, _, task_id = str(body.get("model", "")).partition("@")
+            bus.publish(
+                ModelRequest(run_id, task_id or None, headers.get("thread-id"), model.log.count)
+            )
+
+        model.listeners.append(announce)
         names: dict[str, str | None] = {}
         for task in mission.tasks:
             task_id = task.id or ""
@@ -157,7 +166,7 @@ async def run_mission(
     started = time.time()
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
-        async with _provider(mission, settings, run_dir) as (provider, models):
+        async with _provider(mission, settings, run_dir, bus, run_id) as (provider, models):
             planned = plan_tasks(mission, workspace_root, run_dir, models, previous)
             labels = locks.claim(min(settings.workers, len(planned)) or 1)
             factory = WorkerFactory(settings, codex_bin, provider, workspace_root)

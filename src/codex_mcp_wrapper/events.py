@@ -40,6 +40,16 @@ class CodexEvent:
 
 
 @dataclass(frozen=True)
+class ModelRequest:
+    """The scripted model received a request (only with the scripted provider)."""
+
+    run_id: str
+    task_id: str | None
+    thread_id: str | None
+    number: int
+
+
+@dataclass(frozen=True)
 class TaskFinished:
     run_id: str
     result: TaskResult
@@ -51,7 +61,7 @@ class RunFinished:
     summary: RunSummary
 
 
-Event = RunStarted | TaskUpdate | CodexEvent | TaskFinished | RunFinished
+Event = RunStarted | TaskUpdate | CodexEvent | ModelRequest | TaskFinished | RunFinished
 Subscriber = Callable[[Event], None]
 
 

@@ -56,6 +56,7 @@ class TaskOutcome:
     usage: dict[str, int] = field(default_factory=dict)
     error: str | None = None
     retryable: bool = False
+    worker_broken: bool = False  # the worker must be replaced before it runs anything else
     log_path: str | None = None
     artifacts: list[str] = field(default_factory=list)
 

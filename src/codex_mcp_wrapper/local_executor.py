@@ -6,7 +6,7 @@ import asyncio
 import shutil
 from pathlib import Path
 
-from codex_mcp_wrapper.errors import WorkerError, WorkerStartError
+from codex_mcp_wrapper.errors import WorkerStartError
 from codex_mcp_wrapper.execution import EventSink, TaskOutcome, TaskRequest
 from codex_mcp_wrapper.paths import inside
 from codex_mcp_wrapper.pool import WorkerPool
@@ -41,23 +41,12 @@ class LocalExecutor:
             worker = await self.pool.acquire(request.thread_worker, request.preferred_worker)
         except WorkerStartError as exc:
             return TaskOutcome(status="failed", error=str(exc), thread_id=request.thread_id)
-        sink.task_state(
-            request.task_id, "running", worker.label, f"attempt {request.attempt}"
-        )
+        sink.task_state(request.task_id, "running", worker.label, f"attempt {request.attempt}")
         try:
             outcome = await worker.run(request, sink)
-        except WorkerError as exc:
-            outcome = TaskOutcome(
-                status="failed",
-                worker=worker.label,
-                thread_id=request.thread_id,
-                turns_done=request.turns_done,
-                error=str(exc),
-                retryable=True,
-                log_path=str(worker.spec.log_path),
-            )
-            sink.task_state(request.task_id, "worker-lost", worker.label, str(exc))
-            await worker.aclose()
+            if outcome.worker_broken:
+                sink.task_state(request.task_id, "worker-lost", worker.label, outcome.error or "")
+                await worker.aclose()  # the pool starts a fresh one when it is next lent
         except asyncio.CancelledError:
             # The turn may still run inside Codex: stop the process rather than lend it out.
             await asyncio.shield(worker.aclose())

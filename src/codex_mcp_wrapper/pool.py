@@ -25,7 +25,7 @@ WorkerFactory = Callable[[str], AppServerWorker]
 def choose_worker(
     idle: Sequence[str], required: str | None = None, preferred: str | None = None
 ) -> str | None:
-    """Which idle worker to lend: the required one or nothing, else the preferred, else the first."""
+    """The idle worker to lend: the required one or none; else the preferred; else the first."""
     if required is not None:
         return required if required in idle else None
     if preferred is not None and preferred in idle:

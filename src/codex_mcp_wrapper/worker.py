@@ -32,7 +32,13 @@ from codex_mcp_wrapper.execution import (
     TaskOutcome,
     TaskRequest,
 )
-from codex_mcp_wrapper.jsonrpc import CLOSED, JsonRpcConnection, Notification, ServerRequest
+from codex_mcp_wrapper.jsonrpc import (
+    CLOSED,
+    JsonRpcConnection,
+    Notification,
+    RpcError,
+    ServerRequest,
+)
 
 HANDSHAKE_TIMEOUT = 20.0
 REQUEST_TIMEOUT = 30.0
@@ -223,23 +229,40 @@ class AppServerWorker:
                 params[key] = value
         return params
 
-    async def _open_thread(self, request: TaskRequest) -> str:
+    async def _open_thread(self, request: TaskRequest, sink: EventSink) -> tuple[str, int]:
+        """The thread to run in and how many prompts it has answered already.
+
+        Continues ``request.thread_id`` when given (from memory, or from its rollout file with
+        ``thread/resume``); when Codex cannot resume it, starts a new thread from the first
+        prompt and says so.
+        """
         conn = self._conn_or_die()
         params = self._thread_params(request)
         if request.thread_id and request.thread_id in self._loaded_threads:
-            return request.thread_id
+            return request.thread_id, request.turns_done
         if request.thread_id:
-            result = await conn.request(
-                "thread/resume", {**params, "threadId": request.thread_id}, REQUEST_TIMEOUT
-            )
-        else:
-            result = await conn.request("thread/start", params, REQUEST_TIMEOUT)
+            try:
+                result = await conn.request(
+                    "thread/resume", {**params, "threadId": request.thread_id}, REQUEST_TIMEOUT
+                )
+                thread_id = str(result["thread"]["id"])
+                self._loaded_threads.add(thread_id)
+                return thread_id, request.turns_done
+            except RpcError as exc:
+                sink.task_state(
+                    request.task_id,
+                    "running",
+                    self.label,
+                    f"thread {request.thread_id} could not be resumed ({exc}); starting anew",
+                )
+        result = await conn.request("thread/start", params, REQUEST_TIMEOUT)
         thread_id = str(result["thread"]["id"])
         self._loaded_threads.add(thread_id)
-        return thread_id
+        return thread_id, 0
 
     async def run(self, request: TaskRequest, sink: EventSink) -> TaskOutcome:
-        """Run the request's remaining prompts in one thread; failures come back as outcomes."""
+        """Run the request's remaining prompts in one thread; failures come back as outcomes
+        (``worker_broken`` when the process died or stopped answering)."""
         self._current_task = request.task_id
         self.tasks_run += 1
         deadline = time.monotonic() + request.timeout_sec
@@ -251,8 +274,8 @@ class AppServerWorker:
             log_path=str(self.spec.log_path),
         )
         try:
-            outcome.thread_id = await self._open_thread(request)
-            for prompt in request.prompts[request.turns_done :]:
+            outcome.thread_id, outcome.turns_done = await self._open_thread(request, sink)
+            for prompt in request.prompts[outcome.turns_done :]:
                 turn = await self._run_turn(request, outcome.thread_id, prompt, deadline, sink)
                 for key, value in turn.usage.items():
                     outcome.usage[key] = outcome.usage.get(key, 0) + value
@@ -264,6 +287,11 @@ class AppServerWorker:
             outcome.status, outcome.error, outcome.retryable = "failed", str(exc), True
         except _TurnTimedOut as exc:
             outcome.status, outcome.error = "timeout", str(exc)
+        except WorkerStalled as exc:
+            outcome.status, outcome.error, outcome.worker_broken = "timeout", str(exc), True
+        except WorkerError as exc:
+            outcome.status, outcome.error = "failed", str(exc)
+            outcome.retryable = outcome.worker_broken = True
         finally:
             self._current_task = ""
         return outcome

@@ -12,7 +12,7 @@ import json
 import socket
 import threading
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -91,6 +91,7 @@ class ScriptedModel:
         self.port = port
         self.log = RequestLog(record)
         self.base_url = ""
+        self.listeners: list[Callable[[dict[str, str], dict[str, Any]], None]] = []
 
     def add_script(self, key: str, script: Script) -> str:
         """Register a script; a thread whose model is the returned name plays it."""
@@ -107,6 +108,8 @@ class ScriptedModel:
             return JSONResponse({"error": {"message": "request body must be an object"}}, 400)
         headers = {k.lower(): v for k, v in request.headers.items()}
         self.log.write(headers, body)
+        for listener in list(self.listeners):
+            listener(headers, body)
         reply = self.player.answer(headers, body)
         if reply.delay:
             await asyncio.sleep(reply.delay)

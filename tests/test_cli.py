@@ -1,0 +1,261 @@
+"""The CLI as users and CI call it: exit codes, one-line errors, --json, runs, schema."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.helpers.procs import codex_processes, environ, wait_until
+
+REPO = Path(__file__).resolve().parents[1]
+CLI_TIMEOUT = 120
+
+
+def run_cli(
+    args: list[str], env: dict[str, str], cwd: Path | None = None
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "codex_mcp_wrapper", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=cwd or REPO,
+        timeout=CLI_TIMEOUT,
+        stdin=subprocess.DEVNULL,
+    )
+
+
+def write(path: Path, text: str) -> Path:
+    path.write_text(text)
+    return path
+
+
+def test_run_json_prints_only_the_summary_and_exits_0_when_all_ok(
+    tmp_path: Path, cli_env: dict[str, str]
+) -> None:
+    mission = write(
+        tmp_path / "m.yaml",
+        f"""
+mission_id: ok-mission
+workspace_root: {tmp_path / "ws"}
+provider: scripted
+tasks:
+  - prompt: hello
+  - id: second
+    prompt: world
+""",
+    )
+    proc = run_cli(["run", str(mission), "--json"], cli_env)
+    assert proc.returncode == 0, proc.stderr
+    summary = json.loads(proc.stdout)
+    assert summary["status"] == "ok" and summary["exit_code"] == 0
+    assert [t["task_id"] for t in summary["tasks"]] == ["task-1", "second"]
+    assert [t["final_message"] for t in summary["tasks"]] == ["echo: hello", "echo: world"]
+    saved = json.loads((Path(summary["run_dir"]) / "summary.json").read_text())
+    assert saved == summary
+    listed = run_cli(["runs", "list", "--json"], cli_env)
+    assert json.loads(listed.stdout)[0]["run_id"] == summary["run_id"]
+    shown = run_cli(["runs", "show", summary["run_id"]], cli_env)
+    assert json.loads(shown.stdout)["run_id"] == summary["run_id"]
+
+
+def test_a_failed_task_makes_the_run_exit_1(tmp_path: Path, cli_env: dict[str, str]) -> None:
+    mission = write(
+        tmp_path / "m.yaml",
+        """
+provider: scripted
+workspace_root: ws
+tasks:
+  - prompt: p
+    retries: 0
+    script: [{fail: 400}]
+""",
+    )
+    proc = run_cli(["run", str(mission), "--json"], cli_env)
+    assert proc.returncode == 1
+    (task,) = json.loads(proc.stdout)["tasks"]
+    assert task["status"] == "failed"
+    assert "scripted HTTP 400" in task["error"]
+
+
+def test_the_scripted_flag_runs_a_mission_written_for_a_real_model_offline(
+    tmp_path: Path, cli_env: dict[str, str]
+) -> None:
+    original = {
+        "mission_id": "legacy",
+        "workspace_root": str(tmp_path / "ws"),
+        "notes": "written for the original wrapper design",
+        "tasks": [
+            {
+                "prompt": "Summarise the repo",
+                "cwd": ".",
+                "sandbox": "workspace-write",
+                "approval_policy": "on-request",
+                "timeout_sec": 900,
+                "base-instructions": "Be brief.",
+                "model": "gpt-5.1",
+            }
+        ],
+    }
+    mission = write(tmp_path / "legacy.json", json.dumps(original))
+    assert run_cli(["validate", str(mission)], cli_env).returncode == 0
+    proc = run_cli(["run", str(mission), "--scripted", "--json"], cli_env)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["tasks"][0]["final_message"] == "echo: Summarise the repo"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("tasks: [prompt: x\n", "YAML syntax error at line"),
+        ("tasks:\n  - prompt: x\n    colour: blue\n", "tasks[0]: unknown field 'colour'"),
+        ("tasks:\n  - prompt: x\n    cwd: ../../etc\n", "cwd '../../etc' escapes workspace_root"),
+        (
+            "tasks:\n  - {id: a, prompt: x, depends_on: [b]}\n"
+            "  - {id: b, prompt: y, depends_on: [a]}\n",
+            "dependency cycle: a -> b -> a",
+        ),
+        ("tasks:\n  - {id: a, prompt: x, depends_on: [ghost]}\n", "depends on 'ghost'"),
+        ("tasks:\n  - prompt: x\n    sandbox: rw\n", "tasks[0].sandbox"),
+        ("tasks:\n  - prompt: x\n    script: [{sya: 1}]\n", "step 0: unknown step 'sya'"),
+        ("tasks:\n  - prompt: ${NOT_SET_ANYWHERE}\n", "NOT_SET_ANYWHERE is not set"),
+    ],
+)
+@pytest.mark.parametrize("command", ["validate", "run"])
+def test_an_invalid_mission_exits_2_with_one_clear_line(
+    tmp_path: Path, cli_env: dict[str, str], text: str, expected: str, command: str
+) -> None:
+    mission = write(tmp_path / "bad.yaml", text)
+    proc = run_cli([command, str(mission)], cli_env)
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stdout == ""
+    assert proc.stderr.startswith("error: ") and proc.stderr.count("\n") == 1, proc.stderr
+    assert expected in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_variables_expand_from_var_and_the_environment(
+    tmp_path: Path, cli_env: dict[str, str]
+) -> None:
+    mission = write(
+        tmp_path / "m.yaml",
+        "provider: scripted\nworkspace_root: ws\ntasks:\n  - prompt: ${GREETING} ${NAME:-nobody}\n",
+    )
+    env = {**cli_env, "GREETING": "hi"}
+    proc = run_cli(["run", str(mission), "--json", "--var", "NAME=ann"], env)
+    assert json.loads(proc.stdout)["tasks"][0]["final_message"] == "echo: hi ann"
+
+
+def test_a_missing_codex_binary_exits_3_with_a_hint(
+    tmp_path: Path, cli_env: dict[str, str]
+) -> None:
+    mission = write(tmp_path / "m.yaml", "provider: scripted\ntasks: [{prompt: x}]\n")
+    env = {**cli_env, "CODEX_BIN": str(tmp_path / "no-such-codex")}
+    proc = run_cli(["run", str(mission)], env)
+    assert proc.returncode == 3
+    assert "does not exist or is not executable" in proc.stderr
+    assert proc.stderr.count("\n") == 1
+
+
+def test_a_codex_that_cannot_start_exits_3(tmp_path: Path, cli_env: dict[str, str]) -> None:
+    fake = write(tmp_path / "codex", "#!/bin/sh\necho 'codex: broken build' >&2\nexit 1\n")
+    fake.chmod(0o755)
+    mission = write(tmp_path / "m.yaml", "provider: scripted\ntasks: [{prompt: x}]\n")
+    proc = run_cli(["run", str(mission)], {**cli_env, "CODEX_BIN": str(fake)})
+    assert proc.returncode == 3, proc.stderr
+    assert "did not complete its start-up handshake" in proc.stderr
+    assert "codex: broken build" in proc.stderr
+
+
+def test_ctrl_c_stops_the_run_and_leaves_no_codex_process(
+    tmp_path: Path, cli_env: dict[str, str], state_dir: Path
+) -> None:
+    mission = write(
+        tmp_path / "m.yaml",
+        """
+provider: scripted
+workspace_root: ws
+tasks:
+  - {id: slow-1, prompt: a, script: [{hang: 300}]}
+  - {id: slow-2, prompt: b, script: [{hang: 300}]}
+""",
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "codex_mcp_wrapper", "run", str(mission), "--json"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=cli_env,
+        cwd=REPO,
+    )
+    assert proc.stderr is not None
+    running = 0
+    for line in proc.stderr:  # wait on the progress lines, bounded by the pytest timeout
+        running += ": running" in line
+        if running == 2:
+            break
+    ours = [p for p in codex_processes() if str(state_dir) in environ(p).get("CODEX_HOME", "")]
+    assert len(ours) == 2
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=CLI_TIMEOUT)
+    assert proc.returncode == 130, err
+    assert "interrupted" in err
+    assert wait_until(lambda: not set(ours) & set(codex_processes()), timeout=10)
+    summary = json.loads((next((state_dir / "runs").iterdir()) / "summary.json").read_text())
+    assert summary["status"] == "cancelled"
+    assert {t["status"] for t in summary["tasks"]} == {"cancelled"}
+
+
+def test_schema_prints_the_published_json_schema(cli_env: dict[str, str]) -> None:
+    proc = run_cli(["schema"], cli_env)
+    assert proc.returncode == 0
+    schema = json.loads(proc.stdout)
+    assert schema == json.loads((REPO / "schema" / "mission.schema.json").read_text()), (
+        "regenerate with: codex-mcp-wrapper schema > schema/mission.schema.json"
+    )
+    assert "tasks" in schema["properties"]
+
+
+def test_scaffold_writes_a_mission_that_runs(tmp_path: Path, cli_env: dict[str, str]) -> None:
+    target = tmp_path / "starter.yaml"
+    assert run_cli(["scaffold", str(target)], cli_env).returncode == 0
+    proc = run_cli(["run", str(target), "--json"], cli_env)
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "workspace" / "hello.txt").read_text() == "hello from codex\n"
+    again = run_cli(["scaffold", str(target)], cli_env)
+    assert again.returncode == 2 and "exists already" in again.stderr
+
+
+def test_doctor_reports_each_check(cli_env: dict[str, str]) -> None:
+    proc = run_cli(["doctor"], cli_env)
+    assert proc.returncode == 0, proc.stdout
+    for name in ("codex binary", "codex version", "sandbox", "state dir", "auth"):
+        assert f"] {name}:" in proc.stdout
+    assert "[ok  ] sandbox" in proc.stdout
+
+
+def test_every_command_has_help(cli_env: dict[str, str]) -> None:
+    for args in (
+        ["--help"],
+        ["run", "--help"],
+        ["validate", "--help"],
+        ["schema", "--help"],
+        ["scaffold", "--help"],
+        ["doctor", "--help"],
+        ["runs", "list", "--help"],
+        ["runs", "show", "--help"],
+        ["model", "serve", "--help"],
+    ):
+        proc = run_cli(args, cli_env)
+        assert proc.returncode == 0 and "Usage:" in proc.stdout, args
+
+
+def test_an_unknown_option_is_a_usage_error_with_exit_2(cli_env: dict[str, str]) -> None:
+    proc = run_cli(["run", "--frobnicate"], cli_env)
+    assert proc.returncode == 2
+    assert proc.stderr.startswith("error: ") and "--help" in proc.stderr
