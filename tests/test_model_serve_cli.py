@@ -34,7 +34,7 @@ async def test_model_serve_prints_the_url_and_config_lines_that_codex_can_use(
     tmp_path: Path, codex_bin: str, workspace: Path
 ) -> None:
     record = tmp_path / "requests.jsonl"
-    proc = subprocess.Popen(
+    proc = subprocess.Popen(  # noqa: ASYNC220 - a long-lived server, read line by line
         [
             sys.executable,
             "-m",

@@ -71,6 +71,14 @@ CREATE TABLE IF NOT EXISTS threads (
 """
 
 
+TRANSIENT_STATES = ("queued", "waiting")
+
+
+def _is_stream_chunk(method: str) -> bool:
+    """Deltas repeat what the next ``item/completed`` carries whole; no flush for them."""
+    return method.endswith(("Delta", "/delta")) or method == "account/rateLimits/updated"
+
+
 def _pid_alive(pid: int | None) -> bool:
     if not pid:
         return False
@@ -244,6 +252,8 @@ class RunStore:
                     (event.run_id, task_id, idx, now),
                 )
         elif isinstance(event, TaskUpdate):
+            if event.status in TRANSIENT_STATES:
+                return  # scheduling detail: shown live, not worth a write per task
             self.db.execute(
                 "UPDATE tasks SET status = ?, worker = COALESCE(?, worker), attempt = ?, "
                 "message = ?, updated_at = ? WHERE run_id = ? AND task_id = ?",
@@ -261,7 +271,8 @@ class RunStore:
             fh = self._events_file(event.run_id, event.task_id)
             record = {"ts": now, "method": event.method, "params": event.params}
             fh.write(self.redactor.text(json.dumps(record)) + "\n")
-            fh.flush()
+            if not _is_stream_chunk(event.method):
+                fh.flush()  # a kill -9 loses at most the deltas since the last whole event
         elif isinstance(event, TaskFinished):
             self._task_finished(event.run_id, event.result, now)
         elif isinstance(event, RunFinished):

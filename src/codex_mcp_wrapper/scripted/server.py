@@ -15,7 +15,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import uvicorn
 from starlette.applications import Starlette
@@ -62,6 +62,7 @@ class RequestLog:
     def __init__(self, path: Path | None) -> None:
         self.path = path
         self._lock = threading.Lock()
+        self._fh: IO[str] | None = None
         self.count = 0
 
     def write(self, headers: dict[str, str], body: Any) -> None:
@@ -73,8 +74,18 @@ class RequestLog:
             "headers": {k: v for k, v in headers.items() if k in _RECORDED_HEADERS},
             "body": body,
         }
-        with self._lock, self.path.open("a", encoding="utf-8") as fh:
-            fh.write(json.dumps(record) + "\n")
+        with self._lock:
+            if self._fh is None:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                self._fh = self.path.open("a", encoding="utf-8")
+            self._fh.write(json.dumps(record) + "\n")
+            self._fh.flush()
+
+    def close(self) -> None:
+        with self._lock:
+            if self._fh is not None:
+                self._fh.close()
+                self._fh = None
 
 
 class ScriptedModel:
@@ -209,7 +220,7 @@ class ScriptedModel:
         )
         server = uvicorn.Server(config)
         # The embedding program owns the signals (Ctrl-C must reach the run, not uvicorn).
-        server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign]
+        server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign,assignment]
         task = asyncio.create_task(server.serve(sockets=[sock]))
         try:
             async with asyncio.timeout(SERVER_START_TIMEOUT):
@@ -228,3 +239,4 @@ class ScriptedModel:
             except TimeoutError:
                 task.cancel()
             sock.close()
+            self.log.close()

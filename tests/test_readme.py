@@ -1,0 +1,112 @@
+"""Every command the README shows is run here, so the README cannot rot."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shlex
+import shutil
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+README = (REPO / "README.md").read_text()
+SETUP_TIMEOUT = 900
+
+
+def blocks(language: str) -> list[str]:
+    return re.findall(rf"```{language}\n(.*?)```", README, re.DOTALL)
+
+
+def test_the_readme_opens_with_what_it_is_and_exactly_two_setup_commands() -> None:
+    intro = README.split("```", 1)[0]
+    assert "Codex" in intro and "mission" in intro
+    first, second = blocks("bash")[:2]
+    assert first.strip().startswith("python3 -m venv .venv") and "examples/hello.yaml" in first
+    assert second.strip() == "bash scripts/test.sh"
+
+
+def test_ci_runs_the_readme_test_command() -> None:
+    ci = (REPO / ".ci" / "run").read_text()
+    assert "bash scripts/test.sh" in ci
+
+
+def test_the_readme_example_command_works_on_a_fresh_checkout(tmp_path: Path) -> None:
+    """Runs the first command verbatim in a copy of the repository with a new venv."""
+    files = subprocess.run(
+        ["git", "ls-files", "--cached", "--others", "--exclude-standard"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    checkout = tmp_path / "checkout"
+    for name in files:
+        if (REPO / name).is_file():
+            (checkout / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(REPO / name, checkout / name)
+    command = blocks("bash")[0].strip()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("VIRTUAL_ENV", "PYTHON"))}
+    env["CODEX_MCP_WRAPPER_HOME"] = str(tmp_path / "state")
+    env.pop("CODEX_BIN", None)  # the pinned package the command installs must be found
+    proc = subprocess.run(
+        ["bash", "-c", command],
+        cwd=checkout,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=SETUP_TIMEOUT,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert (checkout / "examples/workspace/hello.txt").read_text() == "hello from codex\n"
+    assert "ok: 2 ok" in proc.stderr
+
+
+def _usage_commands() -> list[list[str]]:
+    usage = next(b for b in blocks("bash") if "codex-mcp-wrapper run mission.yaml" in b)
+    commands = []
+    for line in usage.splitlines():
+        line = line.split("  #", 1)[0].strip()
+        if line.startswith("codex-mcp-wrapper"):
+            commands.append(shlex.split(line.split(">", 1)[0]))
+    return commands
+
+
+@pytest.mark.parametrize("argv", _usage_commands(), ids=lambda a: " ".join(a[1:3]))
+def test_each_usage_command_in_the_readme_runs(
+    argv: list[str], tmp_path: Path, cli_env: dict[str, str]
+) -> None:
+    mission_yaml = blocks("yaml")[0]
+    mission = tmp_path / "mission.yaml"
+    mission.write_text(mission_yaml)
+    replace = {"mission.yaml": str(mission), "my-mission.yaml": str(tmp_path / "my-mission.yaml")}
+    args = [replace.get(a, a) for a in argv[1:]]
+    base = [sys.executable, "-m", "codex_mcp_wrapper"]
+    if args[:2] == ["model", "serve"]:
+        proc = subprocess.Popen(
+            base + args,
+            cwd=REPO,
+            env=cli_env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        assert proc.stdout is not None
+        assert "listening on http://127.0.0.1:" in proc.stdout.readline()
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=30) == 130
+        return
+    proc = subprocess.run(
+        base + args, cwd=REPO, env=cli_env, capture_output=True, text=True, timeout=300
+    )
+    if args[0] == "doctor":
+        assert proc.returncode == 0, proc.stdout
+    else:
+        assert proc.returncode == 0, proc.stderr
+    if "--json" in args and args[0] == "run":
+        assert json.loads(proc.stdout)["status"] == "ok"
