@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from codex_mcp_wrapper.approvals import fixed
 from codex_mcp_wrapper.codex_home import (
     CodexHomeSpec,
     ProviderSpec,
@@ -25,6 +26,7 @@ from codex_mcp_wrapper.codex_home import (
 )
 from codex_mcp_wrapper.errors import MissionError
 from codex_mcp_wrapper.events import EventBus, ModelRequest, RunFinished, RunStarted, Subscriber
+from codex_mcp_wrapper.execution import ApprovalHandler
 from codex_mcp_wrapper.local_executor import LocalExecutor
 from codex_mcp_wrapper.mission import CustomProvider, Mission, load_task_scripts
 from codex_mcp_wrapper.planning import plan_tasks
@@ -52,6 +54,7 @@ class WorkerFactory:
     codex_bin: str
     provider: ProviderSpec
     workspace_root: Path
+    approvals: ApprovalHandler
 
     def __call__(self, label: str) -> AppServerWorker:
         state = self.settings.state_dir
@@ -84,7 +87,8 @@ class WorkerFactory:
                 env=env,
                 log_path=state / "logs" / f"worker-{label}.log",
                 cwd=self.workspace_root,
-            )
+            ),
+            self.approvals,
         )
 
 
@@ -145,8 +149,16 @@ async def run_mission(
     observers: Sequence[Subscriber] = (),
     run_id: str | None = None,
     previous: dict[str, TaskResult] | None = None,
+    threads: dict[str, tuple[str, str | None]] | None = None,
+    approvals: ApprovalHandler | None = None,
 ) -> RunSummary:
-    """Run a mission to the end and return its summary; every outcome is recorded."""
+    """Run a mission to the end and return its summary; every outcome is recorded.
+
+    ``previous`` holds results of an earlier run of the same mission (tasks that ended ok are
+    kept, the others continue); ``threads`` maps a task id to a (thread id, worker label) to
+    continue instead of starting a new thread; ``approvals`` answers Codex's approval requests
+    (default: the settings' fixed policy).
+    """
     codex_bin, _origin = find_codex_bin(settings.codex_bin)
     workspace_root = Path(mission.workspace_root).resolve()
     try:
@@ -167,9 +179,16 @@ async def run_mission(
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
         async with _provider(mission, settings, run_dir, bus, run_id) as (provider, models):
-            planned = plan_tasks(mission, workspace_root, run_dir, models, previous)
-            labels = locks.claim(min(settings.workers, len(planned)) or 1)
-            factory = WorkerFactory(settings, codex_bin, provider, workspace_root)
+            planned = plan_tasks(mission, workspace_root, run_dir, models, previous, threads)
+            needed = sorted({t.thread_worker for t in planned if t.thread_worker})
+            labels = await locks.claim(min(settings.workers, len(planned)) or 1, needed)
+            factory = WorkerFactory(
+                settings,
+                codex_bin,
+                provider,
+                workspace_root,
+                approvals or fixed(settings.approvals),
+            )
             pool = WorkerPool(factory, labels)
             try:
                 await pool.start()

@@ -46,8 +46,10 @@ def plan_tasks(
     run_dir: Path,
     models: dict[str, str | None],
     previous: dict[str, TaskResult] | None = None,
+    threads: dict[str, tuple[str, str | None]] | None = None,
 ) -> list[PlannedTask]:
-    """``models`` maps task id to the model name to use (None: the task's or Codex's own)."""
+    """``models`` maps task id to the model name to use (None: the task's or Codex's own);
+    ``threads`` maps task id to a (thread id, worker label) to continue."""
     planned: list[PlannedTask] = []
     for index, task in enumerate(mission.tasks):
         task_id = task.id or f"task-{index + 1}"
@@ -81,6 +83,8 @@ def plan_tasks(
                 timeout_sec=float(_pick(task, mission, "timeout_sec", DEFAULT_TIMEOUT_SEC)),
                 request=request,
                 previous=(previous or {}).get(task_id),
+                thread_id=(threads or {}).get(task_id, (None, None))[0],
+                thread_worker=(threads or {}).get(task_id, (None, None))[1],
             )
         )
     return planned

@@ -11,7 +11,9 @@ import asyncio
 import contextlib
 import fcntl
 import os
+import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
@@ -19,6 +21,8 @@ from codex_mcp_wrapper.errors import WorkerError, WorkerStartError
 from codex_mcp_wrapper.worker import AppServerWorker
 
 MAX_LABELS = 64
+LOCK_WAIT = 300.0
+LOCK_POLL = 0.1
 WorkerFactory = Callable[[str], AppServerWorker]
 
 
@@ -33,6 +37,29 @@ def choose_worker(
     return idle[0] if idle else None
 
 
+@dataclass
+class Waiter:
+    required: str | None
+    preferred: str | None
+    future: asyncio.Future[str]
+
+
+def assign(idle: list[str], waiters: list[Waiter]) -> list[tuple[Waiter, str]]:
+    """Hand idle workers to waiters, first come first served; pure, no I/O."""
+    free = list(idle)
+    grants: list[tuple[Waiter, str]] = []
+    for waiter in waiters:
+        if not free:
+            break
+        if waiter.future.done():
+            continue
+        label = choose_worker(free, waiter.required, waiter.preferred)
+        if label is not None:
+            free.remove(label)
+            grants.append((waiter, label))
+    return grants
+
+
 class LabelLocks:
     """Exclusive, process-wide locks on ``workers/<label>/lock``; released on exit or crash."""
 
@@ -40,14 +67,32 @@ class LabelLocks:
         self.root = root
         self._held: dict[str, IO[bytes]] = {}
 
-    def claim(self, count: int) -> list[str]:
+    async def claim(
+        self, count: int, required: Sequence[str] = (), wait: float = LOCK_WAIT
+    ) -> list[str]:
+        """Lock ``required`` labels (waiting up to ``wait`` s for each, since a thread lives in
+        its worker's home), then free labels up to ``count`` in all."""
         labels: list[str] = []
+        for label in required:
+            deadline = time.monotonic() + wait
+            while not self.try_lock(label):
+                if time.monotonic() >= deadline:
+                    raise WorkerStartError(
+                        f"worker {label}, which holds the thread to continue, stayed busy in "
+                        f"another run for {wait:g} s; try again when that run ends."
+                    )
+                await asyncio.sleep(LOCK_POLL)
+            labels.append(label)
         for n in range(1, MAX_LABELS + 1):
-            if len(labels) == count:
+            if len(labels) >= count:
                 break
             label = f"w{n}"
-            if self.try_lock(label):
+            if label not in labels and self.try_lock(label):
                 labels.append(label)
+        if not labels:
+            raise WorkerStartError(
+                f"all {MAX_LABELS} worker labels under {self.root} are locked by other runs."
+            )
         return labels
 
     def try_lock(self, label: str) -> bool:
@@ -75,19 +120,18 @@ class LabelLocks:
 
 
 class WorkerPool:
-    """N workers; ``acquire`` waits for an idle one, ``release`` returns it."""
+    """N workers; ``acquire`` waits (first come, first served) for an idle one."""
 
     def __init__(self, factory: WorkerFactory, labels: Sequence[str]) -> None:
         self._factory = factory
         self._labels = list(labels)
         self._workers: dict[str, AppServerWorker] = {}
         self._idle: list[str] = []
-        self._cond = asyncio.Condition()
-        self._waiting = 0
+        self._waiters: list[Waiter] = []
 
     def __repr__(self) -> str:
         busy = len(self._workers) - len(self._idle)
-        return f"<WorkerPool [{busy} busy, {len(self._idle)} idle | {self._waiting} waiting]>"
+        return f"<WorkerPool [{busy} busy, {len(self._idle)} idle | {len(self._waiters)} waiting]>"
 
     @property
     def labels(self) -> list[str]:
@@ -109,53 +153,59 @@ class WorkerPool:
             first = errors[0] if errors else None
             raise WorkerStartError(str(first) if first else "no Codex worker could be started.")
         self._labels = [label for label in self._labels if label in self._workers]
+        self._idle.sort(key=self._labels.index)
 
     async def _start_one(self, label: str) -> None:
         worker = self._factory(label)
         await worker.start()
         self._workers[label] = worker
-        async with self._cond:
-            self._idle.append(label)
-            self._idle.sort(key=self._labels.index)
-            self._cond.notify_all()
+        self._idle.append(label)
+
+    def _dispatch(self) -> None:
+        for waiter, label in assign(self._idle, self._waiters):
+            self._idle.remove(label)
+            self._waiters.remove(waiter)
+            waiter.future.set_result(label)
 
     async def acquire(
         self, required: str | None = None, preferred: str | None = None
     ) -> AppServerWorker:
         if required is not None and required not in self._labels:
             required = None  # that worker is not in this pool: start the thread anew elsewhere
-        async with self._cond:
-            self._waiting += 1
-            try:
-                while True:
-                    label = choose_worker(self._idle, required, preferred)
-                    if label is not None:
-                        self._idle.remove(label)
-                        break
-                    await self._cond.wait()
-            finally:
-                self._waiting -= 1
+        waiter = Waiter(required, preferred, asyncio.get_running_loop().create_future())
+        self._waiters.append(waiter)
+        self._dispatch()
+        try:
+            label = await waiter.future
+        except asyncio.CancelledError:
+            if waiter in self._waiters:
+                self._waiters.remove(waiter)
+            elif waiter.future.done() and not waiter.future.cancelled():
+                self._give_back(waiter.future.result())
+            raise
         worker = self._workers[label]
         if worker.alive:
             return worker
         try:  # it died while idle or in its last task: a fresh process, same CODEX_HOME
             return await self.replace(worker)
         except BaseException:
-            await self.release(worker)
+            self._give_back(label)
             raise
 
+    def _give_back(self, label: str) -> None:
+        if label not in self._idle:
+            self._idle.append(label)
+        self._dispatch()
+
     async def release(self, worker: AppServerWorker) -> None:
-        async with self._cond:
-            if worker.label not in self._idle:
-                self._idle.append(worker.label)
-            self._cond.notify_all()
+        self._give_back(worker.label)
 
     async def replace(self, worker: AppServerWorker) -> AppServerWorker:
         """Kill a broken worker and start a fresh one under the same label (same CODEX_HOME)."""
         await worker.aclose()
         fresh = self._factory(worker.label)
-        await fresh.start()
         self._workers[worker.label] = fresh
+        await fresh.start()
         return fresh
 
     async def aclose(self) -> None:

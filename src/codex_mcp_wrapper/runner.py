@@ -31,6 +31,8 @@ class PlannedTask:
     timeout_sec: float
     request: dict[str, Any]  # TaskRequest fields other than the per-attempt ones
     previous: TaskResult | None = None  # a result kept from an earlier run (resume)
+    thread_id: str | None = None  # continue this thread (codex-reply, resume)
+    thread_worker: str | None = None
 
 
 @dataclass
@@ -123,8 +125,8 @@ class MissionRunner:
     async def _attempts(self, task: PlannedTask, started: float) -> TaskResult:
         deadline = time.monotonic() + task.timeout_sec
         prev = task.previous
-        thread_id = prev.thread_id if prev else None
-        thread_worker = prev.worker if prev else None
+        thread_id = prev.thread_id if prev else task.thread_id
+        thread_worker = prev.worker if prev else task.thread_worker
         turns_done = prev.turns_done if prev else 0
         usage: dict[str, int] = dict(prev.usage) if prev else {}
         outcome = TaskOutcome(status="failed", error="no attempt was made.")
