@@ -101,8 +101,37 @@ def test_each_usage_command_in_the_readme_runs(
         proc.send_signal(signal.SIGINT)
         assert proc.wait(timeout=30) == 130
         return
+    if args[0] == "serve":  # an MCP server on stdio: it must answer initialize, then exit on EOF
+        init = {
+            "jsonrpc": "2.0",
+            "id": 1,
+            "method": "initialize",
+            "params": {
+                "protocolVersion": "2025-06-18",
+                "capabilities": {},
+                "clientInfo": {"name": "readme", "version": "0"},
+            },
+        }
+        proc = subprocess.run(
+            base + args,
+            cwd=REPO,
+            env=cli_env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            input=json.dumps(init) + "\n",
+        )
+        answer = json.loads(proc.stdout.splitlines()[0])
+        assert answer["result"]["serverInfo"]["name"] == "codex-mcp-wrapper"
+        return
     proc = subprocess.run(
-        base + args, cwd=REPO, env=cli_env, capture_output=True, text=True, timeout=300
+        base + args,
+        cwd=REPO,
+        env=cli_env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        stdin=subprocess.DEVNULL,
     )
     if args[0] == "doctor":
         assert proc.returncode == 0, proc.stdout

@@ -58,6 +58,11 @@ def asking(
                 "task %s: no answer to '%s' within %g s -> %s", task_id, what, timeout, fallback
             )
             return fallback
+        except Exception as exc:  # noqa: BLE001 - the asker failed; Codex still needs an answer
+            log.warning(
+                "task %s: could not ask about '%s' (%s) -> %s", task_id, what, exc, fallback
+            )
+            return fallback
         decision: ApprovalDecision = (
             fallback if answer is None else ("accept" if answer else "decline")
         )

@@ -171,6 +171,15 @@ class JsonRpcConnection:
                 future.set_result(message.get("result") or {})
 
     async def _answer(self, request: ServerRequest) -> None:
-        result = await self._on_request(request)
+        """Answer a request from the server; it is always answered, or Codex would wait."""
+        try:
+            result = await self._on_request(request)
+        except WorkerDied:
+            return
+        except Exception as exc:  # noqa: BLE001 - report it to Codex instead of leaving it waiting
+            error = {"code": -32603, "message": f"the wrapper could not answer: {exc}"}
+            with contextlib.suppress(WorkerDied):
+                await self._send({"jsonrpc": "2.0", "id": request.id, "error": error})
+            return
         with contextlib.suppress(WorkerDied):
             await self._send({"jsonrpc": "2.0", "id": request.id, "result": result})

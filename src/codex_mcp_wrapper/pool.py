@@ -157,8 +157,12 @@ class WorkerPool:
 
     async def _start_one(self, label: str) -> None:
         worker = self._factory(label)
-        await worker.start()
-        self._workers[label] = worker
+        self._workers[label] = worker  # known before it starts, so aclose() always reaps it
+        try:
+            await worker.start()
+        except BaseException:
+            self._workers.pop(label, None)
+            raise
         self._idle.append(label)
 
     def _dispatch(self) -> None:
@@ -204,7 +208,7 @@ class WorkerPool:
         """Kill a broken worker and start a fresh one under the same label (same CODEX_HOME)."""
         await worker.aclose()
         fresh = self._factory(worker.label)
-        self._workers[worker.label] = fresh
+        self._workers[worker.label] = fresh  # reaped by aclose() even if start is cancelled
         await fresh.start()
         return fresh
 

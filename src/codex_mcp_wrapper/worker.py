@@ -102,6 +102,7 @@ class AppServerWorker:
         self._conn: JsonRpcConnection | None = None
         self._loaded_threads: set[str] = set()
         self._current_task = ""
+        self._current_sink: EventSink | None = None
         self.recent: deque[str] = deque(maxlen=10)
         self.tasks_run = 0
 
@@ -167,6 +168,9 @@ class AppServerWorker:
                 + (f"; its log says: {tail}" if tail else "")
                 + f"; see {spec.log_path}."
             ) from exc
+        except BaseException:  # cancelled mid-handshake: never leave the process behind
+            await asyncio.shield(self.aclose())
+            raise
 
     async def aclose(self) -> None:
         if self._conn is not None:
@@ -180,25 +184,34 @@ class AppServerWorker:
             process.kill_group(self._proc.pid)
 
     # -- server requests (approvals) -------------------------------------------------------
+    async def _decide(self, request: ServerRequest) -> str:
+        """Ask the approval handler and record the decision in the task's transcript."""
+        task_id = self._current_task
+        decision = await self._approvals(request.method, task_id, request.params)
+        if self._current_sink is not None:
+            self._current_sink.codex_event(
+                task_id,
+                "wrapper/approval",
+                {"request": request.method, "decision": decision, "params": request.params},
+            )
+        return decision
+
     async def _on_server_request(self, request: ServerRequest) -> dict[str, Any]:
+        """Answer Codex's requests; approvals go to the handler, the rest get a neutral answer."""
         method = request.method
         self.recent.append(f"request {method}")
-        if method in (
-            "item/commandExecution/requestApproval",
-            "item/fileChange/requestApproval",
-        ):
-            decision = await self._approvals(method, self._current_task, request.params)
-            return {"decision": decision}
+        if method in ("item/commandExecution/requestApproval", "item/fileChange/requestApproval"):
+            return {"decision": await self._decide(request)}
         if method in ("execCommandApproval", "applyPatchApproval"):
-            decision = await self._approvals(method, self._current_task, request.params)
-            return {"decision": "approved" if decision == "accept" else "denied"}
+            accepted = await self._decide(request) == "accept"
+            return {"decision": "approved" if accepted else "denied"}
         if method == "item/permissions/requestApproval":
-            decision = await self._approvals(method, self._current_task, request.params)
-            granted = request.params.get("permissions", {}) if decision == "accept" else {}
+            accepted = await self._decide(request) == "accept"
+            granted = request.params.get("permissions", {}) if accepted else {}
             return {"permissions": granted, "scope": "turn"}
         if method == "mcpServer/elicitation/request":
-            decision = await self._approvals(method, self._current_task, request.params)
-            return {"action": "accept" if decision == "accept" else "decline", "content": None}
+            accepted = await self._decide(request) == "accept"
+            return {"action": "accept" if accepted else "decline", "content": None}
         if method == "item/tool/requestUserInput":
             return {"answers": {}}
         if method == "item/tool/call":
@@ -264,6 +277,7 @@ class AppServerWorker:
         """Run the request's remaining prompts in one thread; failures come back as outcomes
         (``worker_broken`` when the process died or stopped answering)."""
         self._current_task = request.task_id
+        self._current_sink = sink
         self.tasks_run += 1
         deadline = time.monotonic() + request.timeout_sec
         outcome = TaskOutcome(
@@ -294,6 +308,7 @@ class AppServerWorker:
             outcome.retryable = outcome.worker_broken = True
         finally:
             self._current_task = ""
+            self._current_sink = None
         return outcome
 
     async def _run_turn(
