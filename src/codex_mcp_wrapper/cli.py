@@ -175,6 +175,31 @@ def run(
 
 
 @cli.command()
+@click.argument("run_id")
+@click.option("--workers", type=click.IntRange(1, 64), help="Pool size.")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary JSON on stdout, only it.")
+@click.option("--auto-approve", is_flag=True, help="Accept Codex's approval requests.")
+@click.pass_context
+def resume(
+    ctx: click.Context, run_id: str, workers: int | None, as_json: bool, auto_approve: bool
+) -> None:
+    """Finish RUN_ID: keep the tasks that ended ok, run the others again (continuing their
+    Codex threads where Codex still has them) and report the whole run. Exit codes as `run`."""
+    from codex_mcp_wrapper.progress import ProgressView
+    from codex_mcp_wrapper.resume import resume_mission
+
+    settings = _settings(ctx, workers=workers, approvals="accept" if auto_approve else "decline")
+    view = ProgressView(sys.stderr)
+    try:
+        summary = _run_async(resume_mission(run_id, settings, observers=[view]))
+    finally:
+        view.close()
+    if as_json:
+        click.echo(summary.model_dump_json(indent=2))
+    sys.exit(summary.exit_code)
+
+
+@cli.command()
 @click.argument("mission_file", type=click.Path(path_type=Path))
 @click.option("--var", "variables", multiple=True, metavar="K=V", help="Set ${K} in the mission.")
 def validate(mission_file: Path, variables: tuple[str, ...]) -> None:

@@ -92,6 +92,16 @@ class WorkerFactory:
         )
 
 
+def mission_record(mission: Mission, settings: Settings, workspace_root: Path) -> dict[str, Any]:
+    """The mission as it ran (variables expanded, paths absolute, provider as chosen), so
+    ``resume`` and ``reply`` can run it again exactly."""
+    record = mission.model_dump(mode="json", exclude_none=True)
+    record["workspace_root"] = str(workspace_root)
+    if settings.scripted:
+        record["provider"] = "scripted"
+    return record
+
+
 def make_redactor(mission: Mission) -> Redactor:
     redactor = Redactor.from_environment()
     for env in [mission.defaults.env or {}, *(t.env or {} for t in mission.tasks)]:
@@ -196,7 +206,7 @@ async def run_mission(
                     RunStarted(
                         run_id,
                         mission.mission_id,
-                        mission.model_dump(mode="json", exclude_none=True),
+                        mission_record(mission, settings, workspace_root),
                         tuple(t.task_id for t in planned),
                         str(workspace_root),
                     )

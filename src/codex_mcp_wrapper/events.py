@@ -40,6 +40,17 @@ class CodexEvent:
 
 
 @dataclass(frozen=True)
+class ThreadProgress:
+    """A task's thread is open on a worker and has answered ``turns_done`` prompts."""
+
+    run_id: str
+    task_id: str
+    thread_id: str
+    worker: str
+    turns_done: int
+
+
+@dataclass(frozen=True)
 class ModelRequest:
     """The scripted model received a request (only with the scripted provider)."""
 
@@ -61,7 +72,15 @@ class RunFinished:
     summary: RunSummary
 
 
-Event = RunStarted | TaskUpdate | CodexEvent | ModelRequest | TaskFinished | RunFinished
+Event = (
+    RunStarted
+    | TaskUpdate
+    | CodexEvent
+    | ThreadProgress
+    | ModelRequest
+    | TaskFinished
+    | RunFinished
+)
 Subscriber = Callable[[Event], None]
 
 

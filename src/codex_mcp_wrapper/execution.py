@@ -71,6 +71,9 @@ class EventSink(Protocol):
 
     def task_state(self, task_id: str, state: str, worker: str | None, message: str) -> None: ...
 
+    def thread_progress(self, task_id: str, thread_id: str, worker: str, turns_done: int) -> None:
+        """The task's thread and how many of its prompts are answered (for resume)."""
+
 
 ApprovalHandler = Callable[[str, str, dict[str, Any]], Awaitable[ApprovalDecision]]
 

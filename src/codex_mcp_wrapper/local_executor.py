@@ -36,6 +36,14 @@ class LocalExecutor:
         self.pool = pool
 
     async def execute(self, request: TaskRequest, sink: EventSink) -> TaskOutcome:
+        if not Path(request.cwd).is_dir():
+            return TaskOutcome(
+                status="failed",
+                thread_id=request.thread_id,
+                turns_done=request.turns_done,
+                error=f"the task's working directory {request.cwd} no longer exists (was the "
+                "workspace removed?); restore it and resume the run.",
+            )
         sink.task_state(request.task_id, "waiting", None, "waiting for a worker")
         try:
             worker = await self.pool.acquire(request.thread_worker, request.preferred_worker)

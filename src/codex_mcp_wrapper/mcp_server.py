@@ -312,6 +312,20 @@ def build_server(service: MissionService) -> MCPServer:
         return await guarded(work)
 
     @server.tool(
+        name="mission_resume",
+        title="Resume a mission",
+        description="Finish a run that was interrupted, cancelled or failed: tasks that ended ok "
+        "are kept, the others run again (continuing their Codex threads) in the same run_id. "
+        "Returns at once; follow it with mission_wait.",
+        annotations=RUNS_CODEX,
+    )
+    async def mission_resume(run_id: str) -> CallToolResult:
+        async def work() -> CallToolResult:
+            return _json({"run_id": service.resume(run_id), "status": "running"})
+
+        return await guarded(work)
+
+    @server.tool(
         name="mission_status",
         title="Mission status",
         annotations=READ_ONLY,

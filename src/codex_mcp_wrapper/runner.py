@@ -12,7 +12,13 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from codex_mcp_wrapper.events import CodexEvent, EventBus, TaskFinished, TaskUpdate
+from codex_mcp_wrapper.events import (
+    CodexEvent,
+    EventBus,
+    TaskFinished,
+    TaskUpdate,
+    ThreadProgress,
+)
 from codex_mcp_wrapper.execution import TaskExecutor, TaskOutcome, TaskRequest
 from codex_mcp_wrapper.results import TaskResult
 
@@ -48,6 +54,9 @@ class _Sink:
         self.bus.publish(
             TaskUpdate(self.run_id, task_id, state, worker, self.attempt.get(task_id, 0), message)
         )
+
+    def thread_progress(self, task_id: str, thread_id: str, worker: str, turns_done: int) -> None:
+        self.bus.publish(ThreadProgress(self.run_id, task_id, thread_id, worker, turns_done))
 
 
 class MissionRunner:

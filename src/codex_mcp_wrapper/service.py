@@ -31,6 +31,7 @@ from codex_mcp_wrapper.events import (
 from codex_mcp_wrapper.execution import ApprovalHandler
 from codex_mcp_wrapper.mission import Mission, parse_mission
 from codex_mcp_wrapper.results import RunSummary, TaskResult
+from codex_mcp_wrapper.resume import load_for_resume
 from codex_mcp_wrapper.settings import Settings
 from codex_mcp_wrapper.store import RunStore
 
@@ -218,6 +219,18 @@ class MissionService:
 
         self._tasks[run_id] = self._group.create_task(background(), name=f"run-{run_id}")
         return run_id
+
+    def resume(self, run_id: str) -> str:
+        """Finish a run in the background (see ``resume.load_for_resume``)."""
+        if run_id in self._tasks:
+            raise InputError(f"run {run_id} is running; wait for it or cancel it first.")
+        self.run_dir(run_id)
+        store = self._store()
+        try:
+            mission, previous = load_for_resume(store, run_id)
+        finally:
+            store.close()
+        return self.start(mission, previous=previous, run_id=run_id)
 
     async def wait(self, run_id: str, timeout: float) -> dict[str, Any]:
         tracker = self._live.get(run_id)

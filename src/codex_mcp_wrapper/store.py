@@ -32,6 +32,7 @@ from codex_mcp_wrapper.events import (
     RunStarted,
     TaskFinished,
     TaskUpdate,
+    ThreadProgress,
 )
 from codex_mcp_wrapper.redact import Redactor
 from codex_mcp_wrapper.results import RunSummary, TaskResult
@@ -56,6 +57,7 @@ CREATE TABLE IF NOT EXISTS tasks (
     worker TEXT,
     attempt INTEGER DEFAULT 0,
     thread_id TEXT,
+    turns_done INTEGER DEFAULT 0,
     updated_at REAL NOT NULL,
     message TEXT,
     result TEXT,
@@ -106,6 +108,9 @@ class RunStore:
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute("PRAGMA synchronous=NORMAL")
             self.db.executescript(SCHEMA)
+            columns = {row[1] for row in self.db.execute("PRAGMA table_info(tasks)")}
+            if "turns_done" not in columns:  # a state dir from 0.1.0 before resume existed
+                self.db.execute("ALTER TABLE tasks ADD COLUMN turns_done INTEGER DEFAULT 0")
         except (OSError, sqlite3.Error) as exc:
             raise StateDirError(
                 f"the state dir {state_dir} is not usable ({exc}); choose another with "
@@ -149,12 +154,12 @@ class RunStore:
 
     def task_rows(self, run_id: str) -> list[dict[str, Any]]:
         rows = self.db.execute(
-            "SELECT task_id, idx, status, worker, attempt, thread_id, message, result "
+            "SELECT task_id, idx, status, worker, attempt, thread_id, turns_done, message, result "
             "FROM tasks WHERE run_id = ? ORDER BY idx",
             (run_id,),
         ).fetchall()
         out = []
-        for task_id, idx, status, worker, attempt, thread_id, message, result in rows:
+        for task_id, idx, status, worker, attempt, thread_id, turns, message, result in rows:
             out.append(
                 {
                     "task_id": task_id,
@@ -163,6 +168,7 @@ class RunStore:
                     "worker": worker,
                     "attempt": attempt,
                     "thread_id": thread_id,
+                    "turns_done": turns or 0,
                     "message": message,
                     "result": json.loads(result) if result else None,
                 }
@@ -267,6 +273,13 @@ class RunStore:
                     event.task_id,
                 ),
             )
+        elif isinstance(event, ThreadProgress):
+            self.db.execute(
+                "UPDATE tasks SET thread_id = ?, worker = ?, turns_done = ?, updated_at = ? "
+                "WHERE run_id = ? AND task_id = ?",
+                (event.thread_id, event.worker, event.turns_done, now, event.run_id, event.task_id),
+            )
+            self._record_thread(event.thread_id, event.worker, event.run_id, event.task_id, now)
         elif isinstance(event, CodexEvent):
             fh = self._events_file(event.run_id, event.task_id)
             record = {"ts": now, "method": event.method, "params": event.params}
@@ -305,12 +318,17 @@ class RunStore:
             ),
         )
         if result.thread_id:
-            self.db.execute(
-                "INSERT INTO threads (thread_id, worker, run_id, task_id, updated_at) "
-                "VALUES (?, ?, ?, ?, ?) ON CONFLICT(thread_id) DO UPDATE SET "
-                "worker = excluded.worker, updated_at = excluded.updated_at",
-                (result.thread_id, result.worker, run_id, result.task_id, now),
-            )
+            self._record_thread(result.thread_id, result.worker, run_id, result.task_id, now)
+
+    def _record_thread(
+        self, thread_id: str, worker: str | None, run_id: str, task_id: str, now: float
+    ) -> None:
+        self.db.execute(
+            "INSERT INTO threads (thread_id, worker, run_id, task_id, updated_at) "
+            "VALUES (?, ?, ?, ?, ?) ON CONFLICT(thread_id) DO UPDATE SET "
+            "worker = COALESCE(excluded.worker, worker), updated_at = excluded.updated_at",
+            (thread_id, worker, run_id, task_id, now),
+        )
 
     def _run_finished(self, summary: RunSummary, now: float) -> None:
         run_dir = self.run_dir(summary.run_id)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -77,6 +78,18 @@ async def _decline(kind: str, task_id: str, params: dict[str, Any]) -> ApprovalD
 class _TurnState:
     final_message: str | None = None
     usage: dict[str, int] = field(default_factory=dict)
+    sandbox_error: str | None = None
+
+
+SANDBOX_FAILURE = re.compile(r"bwrap: [^\n]*(?:namespace|Operation not permitted)[^\n]*")
+
+
+def sandbox_failure(item: dict[str, Any]) -> str | None:
+    """The bubblewrap error line when a sandboxed command could not even start."""
+    if item.get("type") != "commandExecution" or item.get("exitCode") in (0, None):
+        return None
+    match = SANDBOX_FAILURE.search(str(item.get("aggregatedOutput") or ""))
+    return match.group(0) if match else None
 
 
 def _tail(path: Path, lines: int = STDERR_TAIL_LINES) -> str:
@@ -289,18 +302,30 @@ class AppServerWorker:
         )
         try:
             outcome.thread_id, outcome.turns_done = await self._open_thread(request, sink)
+            sink.thread_progress(request.task_id, outcome.thread_id, self.label, outcome.turns_done)
             for prompt in request.prompts[outcome.turns_done :]:
                 turn = await self._run_turn(request, outcome.thread_id, prompt, deadline, sink)
                 for key, value in turn.usage.items():
                     outcome.usage[key] = outcome.usage.get(key, 0) + value
                 if turn.final_message is not None:
                     outcome.final_message = turn.final_message
+                if turn.sandbox_error:
+                    raise _SandboxUnavailable(
+                        "Codex's sandbox cannot start on this machine, so its commands did not "
+                        f"run ({turn.sandbox_error}); enable unprivileged user namespaces, or use "
+                        "sandbox: danger-full-access in a disposable environment."
+                    )
                 outcome.turns_done += 1
+                sink.thread_progress(
+                    request.task_id, outcome.thread_id, self.label, outcome.turns_done
+                )
             outcome.status = "ok"
         except _TurnFailed as exc:
-            outcome.status, outcome.error, outcome.retryable = "failed", str(exc), True
+            outcome.status, outcome.error, outcome.retryable = "failed", str(exc), exc.retryable
         except _TurnTimedOut as exc:
             outcome.status, outcome.error = "timeout", str(exc)
+        except _SandboxUnavailable as exc:
+            outcome.status, outcome.error = "failed", str(exc)
         except WorkerStalled as exc:
             outcome.status, outcome.error, outcome.worker_broken = "timeout", str(exc), True
         except WorkerError as exc:
@@ -372,6 +397,7 @@ class AppServerWorker:
                 item = p.get("item") or {}
                 if item.get("type") == "agentMessage":
                     state.final_message = str(item.get("text", ""))
+                state.sandbox_error = state.sandbox_error or sandbox_failure(item)
             elif method == "thread/tokenUsage/updated":
                 last = (p.get("tokenUsage") or {}).get("last") or {}
                 for key in ("inputTokens", "outputTokens", "totalTokens", "cachedInputTokens"):
@@ -382,8 +408,11 @@ class AppServerWorker:
                 status = turn.get("status")
                 if status == "completed":
                     return state
-                error = (turn.get("error") or {}).get("message") or f"the turn ended {status}"
-                raise _TurnFailed(f"Codex reported the turn {status}: {error}")
+                error = turn.get("error") or {}
+                reason = error.get("message") or f"the turn ended {status}"
+                raise _TurnFailed(
+                    f"Codex reported the turn {status}: {reason}", retryable_error(error)
+                )
 
     def _drain(self, conn: JsonRpcConnection) -> None:
         """Drop notifications left over from an earlier turn (e.g. after an interrupt)."""
@@ -424,6 +453,42 @@ class AppServerWorker:
 
 class _TurnFailed(Exception):
     """Codex ended the turn with status failed (model error, broken stream)."""
+
+    def __init__(self, message: str, retryable: bool) -> None:
+        super().__init__(message)
+        self.retryable = retryable
+
+
+# Errors a retry cannot fix: the request itself, the account, or a policy is the problem.
+PERMANENT_ERRORS = {
+    "badRequest",
+    "unauthorized",
+    "contextWindowExceeded",
+    "sessionBudgetExceeded",
+    "usageLimitExceeded",
+    "cyberPolicy",
+    "misalignmentPolicyViolation",
+}
+_CLIENT_STATUS = re.compile(r"\b(?:HTTP |status:? |status code )?(4(?:0[0-7]|1[0-8]|2[2-6]))\b")
+
+
+def retryable_error(error: dict[str, Any]) -> bool:
+    """Whether a failed turn is worth another attempt: rate limits, server errors and broken
+    streams are; a bad request (any 4xx but 408 and 429), auth or policy refusal is not."""
+    info = error.get("codexErrorInfo")
+    if isinstance(info, str) and info in PERMANENT_ERRORS:
+        return False
+    if isinstance(info, dict):
+        for detail in info.values():
+            code = (detail or {}).get("httpStatusCode") if isinstance(detail, dict) else None
+            if isinstance(code, int) and 400 <= code < 500 and code not in (408, 429):
+                return False
+    message = str(error.get("message", ""))
+    return not (info == "other" and _CLIENT_STATUS.search(message) and "429" not in message)
+
+
+class _SandboxUnavailable(Exception):
+    """Sandboxed commands fail before they start (no user namespaces): not a model error."""
 
 
 class _TurnTimedOut(Exception):
