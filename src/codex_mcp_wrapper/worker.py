@@ -44,6 +44,7 @@ from codex_mcp_wrapper.jsonrpc import (
 HANDSHAKE_TIMEOUT = 20.0
 REQUEST_TIMEOUT = 30.0
 INTERRUPT_GRACE = 5.0
+UNLOAD_TIMEOUT = 5.0
 STDERR_TAIL_LINES = 5
 
 
@@ -334,7 +335,18 @@ class AppServerWorker:
         finally:
             self._current_task = ""
             self._current_sink = None
+        if outcome.thread_id and not outcome.worker_broken and outcome.status != "timeout":
+            await self._unload(outcome.thread_id)
         return outcome
+
+    async def _unload(self, thread_id: str) -> None:
+        """Let Codex unload a finished task's thread (it stays on disk for thread/resume):
+        an app-server that keeps every thread loaded slows down as tasks accumulate."""
+        self._loaded_threads.discard(thread_id)
+        if self._conn is None or not self.alive:
+            return
+        with contextlib.suppress(WorkerError):
+            await self._conn.request("thread/unsubscribe", {"threadId": thread_id}, UNLOAD_TIMEOUT)
 
     async def _run_turn(
         self,
@@ -345,7 +357,6 @@ class AppServerWorker:
         sink: EventSink,
     ) -> _TurnState:
         conn = self._conn_or_die()
-        self._drain(conn)
         params: dict[str, Any] = {
             "threadId": thread_id,
             "input": [{"type": "text", "text": prompt}],
@@ -405,6 +416,8 @@ class AppServerWorker:
                         state.usage[key] = state.usage.get(key, 0) + int(last[key])
             elif method == "turn/completed":
                 turn = p.get("turn") or {}
+                if turn.get("id") not in (None, turn_id):
+                    continue  # a late end of an earlier, interrupted turn
                 status = turn.get("status")
                 if status == "completed":
                     return state
@@ -413,14 +426,6 @@ class AppServerWorker:
                 raise _TurnFailed(
                     f"Codex reported the turn {status}: {reason}", retryable_error(error)
                 )
-
-    def _drain(self, conn: JsonRpcConnection) -> None:
-        """Drop notifications left over from an earlier turn (e.g. after an interrupt)."""
-        while not conn.incoming.empty():
-            message = conn.incoming.get_nowait()
-            if message is CLOSED:
-                conn.incoming.put_nowait(CLOSED)
-                break
 
     async def _interrupt(
         self,

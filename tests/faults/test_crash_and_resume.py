@@ -1,0 +1,98 @@
+"""kill -9 of the wrapper mid-mission, then `resume`: nothing finished is lost."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+from codex_mcp_wrapper.store import RunStore
+from tests.helpers.procs import codex_processes, environ, wait_until
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def ours(state_dir: Path) -> list[int]:
+    return [p for p in codex_processes() if str(state_dir) in environ(p).get("CODEX_HOME", "")]
+
+
+def test_kill_9_mid_mission_then_resume_finishes_it_with_earlier_results_intact(
+    tmp_path: Path, cli_env: dict[str, str], state_dir: Path
+) -> None:
+    slow = [{"shell": "sleep 20"}, {"say": "finished after resume"}]
+    mission = {
+        "mission_id": "five",
+        "workspace_root": str(tmp_path / "ws"),
+        "provider": "scripted",
+        "defaults": {"sandbox": "workspace-write"},
+        "tasks": [
+            {"id": "one", "prompt": "1", "script": [{"say": "one done"}]},
+            {"id": "two", "prompt": "2", "script": [{"say": "two done"}]},
+            {
+                "id": "three",
+                "prompt": "3",
+                "depends_on": ["one", "two"],
+                "script": slow,
+                "follow_ups": ["and then?"],
+            },
+            {"id": "four", "prompt": "4", "depends_on": ["three"]},
+            {"id": "five", "prompt": "5", "depends_on": ["four"]},
+        ],
+    }
+    path = tmp_path / "five.json"
+    path.write_text(json.dumps(mission))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "codex_mcp_wrapper", "run", str(path), "--workers", "2"],
+        env=cli_env,
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+    def three_is_running_its_command() -> bool:
+        for events in state_dir.glob("runs/*/tasks/three/events.jsonl"):
+            if '"type": "commandExecution"' in events.read_text():
+                return True
+        return False
+
+    try:
+        assert wait_until(three_is_running_its_command, timeout=60)
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+    assert wait_until(lambda: not ours(state_dir), timeout=10), "workers outlived the wrapper"
+
+    store = RunStore(state_dir)  # opening the store marks the dead run interrupted
+    try:
+        (run,) = store.list_runs()
+        assert run["status"] == "interrupted"
+        before = store.task_results(run["run_id"])
+        rows = {r["task_id"]: r for r in store.task_rows(run["run_id"])}
+    finally:
+        store.close()
+    assert {k: v.status for k, v in before.items()} == {"one": "ok", "two": "ok"}
+    assert rows["three"]["thread_id"] and rows["three"]["status"] == "interrupted"
+
+    resumed = subprocess.run(
+        [sys.executable, "-m", "codex_mcp_wrapper", "resume", run["run_id"], "--json"],
+        env=cli_env,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert resumed.returncode == 0, resumed.stderr
+    summary = json.loads(resumed.stdout)
+    assert summary["run_id"] == run["run_id"] and summary["status"] == "ok"
+    tasks = {t["task_id"]: t for t in summary["tasks"]}
+    assert list(tasks) == ["one", "two", "three", "four", "five"]
+    for task_id in ("one", "two"):  # kept exactly as they were
+        assert tasks[task_id] == before[task_id].model_dump(mode="json")
+    three = tasks["three"]
+    assert three["thread_id"] == rows["three"]["thread_id"]  # the same Codex thread, continued
+    assert three["final_message"] == "echo: and then?" and three["turns_done"] == 2
+    assert tasks["five"]["final_message"] == "echo: 5"
+    assert os.path.exists(Path(summary["run_dir"]) / "summary.json")
