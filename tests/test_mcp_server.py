@@ -392,3 +392,43 @@ def test_stdio_keeps_stdout_for_the_protocol(state_dir: Path) -> None:
     lines = [line for line in proc.stdout.splitlines() if line.strip()]
     assert lines and all(json.loads(line)["jsonrpc"] == "2.0" for line in lines)
     assert sys.executable
+
+
+async def test_a_cancelled_mission_is_resumed_over_mcp_in_the_same_run(
+    state_dir: Path, workspace: Path
+) -> None:
+    mission = {
+        "workspace_root": str(workspace),
+        "defaults": {"sandbox": "workspace-write"},
+        "tasks": [
+            {"id": "done", "prompt": "d"},
+            {
+                "id": "slow",
+                "prompt": "s",
+                "script": [{"shell": "sleep 30"}, {"say": "resumed and finished"}],
+            },
+        ],
+    }
+
+    def slow_is_running_its_command() -> bool:
+        return any(
+            '"type": "commandExecution"' in p.read_text()
+            for p in state_dir.glob("runs/*/tasks/slow/events.jsonl")
+        )
+
+    async with stdio_client(state_dir, "--scripted") as client:
+        started = await client.call_tool("mission_start", {"mission": mission})
+        run_id = started.structured_content["run_id"]  # type: ignore[index]
+        assert await asyncio.to_thread(wait_until, slow_is_running_its_command, 30)
+        await client.call_tool("mission_cancel", {"run_id": run_id})
+        resumed = await client.call_tool("mission_resume", {"run_id": run_id})
+        assert resumed.structured_content == {"run_id": run_id, "status": "running"}
+        state: dict[str, Any] = {}
+        for _ in range(10):
+            waited = await client.call_tool("mission_wait", {"run_id": run_id, "timeout": 10})
+            state = waited.structured_content or {}
+            if state.get("done"):
+                break
+    assert state["status"] == "ok"
+    finals = {t["task_id"]: t["final_message"] for t in state["tasks"]}
+    assert finals == {"done": "echo: d", "slow": "resumed and finished"}

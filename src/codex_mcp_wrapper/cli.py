@@ -424,6 +424,11 @@ def model_serve(script: Path | None, port: int, record: Path | None) -> None:
     _run_async(serve())
 
 
+def _first_leaf(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    first = group.exceptions[0]
+    return _first_leaf(first) if isinstance(first, BaseExceptionGroup) else first
+
+
 def main(argv: list[str] | None = None) -> NoReturn:
     """Entry point: every error becomes one line on stderr and an exit code, never a traceback."""
     try:
@@ -439,6 +444,13 @@ def main(argv: list[str] | None = None) -> NoReturn:
         _fail("interrupted.", EXIT_INTERRUPTED)
     except WrapperError as exc:
         _fail(str(exc), exc.exit_code)
+    except BaseExceptionGroup as group:  # raised inside a task group: report the first cause
+        first = _first_leaf(group)
+        if isinstance(first, WrapperError):
+            _fail(str(first), first.exit_code)
+        if isinstance(first, KeyboardInterrupt):
+            _fail("interrupted; finished results are kept in the run folder.", EXIT_INTERRUPTED)
+        _fail(f"unexpected {type(first).__name__}: {first}", EXIT_TASKS_FAILED)
     except KeyboardInterrupt:
         _fail("interrupted; finished results are kept in the run folder.", EXIT_INTERRUPTED)
     except Exception as exc:  # the outer edge: one line, never a traceback
