@@ -4,10 +4,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# System tools some tests use (strace proves Codex talks only to loopback).
+# System tools some tests use: strace proves Codex talks only to loopback; Debian's chromium
+# renders the HTML report (driven by Playwright, which never downloads a browser here).
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
   missing=()
   command -v strace >/dev/null || missing+=(strace)
+  [ -x /usr/bin/chromium ] || missing+=(chromium)
   if [ ${#missing[@]} -gt 0 ]; then
     apt-get update -qq >/dev/null
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null

@@ -19,7 +19,7 @@ from tests.helpers.codex_exec import codex_exec
 from tests.helpers.sinks import RecordingSink
 
 pytestmark = pytest.mark.anyio
-HELPERS = Path(__file__).parent / "helpers"
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
 
 def _records(tmp_path: Path) -> list[dict[str, Any]]:
@@ -138,7 +138,7 @@ async def test_an_mcp_tool_step_reaches_a_real_mcp_server_and_its_result_the_nex
         "mcp_servers": {
             "fs": {
                 "command": sys.executable,
-                "args": [str(HELPERS / "mcp_fs_server.py")],
+                "args": [str(EXAMPLES / "mcp-smoke" / "fs_server.py")],
                 "env": {"FS_SERVER_ROOT": str(workspace), "FS_SERVER_LOG": str(calls)},
                 "default_tools_approval_mode": "approve",
             }

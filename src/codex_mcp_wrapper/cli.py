@@ -128,6 +128,8 @@ def cli(ctx: click.Context, state_dir: Path | None, codex_bin: str | None) -> No
 @click.option(
     "--auto-approve", is_flag=True, help="Accept Codex's approval requests (default: decline)."
 )
+@click.option("--junit", type=click.Path(path_type=Path), help="Also write JUnit XML here.")
+@click.option("--report", type=click.Path(path_type=Path), help="Also write the HTML report here.")
 @click.pass_context
 def run(
     ctx: click.Context,
@@ -141,6 +143,8 @@ def run(
     sync_codex_config: bool,
     mirror_auth: bool,
     auto_approve: bool,
+    junit: Path | None,
+    report: Path | None,
 ) -> None:
     """Run MISSION_FILE (YAML or JSON) and report each task's status.
 
@@ -166,7 +170,15 @@ def run(
         mission.workspace_root = str(workspace.resolve())
     view = ProgressView(sys.stderr)
     try:
-        summary = _run_async(run_mission(mission, settings, observers=[view]))
+        summary = _run_async(
+            run_mission(
+                mission,
+                settings,
+                observers=[view],
+                junit=[junit] if junit else [],
+                html=[report] if report else [],
+            )
+        )
     finally:
         view.close()
     if as_json:
@@ -350,6 +362,33 @@ def _read_serve_config(path: Path | None) -> dict[str, Any]:
             f"{path}: unknown option '{unknown[0]}'; known: {', '.join(sorted(known))}."
         )
     return dict(table)
+
+
+@cli.command()
+@click.argument("run_id")
+@click.option("--junit", type=click.Path(path_type=Path), help="Also write JUnit XML here.")
+@click.option("--html", type=click.Path(path_type=Path), help="Also write the HTML report here.")
+@click.pass_context
+def report(ctx: click.Context, run_id: str, junit: Path | None, html: Path | None) -> None:
+    """Render RUN_ID's reports again: junit.xml and report.html in its run folder (and where
+    asked)."""
+    from codex_mcp_wrapper.reports import write_reports
+    from codex_mcp_wrapper.results import RunSummary
+    from codex_mcp_wrapper.store import RunStore
+
+    store = RunStore(_settings(ctx).state_dir)
+    try:
+        info = store.get_run(run_id)
+        run_dir = store.run_dir(run_id)
+    finally:
+        store.close()
+    if info is None or not info.get("summary"):
+        raise InputError(f"no finished run '{run_id}'; see `codex-mcp-wrapper runs list`.")
+    mission_path = run_dir / "mission.json"
+    mission = json.loads(mission_path.read_text()) if mission_path.exists() else None
+    summary = RunSummary.model_validate(info["summary"])
+    write_reports(summary, run_dir, mission, [junit] if junit else [], [html] if html else [])
+    click.echo(f"wrote {run_dir / 'junit.xml'} and {run_dir / 'report.html'}")
 
 
 @cli.group()

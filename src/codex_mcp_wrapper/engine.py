@@ -32,6 +32,7 @@ from codex_mcp_wrapper.mission import CustomProvider, Mission, load_task_scripts
 from codex_mcp_wrapper.planning import plan_tasks
 from codex_mcp_wrapper.pool import LabelLocks, WorkerPool
 from codex_mcp_wrapper.redact import Redactor
+from codex_mcp_wrapper.reports import ReportWriter
 from codex_mcp_wrapper.results import RunSummary, TaskResult, summarise
 from codex_mcp_wrapper.runner import MissionRunner
 from codex_mcp_wrapper.scripted.server import ScriptedModel
@@ -110,8 +111,8 @@ def make_redactor(mission: Mission) -> Redactor:
         mission.defaults.mcp_servers or {},
         *(t.mcp_servers or {} for t in mission.tasks),
     ]:
-        for server in servers.values():
-            redactor.add_env(server.env, all_values=True)
+        for server in servers.values():  # often paths: only secret-looking names
+            redactor.add_env(server.env)
     return redactor
 
 
@@ -161,13 +162,16 @@ async def run_mission(
     previous: dict[str, TaskResult] | None = None,
     threads: dict[str, tuple[str, str | None]] | None = None,
     approvals: ApprovalHandler | None = None,
+    junit: Sequence[Path] = (),
+    html: Sequence[Path] = (),
 ) -> RunSummary:
     """Run a mission to the end and return its summary; every outcome is recorded.
 
     ``previous`` holds results of an earlier run of the same mission (tasks that ended ok are
     kept, the others continue); ``threads`` maps a task id to a (thread id, worker label) to
     continue instead of starting a new thread; ``approvals`` answers Codex's approval requests
-    (default: the settings' fixed policy).
+    (default: the settings' fixed policy); ``junit``/``html`` are extra report paths (the run
+    folder always gets ``junit.xml`` and ``report.html``).
     """
     codex_bin, _origin = find_codex_bin(settings.codex_bin)
     workspace_root = Path(mission.workspace_root).resolve()
@@ -177,12 +181,14 @@ async def run_mission(
         raise MissionError(
             f"cannot create workspace_root {workspace_root} ({exc.strerror}); fix the path."
         ) from exc
-    store = RunStore(settings.state_dir, make_redactor(mission))
+    redactor = make_redactor(mission)
+    store = RunStore(settings.state_dir, redactor)
     run_id = run_id or new_run_id()
     run_dir = store.run_dir(run_id)
     locks = LabelLocks(settings.state_dir / "workers")
     bus = EventBus()
     bus.subscribe(store)
+    bus.subscribe(ReportWriter(redactor, junit, html))  # after the store: it reads run_dir
     for observer in observers:
         bus.subscribe(observer)
     started = time.time()

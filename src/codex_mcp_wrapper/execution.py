@@ -41,6 +41,7 @@ class TaskRequest:
     artifacts: tuple[str, ...] = ()  # globs relative to workspace_root
     workspace_root: str | None = None
     artifacts_dir: str | None = None  # where matching files are copied
+    expect: dict[str, Any] | None = None  # checks decided when the task ends ok
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -59,6 +60,9 @@ class TaskOutcome:
     worker_broken: bool = False  # the worker must be replaced before it runs anything else
     log_path: str | None = None
     artifacts: list[str] = field(default_factory=list)
+    checks: list[dict[str, Any]] = field(default_factory=list)
+    tool_calls: list[dict[str, Any]] = field(default_factory=list)
+    commands: list[dict[str, Any]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import sys
 from collections.abc import Mapping
 from pathlib import Path, PurePosixPath
 from typing import Annotated, Any, Literal
@@ -17,6 +18,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from codex_mcp_wrapper.errors import MissionError, ScriptError
+from codex_mcp_wrapper.expect import Expect
 from codex_mcp_wrapper.scripted.script import Script, load_script, parse_script
 
 MAX_MISSION_BYTES = 5_000_000
@@ -109,6 +111,7 @@ class Task(TaskSettings):
     depends_on: list[str] = Field(default_factory=list)
     follow_ups: list[Annotated[str, Field(min_length=1)]] = Field(default_factory=list)
     script: list[Any] | str | None = None
+    expect: Expect | None = None
 
 
 class Mission(_Model):
@@ -285,9 +288,16 @@ def read_mission_file(path: Path) -> Any:
         raise MissionError(f"{path}: YAML syntax error{where}: {problem}.") from exc
 
 
+def builtin_variables(path: Path) -> dict[str, str]:
+    """Variables every mission file may use: ``MISSION_DIR`` (the file's directory) and
+    ``WRAPPER_PYTHON`` (the interpreter running the wrapper, which has the ``mcp`` SDK)."""
+    return {"MISSION_DIR": str(path.resolve().parent), "WRAPPER_PYTHON": sys.executable}
+
+
 def load_mission(path: str | Path, variables: Mapping[str, str] | None = None) -> Mission:
     path = Path(path)
-    mission = parse_mission(read_mission_file(path), str(path), variables)
+    merged = {**builtin_variables(path), **(variables or {})}
+    mission = parse_mission(read_mission_file(path), str(path), merged)
     base = path.resolve().parent
     if not Path(mission.workspace_root).is_absolute():
         mission.workspace_root = str((base / mission.workspace_root).resolve())

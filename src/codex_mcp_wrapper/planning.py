@@ -72,6 +72,7 @@ def plan_tasks(
             "artifacts": tuple(_pick(task, mission, "artifacts", [])),
             "workspace_root": str(workspace_root),
             "artifacts_dir": str(run_dir / "tasks" / task_id / "artifacts"),
+            "expect": task.expect.model_dump(mode="json") if task.expect else None,
         }
         planned.append(
             PlannedTask(

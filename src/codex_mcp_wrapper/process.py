@@ -35,9 +35,11 @@ async def spawn(
     env: Mapping[str, str],
     cwd: Path | None = None,
     stderr_log: Path | None = None,
+    merge_stderr: bool = False,
     stdout_limit: int = 64 * 1024 * 1024,
 ) -> asyncio.subprocess.Process:
-    """Start ``argv`` with pipes on stdin/stdout, stderr appended to ``stderr_log``."""
+    """Start ``argv`` with pipes on stdin/stdout, stderr appended to ``stderr_log`` (or merged
+    into stdout, or discarded)."""
     stderr_fh = None
     if stderr_log is not None:
         stderr_log.parent.mkdir(parents=True, exist_ok=True)
@@ -47,7 +49,9 @@ async def spawn(
             *argv,
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
-            stderr=stderr_fh if stderr_fh is not None else asyncio.subprocess.DEVNULL,
+            stderr=stderr_fh
+            if stderr_fh is not None
+            else (asyncio.subprocess.STDOUT if merge_stderr else asyncio.subprocess.DEVNULL),
             env=dict(env),
             cwd=str(cwd) if cwd else None,
             start_new_session=True,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
@@ -32,6 +32,9 @@ class TaskResult(BaseModel):
     error: str | None = None
     log_path: str | None = None
     turns_done: int = 0
+    checks: list[dict[str, Any]] = Field(default_factory=list)
+    tool_calls: list[dict[str, Any]] = Field(default_factory=list)
+    commands: list[dict[str, Any]] = Field(default_factory=list)
 
 
 class RunSummary(BaseModel):

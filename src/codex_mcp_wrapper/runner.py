@@ -46,11 +46,14 @@ class _Sink:
     run_id: str
     bus: EventBus
     attempt: dict[str, int] = field(default_factory=dict)
+    running_since: dict[str, float] = field(default_factory=dict)
 
     def codex_event(self, task_id: str, method: str, params: dict[str, Any]) -> None:
         self.bus.publish(CodexEvent(self.run_id, task_id, method, params))
 
     def task_state(self, task_id: str, state: str, worker: str | None, message: str) -> None:
+        if state == "running":
+            self.running_since.setdefault(task_id, time.time())
         self.bus.publish(
             TaskUpdate(self.run_id, task_id, state, worker, self.attempt.get(task_id, 0), message)
         )
@@ -185,6 +188,7 @@ class MissionRunner:
             backoff = RETRY_BACKOFF[min(attempt - 1, len(RETRY_BACKOFF) - 1)]
             await asyncio.sleep(min(backoff, max(0.0, deadline - time.monotonic())))
         finished = time.time()
+        started = self._sink.running_since.get(task.task_id, started)  # not the queueing
         return TaskResult(
             task_id=task.task_id,
             index=task.index,
@@ -198,6 +202,9 @@ class MissionRunner:
             duration_ms=int((finished - started) * 1000),
             usage=usage,
             artifacts=outcome.artifacts,
+            checks=outcome.checks,
+            tool_calls=outcome.tool_calls,
+            commands=outcome.commands,
             error=outcome.error,
             log_path=outcome.log_path,
             turns_done=turns_done,

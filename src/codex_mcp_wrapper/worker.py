@@ -44,6 +44,7 @@ from codex_mcp_wrapper.jsonrpc import (
 HANDSHAKE_TIMEOUT = 20.0
 REQUEST_TIMEOUT = 30.0
 INTERRUPT_GRACE = 5.0
+MCP_START_TIMEOUT = 60.0
 UNLOAD_TIMEOUT = 5.0
 STDERR_TAIL_LINES = 5
 
@@ -274,6 +275,7 @@ class AppServerWorker:
                 )
                 thread_id = str(result["thread"]["id"])
                 self._loaded_threads.add(thread_id)
+                await self._await_mcp_servers(request, thread_id, sink)
                 return thread_id, request.turns_done
             except RpcError as exc:
                 sink.task_state(
@@ -285,7 +287,50 @@ class AppServerWorker:
         result = await conn.request("thread/start", params, REQUEST_TIMEOUT)
         thread_id = str(result["thread"]["id"])
         self._loaded_threads.add(thread_id)
+        await self._await_mcp_servers(request, thread_id, sink)
         return thread_id, 0
+
+    async def _await_mcp_servers(
+        self, request: TaskRequest, thread_id: str, sink: EventSink
+    ) -> None:
+        """Wait until the task's MCP servers are up: Codex does not wait for them before its
+        first model request, so a slow server would silently be missing from the turn."""
+        pending = set((request.config.get("mcp_servers") or {}).keys())
+        if not pending:
+            return
+        conn = self._conn_or_die()
+        limit = max(
+            [MCP_START_TIMEOUT]
+            + [
+                float(s.get("startup_timeout_sec") or 0)
+                for s in request.config["mcp_servers"].values()
+            ]
+        )
+        failures: list[str] = []
+        try:
+            async with asyncio.timeout(limit):
+                while pending:
+                    message = await conn.incoming.get()
+                    if message is CLOSED:
+                        raise WorkerDied(f"worker {self.label} exited while MCP servers started")
+                    assert isinstance(message, Notification)
+                    if message.params.get("threadId") not in (None, thread_id):
+                        continue
+                    sink.codex_event(request.task_id, message.method, message.params)
+                    if message.method != "mcpServer/startupStatus/updated":
+                        continue
+                    name, status = message.params.get("name"), message.params.get("status")
+                    if name in pending and status != "starting":
+                        pending.discard(name)
+                        if status != "ready":
+                            failures.append(f"{name} ({status}: {message.params.get('error')})")
+        except TimeoutError:
+            failures += [f"{name} (not ready after {limit:g} s)" for name in sorted(pending)]
+        if failures:
+            raise _McpServersFailed(
+                f"MCP server(s) did not start: {'; '.join(failures)}; check their command and "
+                "env in mcp_servers (Codex's log: " + str(self.spec.log_path) + ")."
+            )
 
     async def run(self, request: TaskRequest, sink: EventSink) -> TaskOutcome:
         """Run the request's remaining prompts in one thread; failures come back as outcomes
@@ -325,7 +370,7 @@ class AppServerWorker:
             outcome.status, outcome.error, outcome.retryable = "failed", str(exc), exc.retryable
         except _TurnTimedOut as exc:
             outcome.status, outcome.error = "timeout", str(exc)
-        except _SandboxUnavailable as exc:
+        except (_SandboxUnavailable, _McpServersFailed) as exc:
             outcome.status, outcome.error = "failed", str(exc)
         except WorkerStalled as exc:
             outcome.status, outcome.error, outcome.worker_broken = "timeout", str(exc), True
@@ -490,6 +535,10 @@ def retryable_error(error: dict[str, Any]) -> bool:
                 return False
     message = str(error.get("message", ""))
     return not (info == "other" and _CLIENT_STATUS.search(message) and "429" not in message)
+
+
+class _McpServersFailed(Exception):
+    """A task's MCP server failed to start: the task cannot do what it is for."""
 
 
 class _SandboxUnavailable(Exception):

@@ -1,0 +1,90 @@
+"""The ``expect`` block of a task: evidence-based checks, decided after the task ends."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+Count = Annotated[int, Field(ge=0)]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class _Counted(_Model):
+    min: Count = 1
+    max: Count | None = None
+
+    @model_validator(mode="after")
+    def _bounds(self) -> _Counted:
+        if self.max is not None and self.max < self.min:
+            if "min" in self.model_fields_set:
+                raise ValueError(f"min ({self.min}) is above max ({self.max})")
+            self.min = self.max  # `max: 0` alone means "never"
+        return self
+
+
+class ToolCallCheck(_Counted):
+    """MCP tool calls Codex made: ``server``/``tool`` (either may be left out to match any),
+    ``arguments`` matched as a subset, between ``min`` (default 1) and ``max`` times."""
+
+    server: str | None = None
+    tool: str | None = None
+    arguments: dict[str, Any] | None = None
+
+
+class CommandCheck(_Counted):
+    """Shell commands Codex ran, by regular expression, between ``min`` and ``max`` times."""
+
+    pattern: str
+
+
+class FileCheck(_Model):
+    """A path or glob relative to the task's cwd that must exist (or not), with an optional
+    regular expression its content must match."""
+
+    path: str
+    exists: bool = True
+    contains: str | None = None
+
+
+class MessageCheck(_Model):
+    match: str | None = None
+    not_match: str | None = None
+
+
+class VerifyCheck(_Model):
+    """A shell command run in the task's cwd after the task; it must exit 0."""
+
+    command: str
+    timeout_sec: Annotated[float, Field(gt=0, le=3600)] = 120.0
+
+
+class Expect(_Model):
+    tool_calls: list[ToolCallCheck] = Field(default_factory=list)
+    forbidden_tools: list[str] = Field(
+        default_factory=list, description="'server.tool', 'server.*' or 'tool' names"
+    )
+    commands: list[CommandCheck] = Field(default_factory=list)
+    forbid_commands: list[str] = Field(default_factory=list, description="regular expressions")
+    files: list[FileCheck] = Field(default_factory=list)
+    final_message: MessageCheck | str | None = None
+    output_schema: bool = False
+    git_clean: bool = False
+    verify: VerifyCheck | str | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthands(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            data = dict(data)
+            if isinstance(data.get("final_message"), str):
+                data["final_message"] = {"match": data["final_message"]}
+            if isinstance(data.get("verify"), str):
+                data["verify"] = {"command": data["verify"]}
+            data["commands"] = [
+                {"pattern": c} if isinstance(c, str) else c for c in data.get("commands", [])
+            ]
+        return data

@@ -1,0 +1,314 @@
+"""Smoke-test checks decide tasks on evidence; JUnit and HTML reports for CI and people."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+
+from codex_mcp_wrapper.checks import CheckResult, Evidence, evaluate, failure_message
+from codex_mcp_wrapper.expect import Expect
+
+pytestmark = pytest.mark.anyio
+REPO = Path(__file__).resolve().parents[1]
+ARTIFACTS = REPO / "test-artifacts"
+CHROMIUM = "/usr/bin/chromium"
+
+
+def evidence() -> Evidence:
+    ev = Evidence()
+    ev.add(
+        "item/completed",
+        {
+            "item": {
+                "type": "mcpToolCall",
+                "server": "fs",
+                "tool": "grep",
+                "arguments": {"pattern": "TODO", "path": "."},
+                "status": "completed",
+            }
+        },
+    )
+    ev.add(
+        "item/completed",
+        {
+            "item": {
+                "type": "commandExecution",
+                "command": "/bin/bash -lc 'make test'",
+                "exitCode": 0,
+                "status": "completed",
+            }
+        },
+    )
+    return ev
+
+
+def commit_one_file(repo: Path) -> None:
+    git = ["git", "-c", "user.email=t@t", "-c", "user.name=t"]
+    subprocess.run([*git, "init", "-q"], cwd=repo, check=True)
+    (repo / "a.txt").write_text("a")
+    subprocess.run([*git, "add", "a.txt"], cwd=repo, check=True)
+    subprocess.run([*git, "commit", "-qm", "a"], cwd=repo, check=True)
+
+
+async def decide(
+    expect: dict, cwd: Path, final: str = "done", schema: dict | None = None
+) -> list[CheckResult]:
+    return await evaluate(Expect.model_validate(expect), evidence(), final, schema, cwd)
+
+
+@pytest.mark.parametrize(
+    ("expect", "passes", "fragment"),
+    [
+        (
+            {"tool_calls": [{"server": "fs", "tool": "grep", "arguments": {"pattern": "TODO"}}]},
+            True,
+            "1 matching",
+        ),
+        (
+            {"tool_calls": [{"server": "fs", "tool": "read_file"}]},
+            False,
+            "tool_calls: fs.read_file: expected at least 1 completed call(s), observed 0 matching; "
+            "calls made: fs.grep",
+        ),
+        ({"tool_calls": [{"tool": "grep", "max": 0}]}, False, "expected exactly 0"),
+        (
+            {"forbidden_tools": ["fs.grep"]},
+            False,
+            "forbidden_tools: fs.grep: expected never called, observed called 1 time(s)",
+        ),
+        ({"forbidden_tools": ["fs.write_file"]}, True, "not called"),
+        ({"commands": ["^make test$"]}, True, "1 matching"),
+        (
+            {"commands": [{"pattern": "pytest", "min": 1}]},
+            False,
+            "commands: /pytest/: expected at least 1 matching command(s), observed 0 matching; "
+            'ran: ["make test"]',
+        ),
+        (
+            {"forbid_commands": ["make"]},
+            False,
+            'forbid_commands: /make/: expected no matching command, observed ran ["make test"]',
+        ),
+        ({"files": [{"path": "present.txt", "contains": "hello"}]}, True, "1 of 1"),
+        (
+            {"files": [{"path": "absent.txt"}]},
+            False,
+            "files: absent.txt: expected exists, observed missing",
+        ),
+        ({"files": [{"path": "present.txt", "exists": False}]}, False, "expected no such path"),
+        (
+            {"files": [{"path": "*.txt", "contains": "nope"}]},
+            False,
+            "observed 0 of 1 file(s) match",
+        ),
+        ({"final_message": "^done$"}, True, "matches"),
+        ({"final_message": {"not_match": "done"}}, False, "expected does not match, observed done"),
+        ({"verify": "test -f present.txt"}, True, "exit 0"),
+        (
+            {"verify": {"command": "echo broken >&2; exit 3"}},
+            False,
+            "verify: echo broken >&2; exit 3: expected exit 0, observed exit 3: broken",
+        ),
+        ({"verify": {"command": "sleep 5", "timeout_sec": 0.3}}, False, "timed out"),
+    ],
+)
+async def test_each_check_kind_passes_or_fails_with_a_precise_message(
+    tmp_path: Path, expect: dict, passes: bool, fragment: str
+) -> None:
+    (tmp_path / "present.txt").write_text("hello\n")
+    results = await decide(expect, tmp_path)
+    assert len(results) == 1
+    assert results[0].ok is passes
+    ok = results[0]
+    message = failure_message(results) if not passes else f"{ok.expected} {ok.observed}"
+    assert fragment in message
+
+
+async def test_output_schema_and_git_clean_checks(tmp_path: Path) -> None:
+    schema = {"type": "object", "required": ["count"], "properties": {"count": {"type": "integer"}}}
+    (good,) = await decide({"output_schema": True}, tmp_path, '{"count": 2}', schema)
+    (bad,) = await decide({"output_schema": True}, tmp_path, '{"count": "two"}', schema)
+    (junk,) = await decide({"output_schema": True}, tmp_path, "Found two", schema)
+    assert good.ok and not bad.ok and "'two' is not of type 'integer'" in bad.observed
+    assert not junk.ok and "not JSON" in junk.observed
+    await asyncio.to_thread(commit_one_file, tmp_path)
+    (clean,) = await decide({"git_clean": True}, tmp_path)
+    (tmp_path / "a.txt").write_text("changed")
+    (dirty,) = await decide({"git_clean": True}, tmp_path)
+    assert (
+        clean.ok and not dirty.ok and "1 change(s)" in dirty.observed and "a.txt" in dirty.observed
+    )
+
+
+def run_cli(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "codex_mcp_wrapper", *args],
+        env=env,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+CLAIMS_SUCCESS = """
+mission_id: claims
+workspace_root: {ws}
+provider: scripted
+defaults:
+  mcp_servers:
+    fs:
+      command: ${{WRAPPER_PYTHON}}
+      args: ["{server}"]
+      env: {{FS_SERVER_ROOT: "{ws}"}}
+tasks:
+  - id: honest
+    prompt: grep for TODO
+    script:
+      - tool: {{server: fs, name: grep, arguments: {{pattern: TODO}}}}
+      - say: "Grep done: {{last_output}}"
+    expect:
+      tool_calls: [{{server: fs, tool: grep}}]
+  - id: liar
+    prompt: grep for TODO
+    script:
+      - say: "I called fs.grep and everything passed."
+    expect:
+      tool_calls: [{{server: fs, tool: grep}}]
+      final_message: passed
+  - id: after-liar
+    depends_on: [liar]
+    prompt: never runs
+"""
+
+
+def test_a_claimed_success_without_the_required_tool_call_fails_and_exits_1(
+    tmp_path: Path, cli_env: dict[str, str]
+) -> None:
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    (ws / "a.py").write_text("# TODO: x\n")
+    mission = tmp_path / "claims.yaml"
+    mission.write_text(
+        CLAIMS_SUCCESS.format(ws=ws, server=REPO / "examples" / "mcp-smoke" / "fs_server.py")
+    )
+    junit = tmp_path / "out" / "junit.xml"
+    html = tmp_path / "out" / "report.html"
+    proc = run_cli(
+        ["run", str(mission), "--json", "--junit", str(junit), "--report", str(html)], cli_env
+    )
+    assert proc.returncode == 1, proc.stderr
+    tasks = {t["task_id"]: t for t in json.loads(proc.stdout)["tasks"]}
+    assert tasks["honest"]["status"] == "ok"
+    liar = tasks["liar"]
+    assert liar["status"] == "failed" and liar["attempts"] == 1
+    assert liar["final_message"] == "I called fs.grep and everything passed."
+    assert liar["error"] == (
+        "1 of 2 check(s) failed: tool_calls: fs.grep: expected at least 1 completed "
+        "call(s), observed 0 matching; calls made: no MCP tool calls"
+    )
+    assert tasks["after-liar"]["status"] == "skipped"
+
+    root = ET.parse(junit).getroot()  # a standard parser
+    suite = root.find("testsuite")
+    assert suite is not None
+    assert (suite.get("tests"), suite.get("failures"), suite.get("skipped")) == ("3", "1", "1")
+    cases = {c.get("name"): c for c in suite.iter("testcase")}
+    assert cases["honest"].find("failure") is None
+    failure = cases["liar"].find("failure")
+    assert failure is not None and "tool_calls: fs.grep" in (failure.text or "")
+    assert cases["after-liar"].find("skipped") is not None
+    assert "tool fs.grep" in (cases["honest"].findtext("system-out") or "")
+    run_dir = Path(json.loads(proc.stdout)["run_dir"])
+    assert (run_dir / "junit.xml").read_text() == junit.read_text()
+    assert (run_dir / "report.html").read_text() == html.read_text()
+
+
+def test_the_html_report_shows_every_task_and_the_timeline_in_headless_chromium(
+    tmp_path: Path, cli_env: dict[str, str]
+) -> None:
+    from playwright.sync_api import sync_playwright
+
+    assert Path(CHROMIUM).exists(), "CI installs Debian's chromium (scripts/test.sh)"
+    ws = tmp_path / "ws"
+    mission = tmp_path / "m.yaml"
+    mission.write_text(f"""
+mission_id: report-demo
+workspace_root: {ws}
+provider: scripted
+tasks:
+  - {{id: alpha, prompt: a}}
+  - {{id: beta, prompt: b, retries: 0, script: [{{fail: 400}}]}}
+  - {{id: gamma, prompt: c, depends_on: [beta]}}
+  - {{id: delta, prompt: d, expect: {{final_message: "echo: d"}}}}
+""")
+    proc = run_cli(["run", str(mission), "--json", "--workers", "2"], cli_env)
+    summary = json.loads(proc.stdout)
+    page_path = Path(summary["run_dir"]) / "report.html"
+    ARTIFACTS.mkdir(exist_ok=True)
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(
+            executable_path=CHROMIUM,
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--no-first-run",
+                "--disable-sync",
+            ],
+        )
+        try:
+            page = browser.new_page(viewport={"width": 1200, "height": 1400})
+            page.goto(page_path.as_uri())
+            statuses = {
+                row.get_attribute("data-task"): row.get_attribute("data-status")
+                for row in page.query_selector_all("tr.task-row")
+            }
+            bars = {
+                b.get_attribute("data-task"): b.get_attribute("data-status")
+                for b in page.query_selector_all("#timeline .bar")
+            }
+            lanes = [
+                lane.get_attribute("data-worker")
+                for lane in page.query_selector_all("#timeline .lane")
+            ]
+            run_id = page.inner_text("#run-id")
+            heading = page.inner_text("h1")
+            page.screenshot(path=str(ARTIFACTS / "report.png"), full_page=True)
+        finally:
+            browser.close()
+    assert statuses == {"alpha": "ok", "beta": "failed", "gamma": "skipped", "delta": "ok"}
+    assert bars == {"alpha": "ok", "beta": "failed", "delta": "ok"}  # gamma never ran
+    assert set(lanes) <= {"w1", "w2"} and lanes
+    assert run_id == summary["run_id"] and "failed" in heading
+    assert (ARTIFACTS / "report.png").stat().st_size > 10_000
+
+    again = run_cli(["report", summary["run_id"], "--html", str(tmp_path / "copy.html")], cli_env)
+    assert again.returncode == 0, again.stderr
+    assert (tmp_path / "copy.html").read_text() == page_path.read_text()
+
+
+def test_the_mcp_smoke_example_passes_offline(tmp_path: Path, cli_env: dict[str, str]) -> None:
+    example = tmp_path / "mcp-smoke"
+    shutil.copytree(
+        REPO / "examples" / "mcp-smoke", example, ignore=shutil.ignore_patterns("workspace")
+    )
+    junit = tmp_path / "smoke.xml"
+    proc = run_cli(["run", str(example / "mission.yaml"), "--json", "--junit", str(junit)], cli_env)
+    assert proc.returncode == 0, proc.stderr
+    tasks = {t["task_id"]: t for t in json.loads(proc.stdout)["tasks"]}
+    assert all(t["status"] == "ok" for t in tasks.values())
+    assert all(c["ok"] for t in tasks.values() for c in t["checks"])
+    assert [c["tool"] for c in tasks["find-todos"]["tool_calls"]] == ["grep", "read_file"]
+    assert (example / "workspace" / "src" / "app.py").exists()
+    assert ET.parse(junit).getroot().find("testsuite").get("failures") == "0"  # type: ignore[union-attr]
+    assert os.environ.get("CI") is None or Path(CHROMIUM).exists()
