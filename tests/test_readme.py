@@ -84,7 +84,12 @@ def test_each_usage_command_in_the_readme_runs(
     mission_yaml = blocks("yaml")[0]
     mission = tmp_path / "mission.yaml"
     mission.write_text(mission_yaml)
-    replace = {"mission.yaml": str(mission), "my-mission.yaml": str(tmp_path / "my-mission.yaml")}
+    replace = {
+        "mission.yaml": str(mission),
+        "my-mission.yaml": str(tmp_path / "my-mission.yaml"),
+        "out.xml": str(tmp_path / "out.xml"),
+        "out.html": str(tmp_path / "out.html"),
+    }
     args = [replace.get(a, a) for a in argv[1:]]
     base = [sys.executable, "-m", "codex_mcp_wrapper"]
     if args[:2] == ["model", "serve"]:
