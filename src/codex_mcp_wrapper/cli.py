@@ -106,10 +106,24 @@ def _variables(pairs: tuple[str, ...]) -> dict[str, str]:
     help="The Codex binary [env CODEX_BIN; default: the pinned openai-codex-cli-bin package, "
     "then `codex` on PATH].",
 )
+@click.option(
+    "--instance",
+    envvar="CODEX_MCP_WRAPPER_INSTANCE",
+    help="A named instance (dev, release, ...): its own state dir, port, label and config "
+    "[env CODEX_MCP_WRAPPER_INSTANCE].",
+)
 @click.pass_context
-def cli(ctx: click.Context, state_dir: Path | None, codex_bin: str | None) -> None:
+def cli(
+    ctx: click.Context, state_dir: Path | None, codex_bin: str | None, instance: str | None
+) -> None:
     """Drive the OpenAI Codex CLI headlessly: run missions (lists of Codex tasks) on a pool of
     isolated `codex app-server` workers, with a scripted model for offline runs."""
+    if instance:
+        from codex_mcp_wrapper.instances import instance as named
+
+        inst = named(instance)
+        ctx.meta["instance"] = inst
+        state_dir = state_dir or inst.state_dir
     ctx.obj = {"state_dir": state_dir or default_state_dir(), "codex_bin": codex_bin}
 
 
@@ -257,114 +271,6 @@ def doctor(ctx: click.Context) -> None:
 
 
 @cli.command()
-@click.option(
-    "--transport",
-    type=click.Choice(["stdio", "http"]),
-    default="stdio",
-    show_default=True,
-    help="stdio for clients that launch the server; http to share it.",
-)
-@click.option("--host", default="127.0.0.1", show_default=True, help="HTTP bind address.")
-@click.option(
-    "--port",
-    type=click.IntRange(0, 65535),
-    default=0,
-    help="HTTP port (default: any free one; printed on stderr).",
-)
-@click.option(
-    "--token",
-    envvar="CODEX_MCP_WRAPPER_TOKEN",
-    help="Bearer token HTTP clients must send [env CODEX_MCP_WRAPPER_TOKEN]; required "
-    "for a non-loopback --host.",
-)
-@click.option(
-    "--config",
-    "config_file",
-    type=click.Path(path_type=Path),
-    help="TOML file with defaults for these options (keys as the option names).",
-)
-@click.option("--workers", type=click.IntRange(1, 64), help="Pool size per mission.")
-@click.option("--scripted", is_flag=True, help="Every Codex turn uses the scripted model.")
-@click.option(
-    "--workspace",
-    type=click.Path(path_type=Path),
-    help="Default cwd of the codex tool [default: the current directory].",
-)
-@click.option(
-    "--auto-approve",
-    is_flag=True,
-    help="Accept approvals when the client cannot be asked (default: decline).",
-)
-@click.pass_context
-def serve(
-    ctx: click.Context,
-    transport: str,
-    host: str,
-    port: int,
-    token: str | None,
-    config_file: Path | None,
-    workers: int | None,
-    scripted: bool,
-    workspace: Path | None,
-    auto_approve: bool,
-) -> None:
-    """Serve Codex and missions to MCP clients (tools codex, codex-reply, batch, mission_*)."""
-    from codex_mcp_wrapper.serving import serve_http, serve_stdio
-
-    file_opts = _read_serve_config(config_file)
-    given = ctx.get_parameter_source
-
-    def pick(name: str, value: Any) -> Any:
-        explicit = given(name) not in (None, click.core.ParameterSource.DEFAULT)
-        return value if explicit or name not in file_opts else file_opts[name]
-
-    transport, host, port = pick("transport", transport), pick("host", host), pick("port", port)
-    token = pick("token", token)
-    settings = _settings(
-        ctx,
-        workers=pick("workers", workers),
-        scripted=bool(pick("scripted", scripted)),
-        approvals="accept" if pick("auto_approve", auto_approve) else "decline",
-    )
-    cwd = Path(pick("workspace", workspace) or Path.cwd()).resolve()
-    if transport == "stdio":
-        _run_async(serve_stdio(settings, cwd))
-    else:
-        _run_async(serve_http(settings, cwd, str(host), int(port), token))
-
-
-def _read_serve_config(path: Path | None) -> dict[str, Any]:
-    if path is None:
-        return {}
-    import tomllib
-
-    try:
-        with path.open("rb") as fh:
-            data = tomllib.load(fh)
-    except FileNotFoundError as exc:
-        raise InputError(f"{path}: no such config file.") from exc
-    except (OSError, tomllib.TOMLDecodeError) as exc:
-        raise InputError(f"{path}: not a valid TOML config ({exc}).") from exc
-    table = data.get("serve", data)
-    known = {
-        "transport",
-        "host",
-        "port",
-        "token",
-        "workers",
-        "scripted",
-        "workspace",
-        "auto_approve",
-    }
-    unknown = sorted(set(table) - known)
-    if unknown:
-        raise InputError(
-            f"{path}: unknown option '{unknown[0]}'; known: {', '.join(sorted(known))}."
-        )
-    return dict(table)
-
-
-@cli.command()
 @click.argument("run_id")
 @click.option("--junit", type=click.Path(path_type=Path), help="Also write JUnit XML here.")
 @click.option("--html", type=click.Path(path_type=Path), help="Also write the HTML report here.")
@@ -466,6 +372,15 @@ def model_serve(script: Path | None, port: int, record: Path | None) -> None:
 def _first_leaf(group: BaseExceptionGroup[BaseException]) -> BaseException:
     first = group.exceptions[0]
     return _first_leaf(first) if isinstance(first, BaseExceptionGroup) else first
+
+
+def _register() -> None:
+    from codex_mcp_wrapper import cli_serve
+
+    cli_serve.register(cli)
+
+
+_register()
 
 
 def main(argv: list[str] | None = None) -> NoReturn:
