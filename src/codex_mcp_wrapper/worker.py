@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import re
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -40,6 +39,8 @@ from codex_mcp_wrapper.jsonrpc import (
     RpcError,
     ServerRequest,
 )
+from codex_mcp_wrapper.mcp_startup import await_mcp_servers
+from codex_mcp_wrapper.turn_errors import retryable_error, sandbox_failure
 
 HANDSHAKE_TIMEOUT = 20.0
 REQUEST_TIMEOUT = 30.0
@@ -81,17 +82,6 @@ class _TurnState:
     final_message: str | None = None
     usage: dict[str, int] = field(default_factory=dict)
     sandbox_error: str | None = None
-
-
-SANDBOX_FAILURE = re.compile(r"bwrap: [^\n]*(?:namespace|Operation not permitted)[^\n]*")
-
-
-def sandbox_failure(item: dict[str, Any]) -> str | None:
-    """The bubblewrap error line when a sandboxed command could not even start."""
-    if item.get("type") != "commandExecution" or item.get("exitCode") in (0, None):
-        return None
-    match = SANDBOX_FAILURE.search(str(item.get("aggregatedOutput") or ""))
-    return match.group(0) if match else None
 
 
 def _tail(path: Path, lines: int = STDERR_TAIL_LINES) -> str:
@@ -295,41 +285,20 @@ class AppServerWorker:
     ) -> None:
         """Wait until the task's MCP servers are up: Codex does not wait for them before its
         first model request, so a slow server would silently be missing from the turn."""
-        pending = set((request.config.get("mcp_servers") or {}).keys())
-        if not pending:
+        servers = request.config.get("mcp_servers") or {}
+        if not servers:
             return
-        conn = self._conn_or_die()
-        limit = max(
-            [MCP_START_TIMEOUT]
-            + [
-                float(s.get("startup_timeout_sec") or 0)
-                for s in request.config["mcp_servers"].values()
-            ]
+
+        def forward(method: str, params: dict[str, Any]) -> None:
+            sink.codex_event(request.task_id, method, params)
+
+        failures = await await_mcp_servers(
+            self._conn_or_die(), thread_id, servers, forward, MCP_START_TIMEOUT
         )
-        failures: list[str] = []
-        try:
-            async with asyncio.timeout(limit):
-                while pending:
-                    message = await conn.incoming.get()
-                    if message is CLOSED:
-                        raise WorkerDied(f"worker {self.label} exited while MCP servers started")
-                    assert isinstance(message, Notification)
-                    if message.params.get("threadId") not in (None, thread_id):
-                        continue
-                    sink.codex_event(request.task_id, message.method, message.params)
-                    if message.method != "mcpServer/startupStatus/updated":
-                        continue
-                    name, status = message.params.get("name"), message.params.get("status")
-                    if name in pending and status != "starting":
-                        pending.discard(name)
-                        if status != "ready":
-                            failures.append(f"{name} ({status}: {message.params.get('error')})")
-        except TimeoutError:
-            failures += [f"{name} (not ready after {limit:g} s)" for name in sorted(pending)]
         if failures:
             raise _McpServersFailed(
                 f"MCP server(s) did not start: {'; '.join(failures)}; check their command and "
-                "env in mcp_servers (Codex's log: " + str(self.spec.log_path) + ")."
+                f"env in mcp_servers (Codex's log: {self.spec.log_path})."
             )
 
     async def run(self, request: TaskRequest, sink: EventSink) -> TaskOutcome:
@@ -507,34 +476,6 @@ class _TurnFailed(Exception):
     def __init__(self, message: str, retryable: bool) -> None:
         super().__init__(message)
         self.retryable = retryable
-
-
-# Errors a retry cannot fix: the request itself, the account, or a policy is the problem.
-PERMANENT_ERRORS = {
-    "badRequest",
-    "unauthorized",
-    "contextWindowExceeded",
-    "sessionBudgetExceeded",
-    "usageLimitExceeded",
-    "cyberPolicy",
-    "misalignmentPolicyViolation",
-}
-_CLIENT_STATUS = re.compile(r"\b(?:HTTP |status:? |status code )?(4(?:0[0-7]|1[0-8]|2[2-6]))\b")
-
-
-def retryable_error(error: dict[str, Any]) -> bool:
-    """Whether a failed turn is worth another attempt: rate limits, server errors and broken
-    streams are; a bad request (any 4xx but 408 and 429), auth or policy refusal is not."""
-    info = error.get("codexErrorInfo")
-    if isinstance(info, str) and info in PERMANENT_ERRORS:
-        return False
-    if isinstance(info, dict):
-        for detail in info.values():
-            code = (detail or {}).get("httpStatusCode") if isinstance(detail, dict) else None
-            if isinstance(code, int) and 400 <= code < 500 and code not in (408, 429):
-                return False
-    message = str(error.get("message", ""))
-    return not (info == "other" and _CLIENT_STATUS.search(message) and "429" not in message)
 
 
 class _McpServersFailed(Exception):
