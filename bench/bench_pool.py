@@ -5,7 +5,9 @@ same turns through a minimal direct app-server client (no wrapper code) on as ma
 with the same environment; prints wall time (the wrapper's includes starting its pool and
 model, the direct one's does not), the marginal cost per task (time for N tasks minus time for
 --warm tasks, divided by the difference: start-up cancels out), the wrapper/direct ratio of
-that cost, the speed-up of 4 workers over 1, and peak memory. Each measurement runs in its own
+that cost, the speed-up of 4 workers over 1, the Python process's own CPU time per task
+(the wrapper's or the direct client's, the scripted model's included in both: the noise-free
+overhead figure), and peak memory. Each measurement runs in its own
 Python process so its peak RSS figures are its own.
 
     python bench/bench_pool.py [--tasks 100] [--warm 10] [--workers 1 2 4] [--repeat 3]
@@ -134,8 +136,12 @@ def measure_one(kind: str, tasks: int, workers: int) -> dict[str, Any]:
     codex, _ = find_codex_bin(os.environ.get("CODEX_BIN"))
     with tempfile.TemporaryDirectory(prefix="cmw-bench-") as tmp:
         run = direct if kind == "direct" else wrapper
+        before = resource.getrusage(resource.RUSAGE_SELF)
         seconds = asyncio.run(run(tasks, workers, codex, Path(tmp)))
+        after = resource.getrusage(resource.RUSAGE_SELF)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     return {
+        "python_cpu_ms_per_task": round(cpu / tasks * 1000, 2),
         "kind": kind,
         "workers": workers,
         "tasks": tasks,
@@ -187,7 +193,8 @@ def main() -> None:
             rows.append(row)
             print(
                 f"{kind:>7} x{workers}: {row['seconds']:6.2f} s for {args.tasks} tasks, "
-                f"{row['marginal_ms_per_task']:5.1f} ms/task marginal; peak RSS: wrapper "
+                f"{row['marginal_ms_per_task']:5.1f} ms/task marginal, "
+                f"{row['python_cpu_ms_per_task']:5.2f} ms Python CPU/task; peak RSS: wrapper "
                 f"{row['peak_rss_mb_self']} MB, largest codex {row['peak_rss_mb_codex']} MB",
                 flush=True,
             )
