@@ -432,3 +432,26 @@ async def test_a_cancelled_mission_is_resumed_over_mcp_in_the_same_run(
     assert state["status"] == "ok"
     finals = {t["task_id"]: t["final_message"] for t in state["tasks"]}
     assert finals == {"done": "echo: d", "slow": "resumed and finished"}
+
+
+async def test_mission_secrets_are_redacted_from_mcp_results(
+    state_dir: Path, workspace: Path
+) -> None:
+    secret = "tok-DO-NOT-LEAK-4242"
+    mission = {
+        "workspace_root": str(workspace),
+        "tasks": [
+            {
+                "prompt": "p",
+                "env": {"SERVICE_TOKEN": secret},
+                "script": [{"shell": "echo $SERVICE_TOKEN"}, {"say": "token: {last_output}"}],
+            }
+        ],
+    }
+    async with stdio_client(state_dir, "--scripted") as client:
+        result = await client.call_tool("batch", {"mission": mission})
+        run_id = result.structured_content["run_id"]  # type: ignore[index]
+        status = await client.call_tool("mission_status", {"run_id": run_id})
+    text = json.dumps(result.structured_content) + json.dumps(status.structured_content)
+    assert secret not in text
+    assert "[REDACTED]" in result.structured_content["results"][0]["stdout"]  # type: ignore[index]

@@ -27,6 +27,7 @@ from pydantic.fields import FieldInfo
 
 from codex_mcp_wrapper import __version__
 from codex_mcp_wrapper.approvals import APPROVAL_TIMEOUT, asking, fixed
+from codex_mcp_wrapper.engine import make_redactor
 from codex_mcp_wrapper.errors import InputError, WrapperError
 from codex_mcp_wrapper.events import Event, TaskFinished, TaskUpdate
 from codex_mcp_wrapper.execution import ApprovalHandler
@@ -272,7 +273,7 @@ def build_server(service: MissionService) -> MCPServer:
                 len(parsed.tasks),
                 lambda: service.run(parsed, observers=[call.observer], approvals=call.approvals()),
             )
-            data = redactor.data(batch_result(summary))
+            data = make_redactor(parsed).data(redactor.data(batch_result(summary)))
             return CallToolResult(
                 content=[TextContent(type="text", text=json.dumps(data, indent=2))],
                 structured_content=data,

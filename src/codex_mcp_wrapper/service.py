@@ -18,7 +18,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
-from codex_mcp_wrapper.engine import new_run_id, run_mission
+from codex_mcp_wrapper.engine import make_redactor, new_run_id, run_mission
 from codex_mcp_wrapper.errors import InputError, MissionError
 from codex_mcp_wrapper.events import (
     Event,
@@ -30,6 +30,7 @@ from codex_mcp_wrapper.events import (
 )
 from codex_mcp_wrapper.execution import ApprovalHandler
 from codex_mcp_wrapper.mission import Mission, parse_mission
+from codex_mcp_wrapper.redact import Redactor
 from codex_mcp_wrapper.results import RunSummary, TaskResult
 from codex_mcp_wrapper.resume import load_for_resume
 from codex_mcp_wrapper.settings import Settings
@@ -50,6 +51,7 @@ class RunTracker:
     summary: RunSummary | None = None
     done: asyncio.Event = field(default_factory=asyncio.Event)
     error: str | None = None
+    redactor: Redactor = field(default_factory=Redactor)
 
     def __call__(self, event: Event) -> None:
         if isinstance(event, RunStarted):
@@ -71,6 +73,10 @@ class RunTracker:
         return sum(1 for row in self.tasks.values() if row.get("status") in final)
 
     def state(self) -> dict[str, Any]:
+        """The run's state, with the mission's secrets redacted."""
+        return self.redactor.data(self._state())  # type: ignore[no-any-return]
+
+    def _state(self) -> dict[str, Any]:
         if self.summary is not None:
             return {"run_id": self.run_id, "done": True, **self.summary.model_dump(mode="json")}
         return {
@@ -178,7 +184,9 @@ class MissionService:
         run_id: str | None = None,
     ) -> RunSummary:
         run_id = run_id or new_run_id()
-        tracker = self._live.setdefault(run_id, RunTracker(run_id, mission.mission_id))
+        tracker = self._live.setdefault(
+            run_id, RunTracker(run_id, mission.mission_id, redactor=make_redactor(mission))
+        )
         try:
             return await run_mission(
                 mission,
@@ -202,7 +210,7 @@ class MissionService:
         """Run a mission in the background; returns its run id at once."""
         assert self._group is not None, "use MissionService as an async context manager"
         run_id = run_id or new_run_id()
-        tracker = RunTracker(run_id, mission.mission_id)
+        tracker = RunTracker(run_id, mission.mission_id, redactor=make_redactor(mission))
         self._live[run_id] = tracker
 
         async def background() -> RunSummary | None:
