@@ -17,7 +17,7 @@ from codex_mcp_wrapper.codex_home import CodexHomeSpec, scripted_provider, write
 from codex_mcp_wrapper.errors import CodexNotFound
 from codex_mcp_wrapper.scripted import ScriptedModel
 from codex_mcp_wrapper.settings import find_codex_bin
-from tests.helpers.procs import codex_processes, wait_until
+from tests.helpers.procs import codex_processes, wait_gone
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
@@ -41,8 +41,8 @@ def codex_bin() -> str:
 def no_codex_left_behind(request: pytest.FixtureRequest) -> Iterator[None]:
     before = set(codex_processes())
     yield
-    leftover = wait_until(lambda: not (set(codex_processes()) - before), timeout=10)
-    assert leftover, f"Codex processes left behind: {sorted(set(codex_processes()) - before)}"
+    new = set(codex_processes()) - before
+    assert wait_gone(new, timeout=10), f"Codex processes left behind: {sorted(new)}"
 
 
 @pytest.fixture

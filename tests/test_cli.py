@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers.procs import codex_processes, environ, wait_until
+from tests.helpers.procs import codex_processes, environ, wait_gone
 
 REPO = Path(__file__).resolve().parents[1]
 CLI_TIMEOUT = 120
@@ -205,7 +205,7 @@ tasks:
     _, err = proc.communicate(timeout=CLI_TIMEOUT)
     assert proc.returncode == 130, err
     assert "interrupted" in err
-    assert wait_until(lambda: not set(ours) & set(codex_processes()), timeout=10)
+    assert wait_gone(ours, timeout=10)
     summary = json.loads((next((state_dir / "runs").iterdir()) / "summary.json").read_text())
     assert summary["status"] == "cancelled"
     assert {t["status"] for t in summary["tasks"]} == {"cancelled"}

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from mcp import Client
 
-from tests.helpers.procs import codex_processes, environ, wait_until
+from tests.helpers.procs import codex_processes, environ, wait_gone
 
 pytestmark = pytest.mark.anyio
 REPO = Path(__file__).resolve().parents[1]
@@ -44,6 +44,10 @@ def tree_hashes(root: Path) -> dict[str, str]:
         for p in sorted(root.rglob("*"))
         if p.is_file() and not p.is_symlink() and "__pycache__" not in p.parts
     }
+
+
+def ours(root: Path) -> list[int]:
+    return [p for p in codex_processes() if str(root) in environ(p).get("CODEX_HOME", "")]
 
 
 def gone(pid: int) -> bool:
@@ -148,13 +152,11 @@ async def test_a_release_and_a_dev_instance_serve_side_by_side(
         status = cli(["--instance", "release", "serve", "status"], env)
         assert status.returncode == 1 and "not running" in status.stdout
     finally:
+        workers = ours(tmp_path / "instances")
         for name in ports:
             cli(["--instance", name, "serve", "stop"], env)
-    root = str(tmp_path / "instances")
-    assert wait_until(
-        lambda: not [p for p in codex_processes() if root in environ(p).get("CODEX_HOME", "")],
-        timeout=15,
-    )
+    assert wait_gone(workers, timeout=15)
+    assert not ours(tmp_path / "instances")
 
 
 def test_a_stale_pid_file_is_detected_and_cleaned(tmp_path: Path, cli_env: dict[str, str]) -> None:

@@ -17,7 +17,7 @@ from mcp import types as mt
 from mcp.client.streamable_http import streamable_http_client
 
 from tests.helpers.mcp_client import http_server, server_argv, stdio_client
-from tests.helpers.procs import codex_processes, environ, wait_until
+from tests.helpers.procs import codex_processes, environ, wait_gone, wait_until
 
 pytestmark = pytest.mark.anyio
 OLD_CODEX_PROPERTIES = {
@@ -206,12 +206,13 @@ async def test_a_long_mission_is_started_waited_on_in_slices_and_cancelled(
         state = waited.structured_content
         assert state is not None and state["done"] is False and state["status"] == "running"
         assert wait_until(lambda: len(ours(state_dir)) == 2, timeout=30)
+        workers = ours(state_dir)
         cancelled = await client.call_tool("mission_cancel", {"run_id": run_id})
         data = cancelled.structured_content
         assert data is not None and data["cancelled"] is True and data["status"] == "cancelled"
         statuses = {t["task_id"]: t["status"] for t in data["tasks"]}
         assert statuses == {"quick": "ok", "stuck": "cancelled"}
-        assert wait_until(lambda: not ours(state_dir), timeout=10)
+        assert wait_gone(workers, timeout=10)
         status = await client.call_tool("mission_status", {"run_id": run_id})
         assert status.structured_content["status"] == "cancelled"  # type: ignore[index]
         summary = await client.read_resource(f"codex-wrapper://runs/{run_id}/summary")
@@ -236,11 +237,12 @@ async def test_a_cancelled_call_stops_its_turns_and_frees_the_workers(
     async with stdio_client(state_dir, "--scripted") as client:
         call = asyncio.create_task(client.call_tool("batch", {"mission": mission}))
         assert await asyncio.to_thread(wait_until, turn_in_flight, 30)
-        assert len(ours(state_dir)) == 1
+        workers = ours(state_dir)
+        assert len(workers) == 1
         call.cancel()  # the client sends notifications/cancelled
         with pytest.raises(asyncio.CancelledError):
             await call
-        assert await asyncio.to_thread(wait_until, lambda: not ours(state_dir), 15)
+        assert await asyncio.to_thread(wait_gone, workers, 15)
         (run_dir,) = (state_dir / "runs").iterdir()
 
         def recorded_cancelled() -> bool:

@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 from codex_mcp_wrapper.store import RunStore
-from tests.helpers.procs import codex_processes, environ, wait_until
+from tests.helpers.procs import codex_processes, environ, wait_gone, wait_until
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -60,10 +60,12 @@ def test_kill_9_mid_mission_then_resume_finishes_it_with_earlier_results_intact(
 
     try:
         assert wait_until(three_is_running_its_command, timeout=60)
+        workers = ours(state_dir)
+        assert workers
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=30)
-    assert wait_until(lambda: not ours(state_dir), timeout=10), "workers outlived the wrapper"
+    assert wait_gone(workers, timeout=10), "workers outlived the wrapper"
 
     store = RunStore(state_dir)  # opening the store marks the dead run interrupted
     try:

@@ -3,15 +3,45 @@
 from __future__ import annotations
 
 import os
+import select
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 POLL = 0.05
 
 
+def wait_gone(pids: Iterable[int], timeout: float) -> bool:
+    """Wait, on the kernel's exit events (pidfds), until every process in ``pids`` has exited;
+    False if some still run after ``timeout`` s. A zombie counts as exited."""
+    fds: list[int] = []
+    for pid in set(pids):
+        try:
+            fds.append(os.pidfd_open(pid))
+        except ProcessLookupError:
+            continue
+    poller = select.poll()
+    for fd in fds:
+        poller.register(fd, select.POLLIN)
+    remaining = set(fds)
+    deadline = time.monotonic() + timeout
+    try:
+        while remaining:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            for fd, _ in poller.poll(left * 1000):
+                remaining.discard(fd)
+                poller.unregister(fd)
+        return True
+    finally:
+        for fd in fds:
+            os.close(fd)
+
+
 def wait_until(predicate: Callable[[], bool], timeout: float) -> bool:
-    """Poll ``predicate`` until true or ``timeout`` s pass (for OS state with no event to await)."""
+    """Poll ``predicate`` until true or ``timeout`` s pass: only for state that has no event to
+    wait on (a line appearing in a file another process writes). Process exits use wait_gone."""
     deadline = time.monotonic() + timeout
     while True:
         if predicate():
