@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -259,3 +260,41 @@ def test_an_unknown_option_is_a_usage_error_with_exit_2(cli_env: dict[str, str])
     proc = run_cli(["run", "--frobnicate"], cli_env)
     assert proc.returncode == 2
     assert proc.stderr.startswith("error: ") and "--help" in proc.stderr
+
+
+def test_on_a_terminal_run_shows_a_live_table_of_tasks(
+    tmp_path: Path, cli_env: dict[str, str]
+) -> None:
+    import pty
+
+    mission = write(
+        tmp_path / "m.yaml",
+        "provider: scripted\nworkspace_root: ws\ntasks:\n  - {id: first, prompt: a}\n"
+        "  - {id: second, prompt: b}\n",
+    )
+    master, slave = pty.openpty()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "codex_mcp_wrapper", "run", str(mission)],
+        stdin=slave,
+        stdout=slave,
+        stderr=slave,
+        env=cli_env,
+        cwd=REPO,
+    )
+    os.close(slave)
+    screen = b""
+    while True:  # read until the terminal closes (the run exits), bounded by pytest's timeout
+        try:
+            chunk = os.read(master, 65536)
+        except OSError:
+            break
+        if not chunk:
+            break
+        screen += chunk
+    os.close(master)
+    assert proc.wait(timeout=CLI_TIMEOUT) == 0
+    text = screen.decode(errors="replace")
+    for column in ("task", "state", "worker", "elapsed"):
+        assert column in text
+    assert "first" in text and "second" in text and " ok " in text.replace("\x1b", " ")
+    assert "\x1b[" in text  # drawn with terminal control sequences, not plain lines
