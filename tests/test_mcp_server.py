@@ -16,7 +16,7 @@ from mcp import Client
 from mcp import types as mt
 from mcp.client.streamable_http import streamable_http_client
 
-from tests.helpers.mcp_client import http_server, server_argv, stdio_client
+from tests.helpers.mcp_client import http_server, initialize_line, server_argv, stdio_client
 from tests.helpers.procs import codex_processes, environ, wait_gone, wait_until
 
 pytestmark = pytest.mark.anyio
@@ -374,19 +374,9 @@ def test_a_busy_port_is_a_clear_error(state_dir: Path) -> None:
 
 def test_stdio_keeps_stdout_for_the_protocol(state_dir: Path) -> None:
     """Anything on stdout that is not JSON-RPC would break clients."""
-    init = {
-        "jsonrpc": "2.0",
-        "id": 1,
-        "method": "initialize",
-        "params": {
-            "protocolVersion": "2025-06-18",
-            "capabilities": {},
-            "clientInfo": {"name": "t", "version": "0"},
-        },
-    }
     proc = subprocess.run(
         server_argv(state_dir, "--scripted"),
-        input=json.dumps(init) + "\n",
+        input=initialize_line(),
         capture_output=True,
         text=True,
         timeout=30,

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers.mcp_client import initialize_line
+
 REPO = Path(__file__).resolve().parents[1]
 README = (REPO / "README.md").read_text()
 SETUP_TIMEOUT = 900
@@ -107,16 +109,6 @@ def test_each_usage_command_in_the_readme_runs(
         assert proc.wait(timeout=30) == 130
         return
     if args[0] == "serve":  # an MCP server on stdio: it must answer initialize, then exit on EOF
-        init = {
-            "jsonrpc": "2.0",
-            "id": 1,
-            "method": "initialize",
-            "params": {
-                "protocolVersion": "2025-06-18",
-                "capabilities": {},
-                "clientInfo": {"name": "readme", "version": "0"},
-            },
-        }
         proc = subprocess.run(
             base + args,
             cwd=REPO,
@@ -124,7 +116,7 @@ def test_each_usage_command_in_the_readme_runs(
             capture_output=True,
             text=True,
             timeout=60,
-            input=json.dumps(init) + "\n",
+            input=initialize_line("readme"),
         )
         answer = json.loads(proc.stdout.splitlines()[0])
         assert answer["result"]["serverInfo"]["name"] == "codex-mcp-wrapper"

@@ -24,6 +24,7 @@ from codex_mcp_wrapper.errors import (
     InputError,
     WrapperError,
 )
+from codex_mcp_wrapper.instances import INSTANCE_ENV
 from codex_mcp_wrapper.settings import Settings, default_state_dir, default_workers
 
 T = TypeVar("T")
@@ -108,7 +109,7 @@ def _variables(pairs: tuple[str, ...]) -> dict[str, str]:
 )
 @click.option(
     "--instance",
-    envvar="CODEX_MCP_WRAPPER_INSTANCE",
+    envvar=INSTANCE_ENV,
     help="A named instance (dev, release, ...): its own state dir, port, label and config "
     "[env CODEX_MCP_WRAPPER_INSTANCE].",
 )

@@ -133,13 +133,6 @@ class WorkerPool:
         busy = len(self._workers) - len(self._idle)
         return f"<WorkerPool [{busy} busy, {len(self._idle)} idle | {len(self._waiters)} waiting]>"
 
-    @property
-    def labels(self) -> list[str]:
-        return list(self._labels)
-
-    def worker(self, label: str) -> AppServerWorker | None:
-        return self._workers.get(label)
-
     async def start(self) -> None:
         """Start every worker concurrently; fail only if none comes up."""
         results = await asyncio.gather(

@@ -109,7 +109,6 @@ class AppServerWorker:
         self._current_task = ""
         self._current_sink: EventSink | None = None
         self.recent: deque[str] = deque(maxlen=10)
-        self.tasks_run = 0
 
     def __repr__(self) -> str:
         pid = self._proc.pid if self._proc else None
@@ -182,11 +181,6 @@ class AppServerWorker:
             await self._conn.aclose()
         if self._proc is not None:
             await process.stop(self._proc)
-
-    def kill(self) -> None:
-        """Kill the process group now (used by tests and by hard cancellation)."""
-        if self._proc is not None:
-            process.kill_group(self._proc.pid)
 
     # -- server requests (approvals) -------------------------------------------------------
     async def _decide(self, request: ServerRequest) -> str:
@@ -306,7 +300,6 @@ class AppServerWorker:
         (``worker_broken`` when the process died or stopped answering)."""
         self._current_task = request.task_id
         self._current_sink = sink
-        self.tasks_run += 1
         deadline = time.monotonic() + request.timeout_sec
         outcome = TaskOutcome(
             status="running",
@@ -488,8 +481,3 @@ class _SandboxUnavailable(Exception):
 
 class _TurnTimedOut(Exception):
     """A deadline expired and the turn was interrupted."""
-
-
-async def close_quietly(worker: AppServerWorker) -> None:
-    with contextlib.suppress(WorkerError, OSError):
-        await worker.aclose()

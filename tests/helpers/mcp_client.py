@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -14,6 +15,21 @@ from typing import Any
 from mcp import Client, StdioServerParameters
 
 START_TIMEOUT = 30
+
+
+def initialize_line(client: str = "test") -> str:
+    """A raw JSON-RPC initialize request (handshake-era protocol), newline-terminated."""
+    request = {
+        "jsonrpc": "2.0",
+        "id": 1,
+        "method": "initialize",
+        "params": {
+            "protocolVersion": "2025-06-18",
+            "capabilities": {},
+            "clientInfo": {"name": client, "version": "0"},
+        },
+    }
+    return json.dumps(request) + "\n"
 
 
 def server_argv(state_dir: Path, *extra: str) -> list[str]:
