@@ -28,9 +28,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from codex_mcp_wrapper.codex_home import CodexHomeSpec, scripted_provider, write_codex_home
-from codex_mcp_wrapper.engine import run_mission
-from codex_mcp_wrapper.mission import parse_mission
+from codex_mcp_wrapper.app import run_mission
+from codex_mcp_wrapper.codex.home import CodexHomeSpec, scripted_provider, write_codex_home
+from codex_mcp_wrapper.missions.loading import parse_mission
 from codex_mcp_wrapper.scripted import ScriptedModel
 from codex_mcp_wrapper.settings import Settings, find_codex_bin
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from codex_mcp_wrapper.codex_home import CodexHomeSpec, scripted_provider, write_codex_home
+from codex_mcp_wrapper.codex.home import CodexHomeSpec, scripted_provider, write_codex_home
 from codex_mcp_wrapper.errors import CodexNotFound
 from codex_mcp_wrapper.scripted import ScriptedModel
 from codex_mcp_wrapper.settings import find_codex_bin

@@ -13,8 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from codex_mcp_wrapper.checks import CheckResult, Evidence, evaluate, failure_message
-from codex_mcp_wrapper.expect import Expect
+from codex_mcp_wrapper.codex.evidence import gather
+from codex_mcp_wrapper.missions.checks import CheckResult, Evidence, evaluate, failure_message
+from codex_mcp_wrapper.missions.expect import Expect
 
 pytestmark = pytest.mark.anyio
 REPO = Path(__file__).resolve().parents[1]
@@ -24,7 +25,8 @@ CHROMIUM = "/usr/bin/chromium"
 
 def evidence() -> Evidence:
     ev = Evidence()
-    ev.add(
+    gather(
+        ev,
         "item/completed",
         {
             "item": {
@@ -36,7 +38,8 @@ def evidence() -> Evidence:
             }
         },
     )
-    ev.add(
+    gather(
+        ev,
         "item/completed",
         {
             "item": {

@@ -240,20 +240,57 @@ def test_doctor_reports_each_check(cli_env: dict[str, str]) -> None:
     assert "[ok  ] sandbox" in proc.stdout
 
 
-def test_every_command_has_help(cli_env: dict[str, str]) -> None:
-    for args in (
-        ["--help"],
-        ["run", "--help"],
-        ["validate", "--help"],
-        ["schema", "--help"],
-        ["scaffold", "--help"],
-        ["doctor", "--help"],
-        ["runs", "list", "--help"],
-        ["runs", "show", "--help"],
-        ["model", "serve", "--help"],
-    ):
-        proc = run_cli(args, cli_env)
-        assert proc.returncode == 0 and "Usage:" in proc.stdout, args
+def _leaf_commands() -> list[list[str]]:
+    import click
+
+    from codex_mcp_wrapper.cli.main import cli
+
+    out: list[list[str]] = []
+
+    def walk(command: click.Command, path: list[str]) -> None:
+        out.append(path)
+        if isinstance(command, click.Group):
+            for name, sub in command.commands.items():
+                walk(sub, [*path, name])
+
+    walk(cli, [])
+    return out
+
+
+def test_every_command_has_help_that_lists_the_global_options(cli_env: dict[str, str]) -> None:
+    commands = _leaf_commands()
+    assert ["runs", "show"] in commands and ["serve", "start"] in commands
+    for path in commands:
+        proc = run_cli([*path, "--help"], cli_env)
+        assert proc.returncode == 0 and "Usage:" in proc.stdout, path
+        for option in ("--state-dir", "--codex-bin", "--instance"):
+            assert option in proc.stdout, (path, option)
+
+
+def test_global_options_work_after_the_subcommand_too(
+    tmp_path: Path, cli_env: dict[str, str]
+) -> None:
+    mission = write(
+        tmp_path / "m.yaml",
+        "mission_id: where\nprovider: scripted\nworkspace_root: ws\n"
+        "tasks: [{id: a, prompt: hi, script: [{say: done}]}]\n",
+    )
+    after, before = tmp_path / "after-state", tmp_path / "before-state"
+    env = {k: v for k, v in cli_env.items() if k != "CODEX_MCP_WRAPPER_HOME"}
+    env["CODEX_MCP_WRAPPER_HOME"] = str(tmp_path / "env-state")
+    codex_bin = env.pop("CODEX_BIN")
+    proc = run_cli(
+        ["run", str(mission), "--json", "--state-dir", str(after), "--codex-bin", codex_bin], env
+    )
+    assert proc.returncode == 0, proc.stderr
+    run_id = json.loads(proc.stdout)["run_id"]
+    assert (after / "runs" / run_id / "summary.json").is_file()
+    assert not (tmp_path / "env-state").exists()
+    # the subcommand's value wins over the one before it
+    listed = run_cli(["--state-dir", str(before), "runs", "list", "--state-dir", str(after)], env)
+    assert listed.returncode == 0 and run_id in listed.stdout, listed.stderr
+    empty = run_cli(["runs", "list", "--state-dir", str(before)], env)
+    assert empty.returncode == 0 and "no runs yet" in empty.stdout
 
 
 def test_an_unknown_option_is_a_usage_error_with_exit_2(cli_env: dict[str, str]) -> None:

@@ -10,9 +10,10 @@ from typing import Any
 
 import pytest
 
-from codex_mcp_wrapper.engine import run_mission
-from codex_mcp_wrapper.events import Event, ModelRequest
-from codex_mcp_wrapper.mission import parse_mission
+from codex_mcp_wrapper.app import run_mission
+from codex_mcp_wrapper.engine.events import Event, ModelRequest
+from codex_mcp_wrapper.engine.session import RunOptions
+from codex_mcp_wrapper.missions.loading import parse_mission
 from codex_mcp_wrapper.settings import Settings
 from tests.helpers.procs import codex_pids_with_home
 
@@ -179,7 +180,9 @@ async def test_a_worker_killed_mid_turn_is_replaced_and_the_task_retried(
         ],
     )
     summary = await run_mission(
-        mission, _settings(state_dir, codex_bin, workers=1), observers=[kill_on_first_turn]
+        mission,
+        _settings(state_dir, codex_bin, workers=1),
+        RunOptions(observers=[kill_on_first_turn]),
     )
     (task,) = summary.tasks
     assert killed, "the test did not find the worker to kill"

@@ -12,9 +12,9 @@ from typing import Any
 
 import pytest
 
-from codex_mcp_wrapper.execution import TaskRequest
+from codex_mcp_wrapper.codex.worker import AppServerWorker, WorkerSpec
+from codex_mcp_wrapper.engine.executor import ApprovalRequest, TaskRequest, TaskSpec
 from codex_mcp_wrapper.scripted import ScriptedModel, parse_script
-from codex_mcp_wrapper.worker import AppServerWorker, WorkerSpec
 from tests.helpers.codex_exec import codex_exec
 from tests.helpers.sinks import RecordingSink
 
@@ -108,20 +108,22 @@ def _worker(codex_bin: str, codex_home: Path, tmp_path: Path) -> AppServerWorker
 
 def _request(workspace: Path, model: str, **overrides: Any) -> TaskRequest:
     fields: dict[str, Any] = {
-        "run_id": "test",
-        "task_id": "t",
-        "index": 0,
-        "attempt": 1,
-        "prompts": ("go",),
         "cwd": str(workspace),
         "sandbox": "read-only",
         "approval_policy": "never",
-        "timeout_sec": 60.0,
         "idle_timeout_sec": 30.0,
         "model": model,
     }
     fields.update(overrides)
-    return TaskRequest(**fields)
+    return TaskRequest(
+        run_id="test",
+        task_id="t",
+        index=0,
+        attempt=1,
+        prompts=("go",),
+        timeout_sec=60.0,
+        spec=TaskSpec(**fields),
+    )
 
 
 async def test_an_mcp_tool_step_reaches_a_real_mcp_server_and_its_result_the_next_request(
@@ -192,10 +194,10 @@ async def test_a_hang_step_is_a_stall_that_the_idle_deadline_catches(
 async def test_an_escalate_step_asks_for_approval_under_on_request(
     model: ScriptedModel, codex_bin: str, codex_home: Path, workspace: Path, tmp_path: Path
 ) -> None:
-    asked: list[tuple[str, dict[str, Any]]] = []
+    asked: list[ApprovalRequest] = []
 
-    async def decline(kind: str, task_id: str, params: dict[str, Any]) -> Any:
-        asked.append((kind, params))
+    async def decline(request: ApprovalRequest) -> Any:
+        asked.append(request)
         return "decline"
 
     script = [{"escalate": "touch outside.txt"}, {"say": "after: {last_output}"}]
@@ -212,8 +214,9 @@ async def test_an_escalate_step_asks_for_approval_under_on_request(
     finally:
         await worker.aclose()
     assert outcome.status == "ok", outcome.error
-    assert [kind for kind, _ in asked] == ["item/commandExecution/requestApproval"]
-    assert "touch outside.txt" in json.dumps(asked[0][1])
+    assert [a.method for a in asked] == ["item/commandExecution/requestApproval"]
+    assert asked[0].kind == "command"
+    assert asked[0].command == "touch outside.txt"
     assert not (workspace / "outside.txt").exists()
 
 

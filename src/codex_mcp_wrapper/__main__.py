@@ -1,3 +1,3 @@
-from codex_mcp_wrapper.cli import main
+from codex_mcp_wrapper.cli.main import main
 
 main()

@@ -15,6 +15,7 @@ from typing import Literal
 import platformdirs
 
 from codex_mcp_wrapper.errors import CodexNotFound
+from codex_mcp_wrapper.process import TERM_GRACE
 
 APP_NAME = "codex-mcp-wrapper"
 STATE_ENV = "CODEX_MCP_WRAPPER_HOME"
@@ -91,6 +92,25 @@ def find_codex_bin(explicit: str | None = None) -> tuple[str, str]:
 
 
 @dataclass(frozen=True)
+class Timeouts:
+    """Every bound on a wait for another process, in seconds, and why it is that long.
+
+    Built once with the settings; tests inject shorter ones instead of waiting out the defaults.
+    """
+
+    handshake: float = 20.0  # app-server spawn to `initialize` answered: 0.07 s measured; slack
+    request: float = 30.0  # a JSON-RPC request other than a turn (thread/start, turn/start)
+    interrupt_grace: float = 5.0  # an interrupted turn must end this soon or the worker is killed
+    mcp_start: float = 60.0  # a task's MCP servers must be ready (their startup_timeout_sec wins)
+    unload: float = 5.0  # letting Codex unload a finished thread; best effort
+    term_grace: float = TERM_GRACE  # closing a child's stdin, then SIGTERM, then SIGKILL
+    approval: float = 120.0  # a person asked about an approval; then the fallback decides
+    cancel: float = 30.0  # a cancelled run's turns stopping before `cancel` reports back
+    label_lock: float = 300.0  # a worker holding a thread to continue, busy in another run
+    retry_backoff: tuple[float, ...] = (0.5, 2.0, 5.0)  # between attempts of a task
+
+
+@dataclass(frozen=True)
 class Settings:
     state_dir: Path = field(default_factory=default_state_dir)
     codex_bin: str | None = None
@@ -101,6 +121,7 @@ class Settings:
     pass_env: tuple[str, ...] = ()
     approvals: Literal["decline", "accept"] = "decline"
     variables: dict[str, str] = field(default_factory=dict)
+    timeouts: Timeouts = field(default_factory=Timeouts)
 
     def worker_base_env(self) -> dict[str, str]:
         env = {k: os.environ[k] for k in ENV_ALLOWLIST if k in os.environ}

@@ -9,7 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from codex_mcp_wrapper.store import RunStore
+from codex_mcp_wrapper.engine.store import RunStore
 from tests.helpers.procs import codex_processes, environ, wait_gone, wait_until
 
 REPO = Path(__file__).resolve().parents[2]

@@ -13,9 +13,10 @@ from typing import Any
 
 import pytest
 
-from codex_mcp_wrapper.engine import run_mission
-from codex_mcp_wrapper.events import CodexEvent, Event, ModelRequest, TaskFinished
-from codex_mcp_wrapper.mission import parse_mission
+from codex_mcp_wrapper.app import run_mission
+from codex_mcp_wrapper.engine.events import CodexEvent, Event, ModelRequest, TaskFinished
+from codex_mcp_wrapper.engine.session import RunOptions
+from codex_mcp_wrapper.missions.loading import parse_mission
 from codex_mcp_wrapper.settings import Settings
 from tests.helpers.procs import codex_pids_with_home
 
@@ -57,7 +58,7 @@ async def test_a_worker_that_stops_answering_is_killed_replaced_and_its_task_tim
         ],
     )
     summary = await run_mission(
-        m, settings(state_dir, codex_bin), observers=[freeze_on_first_request]
+        m, settings(state_dir, codex_bin), RunOptions(observers=[freeze_on_first_request])
     )
     results = {t.task_id: t for t in summary.tasks}
     assert frozen
@@ -88,7 +89,7 @@ async def test_a_bad_request_is_not_retried_but_a_server_error_is(
             {"id": "broken", "prompt": "p", "retries": 0, "script": [{"fail": "stream"}]},
         ],
     )
-    summary = await run_mission(m, settings(state_dir, codex_bin, 2), observers=[count])
+    summary = await run_mission(m, settings(state_dir, codex_bin, 2), RunOptions(observers=[count]))
     results = {t.task_id: t for t in summary.tasks}
     assert (results["bad"].status, results["bad"].attempts, requests["bad"]) == ("failed", 1, 1)
     assert "scripted HTTP 400" in (results["bad"].error or "")
@@ -112,7 +113,9 @@ async def test_a_workspace_that_disappears_fails_the_next_task_clearly(
             {"id": "second", "prompt": "q", "cwd": "sub", "depends_on": ["first"]},
         ],
     )
-    summary = await run_mission(m, settings(state_dir, codex_bin), observers=[remove_sub])
+    summary = await run_mission(
+        m, settings(state_dir, codex_bin), RunOptions(observers=[remove_sub])
+    )
     second = summary.tasks[1]
     assert second.status == "failed"
     assert "no longer exists" in (second.error or "") and "sub" in (second.error or "")
@@ -213,7 +216,9 @@ async def test_two_hundred_tasks_on_four_workers_none_lost_or_duplicated(
             threads.setdefault(event.task_id, set()).add(event.params["thread"]["id"])
 
     m = mission(workspace, [{"id": f"t{n:03d}", "prompt": f"n={n}"} for n in range(200)])
-    summary = await run_mission(m, settings(state_dir, codex_bin, 4), observers=[record])
+    summary = await run_mission(
+        m, settings(state_dir, codex_bin, 4), RunOptions(observers=[record])
+    )
     assert summary.status == "ok" and summary.counts == {"ok": 200}
     assert [t.task_id for t in summary.tasks] == [f"t{n:03d}" for n in range(200)]
     assert [t.final_message for t in summary.tasks] == [f"echo: n={n}" for n in range(200)]

@@ -13,7 +13,7 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from codex_mcp_wrapper.cli import main
+from codex_mcp_wrapper.cli.main import main
 
 FIELDS = [
     "id",

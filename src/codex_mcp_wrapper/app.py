@@ -1,0 +1,47 @@
+"""The composition root: the application API (``engine.runs.Runs``) wired to a backend.
+
+Entry points (the CLI, the MCP server, Python users) build ``Settings`` once and get their
+``Runs`` here; nothing below this module chooses a backend.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from codex_mcp_wrapper.codex.backend import LocalBackend
+from codex_mcp_wrapper.engine.results import RunSummary
+from codex_mcp_wrapper.engine.runs import Runs
+from codex_mcp_wrapper.engine.session import RunOptions
+from codex_mcp_wrapper.missions.model import Mission
+from codex_mcp_wrapper.settings import Settings
+
+
+def open_runs(settings: Settings, default_cwd: Path | None = None) -> Runs:
+    """The runs of ``settings.state_dir``, executed on local Codex app-server workers."""
+    return Runs(
+        settings,
+        LocalBackend(settings),
+        default_cwd=default_cwd,
+        cancel_timeout=settings.timeouts.cancel,
+    )
+
+
+async def run_mission(
+    mission: Mission, settings: Settings | None = None, options: RunOptions | None = None
+) -> RunSummary:
+    """Run ``mission`` to the end on local Codex workers; returns the summary (secrets
+    redacted). Every result is recorded under ``settings.state_dir``."""
+    return await open_runs(settings or Settings()).run(mission, options)
+
+
+def run_mission_sync(
+    mission: Mission, settings: Settings | None = None, options: RunOptions | None = None
+) -> RunSummary:
+    """``run_mission`` for code that is not async (scripts, pytest without an event loop)."""
+    return asyncio.run(run_mission(mission, settings, options))
+
+
+async def resume_run(run_id: str, settings: Settings | None = None) -> RunSummary:
+    """Finish an interrupted, cancelled or failed run: ok tasks are kept, the others continue."""
+    return await open_runs(settings or Settings()).resume(run_id)

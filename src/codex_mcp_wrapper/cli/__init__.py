@@ -1,0 +1,1 @@
+"""The command line: main (the outer edge), one module per command group, progress, doctor."""

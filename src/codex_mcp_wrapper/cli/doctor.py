@@ -1,0 +1,116 @@
+"""``doctor``: checks of the Codex binary, its version, the sandbox, the state dir and auth."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import click
+
+from codex_mcp_wrapper.cli.options import settings_from
+from codex_mcp_wrapper.errors import EXIT_ENVIRONMENT, EXIT_OK, CodexNotFound
+from codex_mcp_wrapper.settings import (
+    API_KEY_VARS,
+    PINNED_CODEX_VERSION,
+    Settings,
+    find_codex_bin,
+    user_codex_home,
+)
+
+CHECK_TIMEOUT = 30.0
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    ok: bool
+    detail: str
+    required: bool = True
+
+
+def run_checks(settings: Settings) -> list[Check]:
+    checks: list[Check] = []
+    try:
+        codex, origin = find_codex_bin(settings.codex_bin)
+    except CodexNotFound as exc:
+        return [Check("codex binary", False, str(exc))]
+    checks.append(Check("codex binary", True, f"{codex} (from {origin})"))
+    try:
+        out = subprocess.run(
+            [codex, "--version"],
+            capture_output=True,
+            text=True,
+            timeout=CHECK_TIMEOUT,
+            stdin=subprocess.DEVNULL,
+            check=False,
+        )
+        version = out.stdout.strip().split()[-1] if out.stdout.strip() else "unknown"
+        note = "" if version == PINNED_CODEX_VERSION else f" (tested with {PINNED_CODEX_VERSION})"
+        checks.append(Check("codex version", out.returncode == 0, version + note))
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        checks.append(Check("codex version", False, f"`codex --version` failed: {exc}"))
+    with tempfile.TemporaryDirectory(prefix="cmw-doctor-") as home:
+        try:
+            out = subprocess.run(
+                [codex, "sandbox", "--", "/bin/sh", "-c", "echo sandbox-ok"],
+                capture_output=True,
+                text=True,
+                timeout=CHECK_TIMEOUT,
+                stdin=subprocess.DEVNULL,
+                env={**os.environ, "CODEX_HOME": home},
+                check=False,
+            )
+            ok = "sandbox-ok" in out.stdout
+            detail = (
+                "commands run in Codex's sandbox"
+                if ok
+                else (
+                    "sandboxed commands fail here (no user namespaces?): "
+                    + (out.stderr.strip().splitlines() or ["no output"])[-1]
+                )
+            )
+            checks.append(Check("sandbox", ok, detail))
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            checks.append(Check("sandbox", False, f"sandbox check failed: {exc}"))
+    state = settings.state_dir
+    try:
+        state.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=state):
+            pass
+        checks.append(Check("state dir", True, f"{state} is writable"))
+    except OSError as exc:
+        checks.append(Check("state dir", False, f"{state} is not writable ({exc.strerror})"))
+    keys = [k for k in API_KEY_VARS if os.environ.get(k)]
+    auth_file = user_codex_home() / "auth.json"
+    if keys:
+        checks.append(Check("auth", True, f"API key in ${keys[0]}", required=False))
+    elif Path(auth_file).is_file():
+        checks.append(Check("auth", True, f"{auth_file} (use --mirror-auth)", required=False))
+    else:
+        checks.append(
+            Check(
+                "auth",
+                False,
+                "no OPENAI_API_KEY and no auth.json: only the scripted model (--scripted) works",
+                required=False,
+            )
+        )
+    return checks
+
+
+@click.command()
+@click.pass_context
+def doctor(ctx: click.Context) -> None:
+    """Check the Codex binary, its version, the sandbox, the state dir and auth."""
+    checks = run_checks(settings_from(ctx))
+    for check in checks:
+        mark = "ok  " if check.ok else ("FAIL" if check.required else "warn")
+        click.echo(f"[{mark}] {check.name}: {check.detail}")
+    sys.exit(EXIT_OK if all(c.ok or not c.required for c in checks) else EXIT_ENVIRONMENT)
+
+
+COMMANDS = (doctor,)

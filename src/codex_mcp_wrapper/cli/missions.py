@@ -1,0 +1,165 @@
+"""``run``, ``resume``, ``validate``, ``schema`` and ``scaffold``: missions on the command line."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from codex_mcp_wrapper.app import open_runs
+from codex_mcp_wrapper.cli.options import parse_vars, run_async, settings_from
+from codex_mcp_wrapper.cli.progress import ProgressView
+from codex_mcp_wrapper.engine.results import RunSummary
+from codex_mcp_wrapper.engine.session import RunOptions
+from codex_mcp_wrapper.errors import InputError
+from codex_mcp_wrapper.missions.loading import load_mission
+from codex_mcp_wrapper.missions.model import mission_json_schema
+from codex_mcp_wrapper.settings import default_workers
+
+SCAFFOLD = """\
+# A starter mission: `codex-mcp-wrapper run {name}` runs it offline on the scripted model.
+# Drop `provider: scripted` and the `script:` blocks to run the same tasks on a real model.
+mission_id: starter
+workspace_root: ./workspace
+provider: scripted
+defaults:
+  sandbox: workspace-write
+  timeout_sec: 300
+tasks:
+  - id: write-hello
+    prompt: Create hello.txt containing a greeting.
+    script:
+      - shell: "echo 'hello from codex' > hello.txt"
+      - say: "Created hello.txt"
+    artifacts: ["hello.txt"]
+  - id: read-back
+    depends_on: [write-hello]
+    sandbox: read-only
+    prompt: Show me hello.txt.
+    script:
+      - shell: "cat hello.txt"
+      - say: "hello.txt says: {{last_output}}"
+"""
+
+
+def _finish(summary: RunSummary, as_json: bool) -> None:
+    if as_json:
+        click.echo(summary.model_dump_json(indent=2))
+    sys.exit(summary.exit_code)
+
+
+@click.command()
+@click.argument("mission_file", type=click.Path(path_type=Path))
+@click.option("--workspace", type=click.Path(path_type=Path), help="Override workspace_root.")
+@click.option(
+    "--workers", type=click.IntRange(1, 64), help=f"Pool size [default: {default_workers()}]."
+)
+@click.option("--scripted", is_flag=True, help="Use the built-in scripted model for every task.")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary JSON on stdout, only it.")
+@click.option("--var", "variables", multiple=True, metavar="K=V", help="Set ${K} in the mission.")
+@click.option("--pass-env", multiple=True, metavar="NAME", help="Pass this variable to workers.")
+@click.option("--sync-codex-config", is_flag=True, help="Merge your ~/.codex/config.toml in.")
+@click.option("--mirror-auth", is_flag=True, help="Copy ~/.codex/auth.json to each worker (0600).")
+@click.option(
+    "--auto-approve", is_flag=True, help="Accept Codex's approval requests (default: decline)."
+)
+@click.option("--junit", type=click.Path(path_type=Path), help="Also write JUnit XML here.")
+@click.option("--report", type=click.Path(path_type=Path), help="Also write the HTML report here.")
+@click.pass_context
+def run(
+    ctx: click.Context,
+    mission_file: Path,
+    workspace: Path | None,
+    workers: int | None,
+    scripted: bool,
+    as_json: bool,
+    variables: tuple[str, ...],
+    pass_env: tuple[str, ...],
+    sync_codex_config: bool,
+    mirror_auth: bool,
+    auto_approve: bool,
+    junit: Path | None,
+    report: Path | None,
+) -> None:
+    """Run MISSION_FILE (YAML or JSON) and report each task's status.
+
+    Exit code 0 when every task ends ok, 1 when some does not, 2 for an invalid mission,
+    3 when Codex cannot run here, 130 when interrupted.
+    """
+    settings = settings_from(
+        ctx,
+        workers=workers,
+        scripted=scripted,
+        pass_env=tuple(pass_env),
+        sync_codex_config=sync_codex_config,
+        mirror_auth=mirror_auth,
+        approvals="accept" if auto_approve else "decline",
+        variables=parse_vars(variables),
+    )
+    mission = load_mission(mission_file, settings.variables)
+    if workspace is not None:
+        mission.workspace_root = str(workspace.resolve())
+    view = ProgressView(sys.stderr)
+    options = RunOptions(
+        observers=[view], junit=[junit] if junit else [], html=[report] if report else []
+    )
+    try:
+        summary = run_async(open_runs(settings).run(mission, options))
+    finally:
+        view.close()
+    _finish(summary, as_json)
+
+
+@click.command()
+@click.argument("run_id")
+@click.option("--workers", type=click.IntRange(1, 64), help="Pool size.")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary JSON on stdout, only it.")
+@click.option("--auto-approve", is_flag=True, help="Accept Codex's approval requests.")
+@click.pass_context
+def resume(
+    ctx: click.Context, run_id: str, workers: int | None, as_json: bool, auto_approve: bool
+) -> None:
+    """Finish RUN_ID: keep the tasks that ended ok, run the others again (continuing their
+    Codex threads where Codex still has them) and report the whole run. Exit codes as `run`."""
+    settings = settings_from(
+        ctx, workers=workers, approvals="accept" if auto_approve else "decline"
+    )
+    view = ProgressView(sys.stderr)
+    try:
+        summary = run_async(open_runs(settings).resume(run_id, observers=[view]))
+    finally:
+        view.close()
+    _finish(summary, as_json)
+
+
+@click.command()
+@click.argument("mission_file", type=click.Path(path_type=Path))
+@click.option("--var", "variables", multiple=True, metavar="K=V", help="Set ${K} in the mission.")
+def validate(mission_file: Path, variables: tuple[str, ...]) -> None:
+    """Check MISSION_FILE against the schema without running it (exit 0 or 2)."""
+    mission = load_mission(mission_file, parse_vars(variables))
+    click.echo(
+        f"{mission_file}: valid mission '{mission.mission_id}' with {len(mission.tasks)} task(s)."
+    )
+
+
+@click.command()
+def schema() -> None:
+    """Print the mission JSON Schema."""
+    click.echo(json.dumps(mission_json_schema(), indent=2))
+
+
+@click.command()
+@click.argument("path", type=click.Path(path_type=Path))
+def scaffold(path: Path) -> None:
+    """Write a starter mission to PATH that runs offline as it is."""
+    if path.exists():
+        raise InputError(f"{path} exists already; choose a new path.")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(SCAFFOLD.format(name=path), encoding="utf-8")
+    click.echo(f"wrote {path}; run it with: codex-mcp-wrapper run {path}")
+
+
+COMMANDS = (run, resume, validate, schema, scaffold)

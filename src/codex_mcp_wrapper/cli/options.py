@@ -1,0 +1,126 @@
+"""What every command shares: the global options (accepted before or after the subcommand),
+the settings built from them, and running a coroutine with clean Ctrl-C/SIGTERM handling."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from collections.abc import Coroutine
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from codex_mcp_wrapper.errors import InputError
+from codex_mcp_wrapper.instances.registry import INSTANCE_ENV, Instance, instance
+from codex_mcp_wrapper.settings import Settings, default_state_dir
+
+T = TypeVar("T")
+GLOBALS_KEY = "codex_mcp_wrapper.globals"
+
+
+def _remember(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+    """Keep a global option's value on the root context; a later (subcommand) value wins."""
+    if value is not None and param.name is not None:
+        ctx.find_root().meta.setdefault(GLOBALS_KEY, {})[param.name] = value
+    return value
+
+
+def global_options(root: bool = False) -> list[click.Option]:
+    """``--state-dir``, ``--codex-bin`` and ``--instance``, as options of one command. Only
+    the root reads the environment, so a subcommand's unset option never hides it."""
+    return [
+        click.Option(
+            ["--state-dir"],
+            type=click.Path(path_type=Path),
+            expose_value=False,
+            callback=_remember,
+            help="Where runs, worker homes and logs live [env CODEX_MCP_WRAPPER_HOME; "
+            "default: the instance's, else the per-user state dir].",
+        ),
+        click.Option(
+            ["--codex-bin"],
+            expose_value=False,
+            callback=_remember,
+            help="The Codex binary [env CODEX_BIN; default: the pinned openai-codex-cli-bin "
+            "package, then `codex` on PATH].",
+        ),
+        click.Option(
+            ["--instance"],
+            envvar=INSTANCE_ENV if root else None,
+            expose_value=False,
+            callback=_remember,
+            help="A named instance (dev, release, ...): its own state dir, port, label and "
+            "config [env CODEX_MCP_WRAPPER_INSTANCE].",
+        ),
+    ]
+
+
+def add_global_options(command: click.Command) -> None:
+    """Give every subcommand (recursively) the global options, so they work after it too."""
+    if isinstance(command, click.Group):
+        for sub in command.commands.values():
+            sub.params.extend(global_options())
+            add_global_options(sub)
+
+
+def _globals(ctx: click.Context) -> dict[str, Any]:
+    values: dict[str, Any] = ctx.find_root().meta.get(GLOBALS_KEY, {})
+    return values
+
+
+def current_instance(ctx: click.Context) -> Instance | None:
+    name = _globals(ctx).get("instance")
+    return instance(name) if name else None
+
+
+def instance_or_default(ctx: click.Context, default: str = "dev") -> Instance:
+    """The ``--instance`` given, else the ``default`` one."""
+    return current_instance(ctx) or instance(default)
+
+
+def settings_from(ctx: click.Context, **overrides: Any) -> Settings:
+    """The settings of this invocation: global options, then the command's own options."""
+    values = _globals(ctx)
+    inst = current_instance(ctx)
+    state_dir = values.get("state_dir") or (inst.state_dir if inst else None)
+    base: dict[str, Any] = {
+        "state_dir": state_dir or default_state_dir(),
+        "codex_bin": values.get("codex_bin"),
+    }
+    base.update({k: v for k, v in overrides.items() if v is not None})
+    return Settings(**base)
+
+
+def codex_bin_option(ctx: click.Context) -> str | None:
+    value = _globals(ctx).get("codex_bin")
+    return str(value) if value else None
+
+
+def parse_vars(pairs: tuple[str, ...]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise InputError(f"--var '{pair}' is not KEY=VALUE.")
+        out[key] = value
+    return out
+
+
+def run_async(coro: Coroutine[Any, Any, T]) -> T:
+    """Run a coroutine; SIGTERM cancels it like Ctrl-C does (cleanup runs, then exit 130)."""
+
+    async def main() -> T:
+        task = asyncio.current_task()
+        loop = asyncio.get_running_loop()
+        if task is not None:
+            loop.add_signal_handler(signal.SIGTERM, task.cancel)
+        try:
+            return await coro
+        finally:
+            loop.remove_signal_handler(signal.SIGTERM)
+
+    try:
+        return asyncio.run(main())
+    except asyncio.CancelledError:
+        raise KeyboardInterrupt from None

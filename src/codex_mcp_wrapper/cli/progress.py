@@ -1,0 +1,110 @@
+"""Progress display: a live table on a terminal, plain lines otherwise (always on stderr)."""
+
+from __future__ import annotations
+
+import time
+from typing import TextIO
+
+from rich.console import Console
+from rich.live import Live
+from rich.table import Table
+
+from codex_mcp_wrapper.engine.events import Event, RunFinished, RunStarted, TaskFinished, TaskUpdate
+
+_STYLE = {
+    "ok": "green",
+    "failed": "red",
+    "timeout": "red",
+    "cancelled": "yellow",
+    "skipped": "yellow",
+    "running": "cyan",
+    "retrying": "magenta",
+}
+
+
+class ProgressView:
+    """Subscribes to run events; call ``close()`` when the run ends."""
+
+    def __init__(self, stream: TextIO, live: bool | None = None) -> None:
+        self.console = Console(file=stream, stderr=True)
+        self.live_mode = stream.isatty() if live is None else live
+        self.stream = stream
+        self.rows: dict[str, dict[str, str]] = {}
+        self.started: dict[str, float] = {}
+        self._live: Live | None = None
+
+    def _table(self) -> Table:
+        table = Table(box=None, pad_edge=False)
+        for column in ("task", "state", "worker", "elapsed", "note"):
+            table.add_column(column)
+        now = time.monotonic()
+        for task_id, row in self.rows.items():
+            state = row["state"]
+            elapsed = row.get("elapsed") or (
+                f"{now - self.started[task_id]:.1f}s" if task_id in self.started else ""
+            )
+            table.add_row(
+                task_id,
+                f"[{_STYLE.get(state, 'white')}]{state}[/]",
+                row.get("worker", ""),
+                elapsed,
+                row.get("note", "")[:60],
+            )
+        return table
+
+    def _line(self, text: str) -> None:
+        if not self.live_mode:
+            self.stream.write(text + "\n")
+            self.stream.flush()
+
+    def __call__(self, event: Event) -> None:
+        if isinstance(event, RunStarted):
+            for task_id in event.task_ids:
+                self.rows[task_id] = {"state": "pending"}
+            self._line(f"run {event.run_id}: {len(event.task_ids)} task(s) of {event.mission_id}")
+            if self.live_mode:
+                self._live = Live(
+                    self._table(),
+                    console=self.console,
+                    refresh_per_second=4,
+                    transient=False,
+                    get_renderable=self._table,
+                )
+                self._live.start()
+        elif isinstance(event, TaskUpdate):
+            row = self.rows.setdefault(event.task_id, {})
+            row["state"] = event.status
+            if event.worker:
+                row["worker"] = event.worker
+            row["note"] = event.message.splitlines()[0] if event.message else ""
+            if event.status == "running":
+                self.started.setdefault(event.task_id, time.monotonic())
+            if event.status in ("running", "retrying", "worker-lost"):
+                where = f" on {event.worker}" if event.worker else ""
+                self._line(f"  {event.task_id}: {event.status}{where} {row['note']}".rstrip())
+        elif isinstance(event, TaskFinished):
+            result = event.result
+            row = self.rows.setdefault(result.task_id, {})
+            row.update(
+                state=result.status,
+                worker=result.worker or "",
+                elapsed=f"{result.duration_ms / 1000:.1f}s",
+                note=(result.error or "").splitlines()[0] if result.error else "",
+            )
+            note = f": {row['note']}" if row["note"] else ""
+            self._line(f"  {result.task_id}: {result.status} ({row['elapsed']}){note}")
+        elif isinstance(event, RunFinished):
+            self.close()
+            summary = event.summary
+            counts = ", ".join(f"{v} {k}" for k, v in sorted(summary.counts.items()))
+            self.console.print(
+                f"run {summary.run_id} {summary.status}: {counts} "
+                f"in {summary.duration_ms / 1000:.1f}s; details in {summary.run_dir}",
+                highlight=False,
+                soft_wrap=True,
+            )
+
+    def close(self) -> None:
+        if self._live is not None:
+            self._live.stop()
+            self._live = None

@@ -1,0 +1,50 @@
+"""Reading what Codex did from its ``item/completed`` notifications into evidence records."""
+
+from __future__ import annotations
+
+import re
+import shlex
+from typing import Any
+
+from codex_mcp_wrapper.missions.checks import CommandRecord, Evidence, ToolCallRecord
+
+_SHELL = re.compile(r"^(?:/usr)?/bin/(?:ba|z)?sh -l?c (?P<rest>.*)$", re.DOTALL)
+
+
+def unwrap_shell(command: str) -> str:
+    """``/bin/bash -lc 'make test'`` -> ``make test``, ``/bin/bash -lc make`` -> ``make``:
+    patterns match what the model asked to run, not the shell Codex wraps it in."""
+    match = _SHELL.match(command)
+    if not match:
+        return command
+    rest = match.group("rest")
+    try:
+        words = shlex.split(rest)
+    except ValueError:
+        return rest
+    return words[0] if len(words) == 1 else rest
+
+
+def gather(evidence: Evidence, method: str, params: dict[str, Any]) -> None:
+    """Add what a Codex notification shows (an MCP tool call, a command) to ``evidence``."""
+    if method != "item/completed":
+        return
+    item = params.get("item") or {}
+    if item.get("type") == "mcpToolCall":
+        evidence.tool_calls.append(
+            ToolCallRecord(
+                server=item.get("server"),
+                tool=item.get("tool"),
+                arguments=item.get("arguments"),
+                status=item.get("status"),
+            )
+        )
+    elif item.get("type") == "commandExecution":
+        exit_code = item.get("exitCode")
+        evidence.commands.append(
+            CommandRecord(
+                command=unwrap_shell(str(item.get("command", ""))),
+                exit_code=exit_code if isinstance(exit_code, int) else None,
+                status=item.get("status"),
+            )
+        )

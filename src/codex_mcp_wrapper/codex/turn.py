@@ -1,0 +1,159 @@
+"""One Codex turn on an app-server connection: ``turn/start``, then notifications until
+``turn/completed``, under an idle and a wall-clock deadline; on a deadline the turn is
+interrupted, and a worker that does not stop it is a stall.
+
+How a turn ends is told by the exceptions below; ``AppServerWorker.run`` turns each into a
+``TaskOutcome`` value.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from codex_mcp_wrapper.codex.jsonrpc import CLOSED, JsonRpcConnection, Notification
+from codex_mcp_wrapper.codex.logs import log_tail
+from codex_mcp_wrapper.codex.turn_errors import retryable_error, sandbox_failure
+from codex_mcp_wrapper.errors import ProtocolError, WorkerDied, WorkerStalled
+from codex_mcp_wrapper.settings import Timeouts
+
+EventCallback = Callable[[str, dict[str, Any]], None]
+USAGE_KEYS = ("inputTokens", "outputTokens", "totalTokens", "cachedInputTokens")
+
+
+class TurnFailed(Exception):
+    """Codex ended the turn with status failed (model error, broken stream)."""
+
+    def __init__(self, message: str, retryable: bool) -> None:
+        super().__init__(message)
+        self.retryable = retryable
+
+
+class TurnTimedOut(Exception):
+    """A deadline expired and the turn was interrupted."""
+
+
+@dataclass
+class TurnState:
+    final_message: str | None = None
+    usage: dict[str, int] = field(default_factory=dict)
+    sandbox_error: str | None = None
+
+
+@dataclass
+class Turn:
+    """A turn to run in ``thread_id`` on ``conn``; ``on_event`` sees each of its events."""
+
+    conn: JsonRpcConnection
+    label: str
+    log_path: Path
+    thread_id: str
+    on_event: EventCallback
+    recent: deque[str]
+    timeouts: Timeouts
+
+    async def run(
+        self,
+        prompt: str,
+        output_schema: dict[str, Any] | None,
+        idle_timeout: float,
+        deadline: float,
+    ) -> TurnState:
+        params: dict[str, Any] = {
+            "threadId": self.thread_id,
+            "input": [{"type": "text", "text": prompt}],
+        }
+        if output_schema is not None:
+            params["outputSchema"] = output_schema
+        result = await self.conn.request("turn/start", params, self.timeouts.request)
+        turn_id = str(result.get("turn", {}).get("id", ""))
+        state = TurnState()
+        last_event = time.monotonic()
+        while True:
+            now = time.monotonic()
+            idle_left = idle_timeout - (now - last_event)
+            wall_left = deadline - now
+            wait = min(idle_left, wall_left)
+            try:
+                if wait <= 0:
+                    raise TimeoutError
+                async with asyncio.timeout(wait):
+                    message = await self.conn.incoming.get()
+            except TimeoutError:
+                await self.interrupt(turn_id)
+                if idle_left <= wall_left:
+                    raise TurnTimedOut(
+                        f"no event from Codex for {idle_timeout:g} s (idle_timeout_sec); the "
+                        f"turn was interrupted. Last events: {', '.join(self.recent) or 'none'}."
+                    ) from None
+                raise TurnTimedOut(
+                    "the task ran past its wall-clock limit (timeout_sec); the turn was "
+                    "interrupted."
+                ) from None
+            if message is CLOSED:
+                tail = log_tail(self.log_path)
+                raise WorkerDied(
+                    f"Codex worker {self.label} exited during the turn"
+                    + (f" (log: {tail})" if tail else "")
+                    + f"; see {self.log_path}."
+                )
+            assert isinstance(message, Notification)
+            last_event = time.monotonic()
+            if self._handle(message, turn_id, state):
+                return state
+
+    def _handle(self, message: Notification, turn_id: str, state: TurnState) -> bool:
+        """Record one notification; True when it ends the turn well."""
+        method, p = message.method, message.params
+        self.recent.append(method)
+        if p.get("threadId") not in (None, self.thread_id):
+            return False
+        self.on_event(method, p)
+        if method == "item/completed":
+            item = p.get("item") or {}
+            if item.get("type") == "agentMessage":
+                state.final_message = str(item.get("text", ""))
+            state.sandbox_error = state.sandbox_error or sandbox_failure(item)
+        elif method == "thread/tokenUsage/updated":
+            last = (p.get("tokenUsage") or {}).get("last") or {}
+            for key in USAGE_KEYS:
+                if key in last:
+                    state.usage[key] = state.usage.get(key, 0) + int(last[key])
+        elif method == "turn/completed":
+            turn = p.get("turn") or {}
+            if turn.get("id") not in (None, turn_id):
+                return False  # a late end of an earlier, interrupted turn
+            status = turn.get("status")
+            if status == "completed":
+                return True
+            error = turn.get("error") or {}
+            reason = error.get("message") or f"the turn ended {status}"
+            raise TurnFailed(f"Codex reported the turn {status}: {reason}", retryable_error(error))
+        return False
+
+    async def interrupt(self, turn_id: str) -> None:
+        """Ask Codex to stop the turn and wait for it; a worker that does not stop is a stall."""
+        grace = self.timeouts.interrupt_grace
+        try:
+            await self.conn.request(
+                "turn/interrupt", {"threadId": self.thread_id, "turnId": turn_id}, grace
+            )
+            async with asyncio.timeout(grace):
+                while True:
+                    message = await self.conn.incoming.get()
+                    if message is CLOSED:
+                        raise WorkerDied(f"worker {self.label} exited while interrupting")
+                    assert isinstance(message, Notification)
+                    if message.params.get("threadId") in (None, self.thread_id):
+                        self.on_event(message.method, message.params)
+                    if message.method == "turn/completed":
+                        return
+        except (TimeoutError, ProtocolError) as exc:
+            raise WorkerStalled(
+                f"worker {self.label} did not stop the turn within {grace:g} s"
+            ) from exc

@@ -1,0 +1,316 @@
+"""One Codex worker: a ``codex app-server`` process that the pool lends (``pool.Worker``).
+
+``AppServerWorker`` owns its process (spawned by ``process.spawn`` in its own process group),
+performs the ``initialize`` handshake with a deadline, answers Codex's approval requests, and
+runs a task's prompts in one thread: ``thread/start`` (or ``thread/resume``), then one
+``turn.Turn`` per prompt. How the task ended comes back as a ``TaskOutcome`` value.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from codex_mcp_wrapper import __version__, process
+from codex_mcp_wrapper.codex.approvals import APPROVAL_METHODS, answer, read_request
+from codex_mcp_wrapper.codex.jsonrpc import JsonRpcConnection, RpcError, ServerRequest
+from codex_mcp_wrapper.codex.logs import log_size, log_tail
+from codex_mcp_wrapper.codex.mcp_startup import await_mcp_servers
+from codex_mcp_wrapper.codex.turn import Turn, TurnFailed, TurnTimedOut
+from codex_mcp_wrapper.engine.approvals import fixed
+from codex_mcp_wrapper.engine.executor import (
+    ApprovalHandler,
+    EventSink,
+    TaskOutcome,
+    TaskRequest,
+)
+from codex_mcp_wrapper.errors import WorkerDied, WorkerError, WorkerStalled, WorkerStartError
+from codex_mcp_wrapper.settings import Timeouts
+
+
+@dataclass(frozen=True)
+class WorkerSpec:
+    label: str
+    codex_bin: str
+    codex_home: Path
+    env: dict[str, str]
+    log_path: Path
+    cwd: Path | None = None
+    timeouts: Timeouts = field(default_factory=Timeouts)
+
+
+class _McpServersFailed(Exception):
+    """A task's MCP server failed to start: the task cannot do what it is for."""
+
+
+class _SandboxUnavailable(Exception):
+    """Sandboxed commands fail before they start (no user namespaces): not a model error."""
+
+
+class AppServerWorker:
+    """A ``codex app-server`` process; runs one task at a time."""
+
+    def __init__(self, spec: WorkerSpec, approvals: ApprovalHandler | None = None) -> None:
+        self.spec = spec
+        self.label = spec.label
+        self._approvals = approvals or fixed("decline")
+        self._timeouts = spec.timeouts
+        self._log_start = 0  # where this process's lines begin in a log shared across runs
+        self._proc: asyncio.subprocess.Process | None = None
+        self._conn: JsonRpcConnection | None = None
+        self._loaded_threads: set[str] = set()
+        self._current_task = ""
+        self._current_sink: EventSink | None = None
+        self.recent: deque[str] = deque(maxlen=10)
+
+    def __repr__(self) -> str:
+        pid = self._proc.pid if self._proc else None
+        return f"<AppServerWorker {self.label} pid={pid} alive={self.alive}>"
+
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc else None
+
+    @property
+    def alive(self) -> bool:
+        return (
+            self._proc is not None
+            and self._proc.returncode is None
+            and self._conn is not None
+            and not self._conn.closed.is_set()
+        )
+
+    # -- lifecycle -----------------------------------------------------------------------
+    async def start(self) -> None:
+        spec = self.spec
+        self._log_start = log_size(spec.log_path)
+        try:
+            self._proc = await process.spawn(
+                [spec.codex_bin, "app-server", "--listen", "stdio://"],
+                env=spec.env,
+                cwd=spec.cwd,
+                stderr_log=spec.log_path,
+            )
+        except OSError as exc:
+            raise WorkerStartError(
+                f"cannot start Codex worker {self.label} from {spec.codex_bin} ({exc.strerror}); "
+                "check --codex-bin or run `codex-mcp-wrapper doctor`."
+            ) from exc
+        assert self._proc.stdout is not None and self._proc.stdin is not None
+        self._conn = JsonRpcConnection(
+            self._proc.stdout,
+            self._proc.stdin,
+            self._on_server_request,
+            name=f"worker {self.label}",
+        )
+        self._conn.start()
+        try:
+            await self._conn.request(
+                "initialize",
+                {
+                    "clientInfo": {
+                        "name": "codex_mcp_wrapper",
+                        "title": "codex-mcp-wrapper",
+                        "version": __version__,
+                    },
+                    "capabilities": {"experimentalApi": True},
+                },
+                timeout=self._timeouts.handshake,
+            )
+            await self._conn.notify("initialized")
+        except WorkerError as exc:
+            await self.aclose()
+            tail = log_tail(spec.log_path, since=self._log_start)
+            raise WorkerStartError(
+                f"Codex worker {self.label} did not complete its start-up handshake ({exc})"
+                + (f"; its log says: {tail}" if tail else "")
+                + f"; see {spec.log_path}."
+            ) from exc
+        except BaseException:  # cancelled mid-handshake: never leave the process behind
+            await asyncio.shield(self.aclose())
+            raise
+
+    async def aclose(self) -> None:
+        if self._conn is not None:
+            await self._conn.aclose()
+        if self._proc is not None:
+            await process.stop(self._proc, self._timeouts.term_grace)
+
+    # -- server requests (approvals) -------------------------------------------------------
+    async def _on_server_request(self, request: ServerRequest) -> dict[str, Any]:
+        """Answer Codex's requests; approvals go to the handler (and into the transcript),
+        the rest get a neutral answer so a headless turn never waits on them."""
+        method = request.method
+        self.recent.append(f"request {method}")
+        if method in APPROVAL_METHODS:
+            approval = read_request(method, self._current_task, request.params)
+            decision = await self._approvals(approval)
+            if self._current_sink is not None:
+                self._current_sink.codex_event(
+                    approval.task_id,
+                    "wrapper/approval",
+                    {"request": method, "decision": decision, "params": request.params},
+                )
+            return answer(approval, decision)
+        if method == "item/tool/requestUserInput":
+            return {"answers": {}}
+        if method == "item/tool/call":
+            return {"contentItems": [], "success": False}
+        return {}
+
+    # -- running a task ----------------------------------------------------------------------
+    def _conn_or_die(self) -> JsonRpcConnection:
+        if self._conn is None or not self.alive:
+            raise WorkerDied(f"worker {self.label} is not running.")
+        return self._conn
+
+    def _thread_params(self, request: TaskRequest) -> dict[str, Any]:
+        spec = request.spec
+        params: dict[str, Any] = {
+            "cwd": spec.cwd,
+            "sandbox": spec.sandbox,
+            "approvalPolicy": spec.approval_policy,
+            "config": dict(spec.config),
+        }
+        if spec.profile:
+            params["config"]["profile"] = spec.profile
+        for key, value in (
+            ("model", spec.model),
+            ("baseInstructions", spec.base_instructions),
+            ("developerInstructions", spec.developer_instructions),
+        ):
+            if value is not None:
+                params[key] = value
+        return params
+
+    async def _open_thread(self, request: TaskRequest, sink: EventSink) -> tuple[str, int]:
+        """The thread to run in and how many prompts it has answered already.
+
+        Continues ``request.thread_id`` when given (from memory, or from its rollout file with
+        ``thread/resume``); when Codex cannot resume it, starts a new thread from the first
+        prompt and says so.
+        """
+        conn = self._conn_or_die()
+        params = self._thread_params(request)
+        if request.thread_id and request.thread_id in self._loaded_threads:
+            return request.thread_id, request.turns_done
+        if request.thread_id:
+            try:
+                result = await conn.request(
+                    "thread/resume",
+                    {**params, "threadId": request.thread_id},
+                    self._timeouts.request,
+                )
+                thread_id = str(result["thread"]["id"])
+                self._loaded_threads.add(thread_id)
+                await self._await_mcp_servers(request, thread_id, sink)
+                return thread_id, request.turns_done
+            except RpcError as exc:
+                sink.task_state(
+                    request.task_id,
+                    "running",
+                    self.label,
+                    f"thread {request.thread_id} could not be resumed ({exc}); starting anew",
+                )
+        result = await conn.request("thread/start", params, self._timeouts.request)
+        thread_id = str(result["thread"]["id"])
+        self._loaded_threads.add(thread_id)
+        await self._await_mcp_servers(request, thread_id, sink)
+        return thread_id, 0
+
+    async def _await_mcp_servers(
+        self, request: TaskRequest, thread_id: str, sink: EventSink
+    ) -> None:
+        """Wait until the task's MCP servers are up: Codex does not wait for them before its
+        first model request, so a slow server would silently be missing from the turn."""
+        servers = request.spec.config.get("mcp_servers") or {}
+        if not servers:
+            return
+
+        def forward(method: str, params: dict[str, Any]) -> None:
+            sink.codex_event(request.task_id, method, params)
+
+        failures = await await_mcp_servers(
+            self._conn_or_die(), thread_id, servers, forward, self._timeouts.mcp_start
+        )
+        if failures:
+            raise _McpServersFailed(
+                f"MCP server(s) did not start: {'; '.join(failures)}; check their command and "
+                f"env in mcp_servers (Codex's log: {self.spec.log_path})."
+            )
+
+    async def run(self, request: TaskRequest, sink: EventSink) -> TaskOutcome:
+        """Run the request's remaining prompts in one thread; failures come back as outcomes
+        (``worker_broken`` when the process died or stopped answering)."""
+        self._current_task = request.task_id
+        self._current_sink = sink
+        deadline = time.monotonic() + request.timeout_sec
+        outcome = TaskOutcome(
+            status="failed",
+            worker=self.label,
+            thread_id=request.thread_id,
+            turns_done=request.turns_done,
+            log_path=str(self.spec.log_path),
+        )
+        try:
+            outcome.thread_id, outcome.turns_done = await self._open_thread(request, sink)
+            sink.thread_progress(request.task_id, outcome.thread_id, self.label, outcome.turns_done)
+            for prompt in request.prompts[outcome.turns_done :]:
+                turn = await Turn(
+                    self._conn_or_die(),
+                    self.label,
+                    self.spec.log_path,
+                    outcome.thread_id,
+                    functools.partial(sink.codex_event, request.task_id),
+                    self.recent,
+                    self._timeouts,
+                ).run(prompt, request.spec.output_schema, request.spec.idle_timeout_sec, deadline)
+                for key, value in turn.usage.items():
+                    outcome.usage[key] = outcome.usage.get(key, 0) + value
+                if turn.final_message is not None:
+                    outcome.final_message = turn.final_message
+                if turn.sandbox_error:
+                    raise _SandboxUnavailable(
+                        "Codex's sandbox cannot start on this machine, so its commands did not "
+                        f"run ({turn.sandbox_error}); enable unprivileged user namespaces, or use "
+                        "sandbox: danger-full-access in a disposable environment."
+                    )
+                outcome.turns_done += 1
+                sink.thread_progress(
+                    request.task_id, outcome.thread_id, self.label, outcome.turns_done
+                )
+            outcome.status = "ok"
+        except TurnFailed as exc:
+            outcome.status, outcome.error, outcome.retryable = "failed", str(exc), exc.retryable
+        except TurnTimedOut as exc:
+            outcome.status, outcome.error = "timeout", str(exc)
+        except (_SandboxUnavailable, _McpServersFailed) as exc:
+            outcome.status, outcome.error = "failed", str(exc)
+        except WorkerStalled as exc:
+            outcome.status, outcome.error, outcome.worker_broken = "timeout", str(exc), True
+        except WorkerError as exc:
+            outcome.status, outcome.error = "failed", str(exc)
+            outcome.retryable = outcome.worker_broken = True
+        finally:
+            self._current_task = ""
+            self._current_sink = None
+        if outcome.thread_id and not outcome.worker_broken and outcome.status != "timeout":
+            await self._unload(outcome.thread_id)
+        return outcome
+
+    async def _unload(self, thread_id: str) -> None:
+        """Let Codex unload a finished task's thread (it stays on disk for thread/resume):
+        an app-server that keeps every thread loaded slows down as tasks accumulate."""
+        self._loaded_threads.discard(thread_id)
+        if self._conn is None or not self.alive:
+            return
+        with contextlib.suppress(WorkerError):
+            await self._conn.request(
+                "thread/unsubscribe", {"threadId": thread_id}, self._timeouts.unload
+            )

@@ -1,0 +1,62 @@
+"""Answers to approval requests (commands, file changes, permissions, elicitations).
+
+A headless run must never hang on an approval: every handler answers, and the interactive one
+(asking an MCP client or a person) has a deadline after which it falls back. Each decision is
+logged with the task it was for.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+
+from codex_mcp_wrapper.engine.executor import ApprovalDecision, ApprovalHandler, ApprovalRequest
+from codex_mcp_wrapper.settings import Timeouts
+
+log = logging.getLogger("codex_mcp_wrapper.approvals")
+# How long someone asked about an approval has to answer before the fallback decides: long
+# enough for a person at an MCP client, short enough that a headless run never hangs.
+APPROVAL_TIMEOUT = Timeouts.approval
+
+
+def fixed(decision: ApprovalDecision) -> ApprovalHandler:
+    """Always answer ``decision`` (the CLI's policy: decline, or accept with --auto-approve)."""
+
+    async def handler(request: ApprovalRequest) -> ApprovalDecision:
+        log.info("task %s: %s -> %s (policy)", request.task_id, request.describe(), decision)
+        return decision
+
+    return handler
+
+
+Asker = Callable[[str], Awaitable[bool | None]]
+
+
+def asking(
+    ask: Asker, fallback: ApprovalDecision, timeout: float = APPROVAL_TIMEOUT
+) -> ApprovalHandler:
+    """Ask someone (``ask`` returns True/False, None for no answer); ``fallback`` on silence."""
+
+    async def handler(request: ApprovalRequest) -> ApprovalDecision:
+        what, task_id = request.describe(), request.task_id
+        try:
+            async with asyncio.timeout(timeout):
+                answer = await ask(f"Codex task {task_id} asks to {what}. Allow?")
+        except TimeoutError:
+            log.warning(
+                "task %s: no answer to '%s' within %g s -> %s", task_id, what, timeout, fallback
+            )
+            return fallback
+        except Exception as exc:  # noqa: BLE001 - the asker failed; Codex still needs an answer
+            log.warning(
+                "task %s: could not ask about '%s' (%s) -> %s", task_id, what, exc, fallback
+            )
+            return fallback
+        decision: ApprovalDecision = (
+            fallback if answer is None else ("accept" if answer else "decline")
+        )
+        log.info("task %s: %s -> %s (asked)", task_id, what, decision)
+        return decision
+
+    return handler

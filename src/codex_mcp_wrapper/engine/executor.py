@@ -1,0 +1,150 @@
+"""The seams between the engine and whatever executes tasks.
+
+The runner only knows ``TaskExecutor.execute(request, sink) -> TaskOutcome``; a ``Backend``
+opens an executor for one run (today: a pool of local ``codex app-server`` workers; later a
+Temporal client). ``TaskSpec``, ``TaskRequest`` and ``TaskOutcome`` are plain data that
+serialise to JSON, so a remote executor receives exactly what a local one does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Protocol
+
+from codex_mcp_wrapper.engine.events import Event
+from codex_mcp_wrapper.engine.results import OutcomeStatus, TaskState
+from codex_mcp_wrapper.missions.checks import CheckResult, CommandRecord, ToolCallRecord
+from codex_mcp_wrapper.missions.expect import Expect
+from codex_mcp_wrapper.missions.model import Mission
+
+ApprovalDecision = Literal["accept", "decline"]
+ApprovalKind = Literal["command", "file_change", "permissions", "mcp_elicitation", "other"]
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """A task's settings with the mission's defaults applied and its paths resolved."""
+
+    cwd: str
+    sandbox: str = "read-only"
+    approval_policy: str = "never"
+    idle_timeout_sec: float = 300.0
+    model: str | None = None
+    profile: str | None = None
+    base_instructions: str | None = None
+    developer_instructions: str | None = None
+    config: dict[str, Any] = field(default_factory=dict)  # Codex config overrides
+    output_schema: dict[str, Any] | None = None
+    preferred_worker: str | None = None
+    artifacts: tuple[str, ...] = ()  # globs relative to workspace_root
+    workspace_root: str | None = None
+    artifacts_dir: str | None = None  # where matching files are copied
+    expect: Expect | None = None  # checks decided when the task's turns end ok
+
+
+@dataclass(frozen=True)
+class TaskRequest:
+    """One attempt at a task."""
+
+    run_id: str
+    task_id: str
+    index: int
+    attempt: int
+    prompts: tuple[str, ...]
+    timeout_sec: float  # what is left of the task's wall-clock budget
+    spec: TaskSpec
+    thread_id: str | None = None  # continue this thread (a retry, a resume, a reply)
+    thread_worker: str | None = None  # the worker whose CODEX_HOME holds that thread
+    turns_done: int = 0  # prompts already answered in that thread
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class TaskOutcome:
+    """How an attempt ended. A failure is a value here, never an exception."""
+
+    status: OutcomeStatus
+    final_message: str | None = None
+    thread_id: str | None = None
+    worker: str | None = None
+    turns_done: int = 0
+    usage: dict[str, int] = field(default_factory=dict)
+    error: str | None = None
+    retryable: bool = False
+    worker_broken: bool = False  # the worker must be replaced before it runs anything else
+    log_path: str | None = None
+    artifacts: list[str] = field(default_factory=list)
+    checks: list[CheckResult] = field(default_factory=list)
+    tool_calls: list[ToolCallRecord] = field(default_factory=list)
+    commands: list[CommandRecord] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class ApprovalRequest:
+    """Codex asks to do something that needs approval; ``describe()`` says what in one line."""
+
+    kind: ApprovalKind
+    task_id: str
+    method: str  # the Codex request it came from
+    params: dict[str, Any]
+    command: str | None = None  # for commands: what the model asked to run
+    reason: str | None = None
+
+    def describe(self) -> str:
+        why = f" ({self.reason})" if self.reason else ""
+        if self.command is not None:
+            return f"run `{self.command}`{why}"
+        if self.kind == "file_change":
+            return f"apply file changes{why}"
+        if self.kind == "mcp_elicitation":
+            server = self.params.get("serverName", "?")
+            return f"answer MCP server {server}: {self.params.get('message', '')}"
+        if self.kind == "permissions":
+            return f"grant extra permissions{why}"
+        return self.method
+
+
+ApprovalHandler = Callable[[ApprovalRequest], Awaitable[ApprovalDecision]]
+
+
+class EventSink(Protocol):
+    """Where an executor reports what happens while it runs a task."""
+
+    def codex_event(self, task_id: str, method: str, params: dict[str, Any]) -> None: ...
+
+    def task_state(
+        self, task_id: str, state: TaskState, worker: str | None, message: str
+    ) -> None: ...
+
+    def thread_progress(self, task_id: str, thread_id: str, worker: str, turns_done: int) -> None:
+        """The task's thread and how many of its prompts are answered (for resume)."""
+
+
+class TaskExecutor(Protocol):
+    async def execute(self, request: TaskRequest, sink: EventSink) -> TaskOutcome: ...
+
+
+@dataclass(frozen=True)
+class RunContext:
+    """What a backend needs to know about the run it executes tasks for."""
+
+    run_id: str
+    run_dir: Path
+    workspace_root: Path
+    workers: int  # how many tasks may run at once
+    thread_workers: tuple[str, ...]  # workers holding threads this run continues
+    approvals: ApprovalHandler
+    publish: Callable[[Event], None]  # backend events (e.g. model requests) for the run's bus
+
+
+class Backend(Protocol):
+    """Opens a ``TaskExecutor`` for one run and releases everything it started on exit."""
+
+    def open(
+        self, mission: Mission, run: RunContext
+    ) -> AbstractAsyncContextManager[TaskExecutor]: ...

@@ -1,0 +1,107 @@
+"""Turn a validated mission into planned tasks: defaults applied, paths resolved."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from codex_mcp_wrapper.engine.executor import TaskSpec
+from codex_mcp_wrapper.engine.results import TaskResult
+from codex_mcp_wrapper.missions.model import (
+    DEFAULT_IDLE_TIMEOUT_SEC,
+    DEFAULT_RETRIES,
+    DEFAULT_TIMEOUT_SEC,
+    Mission,
+    Task,
+)
+from codex_mcp_wrapper.missions.paths import task_cwd
+
+
+@dataclass(frozen=True)
+class PlannedTask:
+    """A task ready for the runner: its settings resolved, its budget and retries known."""
+
+    task_id: str
+    index: int
+    prompts: tuple[str, ...]
+    depends_on: tuple[str, ...]
+    retries: int
+    timeout_sec: float
+    spec: TaskSpec
+    previous: TaskResult | None = None  # a result kept from an earlier run (resume)
+    thread_id: str | None = None  # continue this thread (codex-reply, resume)
+    thread_worker: str | None = None
+
+
+def _pick(task: Task, mission: Mission, name: str, default: Any = None) -> Any:
+    value = getattr(task, name)
+    if value is None:
+        value = getattr(mission.defaults, name)
+    return default if value is None else value
+
+
+def task_config(task: Task, mission: Mission) -> dict[str, Any]:
+    """Codex config overrides for the task's thread: config, MCP servers, command env."""
+    config: dict[str, Any] = {**(mission.defaults.config or {}), **(task.config or {})}
+    servers = {**(mission.defaults.mcp_servers or {}), **(task.mcp_servers or {})}
+    if servers:
+        config["mcp_servers"] = {
+            name: server.model_dump(exclude_none=True) for name, server in servers.items()
+        }
+    env = {**(mission.defaults.env or {}), **(task.env or {})}
+    if env:
+        policy = dict(config.get("shell_environment_policy") or {})
+        policy["set"] = {**(policy.get("set") or {}), **env}
+        config["shell_environment_policy"] = policy
+    return config
+
+
+def plan_tasks(
+    mission: Mission,
+    workspace_root: Path,
+    run_dir: Path,
+    previous: dict[str, TaskResult] | None = None,
+    threads: dict[str, tuple[str, str | None]] | None = None,
+) -> list[PlannedTask]:
+    """``previous`` holds results kept from an earlier run; ``threads`` maps a task id to a
+    (thread id, worker label) to continue."""
+    planned: list[PlannedTask] = []
+    for index, task in enumerate(mission.tasks):
+        task_id = task.id or f"task-{index + 1}"
+        cwd = task_cwd(workspace_root, _pick(task, mission, "cwd", "."), task_id)
+        spec = TaskSpec(
+            cwd=str(cwd),
+            sandbox=_pick(task, mission, "sandbox", "read-only"),
+            approval_policy=_pick(task, mission, "approval_policy", "never"),
+            idle_timeout_sec=float(
+                _pick(task, mission, "idle_timeout_sec", DEFAULT_IDLE_TIMEOUT_SEC)
+            ),
+            model=_pick(task, mission, "model"),
+            profile=_pick(task, mission, "profile"),
+            base_instructions=_pick(task, mission, "base_instructions"),
+            developer_instructions=_pick(task, mission, "developer_instructions"),
+            config=task_config(task, mission),
+            output_schema=_pick(task, mission, "output_schema"),
+            preferred_worker=_pick(task, mission, "preferred_worker"),
+            artifacts=tuple(_pick(task, mission, "artifacts", [])),
+            workspace_root=str(workspace_root),
+            artifacts_dir=str(run_dir / "tasks" / task_id / "artifacts"),
+            expect=task.expect,
+        )
+        thread_id, thread_worker = (threads or {}).get(task_id, (None, None))
+        planned.append(
+            PlannedTask(
+                task_id=task_id,
+                index=index,
+                prompts=(task.prompt, *task.follow_ups),
+                depends_on=tuple(task.depends_on),
+                retries=int(_pick(task, mission, "retries", DEFAULT_RETRIES)),
+                timeout_sec=float(_pick(task, mission, "timeout_sec", DEFAULT_TIMEOUT_SEC)),
+                spec=spec,
+                previous=(previous or {}).get(task_id),
+                thread_id=thread_id,
+                thread_worker=thread_worker,
+            )
+        )
+    return planned

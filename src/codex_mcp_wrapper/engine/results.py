@@ -1,0 +1,110 @@
+"""Statuses, task results and run summaries: the JSON contract scripts and CI rely on.
+
+One vocabulary for statuses, used everywhere (store, progress, MCP, reports)::
+
+    TaskState    every state a task passes through, as events report it
+    TaskStatus   how a task ended (a subset of TaskState)
+    OutcomeStatus  how one attempt ended (a TaskStatus but never ``skipped``)
+    RunStatus    a run's state
+"""
+
+from __future__ import annotations
+
+from typing import Literal, get_args
+
+from pydantic import BaseModel, Field
+
+from codex_mcp_wrapper.errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_TASKS_FAILED
+from codex_mcp_wrapper.missions.checks import CheckResult, CommandRecord, ToolCallRecord
+
+TaskStatus = Literal["ok", "failed", "timeout", "cancelled", "skipped"]
+OutcomeStatus = Literal["ok", "failed", "timeout", "cancelled"]
+TaskState = Literal[
+    "pending",  # known, not yet scheduled
+    "queued",  # its dependencies are done
+    "waiting",  # waiting for a worker
+    "running",
+    "checking",  # deciding its expect checks
+    "retrying",
+    "worker-lost",
+    "interrupted",  # its wrapper died; resume continues it
+    "ok",
+    "failed",
+    "timeout",
+    "cancelled",
+    "skipped",
+]
+RunStatus = Literal["running", "ok", "failed", "cancelled", "interrupted"]
+FINAL_STATUSES: tuple[str, ...] = get_args(TaskStatus)
+TRANSIENT_STATES: tuple[str, ...] = ("queued", "waiting")  # shown live, not stored
+
+
+class TaskResult(BaseModel):
+    task_id: str
+    index: int
+    status: TaskStatus
+    worker: str | None = None
+    attempts: int = 0
+    thread_id: str | None = None
+    final_message: str | None = None
+    started_at: float | None = None
+    finished_at: float | None = None
+    duration_ms: int = 0
+    usage: dict[str, int] = Field(default_factory=dict)
+    artifacts: list[str] = Field(default_factory=list)
+    error: str | None = None
+    log_path: str | None = None
+    turns_done: int = 0
+    checks: list[CheckResult] = Field(default_factory=list)
+    tool_calls: list[ToolCallRecord] = Field(default_factory=list)
+    commands: list[CommandRecord] = Field(default_factory=list)
+
+
+class RunSummary(BaseModel):
+    run_id: str
+    mission_id: str
+    status: RunStatus
+    exit_code: int
+    started_at: float
+    finished_at: float | None = None
+    duration_ms: int = 0
+    run_dir: str | None = None
+    workspace_root: str | None = None
+    counts: dict[str, int] = Field(default_factory=dict)
+    tasks: list[TaskResult] = Field(default_factory=list)
+
+
+def summarise(
+    run_id: str,
+    mission_id: str,
+    results: list[TaskResult],
+    started_at: float,
+    finished_at: float,
+    *,
+    cancelled: bool = False,
+    run_dir: str | None = None,
+    workspace_root: str | None = None,
+) -> RunSummary:
+    counts: dict[str, int] = {}
+    for result in results:
+        counts[result.status] = counts.get(result.status, 0) + 1
+    status: RunStatus
+    if cancelled:
+        status, code = "cancelled", EXIT_INTERRUPTED
+    elif all(r.status == "ok" for r in results):
+        status, code = "ok", EXIT_OK
+    else:
+        status, code = "failed", EXIT_TASKS_FAILED
+    return RunSummary(
+        run_id=run_id,
+        mission_id=mission_id,
+        status=status,
+        exit_code=code,
+        started_at=started_at,
+        finished_at=finished_at,
+        duration_ms=int((finished_at - started_at) * 1000),
+        run_dir=run_dir,
+        workspace_root=workspace_root,
+        counts=counts,
+        tasks=sorted(results, key=lambda r: r.index),
+    )

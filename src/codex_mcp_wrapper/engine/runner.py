@@ -1,0 +1,206 @@
+"""``MissionRunner``: schedules a mission's tasks by dependency onto a ``TaskExecutor``.
+
+It owns the per-task policy (wall-clock budget across attempts, retries, follow-ups in the same
+thread, skipping dependents of failed tasks) and publishes events; it does no I/O of its own.
+A task's failure is a ``TaskResult`` value, never an exception escaping the task group.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from codex_mcp_wrapper.engine.events import (
+    CodexEvent,
+    EventBus,
+    TaskFinished,
+    TaskUpdate,
+    ThreadProgress,
+)
+from codex_mcp_wrapper.engine.executor import TaskExecutor, TaskOutcome, TaskRequest
+from codex_mcp_wrapper.engine.planning import PlannedTask
+from codex_mcp_wrapper.engine.results import TaskResult, TaskState
+from codex_mcp_wrapper.settings import Timeouts
+
+# Seconds between attempts (Timeouts.retry_backoff): a model error or a lost worker often
+# clears in a moment; the backoff never runs past the task's own wall-clock budget.
+RETRY_BACKOFF = Timeouts.retry_backoff
+
+
+@dataclass
+class _Sink:
+    run_id: str
+    bus: EventBus
+    attempt: dict[str, int] = field(default_factory=dict)
+    running_since: dict[str, float] = field(default_factory=dict)
+
+    def codex_event(self, task_id: str, method: str, params: dict[str, Any]) -> None:
+        self.bus.publish(CodexEvent(self.run_id, task_id, method, params))
+
+    def task_state(self, task_id: str, state: TaskState, worker: str | None, message: str) -> None:
+        if state == "running":
+            self.running_since.setdefault(task_id, time.time())
+        self.bus.publish(
+            TaskUpdate(self.run_id, task_id, state, worker, self.attempt.get(task_id, 0), message)
+        )
+
+    def thread_progress(self, task_id: str, thread_id: str, worker: str, turns_done: int) -> None:
+        self.bus.publish(ThreadProgress(self.run_id, task_id, thread_id, worker, turns_done))
+
+
+class MissionRunner:
+    def __init__(
+        self,
+        run_id: str,
+        tasks: list[PlannedTask],
+        executor: TaskExecutor,
+        bus: EventBus,
+        retry_backoff: Sequence[float] = RETRY_BACKOFF,
+    ) -> None:
+        self.run_id = run_id
+        self.retry_backoff = tuple(retry_backoff) or (0.0,)
+        self.tasks = tasks
+        self.executor = executor
+        self.bus = bus
+        self.results: dict[str, TaskResult] = {}
+        self._done: dict[str, asyncio.Event] = {t.task_id: asyncio.Event() for t in tasks}
+        self._sink = _Sink(run_id, bus)
+
+    async def run(self) -> list[TaskResult]:
+        """Run every task; on cancellation, unfinished tasks are recorded ``cancelled``."""
+        try:
+            async with asyncio.TaskGroup() as group:
+                for task in self.tasks:
+                    group.create_task(self._run_task(task), name=f"task-{task.task_id}")
+        finally:
+            for task in self.tasks:
+                if task.task_id not in self.results:
+                    self._finish(
+                        TaskResult(
+                            task_id=task.task_id,
+                            index=task.index,
+                            status="cancelled",
+                            error="the run was cancelled before this task finished.",
+                        )
+                    )
+        return [self.results[t.task_id] for t in self.tasks]
+
+    def _finish(self, result: TaskResult) -> None:
+        self.results[result.task_id] = result
+        self.bus.publish(TaskFinished(self.run_id, result))
+        self._done[result.task_id].set()
+
+    async def _run_task(self, task: PlannedTask) -> None:
+        if task.previous is not None and task.previous.status == "ok":
+            self._finish(task.previous)
+            return
+        for dep in task.depends_on:
+            await self._done[dep].wait()
+        failed = [d for d in task.depends_on if self.results[d].status != "ok"]
+        if failed:
+            self._finish(
+                TaskResult(
+                    task_id=task.task_id,
+                    index=task.index,
+                    status="skipped",
+                    error=f"skipped because {', '.join(failed)} did not finish ok.",
+                )
+            )
+            return
+        self.bus.publish(TaskUpdate(self.run_id, task.task_id, "queued"))
+        started = time.time()
+        try:
+            result = await self._attempts(task, started)
+        except asyncio.CancelledError:
+            self._finish(
+                TaskResult(
+                    task_id=task.task_id,
+                    index=task.index,
+                    status="cancelled",
+                    started_at=started,
+                    finished_at=time.time(),
+                    duration_ms=int((time.time() - started) * 1000),
+                    error="the run was cancelled while this task was running.",
+                )
+            )
+            raise
+        self._finish(result)
+
+    async def _attempts(self, task: PlannedTask, started: float) -> TaskResult:
+        deadline = time.monotonic() + task.timeout_sec
+        prev = task.previous
+        thread_id = prev.thread_id if prev else task.thread_id
+        thread_worker = prev.worker if prev else task.thread_worker
+        turns_done = prev.turns_done if prev else 0
+        usage: dict[str, int] = dict(prev.usage) if prev else {}
+        outcome = TaskOutcome(status="failed", error="no attempt was made.")
+        attempt = 0
+        for attempt in range(1, task.retries + 2):
+            left = deadline - time.monotonic()
+            if left <= 0:
+                outcome = TaskOutcome(
+                    status="timeout",
+                    error=f"the task used its {task.timeout_sec:g} s (timeout_sec) "
+                    f"before attempt {attempt}; last error: {outcome.error}",
+                    thread_id=thread_id,
+                    worker=thread_worker,
+                )
+                break
+            self._sink.attempt[task.task_id] = attempt
+            request = TaskRequest(
+                run_id=self.run_id,
+                task_id=task.task_id,
+                index=task.index,
+                attempt=attempt,
+                prompts=task.prompts,
+                timeout_sec=left,
+                thread_id=thread_id,
+                thread_worker=thread_worker,
+                turns_done=turns_done,
+                spec=task.spec,
+            )
+            outcome = await self.executor.execute(request, self._sink)
+            for key, value in outcome.usage.items():
+                usage[key] = usage.get(key, 0) + value
+            thread_id = outcome.thread_id or thread_id
+            thread_worker = outcome.worker or thread_worker
+            turns_done = max(turns_done, outcome.turns_done)
+            if outcome.status != "failed" or not outcome.retryable or attempt > task.retries:
+                break
+            self.bus.publish(
+                TaskUpdate(
+                    self.run_id,
+                    task.task_id,
+                    "retrying",
+                    outcome.worker,
+                    attempt,
+                    outcome.error or "",
+                )
+            )
+            backoff = self.retry_backoff[min(attempt - 1, len(self.retry_backoff) - 1)]
+            await asyncio.sleep(min(backoff, max(0.0, deadline - time.monotonic())))
+        finished = time.time()
+        started = self._sink.running_since.get(task.task_id, started)  # not the queueing
+        return TaskResult(
+            task_id=task.task_id,
+            index=task.index,
+            status=outcome.status,
+            worker=outcome.worker,
+            attempts=attempt,
+            thread_id=thread_id,
+            final_message=outcome.final_message,
+            started_at=started,
+            finished_at=finished,
+            duration_ms=int((finished - started) * 1000),
+            usage=usage,
+            artifacts=outcome.artifacts,
+            checks=outcome.checks,
+            tool_calls=outcome.tool_calls,
+            commands=outcome.commands,
+            error=outcome.error,
+            log_path=outcome.log_path,
+            turns_done=turns_done,
+        )

@@ -1,0 +1,252 @@
+"""``Runs``: the one application API. The CLI, the MCP server and Python users call only this.
+
+Runs a mission in the foreground (``run``) or in the background (``start``; owned by this
+object's task group, never fire-and-forget), resumes, continues threads (``reply``), cancels,
+and answers status, list, report and file queries. Everything it returns has the run's secrets
+redacted; the facades never touch the store, mission files or redaction themselves.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Sequence
+from dataclasses import replace
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Self
+
+from codex_mcp_wrapper.engine.events import Subscriber
+from codex_mcp_wrapper.engine.executor import ApprovalHandler, Backend
+from codex_mcp_wrapper.engine.redaction import mission_redactor
+from codex_mcp_wrapper.engine.reports import write_reports
+from codex_mcp_wrapper.engine.results import RunSummary, TaskResult
+from codex_mcp_wrapper.engine.resume import continuation, resume_plan, task_thread
+from codex_mcp_wrapper.engine.session import RunOptions, new_run_id, run_mission
+from codex_mcp_wrapper.engine.store import RunStore
+from codex_mcp_wrapper.engine.tracker import RunTracker
+from codex_mcp_wrapper.errors import InputError
+from codex_mcp_wrapper.missions.model import Mission
+from codex_mcp_wrapper.missions.single import CodexRequest, codex_mission
+from codex_mcp_wrapper.settings import Settings, Timeouts
+
+CANCEL_TIMEOUT = Timeouts.cancel  # then ``cancel`` reports back; the run keeps stopping
+
+
+class Runs:
+    """The runs of one state dir, executed by ``backend``. Use as an async context manager
+    when starting runs in the background; ``run``/``resume`` work without it."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        backend: Backend,
+        default_cwd: Path | None = None,
+        cancel_timeout: float = CANCEL_TIMEOUT,
+    ) -> None:
+        self.settings = settings
+        self.backend = backend
+        self.default_cwd = default_cwd or Path.cwd()
+        self.cancel_timeout = cancel_timeout
+        self._live: dict[str, RunTracker] = {}
+        self._tasks: dict[str, asyncio.Task[RunSummary | None]] = {}
+        self._group: asyncio.TaskGroup | None = None
+
+    def __repr__(self) -> str:
+        return f"<Runs {self.settings.state_dir} [{len(self._tasks)} in the background]>"
+
+    async def __aenter__(self) -> Self:
+        self._group = asyncio.TaskGroup()
+        await self._group.__aenter__()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        for task in self._tasks.values():
+            task.cancel()
+        assert self._group is not None
+        await self._group.__aexit__(exc_type, exc, tb)
+
+    # -- running -------------------------------------------------------------------------
+    async def run(self, mission: Mission, options: RunOptions | None = None) -> RunSummary:
+        """Run ``mission`` to the end; the summary has its secrets redacted."""
+        options = options or RunOptions()
+        run_id = options.run_id or new_run_id()
+        tracker = self._live.setdefault(
+            run_id, RunTracker(run_id, mission.mission_id, redactor=mission_redactor(mission))
+        )
+        try:
+            return await run_mission(
+                mission,
+                self.settings,
+                self.backend,
+                replace(options, run_id=run_id, observers=[tracker, *options.observers]),
+            )
+        finally:
+            tracker.done.set()
+            self._live.pop(run_id, None)
+
+    def start(self, mission: Mission, options: RunOptions | None = None) -> str:
+        """Run a mission in the background; returns its run id at once."""
+        assert self._group is not None, "use Runs as an async context manager to start runs"
+        options = options or RunOptions()
+        run_id = options.run_id or new_run_id()
+        if run_id in self._tasks:
+            raise InputError(f"run {run_id} is running; wait for it or cancel it first.")
+        tracker = RunTracker(run_id, mission.mission_id, redactor=mission_redactor(mission))
+        self._live[run_id] = tracker
+
+        async def background() -> RunSummary | None:
+            try:
+                return await self.run(mission, replace(options, run_id=run_id))
+            except asyncio.CancelledError:
+                return None  # recorded as cancelled by the engine
+            except Exception as exc:  # noqa: BLE001 - a background run's edge: keep the reason
+                tracker.error = str(exc)
+                return None
+            finally:
+                tracker.done.set()
+                self._tasks.pop(run_id, None)
+
+        self._tasks[run_id] = self._group.create_task(background(), name=f"run-{run_id}")
+        return run_id
+
+    def _resume_plan(self, run_id: str) -> tuple[Mission, RunOptions]:
+        if run_id in self._tasks:
+            raise InputError(f"run {run_id} is running; wait for it or cancel it first.")
+        with RunStore.reader(self.settings.state_dir) as store:
+            mission, previous = resume_plan(store, run_id)
+        return mission, RunOptions(run_id=run_id, previous=previous)
+
+    async def resume(
+        self,
+        run_id: str,
+        observers: Sequence[Subscriber] = (),
+        approvals: ApprovalHandler | None = None,
+    ) -> RunSummary:
+        """Finish a run: keep its ok tasks, run the others again in their threads."""
+        mission, options = self._resume_plan(run_id)
+        return await self.run(mission, replace(options, observers=observers, approvals=approvals))
+
+    def start_resume(self, run_id: str) -> str:
+        """``resume`` in the background; returns the run id at once."""
+        mission, options = self._resume_plan(run_id)
+        return self.start(mission, options)
+
+    async def wait(self, run_id: str, timeout: float) -> dict[str, Any]:
+        tracker = self._live.get(run_id)
+        if tracker is not None:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(timeout):
+                    await tracker.done.wait()
+        return self.status(run_id)
+
+    async def cancel(self, run_id: str) -> dict[str, Any]:
+        task = self._tasks.get(run_id)
+        if task is None:
+            state = self.status(run_id)
+            return {**state, "cancelled": False, "message": "the run is not running here"}
+        task.cancel()
+        with contextlib.suppress(TimeoutError, asyncio.CancelledError):
+            async with asyncio.timeout(self.cancel_timeout):
+                await asyncio.shield(task)
+        return {**self.status(run_id), "cancelled": True}
+
+    # -- single Codex sessions -------------------------------------------------------------
+    async def codex(
+        self,
+        request: CodexRequest,
+        observers: Sequence[Subscriber] = (),
+        approvals: ApprovalHandler | None = None,
+    ) -> TaskResult:
+        """One Codex session as a one-task mission; continue it with ``reply``."""
+        mission = codex_mission(request, self.default_cwd)
+        summary = await self.run(mission, RunOptions(observers=observers, approvals=approvals))
+        return summary.tasks[0]
+
+    async def reply(
+        self,
+        thread_id: str,
+        prompt: str,
+        observers: Sequence[Subscriber] = (),
+        approvals: ApprovalHandler | None = None,
+    ) -> TaskResult:
+        """Continue a thread (after a restart too: it is resumed from its worker's home)."""
+        with RunStore.reader(self.settings.state_dir) as store:
+            mission, threads = continuation(store, thread_id, prompt)
+        summary = await self.run(
+            mission, RunOptions(observers=observers, approvals=approvals, threads=threads)
+        )
+        return summary.tasks[0]
+
+    async def reply_task(
+        self,
+        run_id: str,
+        task_id: str,
+        prompt: str,
+        observers: Sequence[Subscriber] = (),
+        approvals: ApprovalHandler | None = None,
+    ) -> TaskResult:
+        """Send a further prompt in the thread of a task of a run."""
+        with RunStore.reader(self.settings.state_dir) as store:
+            thread_id = task_thread(store, run_id, task_id)
+        return await self.reply(thread_id, prompt, observers, approvals)
+
+    # -- queries ---------------------------------------------------------------------------
+    def status(self, run_id: str) -> dict[str, Any]:
+        """A run's state: live when it runs here, else as recorded (secrets redacted)."""
+        tracker = self._live.get(run_id)
+        if tracker is not None:
+            return tracker.state()
+        with RunStore.reader(self.settings.state_dir) as store:
+            info = store.require_run(run_id)
+        if info.get("summary"):
+            return {"run_id": run_id, "done": True, **info["summary"]}
+        return {
+            "run_id": run_id,
+            "mission_id": info["mission_id"],
+            "status": info["status"],
+            "done": info["status"] != "running",
+            "tasks": [
+                {k: row[k] for k in ("task_id", "status", "worker", "thread_id")}
+                for row in info["tasks"]
+            ],
+        }
+
+    def show(self, run_id: str) -> dict[str, Any]:
+        """Everything recorded of a run: its summary when it finished, else its rows."""
+        with RunStore.reader(self.settings.state_dir) as store:
+            info = store.require_run(run_id)
+        return info.get("summary") or info
+
+    def list(self, limit: int = 20) -> list[dict[str, Any]]:
+        with RunStore.reader(self.settings.state_dir) as store:
+            return store.list_runs(limit)
+
+    def report(
+        self, run_id: str, junit: Sequence[Path] = (), html: Sequence[Path] = ()
+    ) -> tuple[Path, Path]:
+        """Render a finished run's JUnit XML and HTML report again (in its run folder, and at
+        the extra paths given); returns the run folder's two paths."""
+        with RunStore.reader(self.settings.state_dir) as store:
+            summary = store.summary(run_id)
+            run_dir = store.run_dir(run_id)
+            mission = store.read_mission(run_id) if summary is not None else None
+        if summary is None or mission is None:
+            raise InputError(f"run '{run_id}' has not finished; see `codex-mcp-wrapper runs list`.")
+        write_reports(summary, run_dir, mission.notes, junit, html)
+        return run_dir / "junit.xml", run_dir / "report.html"
+
+    def task_file(self, run_id: str, task_id: str, name: str) -> Path:
+        """A file of a task's record (``events.jsonl``, ``final.md``, ``artifacts/NAME``),
+        never a path outside the run's tasks folder."""
+        with RunStore.reader(self.settings.state_dir) as store:
+            base = store.run_dir(run_id) / "tasks"
+        path = (base / task_id / name).resolve()
+        if not path.is_relative_to(base.resolve()) or not path.is_file():
+            raise InputError(f"no {name} for task '{task_id}' of run '{run_id}'.")
+        return path

@@ -1,0 +1,159 @@
+"""One run of a mission, start to end: store, reports, backend, runner, events.
+
+``run_mission`` is what ``Runs`` (the application API) calls for every run, resume and reply;
+it knows no Codex: the ``Backend`` it is given opens the executor.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import secrets
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from codex_mcp_wrapper.engine.approvals import fixed
+from codex_mcp_wrapper.engine.events import EventBus, RunFinished, RunStarted, Subscriber
+from codex_mcp_wrapper.engine.executor import ApprovalHandler, Backend, RunContext
+from codex_mcp_wrapper.engine.planning import plan_tasks
+from codex_mcp_wrapper.engine.recorder import RunRecorder
+from codex_mcp_wrapper.engine.redaction import Redactor, mission_redactor, redacting
+from codex_mcp_wrapper.engine.reports import ReportWriter
+from codex_mcp_wrapper.engine.results import RunSummary, TaskResult, summarise
+from codex_mcp_wrapper.engine.runner import MissionRunner
+from codex_mcp_wrapper.engine.store import RunStore
+from codex_mcp_wrapper.errors import MissionError
+from codex_mcp_wrapper.missions.model import Mission
+from codex_mcp_wrapper.settings import Settings
+
+
+def new_run_id() -> str:
+    return time.strftime("%Y%m%d-%H%M%S") + "-" + secrets.token_hex(3)
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """How to run a mission, beyond the mission itself.
+
+    ``previous`` holds results of an earlier run of the same mission (tasks that ended ok are
+    kept, the others continue); ``threads`` maps a task id to a (thread id, worker label) to
+    continue instead of starting a new thread; ``approvals`` answers Codex's approval requests
+    (default: the settings' fixed policy); ``junit``/``html`` are extra report paths (the run
+    folder always gets ``junit.xml`` and ``report.html``).
+    """
+
+    run_id: str | None = None
+    observers: Sequence[Subscriber] = ()
+    previous: dict[str, TaskResult] | None = None
+    threads: dict[str, tuple[str, str | None]] | None = None
+    approvals: ApprovalHandler | None = None
+    junit: Sequence[Path] = ()
+    html: Sequence[Path] = ()
+    retry_backoff: Sequence[float] | None = None  # default: settings.timeouts.retry_backoff
+
+
+def mission_record(mission: Mission, settings: Settings, workspace_root: Path) -> dict[str, Any]:
+    """The mission as it ran (variables expanded, paths absolute, provider as chosen), so
+    ``resume`` and ``reply`` can run it again exactly."""
+    record = mission.model_dump(mode="json", exclude_none=True)
+    record["workspace_root"] = str(workspace_root)
+    if settings.scripted:
+        record["provider"] = "scripted"
+    return record
+
+
+def _workspace(mission: Mission) -> Path:
+    workspace_root = Path(mission.workspace_root).resolve()
+    try:
+        workspace_root.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise MissionError(
+            f"cannot create workspace_root {workspace_root} ({exc.strerror}); fix the path."
+        ) from exc
+    return workspace_root
+
+
+async def run_mission(
+    mission: Mission, settings: Settings, backend: Backend, options: RunOptions | None = None
+) -> RunSummary:
+    """Run a mission to the end and return its summary (secrets redacted); every outcome is
+    recorded in the state dir before this returns, and on cancellation too."""
+    options = options or RunOptions()
+    workspace_root = _workspace(mission)
+    redactor = mission_redactor(mission)
+    run_id = options.run_id or new_run_id()
+    bus = EventBus()
+    with (
+        RunStore(settings.state_dir) as store,
+        contextlib.closing(RunRecorder(store, redactor)) as recorder,
+    ):
+        run_dir = store.run_dir(run_id)
+        bus.subscribe(recorder)
+        bus.subscribe(ReportWriter(redactor, options.junit, options.html))
+        for observer in options.observers:  # outside observers see only redacted events
+            bus.subscribe(redacting(observer, redactor))
+        run_dir.mkdir(parents=True, exist_ok=True)
+        started = time.time()
+        context = RunContext(
+            run_id=run_id,
+            run_dir=run_dir,
+            workspace_root=workspace_root,
+            workers=min(settings.workers, len(mission.tasks)) or 1,
+            thread_workers=tuple(
+                sorted({w for _, w in (options.threads or {}).values() if w is not None})
+            ),
+            approvals=options.approvals or fixed(settings.approvals),
+            publish=bus.publish,
+        )
+        planned = plan_tasks(mission, workspace_root, run_dir, options.previous, options.threads)
+        async with backend.open(mission, context) as executor:
+            bus.publish(
+                RunStarted(
+                    run_id,
+                    mission.mission_id,
+                    mission_record(mission, settings, workspace_root),
+                    tuple(t.task_id for t in planned),
+                    str(workspace_root),
+                )
+            )
+            backoff = options.retry_backoff
+            if backoff is None:
+                backoff = settings.timeouts.retry_backoff
+            runner = MissionRunner(run_id, planned, executor, bus, backoff)
+            cancelled = False
+            try:
+                await runner.run()
+            except asyncio.CancelledError:
+                cancelled = True
+                raise
+            finally:
+                results = [
+                    runner.results.get(t.task_id)
+                    or TaskResult(
+                        task_id=t.task_id,
+                        index=t.index,
+                        status="cancelled",
+                        error="the run stopped before this task finished.",
+                    )
+                    for t in planned
+                ]
+                summary = summarise(
+                    run_id,
+                    mission.mission_id,
+                    results,
+                    started,
+                    time.time(),
+                    cancelled=cancelled,
+                    run_dir=str(run_dir),
+                    workspace_root=str(workspace_root),
+                )
+                bus.publish(RunFinished(run_id, summary))
+    return redacted(summary, redactor)
+
+
+def redacted(summary: RunSummary, redactor: Redactor) -> RunSummary:
+    """The summary as it may be shown or returned: every known secret replaced."""
+    return RunSummary.model_validate(redactor.data(summary.model_dump(mode="json")))

@@ -1,0 +1,257 @@
+"""``RunStore``: the durable record of runs (SQLite in WAL mode) and their files; the writing
+side, a bus subscriber, is ``recorder.RunRecorder``.
+
+Layout under the state dir::
+
+    state.db                          runs, tasks and threads (SQLite, WAL)
+    runs/<run_id>/mission.json        the validated mission
+    runs/<run_id>/summary.json        the run summary (also printed by --json)
+    runs/<run_id>/tasks/<id>/events.jsonl   every Codex notification of the task (redacted)
+    runs/<run_id>/tasks/<id>/final.md       the task's final message
+    runs/<run_id>/tasks/<id>/artifacts/     copied artifacts
+    workers/<label>/codex-home        a worker's CODEX_HOME
+    logs/worker-<label>.log           a worker's stderr
+
+Every write is committed (or flushed) before ``publish`` returns, so a killed wrapper leaves a
+consistent store; runs left ``running`` by a dead process are marked ``interrupted`` on open.
+``RunStore`` is a context manager; ``RunStore.reader`` opens one that never writes (for
+``runs list``, ``runs show``, status), which works on a read-only or full state dir.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import sqlite3
+import time
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Self
+
+from codex_mcp_wrapper.engine.results import FINAL_STATUSES, RunSummary, TaskResult
+from codex_mcp_wrapper.errors import InputError, MissionError, StateDirError
+from codex_mcp_wrapper.missions.loading import parse_mission
+from codex_mcp_wrapper.missions.model import Mission
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS runs (
+    run_id TEXT PRIMARY KEY,
+    mission_id TEXT NOT NULL,
+    status TEXT NOT NULL,
+    pid INTEGER,
+    created_at REAL NOT NULL,
+    finished_at REAL,
+    run_dir TEXT NOT NULL,
+    workspace_root TEXT,
+    summary TEXT
+);
+CREATE TABLE IF NOT EXISTS tasks (
+    run_id TEXT NOT NULL,
+    task_id TEXT NOT NULL,
+    idx INTEGER NOT NULL,
+    status TEXT NOT NULL,
+    worker TEXT,
+    attempt INTEGER DEFAULT 0,
+    thread_id TEXT,
+    turns_done INTEGER DEFAULT 0,
+    updated_at REAL NOT NULL,
+    message TEXT,
+    result TEXT,
+    PRIMARY KEY (run_id, task_id)
+);
+CREATE TABLE IF NOT EXISTS threads (
+    thread_id TEXT PRIMARY KEY,
+    worker TEXT,
+    run_id TEXT,
+    task_id TEXT,
+    updated_at REAL NOT NULL
+);
+"""
+
+RUN_ID = re.compile(r"^[A-Za-z0-9._-]{1,80}$")
+SQLITE_BUSY_TIMEOUT = 30.0  # seconds another process may hold the write lock (runs share it)
+
+
+def _pid_alive(pid: int | None) -> bool:
+    if not pid:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class RunStore:
+    """The runs of one state dir. ``RunStore(dir)`` opens it for writing (a run's bus
+    subscriber); ``RunStore.reader(dir)`` for queries only."""
+
+    def __init__(self, state_dir: Path, *, readonly: bool = False) -> None:
+        self.state_dir = state_dir
+        self.readonly = readonly
+        try:
+            if readonly:
+                self.db = self._open_readonly(state_dir / "state.db")
+            else:
+                self.db = self._open_writable(state_dir)
+                self.mark_interrupted()
+        except (OSError, sqlite3.Error) as exc:
+            raise StateDirError(
+                f"the state dir {state_dir} is not usable ({exc}); choose another with "
+                "--state-dir or $CODEX_MCP_WRAPPER_HOME, or free disk space."
+            ) from exc
+
+    @classmethod
+    def reader(cls, state_dir: Path) -> RunStore:
+        return cls(state_dir, readonly=True)
+
+    @staticmethod
+    def _open_readonly(path: Path) -> sqlite3.Connection:
+        if not path.exists():  # no run yet: an empty in-memory store with the same tables
+            db = sqlite3.connect(":memory:", isolation_level=None)
+            db.executescript(SCHEMA)
+            return db
+        db = sqlite3.connect(
+            f"{path.as_uri()}?mode=ro", uri=True, timeout=SQLITE_BUSY_TIMEOUT, isolation_level=None
+        )
+        db.execute("SELECT 1 FROM runs LIMIT 1")
+        return db
+
+    def _open_writable(self, state_dir: Path) -> sqlite3.Connection:
+        state_dir.mkdir(parents=True, exist_ok=True)
+        (state_dir / "runs").mkdir(exist_ok=True)
+        (state_dir / "logs").mkdir(exist_ok=True)
+        probe = state_dir / ".write-probe"
+        probe.write_text("ok")
+        probe.unlink()
+        db = sqlite3.connect(
+            state_dir / "state.db", timeout=SQLITE_BUSY_TIMEOUT, isolation_level=None
+        )
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=NORMAL")
+        db.executescript(SCHEMA)
+        columns = {row[1] for row in db.execute("PRAGMA table_info(tasks)")}
+        if "turns_done" not in columns:  # a state dir from 0.1.0 before resume existed
+            db.execute("ALTER TABLE tasks ADD COLUMN turns_done INTEGER DEFAULT 0")
+        return db
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.db.close()
+
+    # -- reading --------------------------------------------------------------------------
+    def run_dir(self, run_id: str) -> Path:
+        if not RUN_ID.match(run_id):
+            raise InputError(f"'{run_id}' is not a run id; see `codex-mcp-wrapper runs list`.")
+        return self.state_dir / "runs" / run_id
+
+    def require_run(self, run_id: str) -> dict[str, Any]:
+        """The run's row with its tasks (as ``get_run``); InputError when there is none."""
+        self.run_dir(run_id)
+        info = self.get_run(run_id)
+        if info is None:
+            raise InputError(f"no run '{run_id}'; see `codex-mcp-wrapper runs list`.")
+        return info
+
+    def read_mission(self, run_id: str) -> Mission:
+        """The mission as the run ran it (variables expanded, paths absolute)."""
+        path = self.run_dir(run_id) / "mission.json"
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise MissionError(
+                f"cannot read the mission of run {run_id} from {path} ({exc})."
+            ) from exc
+        return parse_mission(data, str(path), variables={})
+
+    def summary(self, run_id: str) -> RunSummary | None:
+        info = self.require_run(run_id)
+        return RunSummary.model_validate(info["summary"]) if info.get("summary") else None
+
+    def task_results(self, run_id: str) -> dict[str, TaskResult]:
+        return {
+            row["task_id"]: TaskResult.model_validate(row["result"])
+            for row in self.task_rows(run_id)
+            if row["result"]
+        }
+
+    def thread_origin(self, thread_id: str) -> tuple[str, str, str | None] | None:
+        """The (run id, task id, worker) a Codex thread belongs to, or None."""
+        row = self.db.execute(
+            "SELECT run_id, task_id, worker FROM threads WHERE thread_id = ?", (thread_id,)
+        ).fetchone()
+        return (str(row[0]), str(row[1]), row[2]) if row else None
+
+    def list_runs(self, limit: int = 50) -> list[dict[str, Any]]:
+        rows = self.db.execute(
+            "SELECT run_id, mission_id, status, created_at, finished_at, run_dir FROM runs "
+            "ORDER BY created_at DESC LIMIT ?",
+            (limit,),
+        ).fetchall()
+        keys = ("run_id", "mission_id", "status", "created_at", "finished_at", "run_dir")
+        return [dict(zip(keys, row, strict=True)) for row in rows]
+
+    def get_run(self, run_id: str) -> dict[str, Any] | None:
+        row = self.db.execute(
+            "SELECT run_id, mission_id, status, created_at, finished_at, run_dir, summary "
+            "FROM runs WHERE run_id = ?",
+            (run_id,),
+        ).fetchone()
+        if row is None:
+            return None
+        keys = ("run_id", "mission_id", "status", "created_at", "finished_at", "run_dir")
+        out: dict[str, Any] = dict(zip(keys, row[:6], strict=True))
+        out["summary"] = json.loads(row[6]) if row[6] else None
+        out["tasks"] = self.task_rows(run_id)
+        return out
+
+    def task_rows(self, run_id: str) -> list[dict[str, Any]]:
+        rows = self.db.execute(
+            "SELECT task_id, idx, status, worker, attempt, thread_id, turns_done, message, result "
+            "FROM tasks WHERE run_id = ? ORDER BY idx",
+            (run_id,),
+        ).fetchall()
+        out = []
+        for task_id, idx, status, worker, attempt, thread_id, turns, message, result in rows:
+            out.append(
+                {
+                    "task_id": task_id,
+                    "index": idx,
+                    "status": status,
+                    "worker": worker,
+                    "attempt": attempt,
+                    "thread_id": thread_id,
+                    "turns_done": turns or 0,
+                    "message": message,
+                    "result": json.loads(result) if result else None,
+                }
+            )
+        return out
+
+    def mark_interrupted(self) -> None:
+        """Runs whose wrapper died are ``interrupted``, never left ``running``."""
+        rows = self.db.execute("SELECT run_id, pid FROM runs WHERE status = 'running'").fetchall()
+        for run_id, pid in rows:
+            if pid != os.getpid() and not _pid_alive(pid):
+                self.db.execute(
+                    "UPDATE runs SET status = 'interrupted', finished_at = ? WHERE run_id = ?",
+                    (time.time(), run_id),
+                )
+                self.db.execute(
+                    "UPDATE tasks SET status = 'interrupted' WHERE run_id = ? AND status NOT IN "
+                    f"({', '.join('?' * len(FINAL_STATUSES))})",
+                    (run_id, *FINAL_STATUSES),
+                )

@@ -1,0 +1,58 @@
+"""``RunTracker``: the live state of a run, kept from its events (for status, wait, cancel)."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from typing import Any
+
+from codex_mcp_wrapper.engine.events import Event, RunFinished, RunStarted, TaskFinished, TaskUpdate
+from codex_mcp_wrapper.engine.redaction import Redactor
+from codex_mcp_wrapper.engine.results import FINAL_STATUSES, RunSummary
+
+
+@dataclass
+class RunTracker:
+    run_id: str
+    mission_id: str = ""
+    tasks: dict[str, dict[str, Any]] = field(default_factory=dict)
+    summary: RunSummary | None = None
+    done: asyncio.Event = field(default_factory=asyncio.Event)
+    error: str | None = None
+    redactor: Redactor = field(default_factory=Redactor)
+
+    def __call__(self, event: Event) -> None:
+        if isinstance(event, RunStarted):
+            self.mission_id = event.mission_id
+            self.tasks = {t: {"task_id": t, "status": "pending"} for t in event.task_ids}
+        elif isinstance(event, TaskUpdate):
+            row = self.tasks.setdefault(event.task_id, {"task_id": event.task_id})
+            row.update(status=event.status, worker=event.worker or row.get("worker"))
+        elif isinstance(event, TaskFinished):
+            self.tasks[event.result.task_id] = event.result.model_dump(
+                include={"task_id", "status", "worker", "thread_id", "error", "duration_ms"}
+            )
+        elif isinstance(event, RunFinished):
+            self.summary = event.summary
+
+    def finished_count(self) -> int:
+        return sum(1 for row in self.tasks.values() if row.get("status") in FINAL_STATUSES)
+
+    def state(self) -> dict[str, Any]:
+        """The run's state, with the mission's secrets redacted."""
+        state: dict[str, Any] = self.redactor.data(self._state())
+        return state
+
+    def _state(self) -> dict[str, Any]:
+        if self.summary is not None:
+            return {"run_id": self.run_id, "done": True, **self.summary.model_dump(mode="json")}
+        return {
+            "run_id": self.run_id,
+            "mission_id": self.mission_id,
+            "status": "failed" if self.error else "running",
+            "done": self.done.is_set(),
+            "error": self.error,
+            "finished": self.finished_count(),
+            "total": len(self.tasks),
+            "tasks": list(self.tasks.values()),
+        }

@@ -1,0 +1,1 @@
+"""The MCP facade: tools (argument mapping and result shaping), resources, transports."""

@@ -1,0 +1,79 @@
+"""Tool results in the shapes MCP clients expect: the removed ``codex`` tool's
+``{threadId, content}``, the original ``batch`` contract, JSON results and error results."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from mcp.types import CallToolResult, TextContent
+from pydantic import BaseModel
+
+from codex_mcp_wrapper.engine.results import RunSummary, TaskResult
+
+
+class CodexOutput(BaseModel):
+    threadId: str
+    content: str
+
+
+def codex_result(result: TaskResult) -> CallToolResult:
+    content = result.final_message or ""
+    if result.status != "ok":
+        text = result.error or f"the Codex turn ended {result.status}"
+        return CallToolResult(
+            content=[TextContent(type="text", text=text)],
+            structured_content={"threadId": result.thread_id or "", "content": content or text},
+            is_error=True,
+        )
+    return CallToolResult(
+        content=[TextContent(type="text", text=content)],
+        structured_content={"threadId": result.thread_id or "", "content": content},
+    )
+
+
+def batch_result(summary: RunSummary) -> dict[str, Any]:
+    """The ``batch`` contract of the original wrapper design."""
+    results, errors = [], []
+    for task in summary.tasks:
+        results.append(
+            {
+                "task_index": task.index,
+                "task_id": task.task_id,
+                "worker": task.worker,
+                "status": task.status,
+                "stdout": task.final_message or "",
+                "output": task.final_message or "",
+                "threadId": task.thread_id,
+                "conversationId": task.thread_id,
+                "duration_ms": task.duration_ms,
+                "artifacts": task.artifacts,
+            }
+        )
+        if task.status != "ok":
+            errors.append(
+                {
+                    "task_index": task.index,
+                    "task_id": task.task_id,
+                    "status": task.status,
+                    "message": task.error or f"the task ended {task.status}",
+                }
+            )
+    return {
+        "mission_id": summary.mission_id,
+        "run_id": summary.run_id,
+        "status": summary.status,
+        "results": results,
+        "errors": errors,
+    }
+
+
+def json_result(data: Any) -> CallToolResult:
+    return CallToolResult(
+        content=[TextContent(type="text", text=json.dumps(data, indent=2))],
+        structured_content=data if isinstance(data, dict) else {"items": data},
+    )
+
+
+def error_result(message: str) -> CallToolResult:
+    return CallToolResult(content=[TextContent(type="text", text=message)], is_error=True)

@@ -1,0 +1,287 @@
+"""The MCP tools: argument mapping and result shaping only; every tool is one call into
+``Runs`` (the application API), wrapped by ``guarded`` so an error becomes an error result.
+
+``codex`` and ``codex-reply`` keep the input and output schemas of the tools removed from
+Codex 0.154.0, so a client switches by changing only the command it launches.
+"""
+
+from __future__ import annotations
+
+import functools
+import typing
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from mcp.server.mcpserver import Context, MCPServer
+from mcp.types import CallToolResult, ToolAnnotations
+from pydantic import Field
+from pydantic.fields import FieldInfo
+
+from codex_mcp_wrapper.engine.runs import Runs
+from codex_mcp_wrapper.engine.session import RunOptions
+from codex_mcp_wrapper.errors import InputError, WrapperError
+from codex_mcp_wrapper.mcp.calls import CallContext
+from codex_mcp_wrapper.mcp.shaping import (
+    CodexOutput,
+    batch_result,
+    codex_result,
+    error_result,
+    json_result,
+)
+from codex_mcp_wrapper.missions.loading import load_mission, parse_mission
+from codex_mcp_wrapper.missions.model import Mission
+from codex_mcp_wrapper.missions.single import CodexRequest
+
+WAIT_DEFAULT = 30.0
+WAIT_MAX = 55.0  # stays under the common 60 s client tool timeout
+Sandbox = Literal["read-only", "workspace-write", "danger-full-access"]
+Approval = Literal["untrusted", "on-failure", "on-request", "never"]
+
+READ_ONLY = ToolAnnotations(
+    read_only_hint=True, destructive_hint=False, idempotent_hint=True, open_world_hint=False
+)
+RUNS_CODEX = ToolAnnotations(read_only_hint=False, destructive_hint=True, open_world_hint=True)
+
+
+def accepts_aliases(fn: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+    """The SDK passes arguments by their alias (``approval-policy``): map them back to names."""
+    hints = typing.get_type_hints(fn, include_extras=True)
+    aliases = {
+        meta.alias: name
+        for name, hint in hints.items()
+        for meta in getattr(hint, "__metadata__", ())
+        if isinstance(meta, FieldInfo) and meta.alias
+    }
+
+    @functools.wraps(fn)
+    async def wrapper(**kwargs: Any) -> Any:
+        return await fn(**{aliases.get(k, k): v for k, v in kwargs.items()})
+
+    return wrapper
+
+
+async def guarded(work: Callable[[], Awaitable[CallToolResult]]) -> CallToolResult:
+    """The MCP tool boundary: a user's error or a bug becomes an error result, never a crash."""
+    try:
+        return await work()
+    except WrapperError as exc:
+        return error_result(str(exc))
+    except Exception as exc:  # noqa: BLE001 - the MCP tool boundary: an error result
+        return error_result(f"unexpected {type(exc).__name__}: {exc}")
+
+
+def register_codex_tools(server: MCPServer, runs: Runs) -> None:
+    """``codex`` and ``codex-reply``: the drop-in for the removed ``codex mcp-server``."""
+
+    @server.tool(
+        name="codex",
+        title="Run a Codex session",
+        description="Run a Codex session. Returns the thread id (continue it with codex-reply) "
+        "and Codex's final message.",
+        annotations=RUNS_CODEX,
+    )
+    @accepts_aliases
+    async def codex(
+        prompt: Annotated[str, Field(description="The initial user prompt.")],
+        ctx: Context,
+        approval_policy: Annotated[Approval | None, Field(alias="approval-policy")] = None,
+        sandbox: Sandbox | None = None,
+        cwd: Annotated[str | None, Field(description="Working directory of the session.")] = None,
+        model: str | None = None,
+        profile: str | None = None,
+        config: Annotated[
+            dict[str, Any] | None, Field(description="Codex config overrides.")
+        ] = None,
+        base_instructions: Annotated[str | None, Field(alias="base-instructions")] = None,
+        developer_instructions: Annotated[str | None, Field(alias="developer-instructions")] = None,
+        compact_prompt: Annotated[str | None, Field(alias="compact-prompt")] = None,
+    ) -> Annotated[CallToolResult, CodexOutput]:
+        call = CallContext(ctx, runs.settings)
+        request = CodexRequest(
+            prompt=prompt,
+            cwd=cwd,
+            sandbox=sandbox,
+            approval_policy=approval_policy,
+            model=model,
+            profile=profile,
+            config=config,
+            base_instructions=base_instructions,
+            developer_instructions=developer_instructions,
+            compact_prompt=compact_prompt,
+        )
+
+        async def work() -> CallToolResult:
+            result = await call.run(
+                1, lambda: runs.codex(request, [call.observer], call.approvals())
+            )
+            return codex_result(result)
+
+        return await guarded(work)
+
+    @server.tool(
+        name="codex-reply",
+        title="Continue a Codex session",
+        description="Continue a Codex session by its threadId (conversationId is accepted, "
+        "deprecated). Works after a restart of the wrapper too.",
+        annotations=RUNS_CODEX,
+    )
+    async def codex_reply(
+        prompt: Annotated[str, Field(description="The next user prompt.")],
+        ctx: Context,
+        threadId: str | None = None,
+        conversationId: str | None = None,
+    ) -> Annotated[CallToolResult, CodexOutput]:
+        call = CallContext(ctx, runs.settings)
+
+        async def work() -> CallToolResult:
+            thread = threadId or conversationId
+            if not thread:
+                raise InputError("give threadId (from the codex tool's result).")
+            result = await call.run(
+                1, lambda: runs.reply(thread, prompt, [call.observer], call.approvals())
+            )
+            return codex_result(result)
+
+        return await guarded(work)
+
+
+def _mission(mission: dict[str, Any] | str, variables: dict[str, str] | None) -> Mission:
+    if isinstance(mission, str):
+        return load_mission(Path(mission).expanduser(), variables)
+    return parse_mission(mission, "mission", variables)
+
+
+def register_mission_tools(server: MCPServer, runs: Runs) -> None:
+    """``batch``, ``mission_*``, ``reply`` and ``runs_list``."""
+
+    @server.tool(
+        name="batch",
+        title="Run a mission",
+        description="Run a mission (object, or a path to a YAML/JSON file) to the end and return "
+        "each task's result; `errors` is empty when every task is ok. For missions longer than "
+        "your client's tool timeout use mission_start and mission_wait.",
+        annotations=RUNS_CODEX,
+    )
+    async def batch(
+        mission: dict[str, Any] | str,
+        ctx: Context,
+        vars: dict[str, str] | None = None,
+    ) -> CallToolResult:
+        call = CallContext(ctx, runs.settings)
+
+        async def work() -> CallToolResult:
+            parsed = _mission(mission, vars)
+            options = RunOptions(observers=[call.observer], approvals=call.approvals())
+            summary = await call.run(len(parsed.tasks), lambda: runs.run(parsed, options))
+            data = batch_result(summary)
+            result = json_result(data)
+            result.is_error = False
+            return result
+
+        return await guarded(work)
+
+    @server.tool(
+        name="mission_start",
+        title="Start a mission",
+        description="Start a mission in the background and return its run_id at once.",
+        annotations=RUNS_CODEX,
+    )
+    async def mission_start(
+        mission: dict[str, Any] | str, vars: dict[str, str] | None = None
+    ) -> CallToolResult:
+        async def work() -> CallToolResult:
+            parsed = _mission(mission, vars)
+            run_id = runs.start(parsed)
+            return json_result(
+                {
+                    "run_id": run_id,
+                    "mission_id": parsed.mission_id,
+                    "tasks": len(parsed.tasks),
+                    "status": "running",
+                }
+            )
+
+        return await guarded(work)
+
+    @server.tool(
+        name="mission_resume",
+        title="Resume a mission",
+        description="Finish a run that was interrupted, cancelled or failed: tasks that ended ok "
+        "are kept, the others run again (continuing their Codex threads) in the same run_id. "
+        "Returns at once; follow it with mission_wait.",
+        annotations=RUNS_CODEX,
+    )
+    async def mission_resume(run_id: str) -> CallToolResult:
+        async def work() -> CallToolResult:
+            return json_result({"run_id": runs.start_resume(run_id), "status": "running"})
+
+        return await guarded(work)
+
+    @server.tool(
+        name="mission_status",
+        title="Mission status",
+        annotations=READ_ONLY,
+        description="The current state of a run: per-task status, and the summary when done.",
+    )
+    async def mission_status(run_id: str) -> CallToolResult:
+        async def work() -> CallToolResult:
+            return json_result(runs.status(run_id))
+
+        return await guarded(work)
+
+    @server.tool(
+        name="mission_wait",
+        title="Wait for a mission",
+        annotations=READ_ONLY,
+        description="Wait up to `timeout` seconds (default 30, at most 55) for a run to "
+        "finish; returns its state either way (`done` tells which).",
+    )
+    async def mission_wait(run_id: str, timeout: float = WAIT_DEFAULT) -> CallToolResult:
+        async def work() -> CallToolResult:
+            return json_result(await runs.wait(run_id, max(0.0, min(timeout, WAIT_MAX))))
+
+        return await guarded(work)
+
+    @server.tool(
+        name="mission_cancel",
+        title="Cancel a mission",
+        annotations=ToolAnnotations(read_only_hint=False, destructive_hint=True),
+        description="Cancel a running mission: its turns are stopped and its workers "
+        "freed; finished results are kept.",
+    )
+    async def mission_cancel(run_id: str) -> CallToolResult:
+        async def work() -> CallToolResult:
+            return json_result(await runs.cancel(run_id))
+
+        return await guarded(work)
+
+    @server.tool(
+        name="reply",
+        title="Continue a task's thread",
+        annotations=RUNS_CODEX,
+        description="Send a further prompt in the Codex thread of a task of a run.",
+    )
+    async def reply(run_id: str, task_id: str, prompt: str, ctx: Context) -> CallToolResult:
+        call = CallContext(ctx, runs.settings)
+
+        async def work() -> CallToolResult:
+            result = await call.run(
+                1,
+                lambda: runs.reply_task(run_id, task_id, prompt, [call.observer], call.approvals()),
+            )
+            return json_result(result.model_dump(mode="json"))
+
+        return await guarded(work)
+
+    @server.tool(
+        name="runs_list",
+        title="List runs",
+        annotations=READ_ONLY,
+        description="Recent runs, newest first.",
+    )
+    async def runs_list(limit: int = 20) -> CallToolResult:
+        async def work() -> CallToolResult:
+            return json_result({"runs": runs.list(max(1, min(limit, 500)))})
+
+        return await guarded(work)

@@ -1,0 +1,1 @@
+"""The mission contract: models, loading, expect checks, paths. Imports nothing above it."""

@@ -1,0 +1,188 @@
+"""The mission contract: pydantic models (``extra="forbid"``) and the published JSON Schema.
+
+A mission is validated once, at the edge (``loading.py``); everything inward gets typed objects.
+Hyphenated keys of the original design (``base-instructions``) are accepted as aliases.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path, PurePosixPath
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from codex_mcp_wrapper.missions.expect import Expect
+
+DEFAULT_TIMEOUT_SEC = 900.0
+DEFAULT_IDLE_TIMEOUT_SEC = 300.0
+DEFAULT_RETRIES = 1
+
+Sandbox = Literal["read-only", "workspace-write", "danger-full-access"]
+ApprovalPolicy = Literal["never", "on-request", "on-failure", "untrusted"]
+PositiveSeconds = Annotated[float, Field(gt=0, le=7 * 24 * 3600)]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _accept_hyphens(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            fields = cls.model_fields
+            out = {}
+            for key, value in data.items():
+                alt = key.replace("-", "_") if isinstance(key, str) else key
+                out[alt if alt in fields and key not in fields else key] = value
+            return out
+        return data
+
+
+class McpServer(_Model):
+    """An MCP server a task's Codex may use: a command (stdio) or a URL (streamable HTTP)."""
+
+    command: str | None = None
+    args: list[str] = Field(default_factory=list)
+    env: dict[str, str] = Field(default_factory=dict)
+    cwd: str | None = None
+    url: str | None = None
+    bearer_token_env_var: str | None = None
+    default_tools_approval_mode: Literal["auto", "prompt", "writes", "approve"] = "approve"
+    enabled_tools: list[str] | None = None
+    disabled_tools: list[str] | None = None
+    startup_timeout_sec: PositiveSeconds | None = None
+    tool_timeout_sec: PositiveSeconds | None = None
+
+    @model_validator(mode="after")
+    def _one_transport(self) -> McpServer:
+        if (self.command is None) == (self.url is None):
+            raise ValueError("give exactly one of 'command' or 'url'")
+        return self
+
+    def codex_config(self) -> dict[str, Any]:
+        return self.model_dump(exclude_none=True, exclude_defaults=False)
+
+
+class CustomProvider(_Model):
+    """A Responses-compatible model provider."""
+
+    base_url: str
+    env_key: str | None = None
+    name: str = "custom"
+    model: str | None = None
+
+
+ProviderChoice = Literal["codex", "scripted"] | CustomProvider
+
+
+class TaskSettings(_Model):
+    """Settings a task may give and ``defaults`` may give for all tasks."""
+
+    cwd: str | None = None
+    sandbox: Sandbox | None = None
+    approval_policy: ApprovalPolicy | None = None
+    model: str | None = None
+    profile: str | None = None
+    base_instructions: str | None = None
+    developer_instructions: str | None = None
+    env: dict[str, str] | None = None
+    config: dict[str, Any] | None = None
+    mcp_servers: dict[str, McpServer] | None = None
+    output_schema: dict[str, Any] | None = None
+    artifacts: list[str] | None = None
+    timeout_sec: PositiveSeconds | None = None
+    idle_timeout_sec: PositiveSeconds | None = None
+    retries: Annotated[int, Field(ge=0, le=10)] | None = None
+    preferred_worker: str | None = None
+
+
+class Task(TaskSettings):
+    id: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")] | None = None
+    prompt: Annotated[str, Field(min_length=1)]
+    depends_on: list[str] = Field(default_factory=list)
+    follow_ups: list[Annotated[str, Field(min_length=1)]] = Field(default_factory=list)
+    script: list[Any] | str | None = None
+    expect: Expect | None = None
+
+
+class Mission(_Model):
+    mission_id: Annotated[str, Field(min_length=1, max_length=128)] = "mission"
+    workspace_root: str = "."
+    notes: str | None = None
+    provider: ProviderChoice = "codex"
+    defaults: TaskSettings = Field(default_factory=TaskSettings)
+    tasks: Annotated[list[Task], Field(min_length=1)]
+
+    @model_validator(mode="after")
+    def _check_graph(self) -> Mission:
+        ids: list[str] = []
+        for n, task in enumerate(self.tasks, start=1):
+            if task.id is None:
+                task.id = f"task-{n}"
+            if task.id in ids:
+                raise ValueError(f"task id '{task.id}' is used twice; ids must be unique")
+            ids.append(task.id)
+        known = set(ids)
+        for task in self.tasks:
+            for dep in task.depends_on:
+                if dep not in known:
+                    raise ValueError(
+                        f"task '{task.id}' depends on '{dep}', which is not a task of this mission"
+                    )
+                if dep == task.id:
+                    raise ValueError(f"task '{task.id}' depends on itself")
+        cycle = find_cycle({t.id or "": t.depends_on for t in self.tasks})
+        if cycle:
+            raise ValueError("dependency cycle: " + " -> ".join(cycle))
+        for task in self.tasks:
+            cwd = task.cwd or self.defaults.cwd or "."
+            check_relative(cwd, f"task '{task.id}' cwd")
+        return self
+
+
+def find_cycle(graph: Mapping[str, list[str]]) -> list[str] | None:
+    """A dependency cycle as a path (first node repeated at the end), or None.
+
+    Iterative depth-first search: a chain of thousands of tasks must not hit the recursion limit.
+    """
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
+    for root in graph:
+        if root in state:
+            continue
+        path: list[str] = [root]
+        pending: list[list[str]] = [list(graph.get(root, []))]
+        state[root] = 1
+        while path:
+            deps = pending[-1]
+            if not deps:
+                state[path.pop()] = 2
+                pending.pop()
+                continue
+            dep = deps.pop(0)
+            if state.get(dep) == 1:
+                return [*path[path.index(dep) :], dep]
+            if dep not in state:
+                state[dep] = 1
+                path.append(dep)
+                pending.append(list(graph.get(dep, [])))
+    return None
+
+
+def check_relative(path: str, what: str) -> None:
+    """Reject absolute paths and ``..`` escapes (symlinks are checked again at run time)."""
+    pure = PurePosixPath(path)
+    if pure.is_absolute() or Path(path).is_absolute():
+        raise ValueError(f"{what} '{path}' must be relative to workspace_root")
+    depth = 0
+    for part in pure.parts:
+        depth += -1 if part == ".." else (0 if part == "." else 1)
+        if depth < 0:
+            raise ValueError(f"{what} '{path}' escapes workspace_root")
+
+
+def mission_json_schema() -> dict[str, Any]:
+    schema = Mission.model_json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "codex-mcp-wrapper mission"
+    return schema
