@@ -4,19 +4,24 @@
 scripted (``Act``), and it writes what it was asked to plain lists that tests read. A
 ``FakeFleet`` is the worker factory the pool is given; its workers share its script and its
 record. Tests wait for a state with ``wait_until`` (on change notifications, bounded), never by
-sleeping.
+sleeping. ``started``/``run`` put the real runner, ``LocalExecutor`` and ``WorkerPool`` over a
+fleet; ``queue`` puts an ``acquire`` in the pool's line.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-from codex_mcp_wrapper.engine.events import Event, TaskFinished, TaskUpdate
+from codex_mcp_wrapper.codex.executor import LocalExecutor
+from codex_mcp_wrapper.codex.pool import WorkerPool
+from codex_mcp_wrapper.engine.events import Event, EventBus, TaskFinished, TaskUpdate
 from codex_mcp_wrapper.engine.executor import EventSink, TaskOutcome, TaskRequest
-from codex_mcp_wrapper.engine.results import OutcomeStatus
+from codex_mcp_wrapper.engine.planning import PlannedTask
+from codex_mcp_wrapper.engine.results import OutcomeStatus, TaskResult
+from codex_mcp_wrapper.engine.runner import MissionRunner
 from codex_mcp_wrapper.errors import WorkerStartError
 
 WAIT = 2.0  # seconds a test waits for a state before it fails: far above the milliseconds used
@@ -238,3 +243,61 @@ class FakeWorker:
         self.fleet.closed.append(self.label)
         self.fleet.history.append(f"close {self.name}")
         self.fleet.changed()
+
+
+# --- a harness: the real runner, executor and pool over a fleet of fake workers -------------
+
+
+@dataclass
+class Live:
+    """A run going on (``task``), and what a test observes it by."""
+
+    runner: MissionRunner
+    task: asyncio.Task[list[TaskResult]]
+    log: EventLog
+    pool: WorkerPool
+
+
+@contextlib.asynccontextmanager
+async def started(
+    planned: list[PlannedTask], fleet: FakeFleet, labels: Sequence[str] = ("w1",)
+) -> AsyncIterator[Live]:
+    """The real runner, executor and pool over ``fleet``'s workers, the run going on in a task."""
+    bus, log = EventBus(), EventLog()
+    bus.subscribe(log)
+    async with WorkerPool(fleet, labels) as pool:
+        runner = MissionRunner("run-1", planned, LocalExecutor(pool), bus, retry_backoff=(0.0,))
+        live = Live(runner, asyncio.create_task(runner.run()), log, pool)
+        try:
+            yield live
+        finally:
+            live.task.cancel()  # nothing when it is done; a failed test leaves no run behind
+            await asyncio.gather(live.task, return_exceptions=True)
+
+
+async def run(
+    planned: list[PlannedTask], fleet: FakeFleet, labels: Sequence[str] = ("w1",)
+) -> tuple[dict[str, TaskResult], EventLog]:
+    async with started(planned, fleet, labels) as live, asyncio.timeout(WAIT):
+        results = await live.task
+    return {r.task_id: r for r in results}, live.log
+
+
+async def queue(
+    pool: WorkerPool, name: str, granted: list[str], **choice: str
+) -> asyncio.Task[FakeWorker]:
+    """``pool.acquire(**choice)`` in a task noting ``name@label`` in ``granted``; returns once
+    it is in line (``acquire`` joins the line before its first await, so ``entered`` tells)."""
+    entered = asyncio.Event()
+
+    async def body() -> FakeWorker:
+        entered.set()
+        worker = await pool.acquire(choice.get("required"), choice.get("preferred"))
+        granted.append(f"{name}@{worker.label}")
+        assert isinstance(worker, FakeWorker)
+        return worker
+
+    task = asyncio.create_task(body())
+    async with asyncio.timeout(WAIT):
+        await entered.wait()
+    return task

@@ -27,7 +27,7 @@ def _command(params: dict[str, Any]) -> str | None:
     return unwrap_shell(text)
 
 
-def read_request(method: str, task_id: str, params: dict[str, Any]) -> ApprovalRequest:
+def read_request(method: str, run_id: str, task_id: str, params: dict[str, Any]) -> ApprovalRequest:
     kind: ApprovalKind = "other"
     if method in COMMAND_APPROVALS:
         kind = "command"
@@ -40,6 +40,7 @@ def read_request(method: str, task_id: str, params: dict[str, Any]) -> ApprovalR
     reason = params.get("reason")
     return ApprovalRequest(
         kind=kind,
+        run_id=run_id,
         task_id=task_id,
         method=method,
         params=params,

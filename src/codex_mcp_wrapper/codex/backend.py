@@ -28,6 +28,7 @@ from codex_mcp_wrapper.codex.pool import WorkerPool
 from codex_mcp_wrapper.codex.worker import AppServerWorker, WorkerSpec
 from codex_mcp_wrapper.engine.events import ModelRequest
 from codex_mcp_wrapper.engine.executor import ApprovalHandler, RunContext, TaskExecutor
+from codex_mcp_wrapper.logs import bind
 from codex_mcp_wrapper.missions.loading import load_task_scripts
 from codex_mcp_wrapper.missions.model import CustomProvider, Mission
 from codex_mcp_wrapper.scripted.server import ScriptedModel
@@ -60,10 +61,9 @@ class WorkerFactory:
             ),
         )
         if self.settings.mirror_auth and mirror_auth(user_codex_home(), home):
-            log.warning(
-                "copied auth.json into worker %s: ChatGPT logins use single-use refresh tokens "
-                "and break across copies; prefer OPENAI_API_KEY.",
-                label,
+            bind(log, worker=label).warning(
+                "copied auth.json into this worker: ChatGPT logins use single-use refresh "
+                "tokens and break across copies; prefer OPENAI_API_KEY."
             )
         env = self.settings.worker_base_env()
         env["CODEX_HOME"] = str(home)
@@ -117,7 +117,7 @@ class LocalBackend:
         task's threads must use."""
         if self.settings.scripted or mission.provider == "scripted":
             scripts = load_task_scripts(mission)
-            model = ScriptedModel(record=run.run_dir / "model-requests.jsonl")
+            model = ScriptedModel(record=run.run_dir / "model-requests.jsonl", redact=run.redact)
 
             def announce(headers: dict[str, str], body: dict[str, Any]) -> None:
                 _, _, task_id = str(body.get("model", "")).partition("@")

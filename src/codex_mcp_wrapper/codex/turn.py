@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from codex_mcp_wrapper.codex.jsonrpc import CLOSED, JsonRpcConnection, Notification
-from codex_mcp_wrapper.codex.logs import log_tail
 from codex_mcp_wrapper.codex.turn_errors import retryable_error, sandbox_failure
+from codex_mcp_wrapper.codex.worker_log import log_tail
 from codex_mcp_wrapper.errors import ProtocolError, WorkerDied, WorkerStalled
 from codex_mcp_wrapper.settings import Timeouts
 

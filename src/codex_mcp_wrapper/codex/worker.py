@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import logging
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -20,9 +21,9 @@ from typing import Any
 from codex_mcp_wrapper import __version__, process
 from codex_mcp_wrapper.codex.approvals import APPROVAL_METHODS, answer, read_request
 from codex_mcp_wrapper.codex.jsonrpc import JsonRpcConnection, RpcError, ServerRequest
-from codex_mcp_wrapper.codex.logs import log_size, log_tail
 from codex_mcp_wrapper.codex.mcp_startup import await_mcp_servers
 from codex_mcp_wrapper.codex.turn import Turn, TurnFailed, TurnTimedOut
+from codex_mcp_wrapper.codex.worker_log import log_size, log_tail
 from codex_mcp_wrapper.engine.approvals import fixed
 from codex_mcp_wrapper.engine.executor import (
     ApprovalHandler,
@@ -31,7 +32,10 @@ from codex_mcp_wrapper.engine.executor import (
     TaskRequest,
 )
 from codex_mcp_wrapper.errors import WorkerDied, WorkerError, WorkerStalled, WorkerStartError
+from codex_mcp_wrapper.logs import bind
 from codex_mcp_wrapper.settings import Timeouts
+
+log = logging.getLogger("codex_mcp_wrapper.worker")
 
 
 @dataclass(frozen=True)
@@ -65,8 +69,10 @@ class AppServerWorker:
         self._proc: asyncio.subprocess.Process | None = None
         self._conn: JsonRpcConnection | None = None
         self._loaded_threads: set[str] = set()
+        self._current_run = ""
         self._current_task = ""
         self._current_sink: EventSink | None = None
+        self.log = bind(log, worker=spec.label)
         self.recent: deque[str] = deque(maxlen=10)
 
     def __repr__(self) -> str:
@@ -149,7 +155,7 @@ class AppServerWorker:
         method = request.method
         self.recent.append(f"request {method}")
         if method in APPROVAL_METHODS:
-            approval = read_request(method, self._current_task, request.params)
+            approval = read_request(method, self._current_run, self._current_task, request.params)
             decision = await self._approvals(approval)
             if self._current_sink is not None:
                 self._current_sink.codex_event(
@@ -248,7 +254,7 @@ class AppServerWorker:
     async def run(self, request: TaskRequest, sink: EventSink) -> TaskOutcome:
         """Run the request's remaining prompts in one thread; failures come back as outcomes
         (``worker_broken`` when the process died or stopped answering)."""
-        self._current_task = request.task_id
+        self._current_run, self._current_task = request.run_id, request.task_id
         self._current_sink = sink
         deadline = time.monotonic() + request.timeout_sec
         outcome = TaskOutcome(
@@ -298,7 +304,11 @@ class AppServerWorker:
             outcome.status, outcome.error = "failed", str(exc)
             outcome.retryable = outcome.worker_broken = True
         finally:
-            self._current_task = ""
+            if outcome.status != "ok":
+                self.log.bind(run=request.run_id, task=request.task_id).info(
+                    "attempt %d ended %s: %s", request.attempt, outcome.status, outcome.error
+                )
+            self._current_run = self._current_task = ""
             self._current_sink = None
         if outcome.thread_id and not outcome.worker_broken and outcome.status != "timeout":
             await self._unload(outcome.thread_id)

@@ -12,6 +12,7 @@ import logging
 from collections.abc import Awaitable, Callable
 
 from codex_mcp_wrapper.engine.executor import ApprovalDecision, ApprovalHandler, ApprovalRequest
+from codex_mcp_wrapper.logs import bind
 from codex_mcp_wrapper.settings import Timeouts
 
 log = logging.getLogger("codex_mcp_wrapper.approvals")
@@ -24,7 +25,9 @@ def fixed(decision: ApprovalDecision) -> ApprovalHandler:
     """Always answer ``decision`` (the CLI's policy: decline, or accept with --auto-approve)."""
 
     async def handler(request: ApprovalRequest) -> ApprovalDecision:
-        log.info("task %s: %s -> %s (policy)", request.task_id, request.describe(), decision)
+        bind(log, run=request.run_id, task=request.task_id).info(
+            "%s -> %s (policy)", request.describe(), decision
+        )
         return decision
 
     return handler
@@ -40,23 +43,20 @@ def asking(
 
     async def handler(request: ApprovalRequest) -> ApprovalDecision:
         what, task_id = request.describe(), request.task_id
+        task_log = bind(log, run=request.run_id, task=task_id)
         try:
             async with asyncio.timeout(timeout):
                 answer = await ask(f"Codex task {task_id} asks to {what}. Allow?")
         except TimeoutError:
-            log.warning(
-                "task %s: no answer to '%s' within %g s -> %s", task_id, what, timeout, fallback
-            )
+            task_log.warning("no answer to '%s' within %g s -> %s", what, timeout, fallback)
             return fallback
         except Exception as exc:  # noqa: BLE001 - the asker failed; Codex still needs an answer
-            log.warning(
-                "task %s: could not ask about '%s' (%s) -> %s", task_id, what, exc, fallback
-            )
+            task_log.warning("could not ask about '%s' (%s) -> %s", what, exc, fallback)
             return fallback
         decision: ApprovalDecision = (
             fallback if answer is None else ("accept" if answer else "decline")
         )
-        log.info("task %s: %s -> %s (asked)", task_id, what, decision)
+        task_log.info("%s -> %s (asked)", what, decision)
         return decision
 
     return handler

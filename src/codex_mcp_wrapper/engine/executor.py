@@ -89,6 +89,7 @@ class ApprovalRequest:
     """Codex asks to do something that needs approval; ``describe()`` says what in one line."""
 
     kind: ApprovalKind
+    run_id: str
     task_id: str
     method: str  # the Codex request it came from
     params: dict[str, Any]
@@ -140,6 +141,7 @@ class RunContext:
     thread_workers: tuple[str, ...]  # workers holding threads this run continues
     approvals: ApprovalHandler
     publish: Callable[[Event], None]  # backend events (e.g. model requests) for the run's bus
+    redact: Callable[[str], str]  # for whatever the backend writes itself (e.g. request logs)
 
 
 class Backend(Protocol):

@@ -57,15 +57,27 @@ class RunRecorder:
                 "permissions, then `codex-mcp-wrapper resume` the run."
             ) from exc
 
-    def _write_json(self, path: Path, data: Any) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
+    def _write_json(self, path: Path, data: Any, *, private: bool = False) -> None:
+        """Write ``data`` atomically: redacted, or as it is into a 0600 file when ``private``."""
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700 if private else 0o777)
         tmp = path.with_suffix(path.suffix + ".tmp")
-        with tmp.open("w", encoding="utf-8") as fh:
-            json.dump(self.redactor.data(data), fh, indent=2)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600 if private else 0o666)
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump(data if private else self.redactor.data(data), fh, indent=2)
             fh.write("\n")
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
+
+    def _write_mission(self, run_id: str, record: dict[str, Any]) -> None:
+        """``mission.json`` redacted for people; when that hid a secret, the mission as it ran
+        goes to the run's 0600 secrets file, outside ``runs/``, for resume and reply."""
+        self._write_json(self.run_dir(run_id) / "mission.json", record)
+        secrets = self.store.secrets_path(run_id)
+        if self.redactor.data(record) != record:
+            self._write_json(secrets, record, private=True)
+        else:
+            secrets.unlink(missing_ok=True)
 
     def _events_file(self, run_id: str, task_id: str) -> IO[str]:
         key = (run_id, task_id)
@@ -82,7 +94,7 @@ class RunRecorder:
         if isinstance(event, RunStarted):
             run_dir = self.run_dir(event.run_id)
             run_dir.mkdir(parents=True, exist_ok=True)
-            self._write_json(run_dir / "mission.json", event.mission)
+            self._write_mission(event.run_id, event.mission)
             self.db.execute(
                 "INSERT INTO runs (run_id, mission_id, status, pid, created_at, run_dir, "
                 "workspace_root) VALUES (?, ?, 'running', ?, ?, ?, ?) ON CONFLICT(run_id) DO "

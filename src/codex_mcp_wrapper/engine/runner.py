@@ -137,7 +137,7 @@ class MissionRunner:
         turns_done = prev.turns_done if prev else 0
         usage: dict[str, int] = dict(prev.usage) if prev else {}
         outcome = TaskOutcome(status="failed", error="no attempt was made.")
-        attempt = 0
+        attempts = 0  # attempts that ran
         for attempt in range(1, task.retries + 2):
             left = deadline - time.monotonic()
             if left <= 0:
@@ -149,7 +149,7 @@ class MissionRunner:
                     worker=thread_worker,
                 )
                 break
-            self._sink.attempt[task.task_id] = attempt
+            self._sink.attempt[task.task_id] = attempts = attempt
             request = TaskRequest(
                 run_id=self.run_id,
                 task_id=task.task_id,
@@ -189,7 +189,7 @@ class MissionRunner:
             index=task.index,
             status=outcome.status,
             worker=outcome.worker,
-            attempts=attempt,
+            attempts=attempts,
             thread_id=thread_id,
             final_message=outcome.final_message,
             started_at=started,

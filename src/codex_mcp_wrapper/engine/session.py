@@ -107,6 +107,7 @@ async def run_mission(
             ),
             approvals=options.approvals or fixed(settings.approvals),
             publish=bus.publish,
+            redact=redactor.text,
         )
         planned = plan_tasks(mission, workspace_root, run_dir, options.previous, options.threads)
         async with backend.open(mission, context) as executor:

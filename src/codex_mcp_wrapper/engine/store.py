@@ -29,6 +29,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
+from codex_mcp_wrapper.engine.redaction import MASK
 from codex_mcp_wrapper.engine.results import FINAL_STATUSES, RunSummary, TaskResult
 from codex_mcp_wrapper.errors import InputError, MissionError, StateDirError
 from codex_mcp_wrapper.missions.loading import parse_mission
@@ -166,15 +167,27 @@ class RunStore:
             raise InputError(f"no run '{run_id}'; see `codex-mcp-wrapper runs list`.")
         return info
 
+    def secrets_path(self, run_id: str) -> Path:
+        """The run's mission with its secrets (0600), kept for resume and reply only."""
+        self.run_dir(run_id)  # validates the id
+        return self.state_dir / "secrets" / f"{run_id}.json"
+
     def read_mission(self, run_id: str) -> Mission:
-        """The mission as the run ran it (variables expanded, paths absolute)."""
-        path = self.run_dir(run_id) / "mission.json"
+        """The mission as the run ran it (variables expanded, paths absolute, secrets real)."""
+        secrets = self.secrets_path(run_id)
+        path = secrets if secrets.exists() else self.run_dir(run_id) / "mission.json"
         try:
-            data = json.loads(path.read_text(encoding="utf-8"))
+            text = path.read_text(encoding="utf-8")
+            data = json.loads(text)
         except (OSError, ValueError) as exc:
             raise MissionError(
                 f"cannot read the mission of run {run_id} from {path} ({exc})."
             ) from exc
+        if path != secrets and MASK in text:
+            raise MissionError(
+                f"the secrets of run {run_id} are gone ({secrets} was removed), so it cannot "
+                "run again as it was; run the mission again from its file."
+            )
         return parse_mission(data, str(path), variables={})
 
     def summary(self, run_id: str) -> RunSummary | None:

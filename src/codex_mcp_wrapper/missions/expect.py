@@ -2,11 +2,31 @@
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+
+from codex_mcp_wrapper.missions.paths import check_relative
 
 Count = Annotated[int, Field(ge=0)]
+
+
+def _regex(value: str) -> str:
+    try:
+        re.compile(value)
+    except re.error as exc:
+        raise ValueError(f"'{value}' is not a valid regular expression ({exc})") from exc
+    return value
+
+
+def _relative_glob(value: str) -> str:
+    check_relative(value, "path", "the task's directory")
+    return value
+
+
+Regex = Annotated[str, AfterValidator(_regex)]
+RelativeGlob = Annotated[str, Field(min_length=1), AfterValidator(_relative_glob)]
 
 
 class _Model(BaseModel):
@@ -38,21 +58,21 @@ class ToolCallCheck(_Counted):
 class CommandCheck(_Counted):
     """Shell commands Codex ran, by regular expression, between ``min`` and ``max`` times."""
 
-    pattern: str
+    pattern: Regex
 
 
 class FileCheck(_Model):
     """A path or glob relative to the task's cwd that must exist (or not), with an optional
     regular expression its content must match."""
 
-    path: str
+    path: RelativeGlob
     exists: bool = True
-    contains: str | None = None
+    contains: Regex | None = None
 
 
 class MessageCheck(_Model):
-    match: str | None = None
-    not_match: str | None = None
+    match: Regex | None = None
+    not_match: Regex | None = None
 
 
 class VerifyCheck(_Model):
@@ -68,7 +88,7 @@ class Expect(_Model):
         default_factory=list, description="'server.tool', 'server.*' or 'tool' names"
     )
     commands: list[CommandCheck] = Field(default_factory=list)
-    forbid_commands: list[str] = Field(default_factory=list, description="regular expressions")
+    forbid_commands: list[Regex] = Field(default_factory=list, description="regular expressions")
     files: list[FileCheck] = Field(default_factory=list)
     final_message: MessageCheck | str | None = None
     output_schema: bool = False

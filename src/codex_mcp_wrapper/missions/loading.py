@@ -6,6 +6,7 @@ sentence the user sees.
 
 from __future__ import annotations
 
+import difflib
 import json
 import os
 import re
@@ -18,7 +19,15 @@ import yaml
 from pydantic import ValidationError
 
 from codex_mcp_wrapper.errors import MissionError, ScriptError
-from codex_mcp_wrapper.missions.model import Mission
+from codex_mcp_wrapper.missions.expect import (
+    CommandCheck,
+    Expect,
+    FileCheck,
+    MessageCheck,
+    ToolCallCheck,
+    VerifyCheck,
+)
+from codex_mcp_wrapper.missions.model import CustomProvider, McpServer, Mission, Task, TaskSettings
 from codex_mcp_wrapper.scripted.script import Script, load_script, parse_script
 
 MAX_MISSION_BYTES = 5_000_000
@@ -50,31 +59,77 @@ def expand_vars(data: Any, variables: Mapping[str, str], source: str) -> Any:
     return data
 
 
+# Location parts pydantic adds for the branches of a union: not where the user wrote anything.
+_BRANCH_TAGS = {"str", "int", "float", "bool", "dict", "list", "none"}
+_BRANCH_MODELS = {"CustomProvider", "MessageCheck", "VerifyCheck"}
+MAX_PROBLEMS_SHOWN = 5
+_UNION_NOISE = ("string_type", "dict_type", "model_type", "literal_error", "model_attributes_type")
+
+
+def _is_branch_tag(part: object) -> bool:
+    text = str(part)
+    return text in _BRANCH_TAGS or text in _BRANCH_MODELS or "[" in text
+
+
 def _location(loc: tuple[Any, ...]) -> str:
     out = ""
     for part in loc:
         if isinstance(part, int):
             out += f"[{part}]"
-        elif part in ("CustomProvider", "literal['codex','scripted']") or "[" in str(part):
-            continue
-        else:
+        elif not _is_branch_tag(part):
             out += f".{part}" if out else str(part)
     return out or "mission"
 
 
+def _known_fields() -> set[str]:
+    names: set[str] = set()
+    for model in (Mission, Task, TaskSettings, McpServer, CustomProvider, Expect):
+        names |= set(model.model_fields)
+    for check in (ToolCallCheck, CommandCheck, FileCheck, MessageCheck, VerifyCheck):
+        names |= set(check.model_fields)
+    return names
+
+
+def _did_you_mean(name: str) -> str:
+    snake = re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower().replace("-", "_")
+    known = _known_fields()
+    close = [snake] if snake in known else difflib.get_close_matches(snake, known, n=1)
+    return f" (did you mean '{close[0]}'?)" if close else ""
+
+
+def _problem(error: Any) -> tuple[str, str]:
+    """(where, what) of one pydantic error, in the user's terms."""
+    loc = tuple(error["loc"])
+    msg = str(error["msg"]).removeprefix("Value error, ")
+    if error["type"] == "extra_forbidden":
+        return _location(loc[:-1]), f"unknown field '{loc[-1]}'{_did_you_mean(str(loc[-1]))}"
+    if error["type"] == "missing":
+        return _location(loc[:-1]), f"missing required field '{loc[-1]}'"
+    return _location(loc), msg
+
+
 def format_validation_error(exc: ValidationError, source: str) -> str:
-    errors = exc.errors()
-    first = errors[0]
-    where = _location(tuple(first["loc"]))
-    msg = str(first["msg"]).removeprefix("Value error, ")
-    if first["type"] == "extra_forbidden":
-        msg = f"unknown field '{first['loc'][-1]}'"
-        where = _location(tuple(first["loc"][:-1]))
-    elif first["type"] == "missing":
-        msg = f"missing required field '{first['loc'][-1]}'"
-        where = _location(tuple(first["loc"][:-1]))
-    more = f" (and {len(errors) - 1} more problem(s))" if len(errors) > 1 else ""
-    return f"{source}: {where}: {msg}{more}; see `codex-mcp-wrapper schema`."
+    """Every problem of the mission in one line: where, what, and a hint for near misses.
+
+    A union (``final_message: str | {match: ...}``) fails once per branch; only the most
+    specific failure at each place is kept."""
+    problems: dict[str, list[tuple[str, str]]] = {}
+    for error in exc.errors():
+        where, what = _problem(error)
+        problems.setdefault(where, []).append((error["type"], what))
+    lines: list[str] = []
+    for where, found in problems.items():
+        specific = [what for kind, what in found if kind not in _UNION_NOISE]
+        deeper = any(other.startswith(where + ".") for other in problems)
+        if not specific and deeper:
+            continue  # another branch of the union failed further in: that is the problem
+        for what in dict.fromkeys(specific or [found[0][1]]):
+            lines.append(f"{where}: {what}")
+    shown = "; ".join(lines[:MAX_PROBLEMS_SHOWN])
+    more = (
+        f"; and {len(lines) - MAX_PROBLEMS_SHOWN} more" if len(lines) > MAX_PROBLEMS_SHOWN else ""
+    )
+    return f"{source}: {shown}{more}; see `codex-mcp-wrapper schema`."
 
 
 def parse_mission(

@@ -7,12 +7,12 @@ Hyphenated keys of the original design (``base-instructions``) are accepted as a
 from __future__ import annotations
 
 from collections.abc import Mapping
-from pathlib import Path, PurePosixPath
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from codex_mcp_wrapper.missions.expect import Expect
+from codex_mcp_wrapper.missions.paths import check_relative
 
 DEFAULT_TIMEOUT_SEC = 900.0
 DEFAULT_IDLE_TIMEOUT_SEC = 300.0
@@ -21,6 +21,14 @@ DEFAULT_RETRIES = 1
 Sandbox = Literal["read-only", "workspace-write", "danger-full-access"]
 ApprovalPolicy = Literal["never", "on-request", "on-failure", "untrusted"]
 PositiveSeconds = Annotated[float, Field(gt=0, le=7 * 24 * 3600)]
+
+
+def _artifact_glob(value: str) -> str:
+    check_relative(value, "artifact")
+    return value
+
+
+ArtifactGlob = Annotated[str, Field(min_length=1), AfterValidator(_artifact_glob)]
 
 
 class _Model(BaseModel):
@@ -90,7 +98,7 @@ class TaskSettings(_Model):
     config: dict[str, Any] | None = None
     mcp_servers: dict[str, McpServer] | None = None
     output_schema: dict[str, Any] | None = None
-    artifacts: list[str] | None = None
+    artifacts: list[ArtifactGlob] | None = None
     timeout_sec: PositiveSeconds | None = None
     idle_timeout_sec: PositiveSeconds | None = None
     retries: Annotated[int, Field(ge=0, le=10)] | None = None
@@ -134,7 +142,9 @@ class Mission(_Model):
                     raise ValueError(f"task '{task.id}' depends on itself")
         cycle = find_cycle({t.id or "": t.depends_on for t in self.tasks})
         if cycle:
-            raise ValueError("dependency cycle: " + " -> ".join(cycle))
+            shown = cycle if len(cycle) <= 10 else [*cycle[:5], "...", *cycle[-2:]]
+            size = f" ({len(cycle) - 1} tasks)" if len(cycle) > 10 else ""
+            raise ValueError("dependency cycle: " + " -> ".join(shown) + size)
         for task in self.tasks:
             cwd = task.cwd or self.defaults.cwd or "."
             check_relative(cwd, f"task '{task.id}' cwd")
@@ -167,18 +177,6 @@ def find_cycle(graph: Mapping[str, list[str]]) -> list[str] | None:
                 path.append(dep)
                 pending.append(list(graph.get(dep, [])))
     return None
-
-
-def check_relative(path: str, what: str) -> None:
-    """Reject absolute paths and ``..`` escapes (symlinks are checked again at run time)."""
-    pure = PurePosixPath(path)
-    if pure.is_absolute() or Path(path).is_absolute():
-        raise ValueError(f"{what} '{path}' must be relative to workspace_root")
-    depth = 0
-    for part in pure.parts:
-        depth += -1 if part == ".." else (0 if part == "." else 1)
-        if depth < 0:
-            raise ValueError(f"{what} '{path}' escapes workspace_root")
 
 
 def mission_json_schema() -> dict[str, Any]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from codex_mcp_wrapper.errors import MissionError
 
@@ -25,3 +25,15 @@ def task_cwd(workspace_root: Path, cwd: str, task_id: str) -> Path:
         )
     target.mkdir(parents=True, exist_ok=True)
     return target
+
+
+def check_relative(path: str, what: str, base: str = "workspace_root") -> None:
+    """Reject absolute paths and ``..`` escapes (symlinks are checked again at run time)."""
+    pure = PurePosixPath(path)
+    if pure.is_absolute() or Path(path).is_absolute():
+        raise ValueError(f"{what} '{path}' must be relative to {base}")
+    depth = 0
+    for part in pure.parts:
+        depth += -1 if part == ".." else (0 if part == "." else 1)
+        if depth < 0:
+            raise ValueError(f"{what} '{path}' escapes {base}")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import socket
 import threading
 import time
@@ -37,6 +38,7 @@ LOOPBACK = "127.0.0.1"
 SERVER_START_TIMEOUT = 10.0
 SHUTDOWN_GRACE = 1
 _RECORDED_HEADERS = ("thread-id", "session-id", "session_id", "originator", "user-agent")
+log = logging.getLogger("codex_mcp_wrapper.scripted")
 
 
 def _sse(event: dict[str, Any]) -> bytes:
@@ -57,10 +59,13 @@ def _usage(body: dict[str, Any], items: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 class RequestLog:
-    """Appends every request the model receives to a JSONL file (flushed per line)."""
+    """Appends every request the model receives to a JSONL file (flushed per line), through
+    ``redact`` so no secret the requests carry (command output, env values) is written. A
+    failing disk stops the recording with one warning; the model keeps answering."""
 
-    def __init__(self, path: Path | None) -> None:
+    def __init__(self, path: Path | None, redact: Callable[[str], str] | None = None) -> None:
         self.path = path
+        self.redact = redact or (lambda text: text)
         self._lock = threading.Lock()
         self._fh: IO[str] | None = None
         self.count = 0
@@ -74,12 +79,21 @@ class RequestLog:
             "headers": {k: v for k, v in headers.items() if k in _RECORDED_HEADERS},
             "body": body,
         }
+        line = self.redact(json.dumps(record)) + "\n"
         with self._lock:
-            if self._fh is None:
-                self.path.parent.mkdir(parents=True, exist_ok=True)
-                self._fh = self.path.open("a", encoding="utf-8")
-            self._fh.write(json.dumps(record) + "\n")
-            self._fh.flush()
+            try:
+                if self._fh is None:
+                    self.path.parent.mkdir(parents=True, exist_ok=True)
+                    self._fh = self.path.open("a", encoding="utf-8")
+                self._fh.write(line)
+                self._fh.flush()
+            except OSError as exc:
+                log.warning("stopped recording model requests to %s (%s)", self.path, exc)
+                self.path = None
+                with contextlib.suppress(OSError):
+                    if self._fh is not None:
+                        self._fh.close()
+                self._fh = None
 
     def close(self) -> None:
         with self._lock:
@@ -97,10 +111,11 @@ class ScriptedModel:
         *,
         port: int = 0,
         record: Path | None = None,
+        redact: Callable[[str], str] | None = None,
     ) -> None:
         self.player = ScriptPlayer(default=script or Script())
         self.port = port
-        self.log = RequestLog(record)
+        self.log = RequestLog(record, redact)
         self.base_url = ""
         self.listeners: list[Callable[[dict[str, str], dict[str, Any]], None]] = []
 
