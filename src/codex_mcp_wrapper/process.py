@@ -98,3 +98,31 @@ async def _stop(proc: asyncio.subprocess.Process, grace: float) -> None:
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(KILL_WAIT):
                 await proc.wait()
+
+
+def start_time(pid: int) -> int | None:
+    """When ``pid`` started (clock ticks since boot, /proc/PID/stat field 22); None when there
+    is no such process. With the pid it names one process, even after the pid is reused."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = stat[stat.rindex(")") + 2 :].split()  # after "pid (comm) "
+    return int(fields[19])
+
+
+def is_running(pid: int | None, started: int | None = None) -> bool:
+    """Whether ``pid`` is a live process (not a zombie) and, when ``started`` is given, still
+    the process that started then (not a reuse of its pid)."""
+    if not pid:
+        return False
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return False
+    except OSError:
+        return True  # cannot tell: assume alive rather than steal a live run
+    fields = stat[stat.rindex(")") + 2 :].split()
+    if fields[0] in ("Z", "X"):
+        return False
+    return started is None or int(fields[19]) == started

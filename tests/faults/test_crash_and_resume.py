@@ -98,3 +98,49 @@ def test_kill_9_mid_mission_then_resume_finishes_it_with_earlier_results_intact(
     assert three["final_message"] == "echo: and then?" and three["turns_done"] == 2
     assert tasks["five"]["final_message"] == "echo: 5"
     assert os.path.exists(Path(summary["run_dir"]) / "summary.json")
+
+
+def test_a_killed_wrapper_not_yet_reaped_shows_interrupted_and_can_be_resumed(
+    tmp_path: Path, cli_env: dict[str, str], state_dir: Path
+) -> None:
+    mission = {
+        "mission_id": "zombie",
+        "workspace_root": str(tmp_path / "ws"),
+        "provider": "scripted",
+        "tasks": [{"id": "slow", "prompt": "go", "script": [{"hang": 60}]}],
+    }
+    path = tmp_path / "zombie.json"
+    path.write_text(json.dumps(mission))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "codex_mcp_wrapper", "run", str(path)],
+        env=cli_env,
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        assert wait_until(lambda: bool(list(state_dir.glob("runs/*/mission.json"))), timeout=60)
+        workers = ours(state_dir)
+        os.kill(proc.pid, signal.SIGKILL)
+        assert wait_gone(workers, timeout=10), "workers outlived the wrapper"
+        # not reaped: the wrapper is a zombie now, and its pid still exists
+        assert Path(f"/proc/{proc.pid}/stat").read_text().split(") ")[1].startswith("Z")
+        listed = subprocess.run(
+            [sys.executable, "-m", "codex_mcp_wrapper", "runs", "list", "--json"],
+            env=cli_env,
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert listed.returncode == 0, listed.stderr
+        (run,) = json.loads(listed.stdout)
+        assert run["status"] == "interrupted"
+        with RunStore.reader(state_dir) as store:
+            from codex_mcp_wrapper.engine.resume import resume_plan
+
+            mission_again, _ = resume_plan(store, run["run_id"])  # not "still running"
+        assert mission_again.mission_id == "zombie"
+    finally:
+        proc.kill()
+        proc.wait(timeout=30)

@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 from typing import IO, Any
 
+from codex_mcp_wrapper import process
 from codex_mcp_wrapper.engine.events import (
     CodexEvent,
     Event,
@@ -96,13 +97,15 @@ class RunRecorder:
             run_dir.mkdir(parents=True, exist_ok=True)
             self._write_mission(event.run_id, event.mission)
             self.db.execute(
-                "INSERT INTO runs (run_id, mission_id, status, pid, created_at, run_dir, "
-                "workspace_root) VALUES (?, ?, 'running', ?, ?, ?, ?) ON CONFLICT(run_id) DO "
-                "UPDATE SET status = 'running', pid = excluded.pid, finished_at = NULL",
+                "INSERT INTO runs (run_id, mission_id, status, pid, pid_start, created_at, "
+                "run_dir, workspace_root) VALUES (?, ?, 'running', ?, ?, ?, ?, ?) "
+                "ON CONFLICT(run_id) DO UPDATE SET status = 'running', pid = excluded.pid, "
+                "pid_start = excluded.pid_start, finished_at = NULL",
                 (
                     event.run_id,
                     event.mission_id,
                     os.getpid(),
+                    process.start_time(os.getpid()),
                     now,
                     str(run_dir),
                     event.workspace_root,

@@ -21,7 +21,6 @@ consistent store; runs left ``running`` by a dead process are marked ``interrupt
 from __future__ import annotations
 
 import json
-import os
 import re
 import sqlite3
 import time
@@ -29,6 +28,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
+from codex_mcp_wrapper import process
 from codex_mcp_wrapper.engine.redaction import MASK
 from codex_mcp_wrapper.engine.results import FINAL_STATUSES, RunSummary, TaskResult
 from codex_mcp_wrapper.errors import InputError, MissionError, StateDirError
@@ -41,6 +41,7 @@ CREATE TABLE IF NOT EXISTS runs (
     mission_id TEXT NOT NULL,
     status TEXT NOT NULL,
     pid INTEGER,
+    pid_start INTEGER,
     created_at REAL NOT NULL,
     finished_at REAL,
     run_dir TEXT NOT NULL,
@@ -72,18 +73,6 @@ CREATE TABLE IF NOT EXISTS threads (
 
 RUN_ID = re.compile(r"^[A-Za-z0-9._-]{1,80}$")
 SQLITE_BUSY_TIMEOUT = 30.0  # seconds another process may hold the write lock (runs share it)
-
-
-def _pid_alive(pid: int | None) -> bool:
-    if not pid:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 class RunStore:
@@ -137,6 +126,10 @@ class RunStore:
         columns = {row[1] for row in db.execute("PRAGMA table_info(tasks)")}
         if "turns_done" not in columns:  # a state dir from 0.1.0 before resume existed
             db.execute("ALTER TABLE tasks ADD COLUMN turns_done INTEGER DEFAULT 0")
+        if "pid_start" not in {row[1] for row in db.execute("PRAGMA table_info(runs)")}:
+            db.execute(
+                "ALTER TABLE runs ADD COLUMN pid_start INTEGER"
+            )  # added with pid-reuse checks
         return db
 
     def __enter__(self) -> Self:
@@ -208,26 +201,35 @@ class RunStore:
         ).fetchone()
         return (str(row[0]), str(row[1]), row[2]) if row else None
 
-    def list_runs(self, limit: int = 50) -> list[dict[str, Any]]:
+    _RUN_COLUMNS = ("run_id", "mission_id", "status", "created_at", "finished_at", "run_dir")
+
+    def _select_runs(self, where: str, args: tuple[Any, ...]) -> list[dict[str, Any]]:
+        """Run rows; a ``running`` run whose process is gone (dead, a zombie, or its pid now
+        someone else's) reads as ``interrupted``, even from a reader that cannot write."""
+        columns = {row[1] for row in self.db.execute("PRAGMA table_info(runs)")}
+        started = "pid_start" if "pid_start" in columns else "NULL"
         rows = self.db.execute(
-            "SELECT run_id, mission_id, status, created_at, finished_at, run_dir FROM runs "
-            "ORDER BY created_at DESC LIMIT ?",
-            (limit,),
+            f"SELECT {', '.join(self._RUN_COLUMNS)}, summary, pid, {started} FROM runs {where}",
+            args,
         ).fetchall()
-        keys = ("run_id", "mission_id", "status", "created_at", "finished_at", "run_dir")
-        return [dict(zip(keys, row, strict=True)) for row in rows]
+        out = []
+        for row in rows:
+            info: dict[str, Any] = dict(zip(self._RUN_COLUMNS, row[:6], strict=True))
+            if info["status"] == "running" and not process.is_running(row[7], row[8]):
+                info["status"] = "interrupted"
+            info["summary"] = json.loads(row[6]) if row[6] else None
+            out.append(info)
+        return out
+
+    def list_runs(self, limit: int = 50) -> list[dict[str, Any]]:
+        rows = self._select_runs("ORDER BY created_at DESC LIMIT ?", (limit,))
+        return [{k: row[k] for k in self._RUN_COLUMNS} for row in rows]
 
     def get_run(self, run_id: str) -> dict[str, Any] | None:
-        row = self.db.execute(
-            "SELECT run_id, mission_id, status, created_at, finished_at, run_dir, summary "
-            "FROM runs WHERE run_id = ?",
-            (run_id,),
-        ).fetchone()
-        if row is None:
+        rows = self._select_runs("WHERE run_id = ?", (run_id,))
+        if not rows:
             return None
-        keys = ("run_id", "mission_id", "status", "created_at", "finished_at", "run_dir")
-        out: dict[str, Any] = dict(zip(keys, row[:6], strict=True))
-        out["summary"] = json.loads(row[6]) if row[6] else None
+        out = rows[0]
         out["tasks"] = self.task_rows(run_id)
         return out
 
@@ -256,9 +258,11 @@ class RunStore:
 
     def mark_interrupted(self) -> None:
         """Runs whose wrapper died are ``interrupted``, never left ``running``."""
-        rows = self.db.execute("SELECT run_id, pid FROM runs WHERE status = 'running'").fetchall()
-        for run_id, pid in rows:
-            if pid != os.getpid() and not _pid_alive(pid):
+        rows = self.db.execute(
+            "SELECT run_id, pid, pid_start FROM runs WHERE status = 'running'"
+        ).fetchall()
+        for run_id, pid, pid_start in rows:
+            if not process.is_running(pid, pid_start):
                 self.db.execute(
                     "UPDATE runs SET status = 'interrupted', finished_at = ? WHERE run_id = ?",
                     (time.time(), run_id),
