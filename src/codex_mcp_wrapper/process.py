@@ -1,8 +1,12 @@
-"""The one module that spawns processes: each in its own process group, reaped on every path.
+"""The one module that spawns the processes of a run: each reaped, with all it starts, on
+every path.
 
 A child gets ``start_new_session=True`` (its own process group, so its children can be killed
-with it), stdin as a pipe we own (never our terminal, never left to block), stderr to a log file,
-and on Linux ``PR_SET_PDEATHSIG`` so that it dies with the wrapper even on ``kill -9``.
+with it), stdin as a pipe we own (never our terminal, never left to block), and stderr to a log
+file. On Linux it runs under ``_reaper.py``, a supervisor that is a child subreaper and follows
+the wrapper's death (``PR_SET_PDEATHSIG``): when the child exits, the worker is stopped, or the
+wrapper dies (even by ``kill -9``), every process the child started dies too, including those
+that left its process group (Codex's ``danger-full-access`` commands do).
 """
 
 from __future__ import annotations
@@ -10,13 +14,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ctypes
+import errno
 import os
+import shutil
 import signal
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 TERM_GRACE = 2.0  # seconds between closing stdin / SIGTERM and SIGKILL
+REAPER = Path(__file__).with_name("_reaper.py")
 KILL_WAIT = 5.0
 
 _PR_SET_PDEATHSIG = 1
@@ -39,7 +46,14 @@ async def spawn(
     stdout_limit: int = 64 * 1024 * 1024,
 ) -> asyncio.subprocess.Process:
     """Start ``argv`` with pipes on stdin/stdout, stderr appended to ``stderr_log`` (or merged
-    into stdout, or discarded)."""
+    into stdout, or discarded). Raises ``OSError`` when ``argv[0]`` cannot be run."""
+    program = shutil.which(argv[0]) if "/" not in argv[0] else argv[0]
+    if program is None or not os.path.isfile(program):
+        raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), argv[0])
+    if not os.access(program, os.X_OK):
+        raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), argv[0])
+    if sys.platform.startswith("linux"):
+        argv = [sys.executable, "-I", "-S", str(REAPER), str(os.getpid()), "--", *argv]
     stderr_fh = None
     if stderr_log is not None:
         stderr_log.parent.mkdir(parents=True, exist_ok=True)
@@ -126,3 +140,45 @@ def is_running(pid: int | None, started: int | None = None) -> bool:
     if fields[0] in ("Z", "X"):
         return False
     return started is None or int(fields[19]) == started
+
+
+_PR_SET_CHILD_SUBREAPER = 36
+
+
+def adopt_orphans() -> None:
+    """Make this process a child subreaper: a process orphaned below it (its supervisor was
+    killed) is re-parented here instead of to init, so ``sweep_descendants`` can end it.
+    For entry points (the CLI); a library never changes its host process like this."""
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+
+
+def sweep_descendants() -> None:
+    """Kill whatever still runs below this process and reap it (the entry point's last act)."""
+    me = os.getpid()
+    for _ in range(10):
+        parents: dict[int, list[int]] = {}
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            ppid = int(stat[stat.rindex(")") + 2 :].split()[1])
+            parents.setdefault(ppid, []).append(int(entry.name))
+        found: list[int] = []
+        todo = [me]
+        while todo:
+            for pid in parents.get(todo.pop(), []):
+                found.append(pid)
+                todo.append(pid)
+        if not found:
+            return
+        for pid in found:
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL)
+        with contextlib.suppress(ChildProcessError):
+            while os.waitpid(-1, os.WNOHANG)[0] > 0:
+                pass
