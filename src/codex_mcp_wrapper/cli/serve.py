@@ -24,6 +24,8 @@ from codex_mcp_wrapper.instances import daemon
 from codex_mcp_wrapper.instances.registry import all_instances
 from codex_mcp_wrapper.mcp.transports import serve_http, serve_stdio
 
+TOKEN_ENV = "CODEX_MCP_WRAPPER_TOKEN"
+
 
 def _config_path(ctx: click.Context, given: Path | None) -> Path | None:
     if given is not None:
@@ -51,9 +53,24 @@ def _config_path(ctx: click.Context, given: Path | None) -> Path | None:
 )
 @click.option(
     "--token",
-    envvar="CODEX_MCP_WRAPPER_TOKEN",
-    help="Bearer token HTTP clients must send [env CODEX_MCP_WRAPPER_TOKEN]; required "
-    "for a non-loopback --host.",
+    envvar=TOKEN_ENV,
+    help="Bearer token HTTP clients must send; required for a non-loopback --host. On the "
+    "command line other local users can read it (ps, /proc): prefer $CODEX_MCP_WRAPPER_TOKEN "
+    "or --token-file.",
+)
+@click.option(
+    "--token-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Read the bearer token from the first line of this file (kept out of the process list).",
+)
+@click.option(
+    "--allow-host",
+    "allow_host",
+    multiple=True,
+    metavar="HOST[:PORT]",
+    help="Also accept this Host (and Origin) name, on the server's port unless one is given; "
+    "repeatable. Loopback names, the bind address and, for 0.0.0.0/::, this machine's host "
+    "name and addresses are always accepted.",
 )
 @click.option(
     "--config",
@@ -80,6 +97,8 @@ def serve(
     host: str,
     port: int,
     token: str | None,
+    token_file: Path | None,
+    allow_host: tuple[str, ...],
     config_file: Path | None,
     workers: int | None,
     scripted: bool,
@@ -106,7 +125,8 @@ def serve(
         and "port" not in file_opts
     ):
         port = inst.port
-    token = pick("token", token)
+    token = _pick_token(ctx, token, token_file, file_opts)
+    allowed = _host_list(pick("allow_host", list(allow_host)))
     settings = settings_from(
         ctx,
         workers=pick("workers", workers),
@@ -115,10 +135,63 @@ def serve(
     )
     cwd = Path(pick("workspace", workspace) or Path.cwd()).resolve()
     runs = open_runs(settings, cwd)
-    if transport == "stdio":
-        run_async(serve_stdio(runs))
-    else:
-        run_async(serve_http(runs, str(host), int(port), token))
+    try:
+        if transport == "stdio":
+            run_async(serve_stdio(runs))
+        else:
+            run_async(serve_http(runs, str(host), int(port), token, allowed))
+    except KeyboardInterrupt:
+        # SIGTERM or Ctrl-C: the usual way to stop a server, not an error. The server has
+        # stopped cleanly by now (calls cancelled, workers reaped), so exit 0 for both.
+        click.echo("codex-mcp-wrapper MCP server stopped.", err=True)
+
+
+def _pick_token(
+    ctx: click.Context, token: str | None, token_file: Path | None, file_opts: dict[str, Any]
+) -> str | None:
+    """The bearer token: the command line (or $CODEX_MCP_WRAPPER_TOKEN) over the config file;
+    a token and a token file from the same place are ambiguous."""
+    explicit = {
+        name
+        for name in ("token", "token_file")
+        if ctx.get_parameter_source(name) not in (None, click.core.ParameterSource.DEFAULT)
+    }
+    if explicit:
+        if len(explicit) == 2:
+            raise InputError(
+                f"both a token (--token or ${TOKEN_ENV}) and --token-file are given; use one."
+            )
+        return token if token_file is None else read_token_file(token_file)
+    if "token" in file_opts and "token_file" in file_opts:
+        raise InputError("the config file sets both token and token_file; keep one.")
+    if "token_file" in file_opts:
+        return read_token_file(Path(str(file_opts["token_file"])))
+    value = file_opts.get("token")
+    return str(value) if value else None
+
+
+def read_token_file(path: Path) -> str:
+    """The first line of ``path``, stripped; a missing, unreadable or empty file is an error."""
+    try:
+        with path.open(encoding="utf-8") as fh:
+            token = fh.readline().strip()
+    except FileNotFoundError as exc:
+        raise InputError(f"token file {path}: no such file.") from exc
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise InputError(f"token file {path}: cannot read it ({reason}).") from exc
+    if not token:
+        raise InputError(f"token file {path}: its first line is empty; put the token there.")
+    return token
+
+
+def _host_list(value: Any) -> list[str]:
+    """``allow_host`` from the command line or the config file (a string or a list of them)."""
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, list | tuple) and all(isinstance(v, str) for v in value):
+        return list(value)
+    raise InputError("allow_host in the config file must be a list of host names.")
 
 
 @serve.command("start")
@@ -198,6 +271,8 @@ def _read_serve_config(path: Path | None) -> dict[str, Any]:
         "host",
         "port",
         "token",
+        "token_file",
+        "allow_host",
         "workers",
         "scripted",
         "workspace",
