@@ -5,9 +5,12 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
+import urllib.parse
+import urllib.request
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -162,6 +165,24 @@ def run_cli(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess
     )
 
 
+TRANSCRIPT_LINK = re.compile(r'<a class="transcript" href="([^"]*)"')
+
+
+def transcript_links(page: Path) -> list[str]:
+    return TRANSCRIPT_LINK.findall(page.read_text())
+
+
+def resolve_link(page: Path, href: str) -> Path:
+    """Where a browser that opened ``page`` from disk goes for ``href``."""
+    url = urllib.parse.urljoin(page.resolve().as_uri(), href)
+    assert url.startswith("file://"), url
+    return Path(urllib.request.url2pathname(urllib.parse.urlparse(url).path))
+
+
+def without_links(page: Path) -> str:
+    return TRANSCRIPT_LINK.sub('<a class="transcript" href="">', page.read_text())
+
+
 CLAIMS_SUCCESS = """
 mission_id: claims
 workspace_root: {ws}
@@ -232,7 +253,7 @@ def test_a_claimed_success_without_the_required_tool_call_fails_and_exits_1(
     assert "tool fs.grep" in (cases["honest"].findtext("system-out") or "")
     run_dir = Path(json.loads(proc.stdout)["run_dir"])
     assert (run_dir / "junit.xml").read_text() == junit.read_text()
-    assert (run_dir / "report.html").read_text() == html.read_text()
+    assert without_links(run_dir / "report.html") == without_links(html)  # only links differ
 
 
 def test_the_html_report_shows_every_task_and_the_timeline_in_headless_chromium(
@@ -256,6 +277,9 @@ tasks:
     proc = run_cli(["run", str(mission), "--json", "--workers", "2"], cli_env)
     summary = json.loads(proc.stdout)
     page_path = Path(summary["run_dir"]) / "report.html"
+    copy_path = tmp_path / "ci" / "copy.html"
+    again = run_cli(["report", summary["run_id"], "--html", str(copy_path)], cli_env)
+    assert again.returncode == 0, again.stderr
     ARTIFACTS.mkdir(exist_ok=True)
     with sync_playwright() as pw:
         browser = pw.chromium.launch(
@@ -287,6 +311,10 @@ tasks:
             run_id = page.inner_text("#run-id")
             heading = page.inner_text("h1")
             page.screenshot(path=str(ARTIFACTS / "report.png"), full_page=True)
+            links = {}  # where the browser goes from each page: the URLs as it resolved them
+            for path in (page_path, copy_path):
+                page.goto(path.as_uri())
+                links[path] = page.eval_on_selector_all("a.transcript", "as => as.map(a => a.href)")
         finally:
             browser.close()
     assert statuses == {"alpha": "ok", "beta": "failed", "gamma": "skipped", "delta": "ok"}
@@ -295,9 +323,66 @@ tasks:
     assert run_id == summary["run_id"] and "failed" in heading
     assert (ARTIFACTS / "report.png").stat().st_size > 10_000
 
-    again = run_cli(["report", summary["run_id"], "--html", str(tmp_path / "copy.html")], cli_env)
-    assert again.returncode == 0, again.stderr
-    assert (tmp_path / "copy.html").read_text() == page_path.read_text()
+    assert without_links(copy_path) == without_links(page_path)  # only the links differ
+    for path, urls in links.items():
+        targets = [Path(urllib.request.url2pathname(urllib.parse.urlparse(u).path)) for u in urls]
+        assert {t.parent.name for t in targets} == {"alpha", "beta", "delta"}, path  # ran
+        assert all(
+            u.startswith("file://") and t.is_file() for u, t in zip(urls, targets, strict=True)
+        ), urls
+
+
+def test_a_report_copy_outside_the_run_folder_links_to_the_transcripts(
+    tmp_path: Path, cli_env: dict[str, str], workspace: Path, state_dir: Path
+) -> None:
+    """The run folder's report links to tasks/<id>/events.jsonl; a copy elsewhere (`run
+    --report`, `report --html`) by paths relative to itself that reach the same files, also
+    once the copy and the run folder are uploaded together (a CI artifact keeps their layout)."""
+    mission = tmp_path / "m.yaml"
+    mission.write_text(f"""
+mission_id: links
+workspace_root: {workspace}
+provider: scripted
+tasks:
+  - {{id: alpha, prompt: a}}
+  - {{id: beta, prompt: b, retries: 0, script: [{{fail: 400}}]}}
+  - {{id: gamma, prompt: c, depends_on: [beta]}}
+""")
+    copy = tmp_path / "ci" / "out" / "report.html"
+    proc = run_cli(["run", str(mission), "--json", "--report", str(copy)], cli_env)
+    assert proc.returncode == 1, proc.stderr
+    summary = json.loads(proc.stdout)
+    run_dir = Path(summary["run_dir"])
+    again = tmp_path / "elsewhere" / "again.html"
+    rendered = run_cli(["report", summary["run_id"], "--html", str(again)], cli_env)
+    assert rendered.returncode == 0, rendered.stderr
+
+    transcripts = {
+        run_dir / "tasks" / t / "events.jsonl"
+        for t in ("alpha", "beta", "gamma")
+        if (run_dir / "tasks" / t / "events.jsonl").is_file()
+    }
+    assert run_dir / "tasks" / "alpha" / "events.jsonl" in transcripts
+    assert run_dir / "tasks" / "beta" / "events.jsonl" in transcripts
+    own = run_dir / "report.html"
+    assert sorted(transcript_links(own)) == sorted(
+        f"tasks/{p.parent.name}/events.jsonl" for p in transcripts
+    )
+    for page in (own, copy, again):
+        hrefs = transcript_links(page)
+        assert len(hrefs) == len(transcripts), page
+        assert all(not h.startswith(("/", "file:")) for h in hrefs), hrefs
+        assert {resolve_link(page, h) for h in hrefs} == transcripts, page
+
+    # A CI artifact holding the copy and the run folder, moved to another machine's folder.
+    artifact = tmp_path / "artifact"
+    shutil.copytree(tmp_path / "ci", artifact / "ci")
+    shutil.copytree(run_dir, artifact / run_dir.relative_to(tmp_path))
+    moved = artifact / "ci" / "out" / "report.html"
+    for href in transcript_links(moved):
+        target = resolve_link(moved, href)
+        assert target.is_relative_to(artifact) and target.is_file(), target
+    assert state_dir in run_dir.parents
 
 
 def test_the_mcp_smoke_example_passes_offline(tmp_path: Path, cli_env: dict[str, str]) -> None:

@@ -1,8 +1,9 @@
 """Reports of a run for CI systems and people: JUnit XML and a self-contained HTML page.
 
-Both are pure functions of the run summary (plus the mission), written by ``ReportWriter``, a
-subscriber that renders them into the run folder, and to extra paths on request, when the run
-finishes. ``codex-mcp-wrapper report RUN_ID`` renders them again from the store.
+Both are functions of the run summary (plus the mission's notes; the page also links the
+transcripts found in the run folder), written by ``ReportWriter``, a subscriber that renders
+them into the run folder, and to extra paths on request, when the run finishes.
+``codex-mcp-wrapper report RUN_ID`` renders them again from the store.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import html
 import json
 import os
+import urllib.parse
 import xml.etree.ElementTree as ET
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -157,7 +159,24 @@ def _timeline(summary: RunSummary) -> str:
     )
 
 
-def _task_section(task: TaskResult, run_dir: Path | None) -> str:
+def transcript_href(run_dir: Path, task_id: str, page: Path | None = None) -> str:
+    """The link from a report at ``page`` to a task's transcript in ``run_dir``.
+
+    Relative, so it works wherever the page and the run folder travel together (the run
+    folder's own report; a CI artifact holding the copy and the run folder): ``tasks/<id>/...``
+    in the run folder, and computed from the copy's folder for a copy written elsewhere. Paths
+    are made absolute lexically, as a browser resolves links. Where no relative path exists
+    (another drive), an absolute ``file://`` URI."""
+    target = Path(os.path.abspath(run_dir / "tasks" / task_id / "events.jsonl"))
+    folder = Path(os.path.abspath(page.parent if page is not None else run_dir))
+    try:
+        relative = os.path.relpath(target, folder)
+    except ValueError:
+        return target.as_uri()
+    return urllib.parse.quote(Path(relative).as_posix())
+
+
+def _task_section(task: TaskResult, run_dir: Path | None, page: Path | None) -> str:
     parts = [
         f'<details class="task" id="task-{html.escape(task.task_id)}" open>'
         f"<summary>{html.escape(task.task_id)} {_badge(task.status)}</summary>"
@@ -202,18 +221,27 @@ def _task_section(task: TaskResult, run_dir: Path | None) -> str:
         f"<b>thread</b> <code>{html.escape(str(task.thread_id))}</code></p>"
     )
     parts.append(f"<h4>Final message</h4><pre>{html.escape(task.final_message or '(none)')}</pre>")
-    if run_dir is not None:
+    if run_dir is not None and (run_dir / "tasks" / task.task_id / "events.jsonl").is_file():
+        href = transcript_href(run_dir, task.task_id, page)
         parts.append(
-            f'<p><a href="tasks/{html.escape(task.task_id)}/events.jsonl">transcript</a></p>'
+            f'<p><a class="transcript" href="{html.escape(href)}">transcript</a> '
+            f'<span class="muted">(<code>tasks/{html.escape(task.task_id)}/events.jsonl'
+            "</code> in the run folder)</span></p>"
         )
     parts.append("</details>")
     return "".join(parts)
 
 
 def html_report(
-    summary: RunSummary, notes: str | None = None, link_base: Path | None = None
+    summary: RunSummary,
+    notes: str | None = None,
+    link_base: Path | None = None,
+    page: Path | None = None,
 ) -> str:
-    """A self-contained page (inline CSS, no scripts): summary, timeline, tasks, checks."""
+    """A self-contained page (inline CSS, no scripts): summary, timeline, tasks, checks.
+
+    With ``link_base`` (the run folder) each task whose transcript exists there links to it,
+    relative to ``page``, the path the page is written to (default: in the run folder)."""
     counts = ", ".join(f"{v} {k}" for k, v in sorted(summary.counts.items()))
     rows = "".join(
         f'<tr class="task-row" data-task="{html.escape(t.task_id)}" '
@@ -224,6 +252,11 @@ def html_report(
         for t in summary.tasks
     )
     started = datetime.fromtimestamp(summary.started_at, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    run_folder = (
+        f' · run folder <code id="run-dir">{html.escape(str(link_base))}</code>'
+        if link_base is not None
+        else ""
+    )
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>{html.escape(summary.mission_id)} ·
 {html.escape(summary.status)}</title><style>{_CSS}</style></head><body>
@@ -231,11 +264,11 @@ def html_report(
 <p class="muted">run <code id="run-id">{html.escape(summary.run_id)}</code> · {started} ·
 {summary.duration_ms / 1000:.1f} s · {html.escape(counts)} · exit code {summary.exit_code}</p>
 {f"<p>{html.escape(str(notes))}</p>" if notes else ""}
-<p class="muted">workspace {html.escape(str(summary.workspace_root))}</p>
+<p class="muted">workspace {html.escape(str(summary.workspace_root))}{run_folder}</p>
 <h2>Timeline</h2>{_timeline(summary)}
 <h2>Tasks</h2><table id="tasks"><tr><th>task</th><th>status</th><th>worker</th><th>time</th>
 <th>checks</th></tr>{rows}</table>
-{"".join(_task_section(t, link_base) for t in summary.tasks)}
+{"".join(_task_section(t, link_base, page) for t in summary.tasks)}
 </body></html>
 """
 
@@ -247,14 +280,15 @@ def write_reports(
     junit: Sequence[Path] = (),
     html_paths: Sequence[Path] = (),
 ) -> None:
-    """``junit.xml`` and ``report.html`` in the run folder, and copies where asked."""
+    """``junit.xml`` and ``report.html`` in the run folder, and copies where asked. A copy of
+    the HTML report written elsewhere links to the transcripts in the run folder by paths
+    relative to where the copy is (see ``transcript_href``)."""
     xml_text = junit_xml(summary)
-    page = html_report(summary, notes, run_dir)
     for path, text in [
         (run_dir / "junit.xml", xml_text),
-        (run_dir / "report.html", page),
+        (run_dir / "report.html", html_report(summary, notes, run_dir)),
         *((p, xml_text) for p in junit),
-        *((p, page) for p in html_paths),
+        *((p, html_report(summary, notes, run_dir, p)) for p in html_paths),
     ]:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(path.name + ".tmp")
