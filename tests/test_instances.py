@@ -140,6 +140,9 @@ async def test_a_release_and_a_dev_instance_serve_side_by_side(
         listed = json.loads(cli(["instances", "list", "--json"], env).stdout)
         by_name = {row["name"]: row for row in listed}
         assert by_name["release"]["running"] and by_name["dev"]["running"]
+        for name, port in ports.items():  # where the servers listen, not the default ports
+            assert by_name[name]["port"] == port
+        assert (by_name["dev"]["default_port"], by_name["release"]["default_port"]) == (4105, 4106)
         assert by_name["release"]["binary"] == str(launcher)
         assert by_name["release"]["state_dir"] != by_name["dev"]["state_dir"]
 
@@ -170,6 +173,37 @@ def test_a_stale_pid_file_is_detected_and_cleaned(tmp_path: Path, cli_env: dict[
     assert status.returncode == 1 and "stale pid file" in status.stdout
     stop = cli(["--instance", "dev", "serve", "stop"], env)
     assert stop.returncode == 0 and not (home / "serve.pid").exists()
+
+
+def test_instances_list_shows_the_port_a_running_server_listens_on(
+    tmp_path: Path, cli_env: dict[str, str]
+) -> None:
+    env = {**cli_env, "CODEX_MCP_WRAPPER_INSTANCES": str(tmp_path / "instances")}
+    home = tmp_path / "instances" / "dev"
+    home.mkdir(parents=True)
+    port = free_port()
+    # A stand-in for a server started with `serve start --port PORT`: the pid file names a live
+    # process whose command line is a wrapper's `serve`.
+    server = subprocess.Popen(
+        [sys.executable, "-c", "import time; time.sleep(120)", "codex-mcp-wrapper", "serve"]
+    )
+    try:
+        (home / "serve.pid").write_text(f"{server.pid} {port}\n")
+        listed = cli(["instances", "list", "--json"], env)
+        assert listed.returncode == 0, listed.stderr
+        dev = {row["name"]: row for row in json.loads(listed.stdout)}["dev"]
+        assert (dev["running"], dev["port"], dev["default_port"]) == (True, port, 4105)
+        text = cli(["instances", "list"], env)
+        line = next(ln for ln in text.stdout.splitlines() if ln.startswith("dev "))
+        assert f"port {port} (default 4105)" in line and "running" in line
+    finally:
+        server.kill()
+        server.wait()
+    listed = cli(["instances", "list", "--json"], env)
+    dev = {row["name"]: row for row in json.loads(listed.stdout)}["dev"]
+    assert (dev["running"], dev["port"], dev["default_port"]) == (False, 4105, 4105)
+    release = {row["name"]: row for row in json.loads(listed.stdout)}["release"]
+    assert (release["running"], release["port"], release["default_port"]) == (False, 4106, 4106)
 
 
 def test_export_prints_wiring_for_codex_clients_pm2_and_hubs(

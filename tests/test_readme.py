@@ -1,4 +1,5 @@
-"""Every command the README shows is run here, so the README cannot rot."""
+"""Every command the README shows is run here, so the README cannot rot; and the docs' tables
+of commands and MCP tools are checked against the program, so they cannot fall behind it."""
 
 from __future__ import annotations
 
@@ -19,6 +20,8 @@ from tests.helpers.mcp_client import initialize_line
 REPO = Path(__file__).resolve().parents[1]
 README = (REPO / "README.md").read_text()
 SETUP_TIMEOUT = 900
+ACTIVATE = ". .venv/bin/activate"
+VENV_CLI = ".venv/bin/codex-mcp-wrapper"
 
 
 def blocks(language: str) -> list[str]:
@@ -67,6 +70,25 @@ def test_the_readme_example_command_works_on_a_fresh_checkout(tmp_path: Path) ->
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert (checkout / "examples/workspace/hello.txt").read_text() == "hello from codex\n"
     assert "ok: 2 ok" in proc.stderr
+    (summary_file,) = (tmp_path / "state" / "runs").glob("*/summary.json")
+    finals = {
+        t["task_id"]: t["final_message"] for t in json.loads(summary_file.read_text())["tasks"]
+    }
+    assert finals["write-hello"] == "Created hello.txt."  # every turn answered by the script,
+    assert finals["read-hello"].startswith("Number of lines in hello.txt: ")  # none echoed
+    assert finals["read-hello"].strip().endswith("1")
+
+    # The way in that "Using it" gives: the venv activated, or its bin/ named.
+    for way in (f"{ACTIVATE} && codex-mcp-wrapper --version", f"{VENV_CLI} --version"):
+        shown = subprocess.run(
+            ["bash", "-c", way], cwd=checkout, env=env, capture_output=True, text=True, timeout=60
+        )
+        assert shown.returncode == 0 and "codex-mcp-wrapper" in shown.stdout, (way, shown.stderr)
+
+
+def test_using_it_says_how_to_reach_the_command_installed_in_the_venv() -> None:
+    using = README.split("## Using it", 1)[1].split("```", 1)[0]
+    assert f"`{ACTIVATE}`" in using and f"`{VENV_CLI}`" in using
 
 
 def _usage_commands() -> list[list[str]]:
@@ -136,3 +158,46 @@ def test_each_usage_command_in_the_readme_runs(
         assert proc.returncode == 0, proc.stderr
     if "--json" in args and args[0] == "run":
         assert json.loads(proc.stdout)["status"] == "ok"
+
+
+def _command_paths() -> list[str]:
+    import click
+
+    from codex_mcp_wrapper.cli.main import cli
+
+    paths = []
+    for name, command in sorted(cli.commands.items()):
+        if isinstance(command, click.Group):
+            if command.invoke_without_command:
+                paths.append(name)  # `serve` runs as it is, and has subcommands
+            paths += [f"{name} {sub}" for sub in sorted(command.commands)]
+        else:
+            paths.append(name)
+    return paths
+
+
+def test_the_command_table_of_running_md_lists_every_command() -> None:
+    doc = (REPO / "docs" / "running.md").read_text()
+    section = doc.split("## Commands", 1)[1].split("\n## ", 1)[0]
+    first_cells = " ".join(
+        line.split("|")[1] for line in section.splitlines() if line.startswith("| `")
+    )
+    paths = _command_paths()
+    assert {"report", "resume", "serve start", "instances list", "model serve"} <= set(paths)
+    missing = [p for p in paths if not re.search(rf"`{re.escape(p)}(?=[` \]])", first_cells)]
+    assert not missing, f"docs/running.md's command table lacks {missing}"
+
+
+def test_the_tool_tables_of_mcp_server_md_list_every_tool(tmp_path: Path) -> None:
+    import asyncio
+
+    from codex_mcp_wrapper.app import open_runs
+    from codex_mcp_wrapper.mcp.server import build_server
+    from codex_mcp_wrapper.settings import Settings
+
+    server = build_server(open_runs(Settings(state_dir=tmp_path / "state")))
+    tools = [tool.name for tool in asyncio.run(server.list_tools())]
+    assert {"mission_resume", "batch", "codex"} <= set(tools)
+    doc = (REPO / "docs" / "mcp-server.md").read_text()
+    missing = [name for name in tools if f"| `{name}` |" not in doc]
+    assert not missing, f"docs/mcp-server.md's tool tables lack {missing}"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -72,6 +73,20 @@ def test_a_bad_script_names_the_file_step_and_field(steps: object, expected: str
     assert message.startswith("bad.yaml: ")
     assert expected in message
     assert "\n" not in message
+
+
+def test_the_documented_script_error_is_the_one_the_code_gives(tmp_path: Path) -> None:
+    """docs/scripted-model.md shows a bad script and its error; step numbers count from 0."""
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "scripted-model.md").read_text()
+    section = doc.split("A bad script fails", 1)[1]
+    (script,) = re.findall(r"```yaml\n(.*?)```", section.split("##", 1)[0], re.DOTALL)
+    (message,) = re.findall(r"`(s\.yaml: step .*?)`", section)
+    path = tmp_path / "s.yaml"
+    path.write_text(script)
+    with pytest.raises(ScriptError) as err:
+        load_script(path)
+    assert str(err.value) == f"{tmp_path}/{message}"
+    assert "step 1 (fail)" in message  # the second step
 
 
 def test_a_yaml_syntax_error_names_the_file_and_line(tmp_path: Path) -> None:

@@ -15,7 +15,7 @@ from codex_mcp_wrapper.cli.options import settings_from
 from codex_mcp_wrapper.errors import EXIT_ENVIRONMENT, EXIT_OK, CodexNotFound
 from codex_mcp_wrapper.settings import (
     API_KEY_VARS,
-    PINNED_CODEX_VERSION,
+    TESTED_CODEX_VERSIONS,
     Settings,
     find_codex_bin,
     user_codex_home,
@@ -32,13 +32,8 @@ class Check:
     required: bool = True
 
 
-def run_checks(settings: Settings) -> list[Check]:
-    checks: list[Check] = []
-    try:
-        codex, origin = find_codex_bin(settings.codex_bin)
-    except CodexNotFound as exc:
-        return [Check("codex binary", False, str(exc))]
-    checks.append(Check("codex binary", True, f"{codex} (from {origin})"))
+def version_check(codex: str) -> Check:
+    """``codex --version`` (``codex-cli X.Y.Z``); a version outside the tested ones only warns."""
     try:
         out = subprocess.run(
             [codex, "--version"],
@@ -48,11 +43,33 @@ def run_checks(settings: Settings) -> list[Check]:
             stdin=subprocess.DEVNULL,
             check=False,
         )
-        version = out.stdout.strip().split()[-1] if out.stdout.strip() else "unknown"
-        note = "" if version == PINNED_CODEX_VERSION else f" (tested with {PINNED_CODEX_VERSION})"
-        checks.append(Check("codex version", out.returncode == 0, version + note))
     except (OSError, subprocess.TimeoutExpired) as exc:
-        checks.append(Check("codex version", False, f"`codex --version` failed: {exc}"))
+        return Check("codex version", False, f"`codex --version` failed: {exc}")
+    line = (out.stdout.strip().splitlines() or [""])[0].strip()
+    if out.returncode != 0:
+        reason = (out.stderr.strip().splitlines() or ["no output"])[-1]
+        return Check("codex version", False, f"`codex --version` exited {out.returncode}: {reason}")
+    if not line:
+        return Check("codex version", False, "`codex --version` printed no version")
+    if line.split()[-1] in TESTED_CODEX_VERSIONS:
+        return Check("codex version", True, f"{line} (tested)")
+    tested = ", ".join(TESTED_CODEX_VERSIONS)
+    return Check(
+        "codex version",
+        False,
+        f"{line} (not among the tested versions {tested}; it may work)",
+        required=False,
+    )
+
+
+def run_checks(settings: Settings) -> list[Check]:
+    checks: list[Check] = []
+    try:
+        codex, origin = find_codex_bin(settings.codex_bin)
+    except CodexNotFound as exc:
+        return [Check("codex binary", False, str(exc))]
+    checks.append(Check("codex binary", True, f"{codex} (from {origin})"))
+    checks.append(version_check(codex))
     with tempfile.TemporaryDirectory(prefix="cmw-doctor-") as home:
         try:
             out = subprocess.run(

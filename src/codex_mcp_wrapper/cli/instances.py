@@ -25,7 +25,8 @@ def instances_group() -> None:
 @instances_group.command("list")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def instances_list(as_json: bool) -> None:
-    """Each instance: version, binary, state dir, port, running or not."""
+    """Each instance: version, binary, state dir, port, running or not. The port is the one
+    its background server listens on while it runs, else the instance's default."""
     rows = []
     for inst in all_instances():
         state = daemon.read_state(inst)
@@ -34,7 +35,8 @@ def instances_list(as_json: bool) -> None:
             {
                 "name": inst.name,
                 "label": inst.label,
-                "port": inst.port,
+                "port": state.port if state.running and state.port else inst.port,
+                "default_port": inst.port,
                 "version": version or f"{__version__} (checkout)",
                 "binary": str(inst.launcher) if inst.launcher.exists() else sys.executable,
                 "state_dir": str(inst.state_dir),
@@ -45,8 +47,11 @@ def instances_list(as_json: bool) -> None:
         click.echo(json.dumps(rows, indent=2))
         return
     for row in rows:
+        port = str(row["port"])
+        if row["port"] != row["default_port"]:
+            port += f" (default {row['default_port']})"
         click.echo(
-            f"{row['name']:<10} {row['version']:<20} port {row['port']:<6} "
+            f"{row['name']:<10} {row['version']:<20} port {port:<6} "
             f"{'running' if row['running'] else 'stopped':<8} {row['state_dir']}"
         )
 

@@ -46,8 +46,14 @@ for module in (missions, runs, doctor, model, serve, instances):
 add_global_options(cli)
 
 
+def one_line(message: str) -> str:
+    """The message with line breaks and other control characters escaped: an error is one line
+    even when it quotes the user's input."""
+    return "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in message)
+
+
 def _fail(message: str, code: int) -> NoReturn:
-    click.echo(f"error: {message}", err=True)
+    click.echo(f"error: {one_line(message)}", err=True)
     sys.exit(code)
 
 

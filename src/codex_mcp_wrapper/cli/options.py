@@ -11,6 +11,7 @@ from typing import Any, TypeVar
 
 import click
 
+from codex_mcp_wrapper import process
 from codex_mcp_wrapper.errors import InputError
 from codex_mcp_wrapper.instances.registry import INSTANCE_ENV, Instance, instance
 from codex_mcp_wrapper.settings import Settings, default_state_dir
@@ -108,7 +109,10 @@ def parse_vars(pairs: tuple[str, ...]) -> dict[str, str]:
 
 
 def run_async(coro: Coroutine[Any, Any, T]) -> T:
-    """Run a coroutine; SIGTERM cancels it like Ctrl-C does (cleanup runs, then exit 130)."""
+    """Run a coroutine; SIGTERM cancels it like Ctrl-C does (cleanup runs, then exit 130).
+
+    While it runs this process adopts orphans below it, and when it ends whatever still runs
+    below it is killed: no process a run started outlives the command."""
 
     async def main() -> T:
         task = asyncio.current_task()
@@ -120,7 +124,10 @@ def run_async(coro: Coroutine[Any, Any, T]) -> T:
         finally:
             loop.remove_signal_handler(signal.SIGTERM)
 
+    process.adopt_orphans()
     try:
         return asyncio.run(main())
     except asyncio.CancelledError:
         raise KeyboardInterrupt from None
+    finally:
+        process.sweep_descendants()

@@ -102,9 +102,9 @@ def _problem(error: Any) -> tuple[str, str]:
     loc = tuple(error["loc"])
     msg = str(error["msg"]).removeprefix("Value error, ")
     if error["type"] == "extra_forbidden":
-        return _location(loc[:-1]), f"unknown field '{loc[-1]}'{_did_you_mean(str(loc[-1]))}"
+        return _location(loc[:-1]), f"unknown field {str(loc[-1])!r}{_did_you_mean(str(loc[-1]))}"
     if error["type"] == "missing":
-        return _location(loc[:-1]), f"missing required field '{loc[-1]}'"
+        return _location(loc[:-1]), f"missing required field {str(loc[-1])!r}"
     return _location(loc), msg
 
 
