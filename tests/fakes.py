@@ -23,6 +23,7 @@ from codex_mcp_wrapper.engine.planning import PlannedTask
 from codex_mcp_wrapper.engine.results import OutcomeStatus, TaskResult
 from codex_mcp_wrapper.engine.runner import MissionRunner
 from codex_mcp_wrapper.errors import WorkerStartError
+from codex_mcp_wrapper.settings import Recycling
 
 WAIT = 2.0  # seconds a test waits for a state before it fails: far above the milliseconds used
 
@@ -142,6 +143,7 @@ class FakeFleet(Watched):
         self.calls: list[Call] = []
         self.running: dict[str, str] = {}  # label#generation -> task id, while it runs
         self.max_running = 0
+        self.rss_mb: float | None = None  # the memory every worker reports, unless its own
 
     def __call__(self, label: str) -> FakeWorker:
         generation = 1 + sum(1 for w in self.workers if w.label == label)
@@ -171,6 +173,8 @@ class FakeWorker:
         self.name = f"{label}#{generation}"
         self.fleet = fleet
         self.closes = 0
+        self.threads_run = 0
+        self.rss_mb: float | None = None  # what memory_mb() reports; tests set it
         self._alive = False
         self._busy = False
 
@@ -180,6 +184,9 @@ class FakeWorker:
     @property
     def alive(self) -> bool:
         return self._alive
+
+    def memory_mb(self) -> float | None:
+        return self.rss_mb if self.rss_mb is not None else self.fleet.rss_mb
 
     async def start(self) -> None:
         self.fleet.started.append(self.label)
@@ -206,6 +213,7 @@ class FakeWorker:
         )
         fleet.history.append(f"run {request.task_id}/{request.attempt} on {self.name}")
         thread_id = request.thread_id or f"thread-{request.task_id}"
+        self.threads_run += 1
         sink.thread_progress(request.task_id, thread_id, self.label, request.turns_done)
         self._busy = True
         fleet.running[self.name] = request.task_id
@@ -260,12 +268,15 @@ class Live:
 
 @contextlib.asynccontextmanager
 async def started(
-    planned: list[PlannedTask], fleet: FakeFleet, labels: Sequence[str] = ("w1",)
+    planned: list[PlannedTask],
+    fleet: FakeFleet,
+    labels: Sequence[str] = ("w1",),
+    recycling: Recycling | None = None,
 ) -> AsyncIterator[Live]:
     """The real runner, executor and pool over ``fleet``'s workers, the run going on in a task."""
     bus, log = EventBus(), EventLog()
     bus.subscribe(log)
-    async with WorkerPool(fleet, labels) as pool:
+    async with WorkerPool(fleet, labels, recycling) as pool:
         runner = MissionRunner("run-1", planned, LocalExecutor(pool), bus, retry_backoff=(0.0,))
         live = Live(runner, asyncio.create_task(runner.run()), log, pool)
         try:
@@ -276,9 +287,12 @@ async def started(
 
 
 async def run(
-    planned: list[PlannedTask], fleet: FakeFleet, labels: Sequence[str] = ("w1",)
+    planned: list[PlannedTask],
+    fleet: FakeFleet,
+    labels: Sequence[str] = ("w1",),
+    recycling: Recycling | None = None,
 ) -> tuple[dict[str, TaskResult], EventLog]:
-    async with started(planned, fleet, labels) as live, asyncio.timeout(WAIT):
+    async with started(planned, fleet, labels, recycling) as live, asyncio.timeout(WAIT):
         results = await live.task
     return {r.task_id: r for r in results}, live.log
 

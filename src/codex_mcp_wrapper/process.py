@@ -154,11 +154,10 @@ def adopt_orphans() -> None:
             ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
 
 
-def sweep_descendants() -> None:
-    """Kill whatever still runs below this process and reap it (the entry point's last act)."""
-    me = os.getpid()
-    for _ in range(10):
-        parents: dict[int, list[int]] = {}
+def descendants(root: int) -> list[int]:
+    """Pids of every live descendant of ``root``, from /proc parent links (empty elsewhere)."""
+    parents: dict[int, list[int]] = {}
+    with contextlib.suppress(OSError):
         for entry in Path("/proc").iterdir():
             if not entry.name.isdigit():
                 continue
@@ -168,12 +167,37 @@ def sweep_descendants() -> None:
                 continue
             ppid = int(stat[stat.rindex(")") + 2 :].split()[1])
             parents.setdefault(ppid, []).append(int(entry.name))
-        found: list[int] = []
-        todo = [me]
-        while todo:
-            for pid in parents.get(todo.pop(), []):
-                found.append(pid)
-                todo.append(pid)
+    found: list[int] = []
+    todo = [root]
+    while todo:
+        for pid in parents.get(todo.pop(), []):
+            found.append(pid)
+            todo.append(pid)
+    return found
+
+
+def tree_rss_mb(pid: int) -> float | None:
+    """Resident memory of ``pid`` and all its descendants, in MiB (None when unknown)."""
+    total_kb = 0
+    seen = False
+    for member in (pid, *descendants(pid)):
+        try:
+            status = Path(f"/proc/{member}/status").read_text()
+        except OSError:
+            continue
+        for line in status.splitlines():
+            if line.startswith("VmRSS:"):
+                total_kb += int(line.split()[1])
+                seen = True
+                break
+    return total_kb / 1024 if seen else None
+
+
+def sweep_descendants() -> None:
+    """Kill whatever still runs below this process and reap it (the entry point's last act)."""
+    me = os.getpid()
+    for _ in range(10):
+        found = descendants(me)
         if not found:
             return
         for pid in found:

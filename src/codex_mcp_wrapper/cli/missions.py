@@ -9,7 +9,13 @@ from pathlib import Path
 import click
 
 from codex_mcp_wrapper.app import open_runs
-from codex_mcp_wrapper.cli.options import parse_vars, run_async, settings_from
+from codex_mcp_wrapper.cli.options import (
+    parse_vars,
+    recycling_from,
+    recycling_options,
+    run_async,
+    settings_from,
+)
 from codex_mcp_wrapper.cli.progress import ProgressView
 from codex_mcp_wrapper.engine.results import RunSummary
 from codex_mcp_wrapper.engine.session import RunOptions
@@ -67,6 +73,7 @@ def _finish(summary: RunSummary, as_json: bool) -> None:
 )
 @click.option("--junit", type=click.Path(path_type=Path), help="Also write JUnit XML here.")
 @click.option("--report", type=click.Path(path_type=Path), help="Also write the HTML report here.")
+@recycling_options
 @click.pass_context
 def run(
     ctx: click.Context,
@@ -82,6 +89,8 @@ def run(
     auto_approve: bool,
     junit: Path | None,
     report: Path | None,
+    recycle_after_threads: int | None,
+    recycle_above_mb: int | None,
 ) -> None:
     """Run MISSION_FILE (YAML or JSON) and report each task's status.
 
@@ -97,6 +106,7 @@ def run(
         mirror_auth=mirror_auth,
         approvals="accept" if auto_approve else "decline",
         variables=parse_vars(variables),
+        recycling=recycling_from(recycle_after_threads, recycle_above_mb),
     )
     mission = load_mission(mission_file, settings.variables)
     if workspace is not None:
@@ -117,14 +127,24 @@ def run(
 @click.option("--workers", type=click.IntRange(1, 64), help="Pool size.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary JSON on stdout, only it.")
 @click.option("--auto-approve", is_flag=True, help="Accept Codex's approval requests.")
+@recycling_options
 @click.pass_context
 def resume(
-    ctx: click.Context, run_id: str, workers: int | None, as_json: bool, auto_approve: bool
+    ctx: click.Context,
+    run_id: str,
+    workers: int | None,
+    as_json: bool,
+    auto_approve: bool,
+    recycle_after_threads: int | None,
+    recycle_above_mb: int | None,
 ) -> None:
     """Finish RUN_ID: keep the tasks that ended ok, run the others again (continuing their
     Codex threads where Codex still has them) and report the whole run. Exit codes as `run`."""
     settings = settings_from(
-        ctx, workers=workers, approvals="accept" if auto_approve else "decline"
+        ctx,
+        workers=workers,
+        approvals="accept" if auto_approve else "decline",
+        recycling=recycling_from(recycle_after_threads, recycle_above_mb),
     )
     view = ProgressView(sys.stderr)
     try:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -14,7 +14,7 @@ import click
 from codex_mcp_wrapper import process
 from codex_mcp_wrapper.errors import InputError
 from codex_mcp_wrapper.instances.registry import INSTANCE_ENV, Instance, instance
-from codex_mcp_wrapper.settings import Settings, default_state_dir
+from codex_mcp_wrapper.settings import Recycling, Settings, default_state_dir
 
 T = TypeVar("T")
 GLOBALS_KEY = "codex_mcp_wrapper.globals"
@@ -91,6 +91,37 @@ def settings_from(ctx: click.Context, **overrides: Any) -> Settings:
     }
     base.update({k: v for k, v in overrides.items() if v is not None})
     return Settings(**base)
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def recycling_options(command: F) -> F:
+    """``--recycle-after-threads`` and ``--recycle-above-mb``: when a Codex worker is retired."""
+    defaults = Recycling()
+    command = click.option(
+        "--recycle-above-mb",
+        type=click.IntRange(0),
+        help="Retire a Codex worker (stopped when idle, started afresh on the same home) once "
+        f"its processes use this much memory; 0: never [default: {defaults.max_rss_mb}].",
+    )(command)
+    return click.option(
+        "--recycle-after-threads",
+        type=click.IntRange(0),
+        help="Retire a Codex worker once it has run this many threads; 0: never "
+        f"[default: {defaults.max_threads}].",
+    )(command)
+
+
+def recycling_from(after_threads: int | None, above_mb: int | None) -> Recycling | None:
+    """The recycling limits the options ask for (None: the defaults)."""
+    if after_threads is None and above_mb is None:
+        return None
+    defaults = Recycling()
+    return Recycling(
+        max_threads=defaults.max_threads if after_threads is None else after_threads,
+        max_rss_mb=defaults.max_rss_mb if above_mb is None else above_mb,
+    )
 
 
 def codex_bin_option(ctx: click.Context) -> str | None:

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from codex_mcp_wrapper.codex.budget import ProcessBudget
 from codex_mcp_wrapper.codex.executor import LocalExecutor
 from codex_mcp_wrapper.codex.home import (
     CodexHomeSpec,
@@ -88,26 +89,31 @@ class LocalBackend:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+        # Concurrent runs (MCP calls under `serve`) share settings.workers processes.
+        self.budget = ProcessBudget(settings.workers)
 
     def __repr__(self) -> str:
-        return f"<LocalBackend {self.settings.state_dir} workers={self.settings.workers}>"
+        return f"<LocalBackend {self.settings.state_dir} {self.budget!r}>"
 
     @contextlib.asynccontextmanager
     async def open(self, mission: Mission, run: RunContext) -> AsyncIterator[TaskExecutor]:
         codex_bin, _origin = find_codex_bin(self.settings.codex_bin)
         locks = LabelLocks(self.settings.state_dir / "workers")
-        try:
-            async with self._provider(mission, run) as (provider, models):
+        async with (
+            self.budget.take(run.workers, need=len(run.thread_workers)) as granted,
+            self._provider(mission, run) as (provider, models),
+        ):
+            try:  # labels are given back before the budget, for the next run in line
                 labels = await locks.claim(
-                    run.workers, run.thread_workers, self.settings.timeouts.label_lock
+                    granted, run.thread_workers, self.settings.timeouts.label_lock
                 )
                 factory = WorkerFactory(
                     self.settings, codex_bin, provider, run.workspace_root, run.approvals
                 )
-                async with WorkerPool(factory, labels) as pool:
+                async with WorkerPool(factory, labels, self.settings.recycling) as pool:
                     yield LocalExecutor(pool, models)
-        finally:
-            locks.release_all()
+            finally:
+                locks.release_all()
 
     @contextlib.asynccontextmanager
     async def _provider(

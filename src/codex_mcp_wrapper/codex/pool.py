@@ -1,13 +1,16 @@
-"""A pool of workers: start them, lend them out, replace the broken ones.
+"""A pool of workers: start them, lend them out, replace the broken ones, retire the worn.
 
 The pool knows a worker only by the ``Worker`` protocol (the real one is ``AppServerWorker``;
-tests use a fake that speaks the same protocol). The choice of a worker is a plain function
-(``assign``); the pool wraps it with the waiting and the I/O.
+tests use a fake that speaks the same protocol). The choice of a worker (``assign``) and whether
+one is worn out (``retire_reason``) are plain functions; the pool wraps them with the waiting
+and the I/O. A retired worker is stopped when it comes back idle; the next task lent its label
+gets a fresh process on the same CODEX_HOME, where its threads can be resumed.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from types import TracebackType
@@ -15,6 +18,9 @@ from typing import Protocol, Self
 
 from codex_mcp_wrapper.engine.executor import EventSink, TaskOutcome, TaskRequest
 from codex_mcp_wrapper.errors import WorkerError, WorkerStartError
+from codex_mcp_wrapper.settings import Recycling
+
+log = logging.getLogger("codex_mcp_wrapper.pool")
 
 
 class Worker(Protocol):
@@ -24,6 +30,15 @@ class Worker(Protocol):
 
     @property
     def alive(self) -> bool: ...
+
+    @property
+    def threads_run(self) -> int:
+        """Threads this process has started or resumed."""
+        ...
+
+    def memory_mb(self) -> float | None:
+        """Resident memory of the process and its children (None when unknown)."""
+        ...
 
     async def start(self) -> None: ...
 
@@ -44,6 +59,16 @@ def choose_worker(
     if preferred is not None and preferred in idle:
         return preferred
     return idle[0] if idle else None
+
+
+def retire_reason(threads_run: int, memory_mb: float | None, limits: Recycling) -> str | None:
+    """Why a worker must be retired now, or None: it ran its share of threads, or it grew
+    past the memory limit (a limit of 0 is off)."""
+    if limits.max_threads and threads_run >= limits.max_threads:
+        return f"it ran {threads_run} threads (limit {limits.max_threads})"
+    if limits.max_rss_mb and memory_mb is not None and memory_mb >= limits.max_rss_mb:
+        return f"it uses {memory_mb:.0f} MB (limit {limits.max_rss_mb} MB)"
+    return None
 
 
 @dataclass
@@ -72,8 +97,12 @@ def assign(idle: list[str], waiters: list[Waiter]) -> list[tuple[Waiter, str]]:
 class WorkerPool:
     """N workers; ``acquire`` waits (first come, first served) for an idle one."""
 
-    def __init__(self, factory: WorkerFactory, labels: Sequence[str]) -> None:
+    def __init__(
+        self, factory: WorkerFactory, labels: Sequence[str], recycling: Recycling | None = None
+    ) -> None:
         self._factory = factory
+        self._recycling = recycling or Recycling()
+        self.retired = 0  # workers stopped for wear, over the pool's life
         self._labels = list(labels)
         self._workers: dict[str, Worker] = {}
         self._idle: list[str] = []
@@ -159,6 +188,18 @@ class WorkerPool:
         self._dispatch()
 
     async def release(self, worker: Worker) -> None:
+        """Take a worker back; retire it first when it is worn out (its label is lent again
+        and a fresh process started for it when next needed)."""
+        if worker.alive:
+            reason = retire_reason(worker.threads_run, worker.memory_mb(), self._recycling)
+            if reason is not None:
+                log.info("retiring worker %s: %s", worker.label, reason)
+                self.retired += 1
+                try:
+                    await asyncio.shield(worker.aclose())
+                finally:
+                    self._give_back(worker.label)
+                return
         self._give_back(worker.label)
 
     async def replace(self, worker: Worker) -> Worker:

@@ -69,6 +69,7 @@ class AppServerWorker:
         self._proc: asyncio.subprocess.Process | None = None
         self._conn: JsonRpcConnection | None = None
         self._loaded_threads: set[str] = set()
+        self.threads_run = 0  # threads started or resumed by this process (for recycling)
         self._current_run = ""
         self._current_task = ""
         self._current_sink: EventSink | None = None
@@ -82,6 +83,10 @@ class AppServerWorker:
     @property
     def pid(self) -> int | None:
         return self._proc.pid if self._proc else None
+
+    def memory_mb(self) -> float | None:
+        """Resident memory of this worker's process tree (Codex and what it runs), in MiB."""
+        return process.tree_rss_mb(self._proc.pid) if self._proc and self.alive else None
 
     @property
     def alive(self) -> bool:
@@ -215,6 +220,7 @@ class AppServerWorker:
                 )
                 thread_id = str(result["thread"]["id"])
                 self._loaded_threads.add(thread_id)
+                self.threads_run += 1
                 await self._await_mcp_servers(request, thread_id, sink)
                 return thread_id, request.turns_done
             except RpcError as exc:
@@ -227,6 +233,7 @@ class AppServerWorker:
         result = await conn.request("thread/start", params, self._timeouts.request)
         thread_id = str(result["thread"]["id"])
         self._loaded_threads.add(thread_id)
+        self.threads_run += 1
         await self._await_mcp_servers(request, thread_id, sink)
         return thread_id, 0
 
