@@ -141,9 +141,10 @@ class FakeFleet(Watched):
         self.closed: list[str] = []  # labels, in the order their aclose() was called
         self.history: list[str] = []  # "start w1#1", "run a/1 on w1#1", "close w1#1", ...
         self.calls: list[Call] = []
-        self.running: dict[str, str] = {}  # label#generation -> task id, while it runs
+        self.running: dict[str, str] = {}  # "label#generation/task" -> task id, while it runs
         self.max_running = 0
         self.rss_mb: float | None = None  # the memory every worker reports, unless its own
+        self.capacity = 1  # threads a worker may run at once (the pool's threads_per_worker)
 
     def __call__(self, label: str) -> FakeWorker:
         generation = 1 + sum(1 for w in self.workers if w.label == label)
@@ -165,7 +166,7 @@ class FakeFleet(Watched):
 
 class FakeWorker:
     """Speaks ``codex_mcp_wrapper.codex.pool.Worker``; fails the test if it is misused (run
-    while dead or while already running: the pool must never lend it so)."""
+    while dead or while running as many threads as it may: the pool must never lend it so)."""
 
     def __init__(self, label: str, generation: int, fleet: FakeFleet) -> None:
         self.label = label
@@ -176,7 +177,7 @@ class FakeWorker:
         self.threads_run = 0
         self.rss_mb: float | None = None  # what memory_mb() reports; tests set it
         self._alive = False
-        self._busy = False
+        self.busy = 0  # threads running now
 
     def __repr__(self) -> str:
         return f"<FakeWorker {self.name} alive={self._alive}>"
@@ -197,7 +198,7 @@ class FakeWorker:
 
     async def run(self, request: TaskRequest, sink: EventSink) -> TaskOutcome:
         assert self._alive, f"{self.name} was lent out dead"
-        assert not self._busy, f"{self.name} was lent out while running another task"
+        assert self.busy < self.fleet.capacity, f"{self.name} was lent out while full"
         fleet = self.fleet
         act = fleet.act_for(request.task_id, request.attempt)
         fleet.calls.append(
@@ -215,8 +216,8 @@ class FakeWorker:
         thread_id = request.thread_id or f"thread-{request.task_id}"
         self.threads_run += 1
         sink.thread_progress(request.task_id, thread_id, self.label, request.turns_done)
-        self._busy = True
-        fleet.running[self.name] = request.task_id
+        self.busy += 1
+        fleet.running[f"{self.name}/{request.task_id}"] = request.task_id
         fleet.max_running = max(fleet.max_running, len(fleet.running))
         fleet.changed()
         try:
@@ -227,8 +228,8 @@ class FakeWorker:
                     async with asyncio.timeout(request.timeout_sec + 0.001):
                         await asyncio.Event().wait()
         finally:
-            self._busy = False
-            del fleet.running[self.name]
+            self.busy -= 1
+            del fleet.running[f"{self.name}/{request.task_id}"]
             fleet.changed()
         if act.die:
             self._alive = False
@@ -272,11 +273,13 @@ async def started(
     fleet: FakeFleet,
     labels: Sequence[str] = ("w1",),
     recycling: Recycling | None = None,
+    threads_per_worker: int = 1,
 ) -> AsyncIterator[Live]:
     """The real runner, executor and pool over ``fleet``'s workers, the run going on in a task."""
     bus, log = EventBus(), EventLog()
     bus.subscribe(log)
-    async with WorkerPool(fleet, labels, recycling) as pool:
+    fleet.capacity = threads_per_worker
+    async with WorkerPool(fleet, labels, recycling, threads_per_worker) as pool:
         runner = MissionRunner("run-1", planned, LocalExecutor(pool), bus, retry_backoff=(0.0,))
         live = Live(runner, asyncio.create_task(runner.run()), log, pool)
         try:
@@ -291,8 +294,12 @@ async def run(
     fleet: FakeFleet,
     labels: Sequence[str] = ("w1",),
     recycling: Recycling | None = None,
+    threads_per_worker: int = 1,
 ) -> tuple[dict[str, TaskResult], EventLog]:
-    async with started(planned, fleet, labels, recycling) as live, asyncio.timeout(WAIT):
+    async with (
+        started(planned, fleet, labels, recycling, threads_per_worker) as live,
+        asyncio.timeout(WAIT),
+    ):
         results = await live.task
     return {r.task_id: r for r in results}, live.log
 

@@ -323,38 +323,58 @@ def waiter(required: str | None = None, preferred: str | None = None) -> Waiter:
     return Waiter(required, preferred, asyncio.get_running_loop().create_future())
 
 
+def slots(*labels: str, free: int = 1) -> dict[str, int]:
+    return dict.fromkeys(labels, free)
+
+
 def pairs(grants: list[tuple[Waiter, str]], waiters: list[Waiter]) -> list[tuple[int, str]]:
     return [(waiters.index(w), label) for w, label in grants]
 
 
 async def test_assign_hands_idle_workers_to_waiters_in_arrival_order() -> None:
     waiters = [waiter(), waiter(), waiter()]
-    assert pairs(assign(["w2", "w1"], waiters), waiters) == [(0, "w2"), (1, "w1")]
+    assert pairs(assign(slots("w2", "w1"), waiters), waiters) == [(0, "w2"), (1, "w1")]
 
 
 async def test_assign_with_no_idle_worker_grants_nothing_and_changes_nothing() -> None:
-    idle, waiters = ["w1"], [waiter()]
-    assert assign([], waiters) == []
-    assert len(assign(idle, waiters)) == 1
-    assert (idle, len(waiters)) == (["w1"], 1)  # pure: the pool applies the grants
+    free, waiters = slots("w1"), [waiter()]
+    assert assign(slots(), waiters) == []
+    assert assign(slots("w1", free=0), waiters) == []
+    assert len(assign(free, waiters)) == 1
+    assert (free, len(waiters)) == ({"w1": 1}, 1)  # pure: the pool applies the grants
 
 
 async def test_assign_skips_a_waiter_whose_required_worker_is_busy() -> None:
     waiters = [waiter(required="w3"), waiter()]
-    assert pairs(assign(["w1"], waiters), waiters) == [(1, "w1")]
+    assert pairs(assign(slots("w1"), waiters), waiters) == [(1, "w1")]
 
 
 async def test_assign_gives_a_required_worker_to_the_waiter_requiring_it() -> None:
     waiters = [waiter(preferred="w2"), waiter(required="w1")]
-    assert pairs(assign(["w1", "w2"], waiters), waiters) == [(0, "w2"), (1, "w1")]
+    assert pairs(assign(slots("w1", "w2"), waiters), waiters) == [(0, "w2"), (1, "w1")]
 
 
 async def test_assign_honours_a_preference_only_when_that_worker_is_idle() -> None:
     waiters = [waiter(preferred="w2"), waiter(preferred="w9")]
-    assert pairs(assign(["w1", "w2", "w3"], waiters), waiters) == [(0, "w2"), (1, "w1")]
+    assert pairs(assign(slots("w1", "w2", "w3"), waiters), waiters) == [(0, "w2"), (1, "w1")]
+
+
+async def test_assign_spreads_threads_over_the_workers_with_the_most_free_slots() -> None:
+    waiters = [waiter(), waiter(), waiter(), waiter()]
+    free = {"w1": 1, "w2": 3, "w3": 2}
+    assert pairs(assign(free, waiters), waiters) == [(0, "w2"), (1, "w2"), (2, "w3"), (3, "w1")]
+
+
+async def test_assign_hands_out_no_more_than_the_pool_wide_limit() -> None:
+    waiters = [waiter(), waiter(), waiter()]
+    assert pairs(assign(slots("w1", "w2", free=4), waiters, limit=2), waiters) == [
+        (0, "w1"),
+        (1, "w2"),
+    ]
+    assert assign(slots("w1", free=4), waiters, limit=0) == []
 
 
 async def test_assign_skips_waiters_that_are_already_done() -> None:
     waiters = [waiter(), waiter()]
     waiters[0].future.cancel()
-    assert pairs(assign(["w1"], waiters), waiters) == [(1, "w1")]
+    assert pairs(assign(slots("w1"), waiters), waiters) == [(1, "w1")]

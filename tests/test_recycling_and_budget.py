@@ -11,7 +11,7 @@ import pytest
 from codex_mcp_wrapper.codex.budget import ProcessBudget, grant
 from codex_mcp_wrapper.codex.pool import retire_reason
 from codex_mcp_wrapper.settings import Recycling
-from tests.fakes import WAIT, FakeFleet, failed, run
+from tests.fakes import WAIT, FakeFleet, blocks, dies, failed, run, started
 from tests.test_fast_runner_and_pool import plan, task
 
 pytestmark = pytest.mark.anyio
@@ -131,3 +131,55 @@ async def test_a_cancelled_wait_for_the_budget_leaves_the_line() -> None:
     assert budget.free == 1
     async with asyncio.timeout(WAIT), budget.take(1) as granted:
         assert granted == 1
+
+
+# --- several threads on one worker ------------------------------------------------------------
+
+
+async def test_threads_share_few_workers_up_to_their_slots_and_the_pool_limit(
+    tmp_path: Path,
+) -> None:
+    gate = asyncio.Event()
+    fleet = FakeFleet({f"t{n}": [blocks(gate)] for n in range(7)})
+    tasks = [task(f"t{n}") for n in range(7)]
+    async with started(plan(tmp_path, tasks), fleet, ["w1", "w2"], None, 3) as live:
+        await fleet.wait_until(lambda: len(fleet.running) == 6)
+        assert sorted(w.busy for w in fleet.workers) == [3, 3]
+        assert "[6 busy, 0 idle | 1 waiting]" in repr(live.pool)
+        gate.set()
+        async with asyncio.timeout(WAIT):
+            results = await live.task
+    assert all(r.status == "ok" for r in results)
+    assert fleet.max_running == 6
+    assert {c.worker for c in fleet.calls} == {"w1#1", "w2#1"}
+
+
+async def test_a_worn_worker_is_drained_and_stopped_only_after_its_last_thread(
+    tmp_path: Path,
+) -> None:
+    gates = {name: asyncio.Event() for name in ("a", "b")}
+    fleet = FakeFleet({name: [blocks(gate)] for name, gate in gates.items()})
+    tasks = [task("a"), task("b"), task("c", "a", "b")]
+    limits = Recycling(max_threads=2)
+    async with started(plan(tmp_path, tasks), fleet, ["w1"], limits, 4) as live:
+        await fleet.wait_until(lambda: len(fleet.running) == 2)
+        gates["a"].set()
+        await live.log.wait_until(lambda: live.log.finished("a"))
+        assert "close w1#1" not in fleet.history  # b still runs on it
+        assert "[1 busy, 0 idle | 0 waiting]" in repr(live.pool)  # drained: no slot lent
+        gates["b"].set()
+        async with asyncio.timeout(WAIT):
+            results = await live.task
+    assert [r.status for r in results] == ["ok", "ok", "ok"]
+    assert fleet.history.index("close w1#1") < fleet.history.index("start w1#2")
+    assert [c.worker for c in fleet.calls_of("c")] == ["w1#2"]
+
+
+async def test_a_dead_worker_is_started_afresh_once_for_the_threads_waiting_on_it(
+    tmp_path: Path,
+) -> None:
+    fleet = FakeFleet({"a": [dies()]})
+    tasks = [task("a", retries=1), task("b", "a"), task("c", "a"), task("d", "a")]
+    results, _ = await run(plan(tmp_path, tasks), fleet, ["w1"], None, 4)
+    assert all(r.status == "ok" for r in results.values())
+    assert [h for h in fleet.history if h.startswith("start")] == ["start w1#1", "start w1#2"]

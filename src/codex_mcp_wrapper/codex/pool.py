@@ -1,17 +1,19 @@
-"""A pool of workers: start them, lend them out, replace the broken ones, retire the worn.
+"""A pool of workers: start them, lend their thread slots, replace the broken, retire the worn.
 
-The pool knows a worker only by the ``Worker`` protocol (the real one is ``AppServerWorker``;
-tests use a fake that speaks the same protocol). The choice of a worker (``assign``) and whether
-one is worn out (``retire_reason``) are plain functions; the pool wraps them with the waiting
-and the I/O. A retired worker is stopped when it comes back idle; the next task lent its label
-gets a fresh process on the same CODEX_HOME, where its threads can be resumed.
+Each worker is one Codex process running up to ``threads_per_worker`` threads at once (one
+task each); ``max_active`` bounds the threads of the whole pool. The pool knows a worker only by
+the ``Worker`` protocol (the real one is ``AppServerWorker``; tests use a fake that speaks the
+same protocol). The choice of a worker (``assign``) and whether one is worn out
+(``retire_reason``) are plain functions; the pool wraps them with the waiting and the I/O. A
+worn worker is drained (lent no more), stopped once its last thread ends, and the next task
+lent its label gets a fresh process on the same CODEX_HOME, where its threads can be resumed.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Protocol, Self
@@ -51,14 +53,17 @@ WorkerFactory = Callable[[str], Worker]
 
 
 def choose_worker(
-    idle: Sequence[str], required: str | None = None, preferred: str | None = None
+    free: Mapping[str, int], required: str | None = None, preferred: str | None = None
 ) -> str | None:
-    """The idle worker to lend: the required one or none; else the preferred; else the first."""
+    """The worker to lend a slot of (``free``: label -> free thread slots, in pool order): the
+    required one or none; else the preferred one; else the one with the most free slots (the
+    first of those), spreading threads over processes."""
     if required is not None:
-        return required if required in idle else None
-    if preferred is not None and preferred in idle:
+        return required if free.get(required, 0) > 0 else None
+    if preferred is not None and free.get(preferred, 0) > 0:
         return preferred
-    return idle[0] if idle else None
+    best = max(free.values(), default=0)
+    return next((label for label, n in free.items() if n == best), None) if best > 0 else None
 
 
 def retire_reason(threads_run: int, memory_mb: float | None, limits: Recycling) -> str | None:
@@ -78,39 +83,62 @@ class Waiter:
     future: asyncio.Future[str]
 
 
-def assign(idle: list[str], waiters: list[Waiter]) -> list[tuple[Waiter, str]]:
-    """Hand idle workers to waiters, first come first served; pure, no I/O."""
-    free = list(idle)
+def assign(
+    free: Mapping[str, int], waiters: list[Waiter], limit: int | None = None
+) -> list[tuple[Waiter, str]]:
+    """Hand free slots to waiters, first come first served, at most ``limit`` in all; a waiter
+    whose required worker is full lets later ones pass. Pure, no I/O."""
+    left = dict(free)
     grants: list[tuple[Waiter, str]] = []
     for waiter in waiters:
-        if not free:
+        if limit is not None and len(grants) >= limit:
+            break
+        if not any(n > 0 for n in left.values()):
             break
         if waiter.future.done():
             continue
-        label = choose_worker(free, waiter.required, waiter.preferred)
+        label = choose_worker(left, waiter.required, waiter.preferred)
         if label is not None:
-            free.remove(label)
+            left[label] -= 1
             grants.append((waiter, label))
     return grants
 
 
 class WorkerPool:
-    """N workers; ``acquire`` waits (first come, first served) for an idle one."""
+    """Workers of ``threads_per_worker`` slots each; ``acquire`` waits (first come, first
+    served) for a free slot, ``release`` gives it back."""
 
     def __init__(
-        self, factory: WorkerFactory, labels: Sequence[str], recycling: Recycling | None = None
+        self,
+        factory: WorkerFactory,
+        labels: Sequence[str],
+        recycling: Recycling | None = None,
+        threads_per_worker: int = 1,
+        max_active: int | None = None,
     ) -> None:
         self._factory = factory
-        self._recycling = recycling or Recycling()
-        self.retired = 0  # workers stopped for wear, over the pool's life
         self._labels = list(labels)
+        self._recycling = recycling or Recycling()
+        self._capacity = max(1, threads_per_worker)
+        self._max_active = max_active
         self._workers: dict[str, Worker] = {}
-        self._idle: list[str] = []
+        self._active: dict[str, int] = {}  # label -> slots lent out
+        self._draining: set[str] = set()  # worn: lent no more, stopped when its last slot ends
+        self._restarts: dict[str, asyncio.Lock] = {}
         self._waiters: list[Waiter] = []
+        self.retired = 0  # workers stopped for wear, over the pool's life
 
     def __repr__(self) -> str:
-        busy = len(self._workers) - len(self._idle)
-        return f"<WorkerPool [{busy} busy, {len(self._idle)} idle | {len(self._waiters)} waiting]>"
+        busy = sum(self._active.values())
+        idle = sum(self._free().values())
+        return f"<WorkerPool [{busy} busy, {idle} idle | {len(self._waiters)} waiting]>"
+
+    def _free(self) -> dict[str, int]:
+        return {
+            label: self._capacity - self._active.get(label, 0)
+            for label in self._labels
+            if label in self._workers and label not in self._draining
+        }
 
     async def __aenter__(self) -> Self:
         try:
@@ -141,7 +169,6 @@ class WorkerPool:
             first = errors[0] if errors else None
             raise WorkerStartError(str(first) if first else "no Codex worker could be started.")
         self._labels = [label for label in self._labels if label in self._workers]
-        self._idle.sort(key=self._labels.index)
 
     async def _start_one(self, label: str) -> None:
         worker = self._factory(label)
@@ -151,15 +178,18 @@ class WorkerPool:
         except BaseException:
             self._workers.pop(label, None)
             raise
-        self._idle.append(label)
 
     def _dispatch(self) -> None:
-        for waiter, label in assign(self._idle, self._waiters):
-            self._idle.remove(label)
+        limit = None
+        if self._max_active is not None:
+            limit = max(0, self._max_active - sum(self._active.values()))
+        for waiter, label in assign(self._free(), self._waiters, limit):
+            self._active[label] = self._active.get(label, 0) + 1
             self._waiters.remove(waiter)
             waiter.future.set_result(label)
 
     async def acquire(self, required: str | None = None, preferred: str | None = None) -> Worker:
+        """A slot on a live worker; a dead one is started afresh (once, whoever asks first)."""
         if required is not None and required not in self._labels:
             required = None  # that worker is not in this pool: start the thread anew elsewhere
         waiter = Waiter(required, preferred, asyncio.get_running_loop().create_future())
@@ -173,34 +203,38 @@ class WorkerPool:
             elif waiter.future.done() and not waiter.future.cancelled():
                 self._give_back(waiter.future.result())
             raise
-        worker = self._workers[label]
-        if worker.alive:
-            return worker
-        try:  # it died while idle or in its last task: a fresh process, same CODEX_HOME
-            return await self.replace(worker)
+        try:
+            async with self._restarts.setdefault(label, asyncio.Lock()):
+                worker = self._workers[label]
+                if not worker.alive:  # died, or retired: a fresh process, same CODEX_HOME
+                    worker = await self.replace(worker)
         except BaseException:
             self._give_back(label)
             raise
+        return worker
 
     def _give_back(self, label: str) -> None:
-        if label not in self._idle:
-            self._idle.append(label)
+        self._active[label] = max(0, self._active.get(label, 0) - 1)
         self._dispatch()
 
     async def release(self, worker: Worker) -> None:
-        """Take a worker back; retire it first when it is worn out (its label is lent again
-        and a fresh process started for it when next needed)."""
-        if worker.alive:
+        """Take a slot back. A worn worker is drained: lent no more, and stopped once its last
+        thread has ended (its label is then lent again, with a fresh process)."""
+        label = worker.label
+        if worker.alive and label not in self._draining:
             reason = retire_reason(worker.threads_run, worker.memory_mb(), self._recycling)
             if reason is not None:
-                log.info("retiring worker %s: %s", worker.label, reason)
+                log.info("retiring worker %s: %s", label, reason)
+                self._draining.add(label)
                 self.retired += 1
-                try:
-                    await asyncio.shield(worker.aclose())
-                finally:
-                    self._give_back(worker.label)
-                return
-        self._give_back(worker.label)
+        if label in self._draining and self._active.get(label, 0) <= 1:
+            try:
+                await asyncio.shield(worker.aclose())
+            finally:
+                self._draining.discard(label)
+                self._give_back(label)
+            return
+        self._give_back(label)
 
     async def replace(self, worker: Worker) -> Worker:
         """Kill a broken worker and start a fresh one under the same label (same CODEX_HOME)."""
@@ -214,4 +248,4 @@ class WorkerPool:
         workers = list(self._workers.values())
         await asyncio.gather(*(w.aclose() for w in workers), return_exceptions=True)
         self._workers.clear()
-        self._idle.clear()
+        self._active.clear()
