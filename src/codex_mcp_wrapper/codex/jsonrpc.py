@@ -1,9 +1,11 @@
 """JSON-RPC 2.0 over newline-delimited JSON on a child's stdio (the app-server wire format).
 
 A reader task dispatches each incoming line: responses resolve the pending request's future,
-notifications go to ``incoming`` (a queue the turn loop consumes), and requests from the server
-(approvals) go to ``on_request`` whose answer is written back. When the stream ends every pending
-request fails with ``WorkerDied`` and ``incoming`` receives ``CLOSED``.
+notifications go to the inbox of the thread they name (``inbox(thread_id)``, a queue that
+thread's turn loop consumes, so many threads can share one connection; once ``route_threads``
+was called) or else to ``incoming``; requests from the server (approvals) go to ``on_request`` whose answer
+is written back. When the stream ends every pending request fails with ``WorkerDied`` and
+``incoming`` and every inbox receive ``CLOSED``.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ class _Closed:
 
 CLOSED = _Closed()
 RequestHandler = Callable[[ServerRequest], Awaitable[dict[str, Any]]]
+Inbox = asyncio.Queue[Notification | _Closed]
 
 
 class RpcError(ProtocolError):
@@ -64,11 +67,35 @@ class JsonRpcConnection:
         self._pending: dict[int | str, asyncio.Future[dict[str, Any]]] = {}
         self._methods: dict[int | str, str] = {}
         self._write_lock = asyncio.Lock()
-        self.incoming: asyncio.Queue[Notification | _Closed] = asyncio.Queue()
+        self.incoming: Inbox = asyncio.Queue()
+        self._inboxes: dict[str, Inbox] = {}
+        self._dropped: set[str] = set()
+        self._routing = False
         self.closed = asyncio.Event()
         self.close_reason = ""
         self._tasks: set[asyncio.Task[None]] = set()
         self._reader_task: asyncio.Task[None] | None = None
+
+    def inbox(self, thread_id: str) -> Inbox:
+        """The queue of ``thread_id``'s notifications (until ``drop_inbox``), holding those
+        that arrived before it was asked for (``thread/start`` answers after the thread's
+        first notifications). Routing starts with ``route_threads()``; before that every
+        notification goes to ``incoming``."""
+        inbox = self._inboxes.get(thread_id)
+        if inbox is None:
+            inbox = self._inboxes[thread_id] = asyncio.Queue()
+            if self.closed.is_set():
+                inbox.put_nowait(CLOSED)
+        return inbox
+
+    def drop_inbox(self, thread_id: str) -> None:
+        """Forget ``thread_id``: its queue, and any notification of it from now on."""
+        self._inboxes.pop(thread_id, None)
+        self._dropped.add(thread_id)
+
+    def route_threads(self) -> None:
+        """From now on, a notification that names a thread goes to that thread's inbox."""
+        self._routing = True
 
     def start(self) -> None:
         self._reader_task = asyncio.create_task(self._read_loop(), name=f"{self._name}-reader")
@@ -151,6 +178,8 @@ class JsonRpcConnection:
             self.closed.set()
             self._fail_pending(reason)
             self.incoming.put_nowait(CLOSED)
+            for inbox in self._inboxes.values():
+                inbox.put_nowait(CLOSED)
 
     def _dispatch(self, message: dict[str, Any]) -> None:
         if "method" in message and "id" in message:
@@ -159,7 +188,13 @@ class JsonRpcConnection:
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
         elif "method" in message:
-            self.incoming.put_nowait(Notification(message["method"], message.get("params") or {}))
+            params = message.get("params") or {}
+            note = Notification(message["method"], params if isinstance(params, dict) else {})
+            thread_id = note.params.get("threadId")
+            if not self._routing or not isinstance(thread_id, str):
+                self.incoming.put_nowait(note)
+            elif thread_id not in self._dropped:
+                self.inbox(thread_id).put_nowait(note)
         elif "id" in message:
             future = self._pending.get(message["id"])
             if future is None or future.done():
