@@ -47,11 +47,11 @@ def runs_show(ctx: click.Context, run_id: str) -> None:
 @click.pass_context
 def report(ctx: click.Context, run_id: str, junit: Path | None, html: Path | None) -> None:
     """Render RUN_ID's reports again: junit.xml and report.html in its run folder (and where
-    asked)."""
-    xml_path, html_path = open_runs(settings_from(ctx)).report(
+    asked; only there when the state dir is read-only)."""
+    written = open_runs(settings_from(ctx)).report(
         run_id, [junit] if junit else [], [html] if html else []
     )
-    click.echo(f"wrote {xml_path} and {html_path}")
+    click.echo(f"wrote {', '.join(str(path) for path in written)}")
 
 
 COMMANDS = (runs, report)

@@ -4,6 +4,7 @@ files under ``runs/<run_id>/``), every secret redacted, each event committed or 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sqlite3
@@ -63,12 +64,17 @@ class RunRecorder:
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700 if private else 0o777)
         tmp = path.with_suffix(path.suffix + ".tmp")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600 if private else 0o666)
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(data if private else self.redactor.data(data), fh, indent=2)
-            fh.write("\n")
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                json.dump(data if private else self.redactor.data(data), fh, indent=2)
+                fh.write("\n")
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, path)
+        except OSError:  # a full disk: leave the last whole file, not a torn .tmp beside it
+            with contextlib.suppress(OSError):
+                tmp.unlink(missing_ok=True)
+            raise
 
     def _write_mission(self, run_id: str, record: dict[str, Any]) -> None:
         """``mission.json`` redacted for people; when that hid a secret, the mission as it ran

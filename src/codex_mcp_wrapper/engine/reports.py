@@ -8,6 +8,7 @@ them into the run folder, and to extra paths on request, when the run finishes.
 
 from __future__ import annotations
 
+import contextlib
 import html
 import json
 import os
@@ -20,6 +21,7 @@ from pathlib import Path
 from codex_mcp_wrapper.engine.events import Event, RunFinished, RunStarted
 from codex_mcp_wrapper.engine.redaction import Redactor
 from codex_mcp_wrapper.engine.results import RunSummary, TaskResult
+from codex_mcp_wrapper.errors import EnvironmentProblem
 
 EXCERPT = 4000
 STATUS_COLOUR = {
@@ -279,21 +281,38 @@ def write_reports(
     notes: str | None = None,
     junit: Sequence[Path] = (),
     html_paths: Sequence[Path] = (),
-) -> None:
-    """``junit.xml`` and ``report.html`` in the run folder, and copies where asked. A copy of
-    the HTML report written elsewhere links to the transcripts in the run folder by paths
-    relative to where the copy is (see ``transcript_href``)."""
+    *,
+    in_run_dir: bool = True,
+) -> list[Path]:
+    """``junit.xml`` and ``report.html`` in the run folder (unless ``in_run_dir`` is false),
+    and copies where asked; returns the paths written. A copy of the HTML report written
+    elsewhere links to the transcripts in the run folder by paths relative to where the copy
+    is (see ``transcript_href``)."""
     xml_text = junit_xml(summary)
-    for path, text in [
-        (run_dir / "junit.xml", xml_text),
-        (run_dir / "report.html", html_report(summary, notes, run_dir)),
-        *((p, xml_text) for p in junit),
-        *((p, html_report(summary, notes, run_dir, p)) for p in html_paths),
-    ]:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")
+    targets: list[tuple[Path, str]] = []
+    if in_run_dir:
+        targets += [
+            (run_dir / "junit.xml", xml_text),
+            (run_dir / "report.html", html_report(summary, notes, run_dir)),
+        ]
+    targets += [(path, xml_text) for path in junit]
+    targets += [(path, html_report(summary, notes, run_dir, path)) for path in html_paths]
+    for path, text in targets:
+        _replace(path, text)
+    return [path for path, _ in targets]
+
+
+def _replace(path: Path, text: str) -> None:
+    """Write ``path`` whole or not at all: no half-written ``.tmp`` stays behind a full disk."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    try:
         tmp.write_text(text, encoding="utf-8")
         os.replace(tmp, path)
+    except OSError:
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
+        raise
 
 
 class ReportWriter:
@@ -314,6 +333,12 @@ class ReportWriter:
             self.notes = self.redactor.text(notes) if isinstance(notes, str) else None
         elif isinstance(event, RunFinished) and event.summary.run_dir:
             summary = RunSummary.model_validate(self.redactor.data(event.summary.model_dump()))
-            write_reports(
-                summary, Path(event.summary.run_dir), self.notes, self.junit, self.html_paths
-            )
+            try:
+                write_reports(
+                    summary, Path(event.summary.run_dir), self.notes, self.junit, self.html_paths
+                )
+            except OSError as exc:
+                raise EnvironmentProblem(
+                    f"cannot write the reports of run {summary.run_id} ({exc}); free disk space "
+                    f"or fix permissions, then `codex-mcp-wrapper report {summary.run_id}`."
+                ) from exc

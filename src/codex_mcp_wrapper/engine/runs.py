@@ -25,7 +25,7 @@ from codex_mcp_wrapper.engine.resume import continuation, resume_plan, task_thre
 from codex_mcp_wrapper.engine.session import RunOptions, new_run_id, run_mission
 from codex_mcp_wrapper.engine.store import RunStore
 from codex_mcp_wrapper.engine.tracker import RunTracker
-from codex_mcp_wrapper.errors import InputError
+from codex_mcp_wrapper.errors import InputError, StateDirError
 from codex_mcp_wrapper.missions.model import Mission
 from codex_mcp_wrapper.missions.single import CodexRequest, codex_mission
 from codex_mcp_wrapper.settings import Settings, Timeouts
@@ -229,17 +229,29 @@ class Runs:
 
     def report(
         self, run_id: str, junit: Sequence[Path] = (), html: Sequence[Path] = ()
-    ) -> tuple[Path, Path]:
-        """Render a finished run's JUnit XML and HTML report again (in its run folder, and at
-        the extra paths given); returns the run folder's two paths."""
+    ) -> tuple[Path, ...]:
+        """Render a finished run's JUnit XML and HTML report again, in its run folder and at
+        the extra paths given; returns the paths written. When the run folder cannot be
+        written (a read-only or full state dir) it keeps the reports the run wrote, and only
+        the extra paths are written; with none given that is an error."""
         with RunStore.reader(self.settings.state_dir) as store:
             summary = store.summary(run_id)
             run_dir = store.run_dir(run_id)
             mission = store.read_mission(run_id) if summary is not None else None
         if summary is None or mission is None:
             raise InputError(f"run '{run_id}' has not finished; see `codex-mcp-wrapper runs list`.")
-        write_reports(summary, run_dir, mission.notes, junit, html)
-        return run_dir / "junit.xml", run_dir / "report.html"
+        try:
+            written = write_reports(summary, run_dir, mission.notes)
+        except OSError as exc:
+            if not (junit or html):
+                raise StateDirError(
+                    f"cannot write the reports into {run_dir} ({exc.strerror or exc}); the ones "
+                    "the run wrote are there, or give --junit FILE / --html FILE to render them "
+                    "elsewhere."
+                ) from exc
+            written = []
+        copies = write_reports(summary, run_dir, mission.notes, junit, html, in_run_dir=False)
+        return (*written, *copies)
 
     def task_file(self, run_id: str, task_id: str, name: str) -> Path:
         """A file of a task's record (``events.jsonl``, ``final.md``, ``artifacts/NAME``),

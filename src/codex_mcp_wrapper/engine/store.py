@@ -73,6 +73,21 @@ CREATE TABLE IF NOT EXISTS threads (
 
 RUN_ID = re.compile(r"^[A-Za-z0-9._-]{1,80}$")
 SQLITE_BUSY_TIMEOUT = 30.0  # seconds another process may hold the write lock (runs share it)
+SNAPSHOT_ATTEMPTS = 3  # copies of state.db a reader tries before reading through the WAL
+
+
+def _wal_size(db_path: Path) -> int:
+    """Bytes in the database's write-ahead log: 0 when there is none (nothing to replay)."""
+    try:
+        return db_path.with_name(db_path.name + "-wal").stat().st_size
+    except FileNotFoundError:
+        return 0
+
+
+def _stamp(path: Path) -> tuple[int, int, int]:
+    """What changes when a checkpoint writes into ``path``."""
+    st = path.stat()
+    return st.st_ino, st.st_size, st.st_mtime_ns
 
 
 class RunStore:
@@ -100,14 +115,58 @@ class RunStore:
 
     @staticmethod
     def _open_readonly(path: Path) -> sqlite3.Connection:
+        """A connection that writes nothing in the state dir, which may be read-only or full.
+
+        ``mode=ro`` alone is not that: on a WAL database it needs the ``-wal`` and ``-shm``
+        files, so it creates them (and, unable to remove them, leaves them behind), and where it
+        cannot create them it fails ("unable to open database file"). So while no write-ahead
+        log holds commits, every commit is in ``state.db`` itself and it is copied into memory
+        through an ``immutable`` connection, which touches no other file. A writer that starts
+        and checkpoints during the copy changes the file (or leaves a log): the copy is taken
+        again. A log with commits in it means a writer is live or died before checkpointing;
+        ``immutable`` would not see those commits, so then ``mode=ro`` reads them, sharing the
+        ``-shm`` index the writer made.
+        """
         if not path.exists():  # no run yet: an empty in-memory store with the same tables
             db = sqlite3.connect(":memory:", isolation_level=None)
             db.executescript(SCHEMA)
             return db
-        db = sqlite3.connect(
-            f"{path.as_uri()}?mode=ro", uri=True, timeout=SQLITE_BUSY_TIMEOUT, isolation_level=None
-        )
-        db.execute("SELECT 1 FROM runs LIMIT 1")
+        for _ in range(SNAPSHOT_ATTEMPTS):
+            if _wal_size(path):
+                break
+            before = _stamp(path)
+            snapshot = sqlite3.connect(":memory:", isolation_level=None)
+            source = sqlite3.connect(f"{path.as_uri()}?mode=ro&immutable=1", uri=True)
+            try:
+                source.backup(snapshot)
+            except sqlite3.DatabaseError:
+                snapshot.close()
+                if _stamp(path) == before and not _wal_size(path):
+                    raise  # not torn by a writer: the file itself is bad
+                continue
+            finally:
+                source.close()
+            if _stamp(path) == before and not _wal_size(path):
+                snapshot.execute("SELECT 1 FROM runs LIMIT 1")
+                return snapshot
+            snapshot.close()
+        shm = path.with_name(path.name + "-shm")
+        try:
+            db = sqlite3.connect(
+                f"{path.as_uri()}?mode=ro",
+                uri=True,
+                timeout=SQLITE_BUSY_TIMEOUT,
+                isolation_level=None,
+            )
+            db.execute("SELECT 1 FROM runs LIMIT 1")
+        except sqlite3.OperationalError as exc:
+            if shm.exists():
+                raise
+            raise StateDirError(
+                f"the state dir {path.parent} cannot be read without write access: "
+                f"{path.name}-wal holds commits and there is no {shm.name} to read them by "
+                f"({exc}); run the command once where the state dir is writable."
+            ) from exc
         return db
 
     def _open_writable(self, state_dir: Path) -> sqlite3.Connection:

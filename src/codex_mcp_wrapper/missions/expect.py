@@ -12,11 +12,27 @@ from codex_mcp_wrapper.missions.paths import check_relative
 Count = Annotated[int, Field(ge=0)]
 
 
+def _ends_unescaped(value: str, suffix: str) -> bool:
+    """``value`` ends with ``suffix`` and no backslash escapes the suffix's first character."""
+    head = value.removesuffix(suffix)
+    return head != value and (len(head) - len(head.rstrip("\\"))) % 2 == 0
+
+
 def _regex(value: str) -> str:
     try:
         re.compile(value)
     except re.error as exc:
         raise ValueError(f"'{value}' is not a valid regular expression ({exc})") from exc
+    # `/^make$/` is "a slash, then the start of the text": it can never match, and nor can a
+    # `$` followed by a slash. Slashes around a regex (as some languages write it) are not part
+    # of the pattern here; with a top-level `|` the rest might match, so that is left alone.
+    if "|" not in value and (value.startswith("/^") or _ends_unescaped(value, "$/")):
+        bare = value.removeprefix("/")
+        bare = bare[:-1] if _ends_unescaped(bare, "/") else bare
+        raise ValueError(
+            f"'{value}' can never match: write the regular expression without slashes "
+            f"around it, as '{bare}'"
+        )
     return value
 
 
