@@ -10,6 +10,7 @@ is wrong and what to do, and maps to an exit code at the CLI edge::
     ├── EnvironmentProblem          exit 3: the machine cannot run Codex
     │   ├── CodexNotFound           no Codex binary
     │   ├── StateDirError           state dir not writable, disk full
+    │   ├── NoCredentials           Codex's own model provider has nothing to log in with
     │   └── WorkerStartError        a Codex worker did not come up
     └── WorkerError                 a running worker failed (becomes a task status)
         ├── WorkerDied              the process exited
@@ -56,6 +57,10 @@ class CodexNotFound(EnvironmentProblem):
 
 
 class StateDirError(EnvironmentProblem):
+    pass
+
+
+class NoCredentials(EnvironmentProblem):
     pass
 
 

@@ -7,19 +7,13 @@ import subprocess
 import sys
 import tempfile
 from dataclasses import dataclass
-from pathlib import Path
 
 import click
 
 from codex_mcp_wrapper.cli.options import settings_from
+from codex_mcp_wrapper.codex.auth import find_credentials
 from codex_mcp_wrapper.errors import EXIT_ENVIRONMENT, EXIT_OK, CodexNotFound
-from codex_mcp_wrapper.settings import (
-    API_KEY_VARS,
-    TESTED_CODEX_VERSIONS,
-    Settings,
-    find_codex_bin,
-    user_codex_home,
-)
+from codex_mcp_wrapper.settings import TESTED_CODEX_VERSIONS, Settings, find_codex_bin
 
 CHECK_TIMEOUT = 30.0
 
@@ -101,21 +95,8 @@ def run_checks(settings: Settings) -> list[Check]:
         checks.append(Check("state dir", True, f"{state} is writable"))
     except OSError as exc:
         checks.append(Check("state dir", False, f"{state} is not writable ({exc.strerror})"))
-    keys = [k for k in API_KEY_VARS if os.environ.get(k)]
-    auth_file = user_codex_home() / "auth.json"
-    if keys:
-        checks.append(Check("auth", True, f"API key in ${keys[0]}", required=False))
-    elif Path(auth_file).is_file():
-        checks.append(Check("auth", True, f"{auth_file} (use --mirror-auth)", required=False))
-    else:
-        checks.append(
-            Check(
-                "auth",
-                False,
-                "no OPENAI_API_KEY and no auth.json: only the scripted model (--scripted) works",
-                required=False,
-            )
-        )
+    found = find_credentials(settings)
+    checks.append(Check("auth", found.ok, found.source or found.missing, required=False))
     return checks
 
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from codex_mcp_wrapper.codex.auth import api_key_from_env, require_credentials
 from codex_mcp_wrapper.codex.budget import ProcessBudget
 from codex_mcp_wrapper.codex.executor import LocalExecutor
 from codex_mcp_wrapper.codex.home import (
@@ -22,6 +23,7 @@ from codex_mcp_wrapper.codex.home import (
     ProviderSpec,
     mirror_auth,
     scripted_provider,
+    write_api_key_auth,
     write_codex_home,
 )
 from codex_mcp_wrapper.codex.labels import LabelLocks
@@ -66,6 +68,8 @@ class WorkerFactory:
                 "copied auth.json into this worker: ChatGPT logins use single-use refresh "
                 "tokens and break across copies; prefer OPENAI_API_KEY."
             )
+        elif self.provider.kind == "codex" and (key := api_key_from_env()) is not None:
+            write_api_key_auth(home, key[1])  # app-server logs in only from auth.json
         env = self.settings.worker_base_env()
         env["CODEX_HOME"] = str(home)
         if self.provider.env_key and self.provider.env_key in os.environ:
@@ -98,6 +102,8 @@ class LocalBackend:
     @contextlib.asynccontextmanager
     async def open(self, mission: Mission, run: RunContext) -> AsyncIterator[TaskExecutor]:
         codex_bin, _origin = find_codex_bin(self.settings.codex_bin)
+        if not self.settings.scripted and mission.provider == "codex":
+            require_credentials(self.settings)  # before any worker starts
         locks = LabelLocks(self.settings.state_dir / "workers")
         async with (
             self.budget.take(run.workers, need=len(run.thread_workers)) as granted,

@@ -6,6 +6,7 @@ hosts), and, when the scripted model is selected, a model provider on 127.0.0.1 
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import tomllib
@@ -117,6 +118,18 @@ def mirror_auth(source_home: Path, home: Path) -> bool:
     shutil.copyfile(source, target)
     os.chmod(target, 0o600)
     return True
+
+
+def write_api_key_auth(home: Path, api_key: str) -> None:
+    """Log ``home`` in with an API key (mode 0600), as ``codex login --with-api-key`` does:
+    ``codex app-server`` reads its login only from ``auth.json``, never from the environment."""
+    target = home / "auth.json"
+    tmp = target.with_suffix(".json.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        json.dump({"OPENAI_API_KEY": api_key, "tokens": None, "last_refresh": None}, fh)
+    os.replace(tmp, target)
 
 
 def config_snippet(base_url: str) -> str:

@@ -3,9 +3,9 @@
 A reader task dispatches each incoming line: responses resolve the pending request's future,
 notifications go to the inbox of the thread they name (``inbox(thread_id)``, a queue that
 thread's turn loop consumes, so many threads can share one connection; once ``route_threads``
-was called) or else to ``incoming``; requests from the server (approvals) go to ``on_request`` whose answer
-is written back. When the stream ends every pending request fails with ``WorkerDied`` and
-``incoming`` and every inbox receive ``CLOSED``.
+was called) or else to ``incoming``; requests from the server (approvals) go to ``on_request``
+whose answer is written back. When the stream ends every pending request fails with
+``WorkerDied`` and ``incoming`` and every inbox receive ``CLOSED``.
 """
 
 from __future__ import annotations

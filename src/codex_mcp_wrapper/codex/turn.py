@@ -1,6 +1,7 @@
 """One Codex turn on an app-server connection: ``turn/start``, then notifications until
 ``turn/completed``, under an idle and a wall-clock deadline; on a deadline the turn is
-interrupted, and a worker that does not stop it is a stall.
+interrupted, and a worker that does not stop it is a stall. Codex retrying a model it cannot
+reach ("Reconnecting...") is reported but is not progress: it does not hold off the idle deadline.
 
 How a turn ends is told by the exceptions below; ``AppServerWorker.run`` turns each into a
 ``TaskOutcome`` value.
@@ -16,8 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from codex_mcp_wrapper.codex.jsonrpc import CLOSED, JsonRpcConnection, Notification
-from codex_mcp_wrapper.codex.turn_errors import retryable_error, sandbox_failure
+from codex_mcp_wrapper.codex.jsonrpc import CLOSED, JsonRpcConnection, Notification, RpcError
+from codex_mcp_wrapper.codex.turn_errors import retry_notice, retryable_error, sandbox_failure
 from codex_mcp_wrapper.codex.worker_log import log_tail
 from codex_mcp_wrapper.errors import ProtocolError, WorkerDied, WorkerStalled
 from codex_mcp_wrapper.settings import Timeouts
@@ -43,6 +44,8 @@ class TurnState:
     final_message: str | None = None
     usage: dict[str, int] = field(default_factory=dict)
     sandbox_error: str | None = None
+    retrying: str | None = None  # Codex's last retry notice since the model last made progress
+    retries: int = 0  # how many retry notices since then
 
 
 @dataclass
@@ -56,6 +59,7 @@ class Turn:
     on_event: EventCallback
     recent: deque[str]
     timeouts: Timeouts
+    on_retry: Callable[[str], None] | None = None  # a one-line note each time Codex retries
 
     async def run(
         self,
@@ -70,7 +74,13 @@ class Turn:
         }
         if output_schema is not None:
             params["outputSchema"] = output_schema
-        result = await self.conn.request("turn/start", params, self.timeouts.request)
+        try:
+            result = await self.conn.request("turn/start", params, self.timeouts.request)
+        except RpcError as exc:
+            error = {"code": exc.code, "data": exc.data, "message": str(exc)}
+            if retryable_error(error):
+                raise
+            raise TurnFailed(f"Codex refused the prompt; {exc}", retryable=False) from exc
         turn_id = str(result.get("turn", {}).get("id", ""))
         state = TurnState()
         last_event = time.monotonic()
@@ -86,15 +96,8 @@ class Turn:
                     message = await self.conn.incoming.get()
             except TimeoutError:
                 await self.interrupt(turn_id)
-                if idle_left <= wall_left:
-                    raise TurnTimedOut(
-                        f"no event from Codex for {idle_timeout:g} s (idle_timeout_sec); the "
-                        f"turn was interrupted. Last events: {', '.join(self.recent) or 'none'}."
-                    ) from None
-                raise TurnTimedOut(
-                    "the task ran past its wall-clock limit (timeout_sec); the turn was "
-                    "interrupted."
-                ) from None
+                cause = self._timeout_cause(state, idle_timeout, idle_left <= wall_left)
+                raise TurnTimedOut(cause) from None
             if message is CLOSED:
                 tail = log_tail(self.log_path)
                 raise WorkerDied(
@@ -103,9 +106,29 @@ class Turn:
                     + f"; see {self.log_path}."
                 )
             assert isinstance(message, Notification)
-            last_event = time.monotonic()
+            if retry_notice(message.method, message.params) is None:
+                last_event = time.monotonic()
             if self._handle(message, turn_id, state):
                 return state
+
+    def _timeout_cause(self, state: TurnState, idle_timeout: float, idle: bool) -> str:
+        if idle and state.retrying is not None:
+            return (
+                f"Codex could not reach the model for {idle_timeout:g} s (idle_timeout_sec); it "
+                f"retried {state.retries} time(s), last: {state.retrying}; the turn was "
+                "interrupted."
+            )
+        if idle:
+            return (
+                f"no event from Codex for {idle_timeout:g} s (idle_timeout_sec); the turn was "
+                f"interrupted. Last events: {', '.join(self.recent) or 'none'}."
+            )
+        if state.retrying is not None:
+            return (
+                "the task ran past its wall-clock limit (timeout_sec) while Codex could not "
+                f"reach the model (last retry: {state.retrying}); the turn was interrupted."
+            )
+        return "the task ran past its wall-clock limit (timeout_sec); the turn was interrupted."
 
     def _handle(self, message: Notification, turn_id: str, state: TurnState) -> bool:
         """Record one notification; True when it ends the turn well."""
@@ -114,6 +137,13 @@ class Turn:
         if p.get("threadId") not in (None, self.thread_id):
             return False
         self.on_event(method, p)
+        retry = retry_notice(method, p)
+        if retry is not None:
+            state.retrying, state.retries = retry, state.retries + 1
+            if self.on_retry is not None:
+                self.on_retry(f"Codex cannot reach the model and retries: {retry}")
+            return False
+        state.retrying, state.retries = None, 0  # the model made progress
         if method == "item/completed":
             item = p.get("item") or {}
             if item.get("type") == "agentMessage":

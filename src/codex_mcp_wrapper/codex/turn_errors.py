@@ -1,5 +1,6 @@
-"""Reading Codex's turn outcomes: which failures are worth a retry, and which command
-failures mean the sandbox itself cannot start."""
+"""Reading Codex's turn outcomes: which failures are worth a retry, which notifications say
+Codex is retrying the model (not progress), and which command failures mean the sandbox
+itself cannot start."""
 
 from __future__ import annotations
 
@@ -17,11 +18,22 @@ PERMANENT_ERRORS = {
     "misalignmentPolicyViolation",
 }
 _CLIENT_STATUS = re.compile(r"\b(?:HTTP |status:? |status code )?(4(?:0[0-7]|1[0-8]|2[2-6]))\b")
+# Codex refuses a request's own content with the JSON-RPC "invalid params" error: a prompt over
+# its input limit answers turn/start with -32602, data.input_error_code "input_too_large" and
+# "Input exceeds the maximum length of 1048576 characters." (measured on 0.163.0).
+INVALID_PARAMS = -32602
+INPUT_TOO_LARGE = "input exceeds the maximum length"
 
 
 def retryable_error(error: dict[str, Any]) -> bool:
     """Whether a failed turn is worth another attempt: rate limits, server errors and broken
-    streams are; a bad request (any 4xx but 408 and 429), auth or policy refusal is not."""
+    streams are; a bad request (any 4xx but 408 and 429), an input over Codex's limit, auth or
+    policy refusal is not. ``error`` is a turn's error, or a JSON-RPC error (code, message,
+    data) that Codex answered a turn request with."""
+    if error.get("code") == INVALID_PARAMS:
+        return False
+    if INPUT_TOO_LARGE in str(error.get("message", "")).lower():
+        return False
     info = error.get("codexErrorInfo")
     if isinstance(info, str) and info in PERMANENT_ERRORS:
         return False
@@ -32,6 +44,18 @@ def retryable_error(error: dict[str, Any]) -> bool:
                 return False
     message = str(error.get("message", ""))
     return not (info == "other" and _CLIENT_STATUS.search(message) and "429" not in message)
+
+
+def retry_notice(method: str, params: dict[str, Any]) -> str | None:
+    """What Codex says when it retries a model request (an ``error`` notification with
+    ``willRetry``: "Reconnecting... 2/5", "Reconnecting... waiting for network"), with its
+    cause; None for any other notification."""
+    if method != "error" or not params.get("willRetry"):
+        return None
+    error = params.get("error") or {}
+    message = str(error.get("message") or "Codex retries the model request")
+    details = error.get("additionalDetails")
+    return f"{message} ({details})" if details else message
 
 
 SANDBOX_FAILURE = re.compile(r"bwrap: [^\n]*(?:namespace|Operation not permitted)[^\n]*")

@@ -283,6 +283,9 @@ class AppServerWorker:
                     functools.partial(sink.codex_event, request.task_id),
                     self.recent,
                     self._timeouts,
+                    on_retry=functools.partial(
+                        sink.task_state, request.task_id, "running", self.label
+                    ),
                 ).run(prompt, request.spec.output_schema, request.spec.idle_timeout_sec, deadline)
                 for key, value in turn.usage.items():
                     outcome.usage[key] = outcome.usage.get(key, 0) + value
