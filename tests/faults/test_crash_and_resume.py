@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from codex_mcp_wrapper.engine.store import RunStore
 from tests.helpers.procs import codex_processes, environ, wait_gone, wait_until
 
@@ -144,3 +146,36 @@ def test_a_killed_wrapper_not_yet_reaped_shows_interrupted_and_can_be_resumed(
     finally:
         proc.kill()
         proc.wait(timeout=30)
+
+
+@pytest.mark.anyio
+async def test_a_run_cancelled_while_its_workers_start_is_recorded_as_cancelled(
+    tmp_path: Path, state_dir: Path
+) -> None:
+    import asyncio
+
+    from codex_mcp_wrapper.app import open_runs
+    from codex_mcp_wrapper.missions.loading import parse_mission
+    from codex_mcp_wrapper.settings import Settings
+
+    marker = tmp_path / "spawned"
+    stuck = tmp_path / "codex"  # a Codex that starts but never answers its handshake
+    stuck.write_text(f"#!/bin/sh\necho up > {marker}\nexec sleep 600\n")
+    stuck.chmod(0o755)
+    mission = parse_mission(
+        {
+            "mission_id": "stuck",
+            "workspace_root": str(tmp_path / "ws"),
+            "provider": "scripted",
+            "tasks": [{"id": "a", "prompt": "A"}],
+        }
+    )
+    async with open_runs(Settings(state_dir=state_dir, codex_bin=str(stuck), workers=1)) as runs:
+        run_id = runs.start(mission)
+        assert await asyncio.to_thread(wait_until, marker.exists, 30)
+        await runs.cancel(run_id)
+        status = runs.status(run_id)
+    assert status["status"] == "cancelled", status
+    assert [t["status"] for t in status["tasks"]] == ["cancelled"]
+    with RunStore.reader(state_dir) as store:
+        assert store.require_run(run_id)["status"] == "cancelled"

@@ -99,11 +99,16 @@ class LocalBackend:
     def __repr__(self) -> str:
         return f"<LocalBackend {self.settings.state_dir} {self.budget!r}>"
 
+    def check(self, mission: Mission) -> None:
+        """The pre-flight: a Codex binary, and credentials for Codex's own provider."""
+        find_codex_bin(self.settings.codex_bin)
+        if not self.settings.scripted and mission.provider == "codex":
+            require_credentials(self.settings)
+
     @contextlib.asynccontextmanager
     async def open(self, mission: Mission, run: RunContext) -> AsyncIterator[TaskExecutor]:
+        self.check(mission)  # again: open() may be called without run_mission
         codex_bin, _origin = find_codex_bin(self.settings.codex_bin)
-        if not self.settings.scripted and mission.provider == "codex":
-            require_credentials(self.settings)  # before any worker starts
         locks = LabelLocks(self.settings.state_dir / "workers")
         async with (
             self.budget.take(run.workers, need=len(run.thread_workers)) as granted,

@@ -145,7 +145,12 @@ class RunContext:
 
 
 class Backend(Protocol):
-    """Opens a ``TaskExecutor`` for one run and releases everything it started on exit."""
+    """Opens a ``TaskExecutor`` for one run and releases everything it started on exit.
+
+    ``check`` is the pre-flight, called before anything of the run is recorded: it raises the
+    ``EnvironmentProblem`` that would make every task fail (no binary, no credentials)."""
+
+    def check(self, mission: Mission) -> None: ...
 
     def open(
         self, mission: Mission, run: RunContext

@@ -25,7 +25,7 @@ from codex_mcp_wrapper.engine.reports import ReportWriter
 from codex_mcp_wrapper.engine.results import RunSummary, TaskResult, summarise
 from codex_mcp_wrapper.engine.runner import MissionRunner
 from codex_mcp_wrapper.engine.store import RunStore
-from codex_mcp_wrapper.errors import MissionError
+from codex_mcp_wrapper.errors import MissionError, WrapperError
 from codex_mcp_wrapper.missions.model import Mission
 from codex_mcp_wrapper.settings import Settings
 
@@ -82,6 +82,7 @@ async def run_mission(
     """Run a mission to the end and return its summary (secrets redacted); every outcome is
     recorded in the state dir before this returns, and on cancellation too."""
     options = options or RunOptions()
+    backend.check(mission)  # nothing is recorded of a run that cannot start at all
     workspace_root = _workspace(mission)
     redactor = mission_redactor(mission)
     run_id = options.run_id or new_run_id()
@@ -110,48 +111,53 @@ async def run_mission(
             redact=redactor.text,
         )
         planned = plan_tasks(mission, workspace_root, run_dir, options.previous, options.threads)
-        async with backend.open(mission, context) as executor:
-            bus.publish(
-                RunStarted(
-                    run_id,
-                    mission.mission_id,
-                    mission_record(mission, settings, workspace_root),
-                    tuple(t.task_id for t in planned),
-                    str(workspace_root),
-                )
+        # Recorded before the backend opens: a run stopped or failing while its workers start
+        # is still a run that status, list and resume know.
+        bus.publish(
+            RunStarted(
+                run_id,
+                mission.mission_id,
+                mission_record(mission, settings, workspace_root),
+                tuple(t.task_id for t in planned),
+                str(workspace_root),
             )
-            backoff = options.retry_backoff
-            if backoff is None:
-                backoff = settings.timeouts.retry_backoff
-            runner = MissionRunner(run_id, planned, executor, bus, backoff)
-            cancelled = False
-            try:
+        )
+        backoff = options.retry_backoff
+        if backoff is None:
+            backoff = settings.timeouts.retry_backoff
+        runner: MissionRunner | None = None
+        cancelled = False
+        unstarted = "the run stopped before this task finished."
+        try:
+            async with backend.open(mission, context) as executor:
+                runner = MissionRunner(run_id, planned, executor, bus, backoff)
                 await runner.run()
-            except asyncio.CancelledError:
-                cancelled = True
-                raise
-            finally:
-                results = [
-                    runner.results.get(t.task_id)
-                    or TaskResult(
-                        task_id=t.task_id,
-                        index=t.index,
-                        status="cancelled",
-                        error="the run stopped before this task finished.",
-                    )
-                    for t in planned
-                ]
-                summary = summarise(
-                    run_id,
-                    mission.mission_id,
-                    results,
-                    started,
-                    time.time(),
-                    cancelled=cancelled,
-                    run_dir=str(run_dir),
-                    workspace_root=str(workspace_root),
+        except asyncio.CancelledError:
+            cancelled = True
+            raise
+        except WrapperError as exc:  # the backend could not start (no Codex, no credentials)
+            unstarted = f"the run could not start: {exc}"
+            raise
+        finally:
+            results = [
+                (runner.results.get(t.task_id) if runner is not None else None)
+                or (t.previous if t.previous is not None and t.previous.status == "ok" else None)
+                or TaskResult(
+                    task_id=t.task_id, index=t.index, status="cancelled", error=unstarted
                 )
-                bus.publish(RunFinished(run_id, summary))
+                for t in planned
+            ]
+            summary = summarise(
+                run_id,
+                mission.mission_id,
+                results,
+                started,
+                time.time(),
+                cancelled=cancelled,
+                run_dir=str(run_dir),
+                workspace_root=str(workspace_root),
+            )
+            bus.publish(RunFinished(run_id, summary))
     return redacted(summary, redactor)
 
 
