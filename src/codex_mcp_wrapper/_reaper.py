@@ -20,11 +20,16 @@ import ctypes
 import os
 import signal
 import sys
+import time
 from types import FrameType
 
 PR_SET_PDEATHSIG = 1
 PR_SET_CHILD_SUBREAPER = 36
 SWEEP_ROUNDS = 50  # a descendant forking while we kill: sweep again until none is left
+# Descendants get SIGTERM and this long to exit before SIGKILL: a shell killed outright skips its
+# EXIT trap (pyenv's rehash then leaves its lock behind, and every later login shell waits 60 s).
+TERM_GRACE = 0.5
+TERM_POLL = 0.02
 
 _libc = ctypes.CDLL(None, use_errno=True)
 
@@ -60,8 +65,19 @@ def descendants(root: int) -> list[int]:
 
 
 def sweep() -> None:
-    """SIGKILL every descendant and reap what was ours, until none is left."""
+    """SIGTERM every descendant, give them TERM_GRACE to exit, then SIGKILL what is left and
+    reap what was ours, until none is left."""
     me = os.getpid()
+    pids = descendants(me)
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + TERM_GRACE
+    while pids and time.monotonic() < deadline:
+        reap()
+        pids = descendants(me)
+        if pids:
+            time.sleep(TERM_POLL)
     for _ in range(SWEEP_ROUNDS):
         pids = descendants(me)
         if not pids:

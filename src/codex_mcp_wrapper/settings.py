@@ -137,6 +137,9 @@ class Settings:
     variables: dict[str, str] = field(default_factory=dict)
     timeouts: Timeouts = field(default_factory=Timeouts)
     recycling: Recycling = field(default_factory=Recycling)
+    # Threads (tasks) one Codex process runs at once; ``workers`` tasks need
+    # ceil(workers / threads_per_worker) processes. See docs/running.md, "Workers".
+    threads_per_worker: int = 1
 
     def worker_base_env(self) -> dict[str, str]:
         env = {k: os.environ[k] for k in ENV_ALLOWLIST if k in os.environ}

@@ -115,13 +115,19 @@ class LocalBackend:
             self._provider(mission, run) as (provider, models),
         ):
             try:  # labels are given back before the budget, for the next run in line
+                per_process = max(1, self.settings.threads_per_worker)
                 labels = await locks.claim(
-                    granted, run.thread_workers, self.settings.timeouts.label_lock
+                    -(-granted // per_process),  # processes: ceil(tasks at once / threads each)
+                    run.thread_workers,
+                    self.settings.timeouts.label_lock,
                 )
                 factory = WorkerFactory(
                     self.settings, codex_bin, provider, run.workspace_root, run.approvals
                 )
-                async with WorkerPool(factory, labels, self.settings.recycling) as pool:
+                pool = WorkerPool(
+                    factory, labels, self.settings.recycling, per_process, max_active=granted
+                )
+                async with pool:
                     yield LocalExecutor(pool, models)
             finally:
                 locks.release_all()

@@ -70,6 +70,10 @@ HERMETIC: dict[str, Any] = {
     "feedback": {"enabled": False},
     "features": {"plugins": False},
     "history": {"persistence": "none"},
+    # A thread the wrapper is done with (thread/unsubscribe) is unloaded after this delay and
+    # its MCP servers stopped; Codex's default keeps them running for over 11 minutes.
+    # Process-wide only (measured on 0.163.0: ignored in a thread's config).
+    "thread_unload_delay_secs": 5,
 }
 
 

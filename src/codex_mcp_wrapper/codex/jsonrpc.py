@@ -51,6 +51,14 @@ class RpcError(ProtocolError):
         super().__init__(f"{method} failed: {error.get('message', error)}")
 
 
+def thread_of(note: Notification) -> str | None:
+    """The thread a notification is about: ``threadId``, or ``thread.id`` (``thread/started``)."""
+    thread_id = note.params.get("threadId")
+    if thread_id is None and isinstance(note.params.get("thread"), dict):
+        thread_id = note.params["thread"].get("id")
+    return thread_id if isinstance(thread_id, str) else None
+
+
 class JsonRpcConnection:
     def __init__(
         self,
@@ -81,6 +89,7 @@ class JsonRpcConnection:
         that arrived before it was asked for (``thread/start`` answers after the thread's
         first notifications). Routing starts with ``route_threads()``; before that every
         notification goes to ``incoming``."""
+        self._dropped.discard(thread_id)
         inbox = self._inboxes.get(thread_id)
         if inbox is None:
             inbox = self._inboxes[thread_id] = asyncio.Queue()
@@ -94,7 +103,8 @@ class JsonRpcConnection:
         self._dropped.add(thread_id)
 
     def route_threads(self) -> None:
-        """From now on, a notification that names a thread goes to that thread's inbox."""
+        """From now on, a notification that names a thread goes to that thread's inbox, and
+        one that names none to every inbox (``incoming`` gets nothing more)."""
         self._routing = True
 
     def start(self) -> None:
@@ -190,9 +200,13 @@ class JsonRpcConnection:
         elif "method" in message:
             params = message.get("params") or {}
             note = Notification(message["method"], params if isinstance(params, dict) else {})
-            thread_id = note.params.get("threadId")
-            if not self._routing or not isinstance(thread_id, str):
+            if not self._routing:
                 self.incoming.put_nowait(note)
+                return
+            thread_id = thread_of(note)
+            if thread_id is None:  # about no thread (MCP server start-up, rate limits): all
+                for inbox in self._inboxes.values():
+                    inbox.put_nowait(note)
             elif thread_id not in self._dropped:
                 self.inbox(thread_id).put_nowait(note)
         elif "id" in message:

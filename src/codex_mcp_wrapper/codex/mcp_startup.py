@@ -6,12 +6,12 @@ import asyncio
 from collections.abc import Callable
 from typing import Any
 
-from codex_mcp_wrapper.codex.jsonrpc import CLOSED, JsonRpcConnection, Notification
+from codex_mcp_wrapper.codex.jsonrpc import CLOSED, Inbox, Notification
 from codex_mcp_wrapper.errors import WorkerDied
 
 
 async def await_mcp_servers(
-    conn: JsonRpcConnection,
+    inbox: Inbox,
     thread_id: str,
     servers: dict[str, dict[str, Any]],
     forward: Callable[[str, dict[str, Any]], None],
@@ -27,7 +27,7 @@ async def await_mcp_servers(
     try:
         async with asyncio.timeout(limit):
             while pending:
-                message = await conn.incoming.get()
+                message = await inbox.get()
                 if message is CLOSED:
                     raise WorkerDied("the worker exited while its MCP servers started")
                 assert isinstance(message, Notification)

@@ -17,7 +17,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from codex_mcp_wrapper.codex.jsonrpc import CLOSED, JsonRpcConnection, Notification, RpcError
+from codex_mcp_wrapper.codex.jsonrpc import (
+    CLOSED,
+    Inbox,
+    JsonRpcConnection,
+    Notification,
+    RpcError,
+)
 from codex_mcp_wrapper.codex.turn_errors import retry_notice, retryable_error, sandbox_failure
 from codex_mcp_wrapper.codex.worker_log import log_tail
 from codex_mcp_wrapper.errors import ProtocolError, WorkerDied, WorkerStalled
@@ -59,6 +65,7 @@ class Turn:
     on_event: EventCallback
     recent: deque[str]
     timeouts: Timeouts
+    inbox: Inbox  # this thread's notifications (the connection routes them by thread)
     on_retry: Callable[[str], None] | None = None  # a one-line note each time Codex retries
 
     async def run(
@@ -93,7 +100,7 @@ class Turn:
                 if wait <= 0:
                     raise TimeoutError
                 async with asyncio.timeout(wait):
-                    message = await self.conn.incoming.get()
+                    message = await self.inbox.get()
             except TimeoutError:
                 await self.interrupt(turn_id)
                 cause = self._timeout_cause(state, idle_timeout, idle_left <= wall_left)
@@ -175,7 +182,7 @@ class Turn:
             )
             async with asyncio.timeout(grace):
                 while True:
-                    message = await self.conn.incoming.get()
+                    message = await self.inbox.get()
                     if message is CLOSED:
                         raise WorkerDied(f"worker {self.label} exited while interrupting")
                     assert isinstance(message, Notification)

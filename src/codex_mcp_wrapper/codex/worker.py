@@ -57,8 +57,19 @@ class _SandboxUnavailable(Exception):
     """Sandboxed commands fail before they start (no user namespaces): not a model error."""
 
 
+@dataclass(frozen=True)
+class _Running:
+    """The task a thread of this process runs: where its approvals and events go."""
+
+    run_id: str
+    task_id: str
+    sink: EventSink
+
+
 class AppServerWorker:
-    """A ``codex app-server`` process; runs one task at a time."""
+    """A ``codex app-server`` process; runs several tasks at once, one thread each (the pool
+    decides how many). Each thread's notifications reach only its own turn loop, and Codex's
+    approval requests are routed by their ``threadId``."""
 
     def __init__(self, spec: WorkerSpec, approvals: ApprovalHandler | None = None) -> None:
         self.spec = spec
@@ -70,9 +81,7 @@ class AppServerWorker:
         self._conn: JsonRpcConnection | None = None
         self._loaded_threads: set[str] = set()
         self.threads_run = 0  # threads started or resumed by this process (for recycling)
-        self._current_run = ""
-        self._current_task = ""
-        self._current_sink: EventSink | None = None
+        self._running: dict[str, _Running] = {}  # thread id -> the task running in it
         self.log = bind(log, worker=spec.label)
         self.recent: deque[str] = deque(maxlen=10)
 
@@ -120,6 +129,7 @@ class AppServerWorker:
             self._on_server_request,
             name=f"worker {self.label}",
         )
+        self._conn.route_threads()  # each thread's notifications to its own inbox
         self._conn.start()
         try:
             await self._conn.request(
@@ -160,10 +170,12 @@ class AppServerWorker:
         method = request.method
         self.recent.append(f"request {method}")
         if method in APPROVAL_METHODS:
-            approval = read_request(method, self._current_run, self._current_task, request.params)
+            running = self._running.get(str(request.params.get("threadId")))
+            run_id, task_id = (running.run_id, running.task_id) if running else ("", "")
+            approval = read_request(method, run_id, task_id, request.params)
             decision = await self._approvals(approval)
-            if self._current_sink is not None:
-                self._current_sink.codex_event(
+            if running is not None:
+                running.sink.codex_event(
                     approval.task_id,
                     "wrapper/approval",
                     {"request": method, "decision": decision, "params": request.params},
@@ -200,15 +212,20 @@ class AppServerWorker:
                 params[key] = value
         return params
 
-    async def _open_thread(self, request: TaskRequest, sink: EventSink) -> tuple[str, int]:
-        """The thread to run in and how many prompts it has answered already.
+    async def _open_thread(self, request: TaskRequest, running: _Running) -> tuple[str, int]:
+        """The thread to run in and how many prompts it has answered already; from then on
+        ``running`` receives the thread's approvals.
 
         Continues ``request.thread_id`` when given (from memory, or from its rollout file with
         ``thread/resume``); when Codex cannot resume it, starts a new thread from the first
         prompt and says so.
         """
         conn = self._conn_or_die()
+        sink = running.sink
         params = self._thread_params(request)
+        if request.thread_id:
+            conn.inbox(request.thread_id)  # before resuming: its first notifications are kept
+            self._running[request.thread_id] = running
         if request.thread_id and request.thread_id in self._loaded_threads:
             return request.thread_id, request.turns_done
         if request.thread_id:
@@ -224,6 +241,7 @@ class AppServerWorker:
                 await self._await_mcp_servers(request, thread_id, sink)
                 return thread_id, request.turns_done
             except RpcError as exc:
+                self._forget(request.thread_id)
                 sink.task_state(
                     request.task_id,
                     "running",
@@ -232,6 +250,7 @@ class AppServerWorker:
                 )
         result = await conn.request("thread/start", params, self._timeouts.request)
         thread_id = str(result["thread"]["id"])
+        self._running[thread_id] = running
         self._loaded_threads.add(thread_id)
         self.threads_run += 1
         await self._await_mcp_servers(request, thread_id, sink)
@@ -250,7 +269,11 @@ class AppServerWorker:
             sink.codex_event(request.task_id, method, params)
 
         failures = await await_mcp_servers(
-            self._conn_or_die(), thread_id, servers, forward, self._timeouts.mcp_start
+            self._conn_or_die().inbox(thread_id),
+            thread_id,
+            servers,
+            forward,
+            self._timeouts.mcp_start,
         )
         if failures:
             raise _McpServersFailed(
@@ -261,8 +284,8 @@ class AppServerWorker:
     async def run(self, request: TaskRequest, sink: EventSink) -> TaskOutcome:
         """Run the request's remaining prompts in one thread; failures come back as outcomes
         (``worker_broken`` when the process died or stopped answering)."""
-        self._current_run, self._current_task = request.run_id, request.task_id
-        self._current_sink = sink
+        running = _Running(request.run_id, request.task_id, sink)
+        recent: deque[str] = deque(maxlen=10)  # this task's last events, for error messages
         deadline = time.monotonic() + request.timeout_sec
         outcome = TaskOutcome(
             status="failed",
@@ -272,17 +295,19 @@ class AppServerWorker:
             log_path=str(self.spec.log_path),
         )
         try:
-            outcome.thread_id, outcome.turns_done = await self._open_thread(request, sink)
+            outcome.thread_id, outcome.turns_done = await self._open_thread(request, running)
             sink.thread_progress(request.task_id, outcome.thread_id, self.label, outcome.turns_done)
             for prompt in request.prompts[outcome.turns_done :]:
+                conn = self._conn_or_die()
                 turn = await Turn(
-                    self._conn_or_die(),
+                    conn,
                     self.label,
                     self.spec.log_path,
                     outcome.thread_id,
                     functools.partial(sink.codex_event, request.task_id),
-                    self.recent,
+                    recent,
                     self._timeouts,
+                    conn.inbox(outcome.thread_id),
                     on_retry=functools.partial(
                         sink.task_state, request.task_id, "running", self.label
                     ),
@@ -318,11 +343,17 @@ class AppServerWorker:
                 self.log.bind(run=request.run_id, task=request.task_id).info(
                     "attempt %d ended %s: %s", request.attempt, outcome.status, outcome.error
                 )
-            self._current_run = self._current_task = ""
-            self._current_sink = None
+            if outcome.thread_id:
+                self._forget(outcome.thread_id)
         if outcome.thread_id and not outcome.worker_broken and outcome.status != "timeout":
             await self._unload(outcome.thread_id)
         return outcome
+
+    def _forget(self, thread_id: str) -> None:
+        """The thread's task is over here: no more routing of its approvals or events."""
+        self._running.pop(thread_id, None)
+        if self._conn is not None:
+            self._conn.drop_inbox(thread_id)
 
     async def _unload(self, thread_id: str) -> None:
         """Let Codex unload a finished task's thread (it stays on disk for thread/resume):

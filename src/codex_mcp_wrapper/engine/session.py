@@ -142,9 +142,7 @@ async def run_mission(
             results = [
                 (runner.results.get(t.task_id) if runner is not None else None)
                 or (t.previous if t.previous is not None and t.previous.status == "ok" else None)
-                or TaskResult(
-                    task_id=t.task_id, index=t.index, status="cancelled", error=unstarted
-                )
+                or TaskResult(task_id=t.task_id, index=t.index, status="cancelled", error=unstarted)
                 for t in planned
             ]
             summary = summarise(
