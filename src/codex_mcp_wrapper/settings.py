@@ -114,6 +114,13 @@ class Timeouts:
     retry_backoff: tuple[float, ...] = (0.5, 2.0, 5.0)  # between attempts of a task
 
 
+# Measured (bench/bench_concurrency.py, 32 tasks each waiting 2 s on the model, vs one bare
+# app-server running them as threads): 1 thread per process took x2.09 the time and x13.7 the
+# memory, 8 took x1.13 and x2.28, 32 took x1.04 and x0.98. 16 keeps memory near 2 processes'
+# worth for 32 tasks while a crashed process takes down at most 16 turns (they are retried).
+DEFAULT_THREADS_PER_WORKER = 16
+
+
 @dataclass(frozen=True)
 class Recycling:
     """When a Codex worker is retired (stopped once idle, then started afresh on the same
@@ -139,7 +146,7 @@ class Settings:
     recycling: Recycling = field(default_factory=Recycling)
     # Threads (tasks) one Codex process runs at once; ``workers`` tasks need
     # ceil(workers / threads_per_worker) processes. See docs/running.md, "Workers".
-    threads_per_worker: int = 1
+    threads_per_worker: int = DEFAULT_THREADS_PER_WORKER
 
     def worker_base_env(self) -> dict[str, str]:
         env = {k: os.environ[k] for k in ENV_ALLOWLIST if k in os.environ}

@@ -11,10 +11,10 @@ import click
 from codex_mcp_wrapper.app import open_runs
 from codex_mcp_wrapper.cli.options import (
     parse_vars,
-    recycling_from,
-    recycling_options,
     run_async,
     settings_from,
+    worker_options,
+    worker_settings,
 )
 from codex_mcp_wrapper.cli.progress import ProgressView
 from codex_mcp_wrapper.engine.results import RunSummary
@@ -73,7 +73,7 @@ def _finish(summary: RunSummary, as_json: bool) -> None:
 )
 @click.option("--junit", type=click.Path(path_type=Path), help="Also write JUnit XML here.")
 @click.option("--report", type=click.Path(path_type=Path), help="Also write the HTML report here.")
-@recycling_options
+@worker_options
 @click.pass_context
 def run(
     ctx: click.Context,
@@ -89,6 +89,7 @@ def run(
     auto_approve: bool,
     junit: Path | None,
     report: Path | None,
+    threads_per_worker: int | None,
     recycle_after_threads: int | None,
     recycle_above_mb: int | None,
 ) -> None:
@@ -106,7 +107,7 @@ def run(
         mirror_auth=mirror_auth,
         approvals="accept" if auto_approve else "decline",
         variables=parse_vars(variables),
-        recycling=recycling_from(recycle_after_threads, recycle_above_mb),
+        **worker_settings(threads_per_worker, recycle_after_threads, recycle_above_mb),
     )
     mission = load_mission(mission_file, settings.variables)
     if workspace is not None:
@@ -127,7 +128,7 @@ def run(
 @click.option("--workers", type=click.IntRange(1, 64), help="Pool size.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary JSON on stdout, only it.")
 @click.option("--auto-approve", is_flag=True, help="Accept Codex's approval requests.")
-@recycling_options
+@worker_options
 @click.pass_context
 def resume(
     ctx: click.Context,
@@ -135,6 +136,7 @@ def resume(
     workers: int | None,
     as_json: bool,
     auto_approve: bool,
+    threads_per_worker: int | None,
     recycle_after_threads: int | None,
     recycle_above_mb: int | None,
 ) -> None:
@@ -144,7 +146,7 @@ def resume(
         ctx,
         workers=workers,
         approvals="accept" if auto_approve else "decline",
-        recycling=recycling_from(recycle_after_threads, recycle_above_mb),
+        **worker_settings(threads_per_worker, recycle_after_threads, recycle_above_mb),
     )
     view = ProgressView(sys.stderr)
     try:

@@ -14,7 +14,12 @@ import click
 from codex_mcp_wrapper import process
 from codex_mcp_wrapper.errors import InputError
 from codex_mcp_wrapper.instances.registry import INSTANCE_ENV, Instance, instance
-from codex_mcp_wrapper.settings import Recycling, Settings, default_state_dir
+from codex_mcp_wrapper.settings import (
+    DEFAULT_THREADS_PER_WORKER,
+    Recycling,
+    Settings,
+    default_state_dir,
+)
 
 T = TypeVar("T")
 GLOBALS_KEY = "codex_mcp_wrapper.globals"
@@ -96,32 +101,44 @@ def settings_from(ctx: click.Context, **overrides: Any) -> Settings:
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-def recycling_options(command: F) -> F:
-    """``--recycle-after-threads`` and ``--recycle-above-mb``: when a Codex worker is retired."""
+def worker_options(command: F) -> F:
+    """``--threads-per-worker``, ``--recycle-after-threads`` and ``--recycle-above-mb``: how
+    tasks share Codex processes and when a process is retired."""
     defaults = Recycling()
     command = click.option(
         "--recycle-above-mb",
         type=click.IntRange(0),
-        help="Retire a Codex worker (stopped when idle, started afresh on the same home) once "
+        help="Retire a Codex worker (drained, stopped, started afresh on the same home) once "
         f"its processes use this much memory; 0: never [default: {defaults.max_rss_mb}].",
     )(command)
-    return click.option(
+    command = click.option(
         "--recycle-after-threads",
         type=click.IntRange(0),
         help="Retire a Codex worker once it has run this many threads; 0: never "
         f"[default: {defaults.max_threads}].",
     )(command)
+    return click.option(
+        "--threads-per-worker",
+        type=click.IntRange(1, 256),
+        help="Tasks one Codex process runs at once, each in its own thread; --workers tasks "
+        f"use ceil(workers / this) processes [default: {DEFAULT_THREADS_PER_WORKER}].",
+    )(command)
 
 
-def recycling_from(after_threads: int | None, above_mb: int | None) -> Recycling | None:
-    """The recycling limits the options ask for (None: the defaults)."""
-    if after_threads is None and above_mb is None:
-        return None
-    defaults = Recycling()
-    return Recycling(
-        max_threads=defaults.max_threads if after_threads is None else after_threads,
-        max_rss_mb=defaults.max_rss_mb if above_mb is None else above_mb,
-    )
+def worker_settings(
+    threads_per_worker: int | None, after_threads: int | None, above_mb: int | None
+) -> dict[str, Any]:
+    """The settings ``worker_options`` ask for (only those given)."""
+    out: dict[str, Any] = {}
+    if threads_per_worker is not None:
+        out["threads_per_worker"] = threads_per_worker
+    if after_threads is not None or above_mb is not None:
+        defaults = Recycling()
+        out["recycling"] = Recycling(
+            max_threads=defaults.max_threads if after_threads is None else after_threads,
+            max_rss_mb=defaults.max_rss_mb if above_mb is None else above_mb,
+        )
+    return out
 
 
 def codex_bin_option(ctx: click.Context) -> str | None:

@@ -18,11 +18,14 @@ from codex_mcp_wrapper.cli.options import (
     instance_or_default,
     run_async,
     settings_from,
+    worker_options,
+    worker_settings,
 )
 from codex_mcp_wrapper.errors import InputError
 from codex_mcp_wrapper.instances import daemon
 from codex_mcp_wrapper.instances.registry import all_instances
 from codex_mcp_wrapper.mcp.transports import serve_http, serve_stdio
+from codex_mcp_wrapper.settings import default_workers
 
 TOKEN_ENV = "CODEX_MCP_WRAPPER_TOKEN"
 
@@ -78,7 +81,12 @@ def _config_path(ctx: click.Context, given: Path | None) -> Path | None:
     type=click.Path(path_type=Path),
     help="TOML file with defaults for these options (keys as the option names).",
 )
-@click.option("--workers", type=click.IntRange(1, 64), help="Pool size per mission.")
+@click.option(
+    "--workers",
+    type=click.IntRange(1, 64),
+    help="Codex tasks at once, across every call and mission; the others wait their turn "
+    f"[default: {default_workers()}].",
+)
 @click.option("--scripted", is_flag=True, help="Every Codex turn uses the scripted model.")
 @click.option(
     "--workspace",
@@ -90,6 +98,7 @@ def _config_path(ctx: click.Context, given: Path | None) -> Path | None:
     is_flag=True,
     help="Accept approvals when the client cannot be asked (default: decline).",
 )
+@worker_options
 @click.pass_context
 def serve(
     ctx: click.Context,
@@ -104,6 +113,9 @@ def serve(
     scripted: bool,
     workspace: Path | None,
     auto_approve: bool,
+    threads_per_worker: int | None,
+    recycle_after_threads: int | None,
+    recycle_above_mb: int | None,
 ) -> None:
     """Serve Codex and missions to MCP clients (tools codex, codex-reply, batch, mission_*).
 
@@ -132,6 +144,11 @@ def serve(
         workers=pick("workers", workers),
         scripted=bool(pick("scripted", scripted)),
         approvals="accept" if pick("auto_approve", auto_approve) else "decline",
+        **worker_settings(
+            pick("threads_per_worker", threads_per_worker),
+            pick("recycle_after_threads", recycle_after_threads),
+            pick("recycle_above_mb", recycle_above_mb),
+        ),
     )
     cwd = Path(pick("workspace", workspace) or Path.cwd()).resolve()
     runs = open_runs(settings, cwd)
@@ -197,7 +214,7 @@ def _host_list(value: Any) -> list[str]:
 @serve.command("start")
 @click.option("--port", type=click.IntRange(1, 65535), help="Port [default: the instance's].")
 @click.option("--scripted", is_flag=True, help="Every Codex turn uses the scripted model.")
-@click.option("--workers", type=click.IntRange(1, 64), help="Pool size per mission.")
+@click.option("--workers", type=click.IntRange(1, 64), help="Codex tasks at once.")
 @click.pass_context
 def serve_start(ctx: click.Context, port: int | None, scripted: bool, workers: int | None) -> None:
     """Start this instance's HTTP server in the background (logs in its logs/serve-PORT.log)."""
@@ -274,6 +291,9 @@ def _read_serve_config(path: Path | None) -> dict[str, Any]:
         "token_file",
         "allow_host",
         "workers",
+        "threads_per_worker",
+        "recycle_after_threads",
+        "recycle_above_mb",
         "scripted",
         "workspace",
         "auto_approve",
