@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -102,6 +103,25 @@ def codex_bin() -> str:
     except CodexNotFound as exc:
         pytest.fail(f"the real Codex binary is required: {exc}")
     return path
+
+
+# pyenv's `rehash` (run by the login shells Codex starts, when the machine's profile inits pyenv,
+# as CI's does) takes a lock file and waits up to 60 s for it. A shell killed before it
+# releases it (a test that kills a worker mid-command) leaves the lock behind, and every later
+# unsandboxed login shell then waits 60 s: tests time out for a reason that is not theirs. A
+# lock older than this is stale by pyenv's own rules (a rehash takes well under a second).
+PYENV_LOCK_STALE_AFTER = 30.0
+
+
+@pytest.fixture(autouse=True)
+def no_stale_pyenv_lock() -> None:
+    root = Path(os.environ.get("PYENV_ROOT") or Path.home() / ".pyenv")
+    lock = root / "shims" / ".pyenv-shim"
+    try:
+        if time.time() - lock.stat().st_mtime > PYENV_LOCK_STALE_AFTER:
+            lock.unlink()
+    except OSError:
+        pass  # no pyenv, no lock, or another test removed it first
 
 
 @pytest.fixture(autouse=True)

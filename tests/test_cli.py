@@ -187,7 +187,11 @@ tasks:
 """,
     )
     proc = subprocess.Popen(
-        [sys.executable, "-m", "codex_mcp_wrapper", "run", str(mission), "--json"],
+        # One Codex process per task: the test is that every one of them stops.
+        [
+            *(sys.executable, "-m", "codex_mcp_wrapper", "run", str(mission), "--json"),
+            *("--threads-per-worker", "1"),
+        ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

@@ -32,7 +32,9 @@ def _mission(workspace: Path, tasks: list[dict[str, Any]], **extra: Any) -> Any:
 
 
 def _settings(state_dir: Path, codex_bin: str, workers: int = 2) -> Settings:
-    return Settings(state_dir=state_dir, codex_bin=codex_bin, workers=workers)
+    """One Codex process per task: these tests are about separate workers and homes (tasks
+    sharing a process are tests/test_multiplexing.py's)."""
+    return Settings(state_dir=state_dir, codex_bin=codex_bin, workers=workers, threads_per_worker=1)
 
 
 def _files(root: Path) -> list[Path]:

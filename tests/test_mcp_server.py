@@ -205,7 +205,7 @@ async def test_a_long_mission_is_started_waited_on_in_slices_and_cancelled(
         waited = await client.call_tool("mission_wait", {"run_id": run_id, "timeout": 1.5})
         state = waited.structured_content
         assert state is not None and state["done"] is False and state["status"] == "running"
-        assert wait_until(lambda: len(ours(state_dir)) == 2, timeout=30)
+        assert wait_until(lambda: len(ours(state_dir)) >= 1, timeout=30)
         workers = ours(state_dir)
         cancelled = await client.call_tool("mission_cancel", {"run_id": run_id})
         data = cancelled.structured_content

@@ -28,7 +28,7 @@ PR_SET_CHILD_SUBREAPER = 36
 SWEEP_ROUNDS = 50  # a descendant forking while we kill: sweep again until none is left
 # Descendants get SIGTERM and this long to exit before SIGKILL: a shell killed outright skips its
 # EXIT trap (pyenv's rehash then leaves its lock behind, and every later login shell waits 60 s).
-TERM_GRACE = 0.5
+TERM_GRACE = 2.0
 TERM_POLL = 0.02
 
 _libc = ctypes.CDLL(None, use_errno=True)

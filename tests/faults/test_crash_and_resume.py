@@ -122,11 +122,15 @@ def test_a_killed_wrapper_not_yet_reaped_shows_interrupted_and_can_be_resumed(
     )
     try:
         assert wait_until(lambda: bool(list(state_dir.glob("runs/*/mission.json"))), timeout=60)
+        assert wait_until(lambda: bool(ours(state_dir)), timeout=60)
         workers = ours(state_dir)
         os.kill(proc.pid, signal.SIGKILL)
         assert wait_gone(workers, timeout=10), "workers outlived the wrapper"
-        # not reaped: the wrapper is a zombie now, and its pid still exists
-        assert Path(f"/proc/{proc.pid}/stat").read_text().split(") ")[1].startswith("Z")
+
+        def zombie() -> bool:  # not reaped: the wrapper's pid still exists, as a zombie
+            return Path(f"/proc/{proc.pid}/stat").read_text().split(") ")[1].startswith("Z")
+
+        assert wait_until(zombie, timeout=10)
         listed = subprocess.run(
             [sys.executable, "-m", "codex_mcp_wrapper", "runs", "list", "--json"],
             env=cli_env,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
@@ -206,9 +207,11 @@ async def test_artifacts_never_follow_a_symlink_out_of_the_workspace(
     assert sorted(p.name for p in copied.rglob("*") if p.is_file()) == ["ok.txt"]
 
 
-async def test_two_hundred_tasks_on_four_workers_none_lost_or_duplicated(
-    workspace: Path, state_dir: Path, codex_bin: str
+@pytest.mark.parametrize("threads_per_worker", [1, 2])
+async def test_two_hundred_tasks_four_at_a_time_none_lost_or_duplicated(
+    workspace: Path, state_dir: Path, codex_bin: str, threads_per_worker: int
 ) -> None:
+    """Four tasks at once, on four processes or on two processes of two threads each."""
     threads: dict[str, set[str]] = {}
 
     def record(event: Event) -> None:
@@ -216,15 +219,17 @@ async def test_two_hundred_tasks_on_four_workers_none_lost_or_duplicated(
             threads.setdefault(event.task_id, set()).add(event.params["thread"]["id"])
 
     m = mission(workspace, [{"id": f"t{n:03d}", "prompt": f"n={n}"} for n in range(200)])
-    summary = await run_mission(
-        m, settings(state_dir, codex_bin, 4), RunOptions(observers=[record])
+    config = dataclasses.replace(
+        settings(state_dir, codex_bin, 4), threads_per_worker=threads_per_worker
     )
+    summary = await run_mission(m, config, RunOptions(observers=[record]))
     assert summary.status == "ok" and summary.counts == {"ok": 200}
     assert [t.task_id for t in summary.tasks] == [f"t{n:03d}" for n in range(200)]
     assert [t.final_message for t in summary.tasks] == [f"echo: n={n}" for n in range(200)]
     assert all(len(ids) == 1 for ids in threads.values()) and len(threads) == 200
     assert len({t.thread_id for t in summary.tasks}) == 200
-    assert {t.worker for t in summary.tasks} == {"w1", "w2", "w3", "w4"}
+    processes = 4 // threads_per_worker
+    assert {t.worker for t in summary.tasks} == {f"w{n}" for n in range(1, processes + 1)}
     requests = (Path(summary.run_dir or "") / "model-requests.jsonl").read_text().splitlines()
     assert len(requests) == 200
     assert len({json.loads(r)["headers"]["thread-id"] for r in requests}) == 200
