@@ -27,6 +27,7 @@ BENCH_TIMEOUT = 300
             "threads_per_worker=  3",
         ),
         ("bench_recycle.py", ["--tasks", "4", "--max-threads", "2"], "peak memory on/off"),
+        ("bench_mcp.py", ["--calls", "2"], "wrapper/direct"),
     ],
 )
 def test_each_benchmark_runs_and_prints_its_comparison(
