@@ -114,11 +114,12 @@ class Timeouts:
     retry_backoff: tuple[float, ...] = (0.5, 2.0, 5.0)  # between attempts of a task
 
 
-# Measured (bench/bench_concurrency.py, 32 tasks each waiting 2 s on the model, vs one bare
-# app-server running them as threads): 1 thread per process took x2.09 the time and x13.7 the
-# memory, 8 took x1.13 and x2.28, 32 took x1.04 and x0.98. 16 keeps memory near 2 processes'
-# worth for 32 tasks while a crashed process takes down at most 16 turns (they are retried).
-DEFAULT_THREADS_PER_WORKER = 16
+# Measured (bench/bench_concurrency.py, N tasks each waiting 2 s on the model, vs one bare
+# app-server running them as threads). N=32: 1 thread per process took x2.09 the time and x13.7
+# the memory, 8 took x1.13 and x2.28, 16 x1.05 and x1.37, 32 x1.04 and x0.98. N=128: 16 took
+# x1.02 and 2.3 GB (x2.16), 32 x0.80 and 1.7 GB (x1.60). A crashed process takes down at most
+# this many turns (each is retried per its task's retries).
+DEFAULT_THREADS_PER_WORKER = 32
 
 
 @dataclass(frozen=True)
