@@ -25,11 +25,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench_pool import DirectClient  # type: ignore[import-not-found]
+from bench_pool import start_app_server, stop_app_server  # type: ignore[import-not-found]
 from bench_recycle import TreeSampler  # type: ignore[import-not-found]
 
 from codex_mcp_wrapper.app import run_mission
-from codex_mcp_wrapper.codex.home import CodexHomeSpec, scripted_provider, write_codex_home
 from codex_mcp_wrapper.missions.loading import parse_mission
 from codex_mcp_wrapper.scripted import ScriptedModel
 from codex_mcp_wrapper.scripted.script import parse_script
@@ -42,16 +41,7 @@ async def bare(tasks: int, latency: float, codex: str, root: Path) -> float:
     async with model.serve() as url:
         workspace = root / "ws"
         workspace.mkdir()
-        home = root / "home"
-        write_codex_home(home, CodexHomeSpec(scripted_provider(url), trusted_projects=[workspace]))
-        env = {**Settings().worker_base_env(), "CODEX_HOME": str(home)}
-        proc = await asyncio.create_subprocess_exec(
-            codex, "app-server", stdin=-1, stdout=-1, stderr=subprocess.DEVNULL, env=env
-        )
-        client = DirectClient(proc)
-        await client.call("initialize", {"clientInfo": {"name": "bench", "version": "0"}})
-        assert proc.stdin is not None
-        proc.stdin.write(b'{"method":"initialized"}\n')
+        client = await start_app_server(codex, root / "home", url, workspace)
         started = time.perf_counter()
 
         async def one(n: int) -> None:
@@ -66,8 +56,7 @@ async def bare(tasks: int, latency: float, codex: str, root: Path) -> float:
             status = await asyncio.wait_for(client.completed.get(), 120)
             assert status == "completed", status
         elapsed = time.perf_counter() - started
-        proc.kill()
-        await proc.wait()
+        await stop_app_server(client)
         return elapsed
 
 

@@ -15,13 +15,12 @@ import argparse
 import asyncio
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-from bench_pool import DirectClient  # type: ignore[import-not-found]
+from bench_pool import start_app_server, stop_app_server  # type: ignore[import-not-found]
 from mcp import Client, StdioServerParameters
 
 from codex_mcp_wrapper.codex.home import CodexHomeSpec, scripted_provider, write_codex_home
@@ -63,24 +62,14 @@ async def old_server_calls(calls: int, old_codex: str, root: Path) -> list[float
 async def direct_turns(calls: int, codex: str, root: Path) -> list[float]:
     model = ScriptedModel()
     async with model.serve() as url:
-        home = root / "direct-home"
-        write_codex_home(home, CodexHomeSpec(scripted_provider(url), trusted_projects=[root]))
-        env = {**Settings().worker_base_env(), "CODEX_HOME": str(home)}
-        proc = await asyncio.create_subprocess_exec(
-            codex, "app-server", stdin=-1, stdout=-1, stderr=subprocess.DEVNULL, env=env
-        )
-        client = DirectClient(proc)
-        await client.call("initialize", {"clientInfo": {"name": "bench", "version": "0"}})
-        assert proc.stdin is not None
-        proc.stdin.write(b'{"method":"initialized"}\n')
+        client = await start_app_server(codex, root / "direct-home", url, root)
         times = []
         for n in range(calls):
             started = time.perf_counter()
             status = await client.turn(str(root), f"call {n}")
             times.append(time.perf_counter() - started)
             assert status == "completed", status
-        proc.kill()
-        await proc.wait()
+        await stop_app_server(client)
         return times
 
 

@@ -75,27 +75,37 @@ class DirectClient:
         return await asyncio.wait_for(self.completed.get(), TURN_TIMEOUT)
 
 
+async def start_app_server(codex: str, home: Path, model_url: str, workspace: Path) -> DirectClient:
+    """A bare `codex app-server` on a hermetic home for the scripted model, initialized, with
+    the environment the wrapper gives its workers."""
+    write_codex_home(
+        home, CodexHomeSpec(scripted_provider(model_url), trusted_projects=[workspace])
+    )
+    env = {**Settings().worker_base_env(), "CODEX_HOME": str(home)}
+    proc = await asyncio.create_subprocess_exec(
+        codex, "app-server", stdin=-1, stdout=-1, stderr=subprocess.DEVNULL, env=env
+    )
+    client = DirectClient(proc)
+    await client.call("initialize", {"clientInfo": {"name": "bench", "version": "0"}})
+    assert proc.stdin is not None
+    proc.stdin.write(b'{"method":"initialized"}\n')
+    return client
+
+
+async def stop_app_server(client: DirectClient) -> None:
+    client.proc.kill()
+    await client.proc.wait()
+
+
 async def direct(tasks: int, workers: int, codex: str, root: Path) -> float:
     model = ScriptedModel()
     async with model.serve() as url:
         workspace = root / "ws"
         workspace.mkdir()
-        procs, clients = [], []
-        for n in range(workers):
-            home = root / f"home-{n}"
-            write_codex_home(
-                home, CodexHomeSpec(scripted_provider(url), trusted_projects=[workspace])
-            )
-            env = {**Settings().worker_base_env(), "CODEX_HOME": str(home)}  # as the wrapper
-            proc = await asyncio.create_subprocess_exec(
-                codex, "app-server", stdin=-1, stdout=-1, stderr=subprocess.DEVNULL, env=env
-            )
-            client = DirectClient(proc)
-            await client.call("initialize", {"clientInfo": {"name": "bench", "version": "0"}})
-            assert proc.stdin is not None
-            proc.stdin.write(b'{"method":"initialized"}\n')
-            procs.append(proc)
-            clients.append(client)
+        clients = [
+            await start_app_server(codex, root / f"home-{n}", url, workspace)
+            for n in range(workers)
+        ]
         queue: asyncio.Queue[int] = asyncio.Queue()
         for n in range(tasks):
             queue.put_nowait(n)
@@ -109,9 +119,8 @@ async def direct(tasks: int, workers: int, codex: str, root: Path) -> float:
         started = time.perf_counter()
         await asyncio.gather(*(drain(c) for c in clients))
         elapsed = time.perf_counter() - started
-        for proc in procs:
-            proc.kill()
-            await proc.wait()
+        for client in clients:
+            await stop_app_server(client)
         return elapsed
 
 
