@@ -135,3 +135,35 @@ async def test_a_crashed_process_fails_over_only_its_own_threads(
     assert len(retried) == 2 and len(untouched) == 2, {n: t.attempts for n, t in results.items()}
     assert sorted(on_w1) == retried
     assert {results[n].worker for n in untouched} == {"w2"}
+
+
+async def test_the_shell_snapshot_switch_spares_a_task_its_login_shell(
+    workspace: Path,
+    state_dir: Path,
+    codex_bin: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``config: {features: {shell_snapshot: false}}`` (docs/running.md): Codex takes no
+    login-shell snapshot for that task's thread, so a heavy shell profile costs it nothing;
+    without it, the snapshot reads the profile for every thread."""
+    home = tmp_path / "home"
+    home.mkdir()
+    sourced = tmp_path / "sourced"
+    for rc in (".bash_profile", ".bashrc"):  # the profile logs each time a shell reads it
+        (home / rc).write_text(f"echo read >> {sourced}\n")
+    monkeypatch.setenv("HOME", str(home))  # workers inherit HOME (settings.ENV_ALLOWLIST)
+    settings = Settings(state_dir=state_dir, codex_bin=codex_bin, workers=1)
+
+    def reads() -> int:
+        return len(sourced.read_text().split()) if sourced.exists() else 0
+
+    off = {"features": {"shell_snapshot": False}}
+    without = await open_runs(settings).run(
+        _mission(workspace, [{"id": "without", "prompt": "w", "config": off}])
+    )
+    assert without.tasks[0].status == "ok"
+    assert reads() == 0
+    with_it = await open_runs(settings).run(_mission(workspace, [{"id": "with", "prompt": "x"}]))
+    assert with_it.tasks[0].status == "ok"
+    assert reads() >= 1, "the snapshot did not read the profile"
