@@ -167,3 +167,22 @@ async def test_the_shell_snapshot_switch_spares_a_task_its_login_shell(
     with_it = await open_runs(settings).run(_mission(workspace, [{"id": "with", "prompt": "x"}]))
     assert with_it.tasks[0].status == "ok"
     assert reads() >= 1, "the snapshot did not read the profile"
+
+
+async def test_a_task_codex_refuses_fails_alone_and_its_neighbours_keep_their_process(
+    workspace: Path, state_dir: Path, codex_bin: str
+) -> None:
+    """Codex answers one task's thread/start with an error (a profile, which app-server no
+    longer supports): that task fails, and the process, with its other turn, carries on."""
+    tasks = [
+        {"id": "neighbour", "prompt": "n", "script": [{"delay": 1.5}, {"say": "still here"}]},
+        {"id": "refused", "prompt": "r", "profile": "no-such-profile", "retries": 1},
+    ]
+    settings = Settings(state_dir=state_dir, codex_bin=codex_bin, workers=2, threads_per_worker=2)
+    summary = await open_runs(settings).run(_mission(workspace, tasks))
+    results = {t.task_id: t for t in summary.tasks}
+    assert results["refused"].status == "failed"
+    assert "profile" in (results["refused"].error or "")
+    assert results["neighbour"].status == "ok", results["neighbour"].error
+    assert results["neighbour"].attempts == 1  # its process was never taken down
+    assert results["neighbour"].final_message == "still here"

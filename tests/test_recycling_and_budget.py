@@ -183,3 +183,16 @@ async def test_a_dead_worker_is_started_afresh_once_for_the_threads_waiting_on_i
     results, _ = await run(plan(tmp_path, tasks), fleet, ["w1"], None, 4)
     assert all(r.status == "ok" for r in results.values())
     assert [h for h in fleet.history if h.startswith("start")] == ["start w1#1", "start w1#2"]
+
+
+def test_a_resume_claims_the_workers_holding_its_unfinished_threads() -> None:
+    from codex_mcp_wrapper.engine.results import TaskResult
+    from codex_mcp_wrapper.engine.session import RunOptions, _thread_workers
+
+    previous = {
+        "done": TaskResult(task_id="done", index=0, status="ok", thread_id="t0", worker="w1"),
+        "cut": TaskResult(task_id="cut", index=1, status="cancelled", thread_id="t1", worker="w3"),
+        "new": TaskResult(task_id="new", index=2, status="cancelled"),
+    }
+    options = RunOptions(previous=previous, threads={"x": ("t9", "w2")})
+    assert _thread_workers(options) == ("w2", "w3")

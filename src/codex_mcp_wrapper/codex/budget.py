@@ -1,9 +1,10 @@
-"""``ProcessBudget``: how many Codex processes the runs of one backend may hold at once.
+"""``ProcessBudget``: how many tasks the runs of one backend may run at once (``--workers``).
 
 A long-lived backend (``serve``) runs many missions concurrently (each MCP ``codex`` call is a
 one-task mission); without a bound, N concurrent calls start N app-servers. Each run takes
-between ``need`` and ``want`` slots, waiting first come, first served while fewer than ``need``
-are free, and gives them back when its pool closes.
+between ``need`` and ``want`` task slots, waiting first come, first served while fewer than
+``need`` are free, and gives them back when its pool closes; a run starts
+ceil(slots / threads_per_worker) processes for the slots it holds.
 """
 
 from __future__ import annotations

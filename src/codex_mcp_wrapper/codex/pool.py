@@ -227,7 +227,8 @@ class WorkerPool:
                 log.info("retiring worker %s: %s", label, reason)
                 self._draining.add(label)
                 self.retired += 1
-        if label in self._draining and self._active.get(label, 0) <= 1:
+        current = self._workers.get(label) is worker  # not a dead one already replaced
+        if current and label in self._draining and self._active.get(label, 0) <= 1:
             try:
                 await asyncio.shield(worker.aclose())
             finally:

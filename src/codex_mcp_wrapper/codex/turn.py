@@ -23,6 +23,7 @@ from codex_mcp_wrapper.codex.jsonrpc import (
     JsonRpcConnection,
     Notification,
     RpcError,
+    thread_of,
 )
 from codex_mcp_wrapper.codex.turn_errors import retry_notice, retryable_error, sandbox_failure
 from codex_mcp_wrapper.codex.worker_log import log_tail
@@ -113,7 +114,10 @@ class Turn:
                     + f"; see {self.log_path}."
                 )
             assert isinstance(message, Notification)
-            if retry_notice(message.method, message.params) is None:
+            # Progress is this thread's own news: not a retry, and not a notification about no
+            # thread (rate limits, warnings), which every thread of the process receives.
+            own = thread_of(message) == self.thread_id
+            if own and retry_notice(message.method, message.params) is None:
                 last_event = time.monotonic()
             if self._handle(message, turn_id, state):
                 return state
@@ -150,7 +154,8 @@ class Turn:
             if self.on_retry is not None:
                 self.on_retry(f"Codex cannot reach the model and retries: {retry}")
             return False
-        state.retrying, state.retries = None, 0  # the model made progress
+        if thread_of(message) == self.thread_id:
+            state.retrying, state.retries = None, 0  # the model made progress
         if method == "item/completed":
             item = p.get("item") or {}
             if item.get("type") == "agentMessage":

@@ -23,6 +23,7 @@ from codex_mcp_wrapper.codex.approvals import APPROVAL_METHODS, answer, read_req
 from codex_mcp_wrapper.codex.jsonrpc import JsonRpcConnection, RpcError, ServerRequest
 from codex_mcp_wrapper.codex.mcp_startup import await_mcp_servers
 from codex_mcp_wrapper.codex.turn import Turn, TurnFailed, TurnTimedOut
+from codex_mcp_wrapper.codex.turn_errors import retryable_error
 from codex_mcp_wrapper.codex.worker_log import log_size, log_tail
 from codex_mcp_wrapper.engine.approvals import fixed
 from codex_mcp_wrapper.engine.executor import (
@@ -212,9 +213,10 @@ class AppServerWorker:
                 params[key] = value
         return params
 
-    async def _open_thread(self, request: TaskRequest, running: _Running) -> tuple[str, int]:
-        """The thread to run in and how many prompts it has answered already; from then on
-        ``running`` receives the thread's approvals.
+    async def _open_thread(self, request: TaskRequest, running: _Running) -> tuple[str, int, bool]:
+        """The thread to run in, how many prompts it has answered already, and whether it was
+        opened just now (its MCP servers start); from then on ``running`` receives the thread's
+        approvals.
 
         Continues ``request.thread_id`` when given (from memory, or from its rollout file with
         ``thread/resume``); when Codex cannot resume it, starts a new thread from the first
@@ -227,7 +229,7 @@ class AppServerWorker:
             conn.inbox(request.thread_id)  # before resuming: its first notifications are kept
             self._running[request.thread_id] = running
         if request.thread_id and request.thread_id in self._loaded_threads:
-            return request.thread_id, request.turns_done
+            return request.thread_id, request.turns_done, False
         if request.thread_id:
             try:
                 result = await conn.request(
@@ -238,8 +240,7 @@ class AppServerWorker:
                 thread_id = str(result["thread"]["id"])
                 self._loaded_threads.add(thread_id)
                 self.threads_run += 1
-                await self._await_mcp_servers(request, thread_id, sink)
-                return thread_id, request.turns_done
+                return thread_id, request.turns_done, True
             except RpcError as exc:
                 self._forget(request.thread_id)
                 sink.task_state(
@@ -253,8 +254,7 @@ class AppServerWorker:
         self._running[thread_id] = running
         self._loaded_threads.add(thread_id)
         self.threads_run += 1
-        await self._await_mcp_servers(request, thread_id, sink)
-        return thread_id, 0
+        return thread_id, 0, True
 
     async def _await_mcp_servers(
         self, request: TaskRequest, thread_id: str, sink: EventSink
@@ -295,7 +295,10 @@ class AppServerWorker:
             log_path=str(self.spec.log_path),
         )
         try:
-            outcome.thread_id, outcome.turns_done = await self._open_thread(request, running)
+            thread_id, outcome.turns_done, opened = await self._open_thread(request, running)
+            outcome.thread_id = thread_id  # known before anything else can fail: it is unloaded
+            if opened:
+                await self._await_mcp_servers(request, thread_id, sink)
             sink.thread_progress(request.task_id, outcome.thread_id, self.label, outcome.turns_done)
             for prompt in request.prompts[outcome.turns_done :]:
                 conn = self._conn_or_die()
@@ -335,6 +338,9 @@ class AppServerWorker:
             outcome.status, outcome.error = "failed", str(exc)
         except WorkerStalled as exc:
             outcome.status, outcome.error, outcome.worker_broken = "timeout", str(exc), True
+        except RpcError as exc:  # Codex answered, with an error: this task's, not the process's
+            outcome.status, outcome.error = "failed", str(exc)
+            outcome.retryable = retryable_error({"code": exc.code, "message": str(exc)})
         except WorkerError as exc:
             outcome.status, outcome.error = "failed", str(exc)
             outcome.retryable = outcome.worker_broken = True

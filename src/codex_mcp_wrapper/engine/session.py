@@ -65,6 +65,16 @@ def mission_record(mission: Mission, settings: Settings, workspace_root: Path) -
     return record
 
 
+def _thread_workers(options: RunOptions) -> tuple[str, ...]:
+    """The worker labels whose CODEX_HOME holds a thread this run continues: threads asked for
+    (reply) and those of an earlier run's unfinished tasks (resume)."""
+    labels = {w for _, w in (options.threads or {}).values() if w is not None}
+    for result in (options.previous or {}).values():
+        if result.status != "ok" and result.thread_id and result.worker:
+            labels.add(result.worker)
+    return tuple(sorted(labels))
+
+
 def _workspace(mission: Mission) -> Path:
     workspace_root = Path(mission.workspace_root).resolve()
     try:
@@ -103,9 +113,7 @@ async def run_mission(
             run_dir=run_dir,
             workspace_root=workspace_root,
             workers=min(settings.workers, len(mission.tasks)) or 1,
-            thread_workers=tuple(
-                sorted({w for _, w in (options.threads or {}).values() if w is not None})
-            ),
+            thread_workers=_thread_workers(options),
             approvals=options.approvals or fixed(settings.approvals),
             publish=bus.publish,
             redact=redactor.text,
