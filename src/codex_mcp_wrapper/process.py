@@ -23,6 +23,10 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 TERM_GRACE = 2.0  # seconds between closing stdin / SIGTERM and SIGKILL
+# After SIGTERM, how long the supervisor (_reaper.py) may take to sweep what its child left:
+# its own TERM_GRACE (2 s) for descendants to exit, then SIGKILL; killing it sooner would cut
+# the sweep short and leave descendants outside its process group running.
+SUPERVISOR_SWEEP = 3.0
 REAPER = Path(__file__).with_name("_reaper.py")
 KILL_WAIT = 5.0
 
@@ -101,8 +105,9 @@ async def _stop(proc: asyncio.subprocess.Process, grace: float) -> None:
                 await proc.wait()
         except TimeoutError:
             kill_group(proc.pid, signal.SIGTERM)
+            supervised = sys.platform.startswith("linux")
             try:
-                async with asyncio.timeout(grace / 2):
+                async with asyncio.timeout(max(grace / 2, SUPERVISOR_SWEEP if supervised else 0)):
                     await proc.wait()
             except TimeoutError:
                 pass

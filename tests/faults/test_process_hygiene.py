@@ -94,3 +94,24 @@ def test_a_danger_full_access_command_dies_with_a_killed_wrapper_or_worker(
         proc.wait(timeout=60)
         for pid in processes_with_arg(marker):  # never leave it behind, pass or fail
             os.kill(pid, signal.SIGKILL)
+
+
+@pytest.mark.anyio
+async def test_stopping_a_child_ends_what_it_left_in_another_session_even_if_it_ignores_sigterm(
+    tmp_path: Path,
+) -> None:
+    """A child that started a command in a session of its own, ignoring SIGTERM (as Codex's
+    danger-full-access commands may): stopping the child gives the supervisor time to sweep,
+    and the command is gone when ``stop`` returns."""
+    import asyncio
+
+    from codex_mcp_wrapper import process
+
+    pid_file = tmp_path / "stubborn.pid"
+    script = f"setsid sh -c 'trap \"\" TERM; echo $$ > {pid_file}; exec sleep 60' & cat"
+    proc = await process.spawn(["sh", "-c", script], env=dict(os.environ))
+    assert await asyncio.to_thread(wait_until, pid_file.exists, 30)
+    stubborn = int(pid_file.read_text().strip() or 0)
+    assert stubborn and Path(f"/proc/{stubborn}").exists()
+    await process.stop(proc)
+    assert wait_gone([stubborn], timeout=0.5), "the command outlived its stopped parent"
