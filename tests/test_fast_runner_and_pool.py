@@ -166,6 +166,8 @@ async def test_cancelling_the_run_records_unfinished_tasks_cancelled(tmp_path: P
     results = live.runner.results
     assert statuses(results) == dict(a="cancelled", b="cancelled", c="ok")
     assert results["a"].error == "the run was cancelled while this task was running."
+    # a keeps the thread it ran in, so that a resume continues it there
+    assert (results["a"].thread_id, results["a"].worker) == ("thread-a", a_worker.label)
     assert results["b"].error == "the run was cancelled before this task finished."
     assert fleet.calls_of("b") == []
     assert all(log.finished(t) for t in "abc")

@@ -36,6 +36,7 @@ class _Sink:
     bus: EventBus
     attempt: dict[str, int] = field(default_factory=dict)
     running_since: dict[str, float] = field(default_factory=dict)
+    threads: dict[str, ThreadProgress] = field(default_factory=dict)  # each task's latest
 
     def codex_event(self, task_id: str, method: str, params: dict[str, Any]) -> None:
         self.bus.publish(CodexEvent(self.run_id, task_id, method, params))
@@ -48,7 +49,9 @@ class _Sink:
         )
 
     def thread_progress(self, task_id: str, thread_id: str, worker: str, turns_done: int) -> None:
-        self.bus.publish(ThreadProgress(self.run_id, task_id, thread_id, worker, turns_done))
+        event = ThreadProgress(self.run_id, task_id, thread_id, worker, turns_done)
+        self.threads[task_id] = event
+        self.bus.publish(event)
 
 
 class MissionRunner:
@@ -115,11 +118,24 @@ class MissionRunner:
         try:
             result = await self._attempts(task, started)
         except asyncio.CancelledError:
+            # The thread it ran in is kept, so a resume continues it where it stopped.
+            progress = self._sink.threads.get(task.task_id)
+            prev = task.previous
+            thread_id, worker, turns_done = (
+                (progress.thread_id, progress.worker, progress.turns_done)
+                if progress is not None
+                else (prev.thread_id, prev.worker, prev.turns_done)
+                if prev is not None
+                else (None, None, 0)
+            )
             self._finish(
                 TaskResult(
                     task_id=task.task_id,
                     index=task.index,
                     status="cancelled",
+                    thread_id=thread_id,
+                    worker=worker,
+                    turns_done=turns_done,
                     started_at=started,
                     finished_at=time.time(),
                     duration_ms=int((time.time() - started) * 1000),
