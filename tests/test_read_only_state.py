@@ -154,3 +154,36 @@ def test_an_absent_state_dir_lists_no_runs_and_is_not_created(
     shown = run([*CLI, "runs", "show", "20260101-000000-abcdef"], reader_env)
     assert shown.returncode == 2 and "no run '20260101-000000-abcdef'" in shown.stderr
     assert not state_dir.exists()
+
+
+def test_a_state_dir_from_0_1_0_is_read_without_writing_to_it(tmp_path: Path) -> None:
+    """A state.db from before resume existed has no tasks.turns_done (nor runs.pid_start):
+    the read-only reader, which cannot add them, reads them as absent."""
+    import sqlite3
+
+    from codex_mcp_wrapper.engine.store import SCHEMA, RunStore
+
+    state = tmp_path / "old-state"
+    state.mkdir()
+    db = sqlite3.connect(state / "state.db")
+    db.executescript(SCHEMA)
+    db.execute("ALTER TABLE tasks DROP COLUMN turns_done")
+    db.execute("ALTER TABLE runs DROP COLUMN pid_start")
+    db.execute(
+        "INSERT INTO runs (run_id, mission_id, status, created_at, run_dir) "
+        "VALUES ('r1', 'old', 'failed', 1.0, '/nowhere')"
+    )
+    db.execute(
+        "INSERT INTO tasks (run_id, task_id, idx, status, thread_id, updated_at) "
+        "VALUES ('r1', 'a', 0, 'failed', 't1', 1.0)"
+    )
+    db.commit()
+    db.close()
+    before = sorted((p.name, p.stat().st_mtime_ns) for p in state.iterdir())
+    with RunStore.reader(state) as store:
+        run = store.get_run("r1")
+    assert run is not None
+    assert [(t["task_id"], t["thread_id"], t["turns_done"]) for t in run["tasks"]] == [
+        ("a", "t1", 0)
+    ]
+    assert sorted((p.name, p.stat().st_mtime_ns) for p in state.iterdir()) == before

@@ -293,8 +293,11 @@ class RunStore:
         return out
 
     def task_rows(self, run_id: str) -> list[dict[str, Any]]:
+        # A read-only reader of a state dir from 0.1.0 cannot add the column: read it as 0.
+        columns = {row[1] for row in self.db.execute("PRAGMA table_info(tasks)")}
+        turns = "turns_done" if "turns_done" in columns else "0"
         rows = self.db.execute(
-            "SELECT task_id, idx, status, worker, attempt, thread_id, turns_done, message, result "
+            f"SELECT task_id, idx, status, worker, attempt, thread_id, {turns}, message, result "
             "FROM tasks WHERE run_id = ? ORDER BY idx",
             (run_id,),
         ).fetchall()
