@@ -114,11 +114,15 @@ def write_codex_home(home: Path, spec: CodexHomeSpec) -> Path:
 
 
 def mirror_auth(source_home: Path, home: Path) -> bool:
-    """Copy ``auth.json`` into ``home`` with mode 0600; False when there is none."""
+    """Copy ``auth.json`` into ``home`` with mode 0600, unless ``home`` holds a copy at least
+    as new (a ChatGPT login refreshes its single-use token in place: copying the older file
+    over it would log the worker out); False when there is none to copy."""
     source = source_home / "auth.json"
     if not source.is_file():
         return False
     target = home / "auth.json"
+    if target.is_file() and target.stat().st_mtime >= source.stat().st_mtime:
+        return True
     shutil.copyfile(source, target)
     os.chmod(target, 0o600)
     return True
