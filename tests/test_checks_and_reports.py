@@ -8,7 +8,6 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 import urllib.parse
 import urllib.request
 import xml.etree.ElementTree as ET
@@ -19,6 +18,7 @@ import pytest
 from codex_mcp_wrapper.codex.evidence import gather
 from codex_mcp_wrapper.missions.checks import CheckResult, Evidence, evaluate, failure_message
 from codex_mcp_wrapper.missions.expect import Expect
+from tests.helpers.cli import run_cli
 
 pytestmark = pytest.mark.anyio
 REPO = Path(__file__).resolve().parents[1]
@@ -151,17 +151,6 @@ async def test_output_schema_and_git_clean_checks(tmp_path: Path) -> None:
     (dirty,) = await decide({"git_clean": True}, tmp_path)
     assert (
         clean.ok and not dirty.ok and "1 change(s)" in dirty.observed and "a.txt" in dirty.observed
-    )
-
-
-def run_cli(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "codex_mcp_wrapper", *args],
-        env=env,
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=300,
     )
 
 

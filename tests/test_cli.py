@@ -11,24 +11,11 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers.cli import run_cli
 from tests.helpers.procs import codex_processes, environ, wait_gone
 
 REPO = Path(__file__).resolve().parents[1]
 CLI_TIMEOUT = 120
-
-
-def run_cli(
-    args: list[str], env: dict[str, str], cwd: Path | None = None
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "codex_mcp_wrapper", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=cwd or REPO,
-        timeout=CLI_TIMEOUT,
-        stdin=subprocess.DEVNULL,
-    )
 
 
 def write(path: Path, text: str) -> Path:

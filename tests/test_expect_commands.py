@@ -7,29 +7,13 @@ from __future__ import annotations
 import json
 import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
 
 from codex_mcp_wrapper.missions.expect import Expect
-
-REPO = Path(__file__).resolve().parents[1]
-CLI_TIMEOUT = 120
-
-
-def run_cli(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "codex_mcp_wrapper", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=REPO,
-        timeout=CLI_TIMEOUT,
-        stdin=subprocess.DEVNULL,
-    )
+from tests.helpers.cli import run_cli
 
 
 def make_mission(tmp_path: Path, expect: dict[str, object]) -> Path:

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from mcp import Client
 
+from tests.helpers.cli import run_cli
 from tests.helpers.procs import codex_processes, environ, wait_gone
 
 pytestmark = pytest.mark.anyio
@@ -23,19 +24,6 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
-
-
-def cli(
-    args: list[str], env: dict[str, str], timeout: float = 300
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "codex_mcp_wrapper", *args],
-        env=env,
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
 
 
 def tree_hashes(root: Path) -> dict[str, str]:
@@ -77,11 +65,11 @@ async def test_a_release_and_a_dev_instance_serve_side_by_side(
     env = {**cli_env, "CODEX_MCP_WRAPPER_INSTANCES": str(tmp_path / "instances")}
     env.pop("CODEX_MCP_WRAPPER_HOME")  # each instance has its own state dir
     dist = tmp_path / "dist"
-    built = cli(["release", "build", "--source", str(REPO), "--out", str(dist)], env)
+    built = run_cli(["release", "build", "--source", str(REPO), "--out", str(dist)], env)
     assert built.returncode == 0, built.stderr
     (release_dir,) = dist.iterdir()
     assert {p.name for p in release_dir.iterdir()} >= {"SHA256SUMS", "wrapper.toml", "install.sh"}
-    installed = cli(
+    installed = run_cli(
         [
             "--instance",
             "release",
@@ -104,7 +92,7 @@ async def test_a_release_and_a_dev_instance_serve_side_by_side(
     ports = {"release": free_port(), "dev": free_port()}
     try:
         for name, port in ports.items():
-            started = cli(
+            started = run_cli(
                 ["--instance", name, "serve", "start", "--port", str(port), "--scripted"], env
             )
             assert started.returncode == 0, started.stderr
@@ -127,17 +115,19 @@ async def test_a_release_and_a_dev_instance_serve_side_by_side(
             workers = {str(p) for p in (home / "state" / "workers").iterdir()}
             assert workers and all(w.startswith(str(home)) for w in workers)
 
-        busy = cli(["--instance", "qa", "serve", "start", "--port", str(ports["dev"])], env)
+        busy = run_cli(["--instance", "qa", "serve", "start", "--port", str(ports["dev"])], env)
         assert busy.returncode == 3
         assert f"port {ports['dev']} is busy, held by instance 'dev'" in busy.stderr
-        again = cli(["--instance", "release", "serve", "start", "--port", str(free_port())], env)
+        again = run_cli(
+            ["--instance", "release", "serve", "start", "--port", str(free_port())], env
+        )
         assert again.returncode == 3 and "instance 'release' is already serving" in again.stderr
 
-        rebuilt = cli(["release", "build", "--source", str(REPO), "--out", str(dist)], env)
+        rebuilt = run_cli(["release", "build", "--source", str(REPO), "--out", str(dist)], env)
         assert rebuilt.returncode == 0, rebuilt.stderr
         assert tree_hashes(release_home / "releases") == release_files
 
-        listed = json.loads(cli(["instances", "list", "--json"], env).stdout)
+        listed = json.loads(run_cli(["instances", "list", "--json"], env).stdout)
         by_name = {row["name"]: row for row in listed}
         assert by_name["release"]["running"] and by_name["dev"]["running"]
         for name, port in ports.items():  # where the servers listen, not the default ports
@@ -147,17 +137,17 @@ async def test_a_release_and_a_dev_instance_serve_side_by_side(
         assert by_name["release"]["state_dir"] != by_name["dev"]["state_dir"]
 
         release_pid = server_pid(release_home)
-        stopped = cli(["--instance", "release", "serve", "stop"], env)
+        stopped = run_cli(["--instance", "release", "serve", "stop"], env)
         assert stopped.returncode == 0, stopped.stderr
         assert gone(release_pid)
         data = await batch(urls["dev"], workspace, "still here")
         assert data["status"] == "ok"
-        status = cli(["--instance", "release", "serve", "status"], env)
+        status = run_cli(["--instance", "release", "serve", "status"], env)
         assert status.returncode == 1 and "not running" in status.stdout
     finally:
         workers = ours(tmp_path / "instances")
         for name in ports:
-            cli(["--instance", name, "serve", "stop"], env)
+            run_cli(["--instance", name, "serve", "stop"], env)
     assert wait_gone(workers, timeout=15)
     assert not ours(tmp_path / "instances")
 
@@ -169,9 +159,9 @@ def test_a_stale_pid_file_is_detected_and_cleaned(tmp_path: Path, cli_env: dict[
     dead = subprocess.Popen(["true"])
     dead.wait()
     (home / "serve.pid").write_text(f"{dead.pid} 4105\n")
-    status = cli(["--instance", "dev", "serve", "status"], env)
+    status = run_cli(["--instance", "dev", "serve", "status"], env)
     assert status.returncode == 1 and "stale pid file" in status.stdout
-    stop = cli(["--instance", "dev", "serve", "stop"], env)
+    stop = run_cli(["--instance", "dev", "serve", "stop"], env)
     assert stop.returncode == 0 and not (home / "serve.pid").exists()
 
 
@@ -189,17 +179,17 @@ def test_instances_list_shows_the_port_a_running_server_listens_on(
     )
     try:
         (home / "serve.pid").write_text(f"{server.pid} {port}\n")
-        listed = cli(["instances", "list", "--json"], env)
+        listed = run_cli(["instances", "list", "--json"], env)
         assert listed.returncode == 0, listed.stderr
         dev = {row["name"]: row for row in json.loads(listed.stdout)}["dev"]
         assert (dev["running"], dev["port"], dev["default_port"]) == (True, port, 4105)
-        text = cli(["instances", "list"], env)
+        text = run_cli(["instances", "list"], env)
         line = next(ln for ln in text.stdout.splitlines() if ln.startswith("dev "))
         assert f"port {port} (default 4105)" in line and "running" in line
     finally:
         server.kill()
         server.wait()
-    listed = cli(["instances", "list", "--json"], env)
+    listed = run_cli(["instances", "list", "--json"], env)
     dev = {row["name"]: row for row in json.loads(listed.stdout)}["dev"]
     assert (dev["running"], dev["port"], dev["default_port"]) == (False, 4105, 4105)
     release = {row["name"]: row for row in json.loads(listed.stdout)}["release"]
@@ -215,7 +205,7 @@ def test_export_prints_wiring_for_codex_clients_pm2_and_hubs(
         "CODEX_WRAPPER_BIN": "/opt/wrapper/bin/codex-mcp-wrapper",
         "CODEX_WRAPPER_CONFIG": "/etc/wrapper.toml",
     }
-    out = cli(["--instance", "release", "export"], env)
+    out = run_cli(["--instance", "release", "export"], env)
     assert out.returncode == 0, out.stderr
     data = json.loads(out.stdout)
     assert "[mcp_servers.codex-wrapper]" in data["codex_config_toml"]
@@ -226,9 +216,9 @@ def test_export_prints_wiring_for_codex_clients_pm2_and_hubs(
         "http://127.0.0.1:4106/mcp"
     )
     assert data["pm2_ecosystem_app"]["name"] == "codex-wrapper"
-    dev = json.loads(cli(["--instance", "dev", "export"], env).stdout)
+    dev = json.loads(run_cli(["--instance", "dev", "export"], env).stdout)
     assert dev["pm2_ecosystem_app"]["name"] == "codex-wrapper-dev"
     assert dev["hub_descriptor"]["http"]["url"] == "http://127.0.0.1:4105/mcp"
-    pm2 = cli(["--instance", "dev", "export", "--format", "pm2"], env).stdout
+    pm2 = run_cli(["--instance", "dev", "export", "--format", "pm2"], env).stdout
     assert pm2.startswith("module.exports = {") and "codex-wrapper-dev" in pm2
     assert os.environ.get("CODEX_WRAPPER_BIN") is None

@@ -7,8 +7,6 @@ import json
 import os
 import shutil
 import signal
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +17,7 @@ from codex_mcp_wrapper.engine.events import CodexEvent, Event, ModelRequest, Tas
 from codex_mcp_wrapper.engine.session import RunOptions
 from codex_mcp_wrapper.missions.loading import parse_mission
 from codex_mcp_wrapper.settings import Settings
+from tests.helpers.cli import run_cli as _cli
 from tests.helpers.procs import codex_pids_with_home
 
 pytestmark = pytest.mark.anyio
@@ -152,17 +151,6 @@ async def test_a_missing_sandbox_is_reported_as_such_not_as_a_model_error(
     assert "sandbox cannot start on this machine" in (task.error or "")
     assert "namespace" in (task.error or "")
     assert not (workspace / "made.txt").exists()
-
-
-def _cli(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "codex_mcp_wrapper", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        cwd=REPO,
-    )
 
 
 def test_an_unusable_state_dir_exits_3_with_a_reason(
