@@ -42,7 +42,7 @@ RUNS_CODEX_IN_A_SUBPROCESS = {
             "test_batch_of_an_all_ok_mission_has_no_errors_and_takes_a_path",
             "test_progress_and_log_notifications_are_standard",
             "test_a_long_mission_is_started_waited_on_in_slices_and_cancelled",
-            "test_a_cancelled_call_stops_its_turns_and_frees_the_workers",
+            "test_a_cancelled_call_stops_its_turn_and_its_warm_worker_serves_the_next",
             "test_an_approval_becomes_a_standard_elicitation_and_a_decline_is_honoured",
             "test_without_elicitation_an_approval_is_declined_by_policy",
             "test_http_transport_serves_batch_and_checks_origin_and_token",

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from codex_mcp_wrapper.codex.executor import LocalExecutor
 from codex_mcp_wrapper.codex.pool import WorkerPool
 from codex_mcp_wrapper.engine.events import Event, EventBus, TaskFinished, TaskUpdate
-from codex_mcp_wrapper.engine.executor import EventSink, TaskOutcome, TaskRequest
+from codex_mcp_wrapper.engine.executor import ApprovalHandler, EventSink, TaskOutcome, TaskRequest
 from codex_mcp_wrapper.engine.planning import PlannedTask
 from codex_mcp_wrapper.engine.results import OutcomeStatus, TaskResult
 from codex_mcp_wrapper.engine.runner import MissionRunner
@@ -196,7 +196,9 @@ class FakeWorker:
             raise WorkerStartError(f"fake worker {self.label} is scripted not to start")
         self._alive = True
 
-    async def run(self, request: TaskRequest, sink: EventSink) -> TaskOutcome:
+    async def run(
+        self, request: TaskRequest, sink: EventSink, approvals: ApprovalHandler | None = None
+    ) -> TaskOutcome:
         assert self._alive, f"{self.name} was lent out dead"
         assert self.busy < self.fleet.capacity, f"{self.name} was lent out while full"
         fleet = self.fleet
@@ -222,7 +224,11 @@ class FakeWorker:
         fleet.changed()
         try:
             if act.gate is not None:
-                await act.gate.wait()
+                try:
+                    await act.gate.wait()
+                except asyncio.CancelledError:  # as AppServerWorker: stop the task's turn
+                    fleet.history.append(f"interrupt {request.task_id} on {self.name}")
+                    raise
             if act.use_budget:  # a worker that never answers: the budget runs out
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(request.timeout_sec + 0.001):

@@ -161,8 +161,9 @@ async def test_cancelling_the_run_records_unfinished_tasks_cancelled(tmp_path: P
             async with asyncio.timeout(WAIT):
                 await live.task
         a_worker = fleet.worker(next(c.worker for c in fleet.calls_of("a")))
-        assert not a_worker.alive  # closed, not lent out again with a turn in flight
-        assert "2 idle" in repr(live.pool)  # but given back: the pool replaces it when next lent
+        # the worker stopped a's turn itself (its process may serve other threads) ...
+        assert f"interrupt a on {a_worker.name}" in fleet.history
+        assert "2 idle" in repr(live.pool)  # ... and its slot came back
     results = live.runner.results
     assert statuses(results) == dict(a="cancelled", b="cancelled", c="ok")
     assert results["a"].error == "the run was cancelled while this task was running."

@@ -1,13 +1,16 @@
 """``LocalBackend``: runs a mission's tasks on local ``codex app-server`` workers.
 
 For each run it finds the Codex binary, starts the scripted model when the mission asks for
-it, claims worker labels, renders each worker's CODEX_HOME and starts the pool; on exit it
-stops every process it started, whatever happened.
+it (or reuses the warm one), and leases the pool of the run's isolation profile from its
+``Fleet`` (rendering each new worker's CODEX_HOME); on exit every process it started is
+stopped, or, within ``warm()``, kept for the next run and stopped when the block ends.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import itertools
 import logging
 import os
 from collections.abc import AsyncIterator
@@ -18,6 +21,7 @@ from typing import Any
 from codex_mcp_wrapper.codex.auth import api_key_from_env, require_credentials
 from codex_mcp_wrapper.codex.budget import ProcessBudget
 from codex_mcp_wrapper.codex.executor import LocalExecutor
+from codex_mcp_wrapper.codex.fleet import Fleet, Profile, digest
 from codex_mcp_wrapper.codex.home import (
     CodexHomeSpec,
     ProviderSpec,
@@ -26,11 +30,9 @@ from codex_mcp_wrapper.codex.home import (
     write_api_key_auth,
     write_codex_home,
 )
-from codex_mcp_wrapper.codex.labels import LabelLocks
-from codex_mcp_wrapper.codex.pool import WorkerPool
 from codex_mcp_wrapper.codex.worker import AppServerWorker, WorkerSpec
 from codex_mcp_wrapper.engine.events import ModelRequest
-from codex_mcp_wrapper.engine.executor import ApprovalHandler, RunContext, TaskExecutor
+from codex_mcp_wrapper.engine.executor import RunContext, TaskExecutor
 from codex_mcp_wrapper.logs import bind
 from codex_mcp_wrapper.missions.loading import load_task_scripts
 from codex_mcp_wrapper.missions.model import CustomProvider, Mission
@@ -48,7 +50,20 @@ class WorkerFactory:
     codex_bin: str
     provider: ProviderSpec
     workspace_root: Path
-    approvals: ApprovalHandler
+
+    def profile(self) -> Profile:
+        """The isolation profile of the workers this factory builds."""
+        env_key = self.provider.env_key
+        api_key = api_key_from_env() if self.provider.kind == "codex" else None
+        return Profile(
+            self.codex_bin,
+            self.provider,
+            self.workspace_root,
+            digest(
+                os.environ.get(env_key) if env_key else None,
+                api_key[1] if api_key else None,
+            ),
+        )
 
     def __call__(self, label: str) -> AppServerWorker:
         state = self.settings.state_dir
@@ -84,20 +99,24 @@ class WorkerFactory:
                 cwd=self.workspace_root,
                 timeouts=self.settings.timeouts,
             ),
-            self.approvals,
         )
 
 
 class LocalBackend:
-    """The ``Backend`` of local runs: one pool of app-server workers per run."""
+    """The ``Backend`` of local runs: a fleet of app-server workers, shared by the runs of
+    one profile; within ``warm()`` it (and the scripted model) outlives each run."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        # Concurrent runs (MCP calls under `serve`) share settings.workers processes.
+        # Concurrent runs (MCP calls under `serve`) share settings.workers task slots.
         self.budget = ProcessBudget(settings.workers)
+        self.fleet = Fleet(settings)
+        self._warm: contextlib.AsyncExitStack | None = None
+        self._model: ScriptedModel | None = None
+        self._model_lock = asyncio.Lock()
 
     def __repr__(self) -> str:
-        return f"<LocalBackend {self.settings.state_dir} {self.budget!r}>"
+        return f"<LocalBackend {self.settings.state_dir} {self.budget!r} {self.fleet!r}>"
 
     def check(self, mission: Mission) -> None:
         """The pre-flight: a Codex binary, and credentials for Codex's own provider."""
@@ -106,31 +125,48 @@ class LocalBackend:
             require_credentials(self.settings)
 
     @contextlib.asynccontextmanager
+    async def warm(self) -> AsyncIterator[None]:
+        """Keep workers (and the scripted model) running from one run to the next until the
+        block ends; then stop them all."""
+        async with contextlib.AsyncExitStack() as stack:
+            self._warm = stack
+            self.fleet.warm = True
+            stack.push_async_callback(self.fleet.aclose)
+            try:
+                yield
+            finally:
+                self.fleet.warm = False
+                self._warm = None
+                self._model = None
+
+    @contextlib.asynccontextmanager
     async def open(self, mission: Mission, run: RunContext) -> AsyncIterator[TaskExecutor]:
         self.check(mission)  # again: open() may be called without run_mission
         codex_bin, _origin = find_codex_bin(self.settings.codex_bin)
-        locks = LabelLocks(self.settings.state_dir / "workers")
         async with (
             self.budget.take(run.workers, need=len(run.thread_workers)) as granted,
             self._provider(mission, run) as (provider, models),
         ):
-            try:  # labels are given back before the budget, for the next run in line
-                per_process = max(1, self.settings.threads_per_worker)
-                labels = await locks.claim(
-                    -(-granted // per_process),  # processes: ceil(tasks at once / threads each)
-                    run.thread_workers,
-                    self.settings.timeouts.label_lock,
-                )
-                factory = WorkerFactory(
-                    self.settings, codex_bin, provider, run.workspace_root, run.approvals
-                )
-                pool = WorkerPool(
-                    factory, labels, self.settings.recycling, per_process, max_active=granted
-                )
-                async with pool:
-                    yield LocalExecutor(pool, models)
-            finally:
-                locks.release_all()
+            factory = WorkerFactory(self.settings, codex_bin, provider, run.workspace_root)
+            async with self.fleet.lease(
+                factory.profile(), factory, granted, run.thread_workers
+            ) as pool:
+                yield LocalExecutor(pool, models, run.approvals, limit=granted)
+
+    @contextlib.asynccontextmanager
+    async def _scripted_model(self) -> AsyncIterator[ScriptedModel]:
+        """The scripted model: the warm one (started on first use), else one for this run."""
+        if self._warm is None:
+            model = ScriptedModel()
+            async with model.serve():
+                yield model
+            return
+        async with self._model_lock:
+            if self._model is None:
+                model = ScriptedModel()
+                await self._warm.enter_async_context(model.serve())
+                self._model = model
+        yield self._model
 
     @contextlib.asynccontextmanager
     async def _provider(
@@ -140,27 +176,31 @@ class LocalBackend:
         task's threads must use."""
         if self.settings.scripted or mission.provider == "scripted":
             scripts = load_task_scripts(mission)
-            model = ScriptedModel(record=run.run_dir / "model-requests.jsonl", redact=run.redact)
+            async with self._scripted_model() as model:
+                seen = itertools.count(1)
 
-            def announce(headers: dict[str, str], body: dict[str, Any]) -> None:
-                _, _, task_id = str(body.get("model", "")).partition("@")
-                run.publish(
-                    ModelRequest(
-                        run.run_id, task_id or None, headers.get("thread-id"), model.log.count
+                def announce(headers: dict[str, str], body: dict[str, Any]) -> None:
+                    key = str(body.get("model", "")).partition("@")[2]
+                    task_id = key.partition("/")[2]
+                    run.publish(
+                        ModelRequest(
+                            run.run_id, task_id or None, headers.get("thread-id"), next(seen)
+                        )
                     )
-                )
 
-            model.listeners.append(announce)
-            names: dict[str, str] = {}
-            for task in mission.tasks:
-                task_id = task.id or ""
-                names[task_id] = (
-                    model.add_script(task_id, scripts[task_id])
-                    if task_id in scripts
-                    else "scripted"
+                model.add_run(
+                    run.run_id, run.run_dir / "model-requests.jsonl", run.redact, announce
                 )
-            async with model.serve() as url:
-                yield scripted_provider(url), names
+                try:
+                    names = {
+                        (task.id or ""): model.run_model(
+                            run.run_id, task.id or "", scripts.get(task.id or "")
+                        )
+                        for task in mission.tasks
+                    }
+                    yield scripted_provider(model.base_url), names
+                finally:
+                    model.end_run(run.run_id)
             return
         if isinstance(mission.provider, CustomProvider):
             p = mission.provider

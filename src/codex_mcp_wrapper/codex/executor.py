@@ -4,6 +4,7 @@ collects its artifacts and decides its ``expect`` checks on the evidence of its 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import shutil
 from collections.abc import Mapping
@@ -12,7 +13,12 @@ from typing import Any
 
 from codex_mcp_wrapper.codex.evidence import gather
 from codex_mcp_wrapper.codex.pool import WorkerPool
-from codex_mcp_wrapper.engine.executor import EventSink, TaskOutcome, TaskRequest
+from codex_mcp_wrapper.engine.executor import (
+    ApprovalHandler,
+    EventSink,
+    TaskOutcome,
+    TaskRequest,
+)
 from codex_mcp_wrapper.engine.results import TaskState
 from codex_mcp_wrapper.errors import WorkerStartError
 from codex_mcp_wrapper.missions.checks import Evidence, evaluate, failure_message
@@ -57,11 +63,20 @@ class LocalExecutor:
     """Lends a worker from the pool for one attempt of a task; a worker that broke is closed
     and the pool starts a fresh one under the same label the next time it is lent."""
 
-    def __init__(self, pool: WorkerPool, models: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        pool: WorkerPool,
+        models: Mapping[str, str] | None = None,
+        approvals: ApprovalHandler | None = None,
+        limit: int | None = None,
+    ) -> None:
         """``models`` maps a task id to the model name its threads must use (the scripted
-        model tells tasks apart by it)."""
+        model tells tasks apart by it); ``approvals`` answers the run's approval requests;
+        ``limit`` bounds the run's tasks at once (the pool may serve other runs too)."""
         self.pool = pool
         self.models = dict(models or {})
+        self.approvals = approvals
+        self._slots = asyncio.Semaphore(limit) if limit else None
         self._evidence: dict[tuple[str, str], Evidence] = {}
 
     async def execute(self, request: TaskRequest, sink: EventSink) -> TaskOutcome:
@@ -80,6 +95,11 @@ class LocalExecutor:
                 "workspace removed?); restore it and resume the run.",
             )
         sink.task_state(request.task_id, "waiting", None, "waiting for a worker")
+        async with self._slots or contextlib.nullcontext():
+            return await self._execute(request, sink)
+
+    async def _execute(self, request: TaskRequest, sink: EventSink) -> TaskOutcome:
+        spec = request.spec
         try:
             worker = await self.pool.acquire(request.thread_worker, spec.preferred_worker)
         except WorkerStartError as exc:
@@ -87,15 +107,11 @@ class LocalExecutor:
         sink.task_state(request.task_id, "running", worker.label, f"attempt {request.attempt}")
         evidence = self._evidence.setdefault((request.run_id, request.task_id), Evidence())
         try:
-            outcome = await worker.run(request, _Gathering(sink, evidence))
+            outcome = await worker.run(request, _Gathering(sink, evidence), self.approvals)
             if outcome.worker_broken:
                 sink.task_state(request.task_id, "worker-lost", worker.label, outcome.error or "")
                 await worker.aclose()  # the pool starts a fresh one when it is next lent
-        except asyncio.CancelledError:
-            # The turn may still run inside Codex: stop the process rather than lend it out.
-            await asyncio.shield(worker.aclose())
-            raise
-        finally:
+        finally:  # cancelled: the worker stopped the task's turn (or itself, if it could not)
             await self.pool.release(worker)
         if spec.artifacts and spec.workspace_root and spec.artifacts_dir:
             outcome.artifacts = collect_artifacts(

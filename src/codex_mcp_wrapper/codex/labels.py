@@ -31,7 +31,8 @@ class LabelLocks:
         self, count: int, required: Sequence[str] = (), wait: float = LOCK_WAIT
     ) -> list[str]:
         """Lock ``required`` labels (waiting up to ``wait`` s for each, since a thread lives in
-        its worker's home), then free labels up to ``count`` in all."""
+        its worker's home), then free labels up to ``count`` in all (never one this object
+        holds already)."""
         labels: list[str] = []
         for label in required:
             deadline = time.monotonic() + wait
@@ -47,7 +48,7 @@ class LabelLocks:
             if len(labels) >= count:
                 break
             label = f"w{n}"
-            if label not in labels and self.try_lock(label):
+            if label not in labels and label not in self._held and self.try_lock(label):
                 labels.append(label)
         if not labels:
             raise WorkerStartError(
@@ -71,6 +72,12 @@ class LabelLocks:
         fh.flush()
         self._held[label] = fh
         return True
+
+    def release(self, label: str) -> None:
+        fh = self._held.pop(label, None)
+        if fh is not None:
+            with contextlib.suppress(OSError):
+                fh.close()
 
     def release_all(self) -> None:
         for fh in self._held.values():

@@ -18,7 +18,12 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Protocol, Self
 
-from codex_mcp_wrapper.engine.executor import EventSink, TaskOutcome, TaskRequest
+from codex_mcp_wrapper.engine.executor import (
+    ApprovalHandler,
+    EventSink,
+    TaskOutcome,
+    TaskRequest,
+)
 from codex_mcp_wrapper.errors import WorkerError, WorkerStartError
 from codex_mcp_wrapper.settings import Recycling
 
@@ -44,7 +49,12 @@ class Worker(Protocol):
 
     async def start(self) -> None: ...
 
-    async def run(self, request: TaskRequest, sink: EventSink) -> TaskOutcome: ...
+    async def run(
+        self, request: TaskRequest, sink: EventSink, approvals: ApprovalHandler | None = None
+    ) -> TaskOutcome:
+        """Run the task's prompts in one thread; ``approvals`` answers that thread's approval
+        requests (threads of one process may belong to runs with different handlers)."""
+        ...
 
     async def aclose(self) -> None: ...
 
@@ -156,11 +166,25 @@ class WorkerPool:
     ) -> None:
         await asyncio.shield(self.aclose())
 
+    @property
+    def labels(self) -> list[str]:
+        """The labels of the pool's workers."""
+        return list(self._labels)
+
     async def start(self) -> None:
         """Start every worker concurrently; fail only if none comes up."""
+        labels, self._labels = self._labels, []
+        await self.add(labels)
+
+    async def add(self, labels: Sequence[str]) -> None:
+        """Start workers under more labels (a pool growing with the runs it serves); fail
+        only if the pool then has none. A label that did not start is left out."""
+        new = [label for label in labels if label not in self._labels]
+        self._labels.extend(new)
         results = await asyncio.gather(
-            *(self._start_one(label) for label in self._labels), return_exceptions=True
+            *(self._start_one(label) for label in new), return_exceptions=True
         )
+        self._labels = [label for label in self._labels if label in self._workers]
         errors = [r for r in results if isinstance(r, BaseException)]
         for error in errors:
             if not isinstance(error, WorkerError | WorkerStartError):
@@ -168,7 +192,7 @@ class WorkerPool:
         if not self._workers:
             first = errors[0] if errors else None
             raise WorkerStartError(str(first) if first else "no Codex worker could be started.")
-        self._labels = [label for label in self._labels if label in self._workers]
+        self._dispatch()
 
     async def _start_one(self, label: str) -> None:
         worker = self._factory(label)

@@ -68,6 +68,7 @@ class Turn:
     timeouts: Timeouts
     inbox: Inbox  # this thread's notifications (the connection routes them by thread)
     on_retry: Callable[[str], None] | None = None  # a one-line note each time Codex retries
+    turn_id: str = field(default="", init=False)  # known once Codex accepted the turn
 
     async def run(
         self,
@@ -89,7 +90,7 @@ class Turn:
             if retryable_error(error):
                 raise
             raise TurnFailed(f"Codex refused the prompt; {exc}", retryable=False) from exc
-        turn_id = str(result.get("turn", {}).get("id", ""))
+        turn_id = self.turn_id = str(result.get("turn", {}).get("id", ""))
         state = TurnState()
         last_event = time.monotonic()
         while True:

@@ -65,6 +65,7 @@ class _Running:
     run_id: str
     task_id: str
     sink: EventSink
+    approvals: ApprovalHandler
 
 
 class AppServerWorker:
@@ -73,6 +74,7 @@ class AppServerWorker:
     approval requests are routed by their ``threadId``."""
 
     def __init__(self, spec: WorkerSpec, approvals: ApprovalHandler | None = None) -> None:
+        """``approvals`` answers the approval requests of threads whose run gave no handler."""
         self.spec = spec
         self.label = spec.label
         self._approvals = approvals or fixed("decline")
@@ -174,7 +176,8 @@ class AppServerWorker:
             running = self._running.get(str(request.params.get("threadId")))
             run_id, task_id = (running.run_id, running.task_id) if running else ("", "")
             approval = read_request(method, run_id, task_id, request.params)
-            decision = await self._approvals(approval)
+            handler = running.approvals if running is not None else self._approvals
+            decision = await handler(approval)
             if running is not None:
                 running.sink.codex_event(
                     approval.task_id,
@@ -281,10 +284,13 @@ class AppServerWorker:
                 f"env in mcp_servers (Codex's log: {self.spec.log_path})."
             )
 
-    async def run(self, request: TaskRequest, sink: EventSink) -> TaskOutcome:
+    async def run(
+        self, request: TaskRequest, sink: EventSink, approvals: ApprovalHandler | None = None
+    ) -> TaskOutcome:
         """Run the request's remaining prompts in one thread; failures come back as outcomes
-        (``worker_broken`` when the process died or stopped answering)."""
-        running = _Running(request.run_id, request.task_id, sink)
+        (``worker_broken`` when the process died or stopped answering). ``approvals`` answers
+        this thread's approval requests."""
+        running = _Running(request.run_id, request.task_id, sink, approvals or self._approvals)
         recent: deque[str] = deque(maxlen=10)  # this task's last events, for error messages
         deadline = time.monotonic() + request.timeout_sec
         outcome = TaskOutcome(
@@ -294,6 +300,7 @@ class AppServerWorker:
             turns_done=request.turns_done,
             log_path=str(self.spec.log_path),
         )
+        current: Turn | None = None
         try:
             thread_id, outcome.turns_done, opened = await self._open_thread(request, running)
             outcome.thread_id = thread_id  # known before anything else can fail: it is unloaded
@@ -302,7 +309,7 @@ class AppServerWorker:
             sink.thread_progress(request.task_id, outcome.thread_id, self.label, outcome.turns_done)
             for prompt in request.prompts[outcome.turns_done :]:
                 conn = self._conn_or_die()
-                turn = await Turn(
+                current = Turn(
                     conn,
                     self.label,
                     self.spec.log_path,
@@ -314,7 +321,10 @@ class AppServerWorker:
                     on_retry=functools.partial(
                         sink.task_state, request.task_id, "running", self.label
                     ),
-                ).run(prompt, request.spec.output_schema, request.spec.idle_timeout_sec, deadline)
+                )
+                turn = await current.run(
+                    prompt, request.spec.output_schema, request.spec.idle_timeout_sec, deadline
+                )
                 for key, value in turn.usage.items():
                     outcome.usage[key] = outcome.usage.get(key, 0) + value
                 if turn.final_message is not None:
@@ -344,6 +354,9 @@ class AppServerWorker:
         except WorkerError as exc:
             outcome.status, outcome.error = "failed", str(exc)
             outcome.retryable = outcome.worker_broken = True
+        except asyncio.CancelledError:
+            await asyncio.shield(self._abandon(current, outcome.thread_id))
+            raise
         finally:
             if outcome.status != "ok":
                 self.log.bind(run=request.run_id, task=request.task_id).info(
@@ -354,6 +367,28 @@ class AppServerWorker:
         if outcome.thread_id and not outcome.worker_broken and outcome.status != "timeout":
             await self._unload(outcome.thread_id)
         return outcome
+
+    async def _abandon(self, turn: Turn | None, thread_id: str | None) -> None:
+        """A task was cancelled: stop its turn, so the process goes on serving its other
+        threads. A process that does not stop the turn is stopped, and so is one whose turn
+        cannot be named yet (``turn/start`` unanswered) when no other thread runs on it."""
+        if not self.alive:
+            return
+        if turn is not None and turn.turn_id:
+            try:
+                await turn.interrupt(turn.turn_id)
+            except WorkerError as exc:
+                self.log.warning("stopping the worker: a cancelled turn did not stop (%s)", exc)
+                await self.aclose()
+                return
+        elif turn is not None and len(self._running) > 1:
+            self.log.warning("a cancelled task's turn is starting; it ends on its own")
+        elif turn is not None:
+            await self.aclose()
+            return
+        if thread_id:
+            self._forget(thread_id)
+            await self._unload(thread_id)
 
     def _forget(self, thread_id: str) -> None:
         """The thread's task is over here: no more routing of its approvals or events."""

@@ -152,6 +152,11 @@ class Backend(Protocol):
 
     def check(self, mission: Mission) -> None: ...
 
+    def warm(self) -> AbstractAsyncContextManager[None]:
+        """Keep what the backend starts (processes, model servers) from one run to the next
+        until the block ends; outside it each run stops what it started."""
+        ...
+
     def open(
         self, mission: Mission, run: RunContext
     ) -> AbstractAsyncContextManager[TaskExecutor]: ...

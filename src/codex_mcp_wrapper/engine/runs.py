@@ -51,13 +51,22 @@ class Runs:
         self._live: dict[str, RunTracker] = {}
         self._tasks: dict[str, asyncio.Task[RunSummary | None]] = {}
         self._group: asyncio.TaskGroup | None = None
+        self._warm: contextlib.AbstractAsyncContextManager[None] | None = None
 
     def __repr__(self) -> str:
         return f"<Runs {self.settings.state_dir} [{len(self._tasks)} in the background]>"
 
     async def __aenter__(self) -> Self:
+        """Hold the backend's workers warm from one run to the next (``serve``: each MCP call
+        is a run) and own the runs started in the background, until the block ends."""
+        self._warm = self.backend.warm()
+        await self._warm.__aenter__()
         self._group = asyncio.TaskGroup()
-        await self._group.__aenter__()
+        try:
+            await self._group.__aenter__()
+        except BaseException as exc:
+            await self._warm.__aexit__(type(exc), exc, exc.__traceback__)
+            raise
         return self
 
     async def __aexit__(
@@ -68,8 +77,11 @@ class Runs:
     ) -> None:
         for task in self._tasks.values():
             task.cancel()
-        assert self._group is not None
-        await self._group.__aexit__(exc_type, exc, tb)
+        assert self._group is not None and self._warm is not None
+        try:
+            await self._group.__aexit__(exc_type, exc, tb)
+        finally:
+            await self._warm.__aexit__(exc_type, exc, tb)
 
     # -- running -------------------------------------------------------------------------
     async def run(self, mission: Mission, options: RunOptions | None = None) -> RunSummary:
@@ -165,7 +177,9 @@ class Runs:
     ) -> TaskResult:
         """One Codex session as a one-task mission; continue it with ``reply``."""
         mission = codex_mission(request, self.default_cwd)
-        summary = await self.run(mission, RunOptions(observers=observers, approvals=approvals))
+        summary = await self.run(
+            mission, RunOptions(observers=observers, approvals=approvals, reports=False)
+        )
         return summary.tasks[0]
 
     async def reply(
@@ -179,7 +193,8 @@ class Runs:
         with RunStore.reader(self.settings.state_dir) as store:
             mission, threads = continuation(store, thread_id, prompt)
         summary = await self.run(
-            mission, RunOptions(observers=observers, approvals=approvals, threads=threads)
+            mission,
+            RunOptions(observers=observers, approvals=approvals, threads=threads, reports=False),
         )
         return summary.tasks[0]
 

@@ -42,7 +42,9 @@ class RunOptions:
     kept, the others continue); ``threads`` maps a task id to a (thread id, worker label) to
     continue instead of starting a new thread; ``approvals`` answers Codex's approval requests
     (default: the settings' fixed policy); ``junit``/``html`` are extra report paths (the run
-    folder always gets ``junit.xml`` and ``report.html``).
+    folder gets ``junit.xml`` and ``report.html`` unless ``reports`` is off: a single
+    session's call (``Runs.codex``/``reply``) keeps its record in the store and its events,
+    and ``Runs.report`` renders them when asked).
     """
 
     run_id: str | None = None
@@ -52,6 +54,7 @@ class RunOptions:
     approvals: ApprovalHandler | None = None
     junit: Sequence[Path] = ()
     html: Sequence[Path] = ()
+    reports: bool = True
     retry_backoff: Sequence[float] | None = None  # default: settings.timeouts.retry_backoff
 
 
@@ -103,7 +106,8 @@ async def run_mission(
     ):
         run_dir = store.run_dir(run_id)
         bus.subscribe(recorder)
-        bus.subscribe(ReportWriter(redactor, options.junit, options.html))
+        if options.reports or options.junit or options.html:
+            bus.subscribe(ReportWriter(redactor, options.junit, options.html))
         for observer in options.observers:  # outside observers see only redacted events
             bus.subscribe(redacting(observer, redactor))
         run_dir.mkdir(parents=True, exist_ok=True)

@@ -212,6 +212,16 @@ class ScriptPlayer:
     scripts: dict[str, Script] = field(default_factory=dict)
     _threads: dict[tuple[str, str], _Thread] = field(default_factory=dict)
 
+    def forget(self, prefix: str) -> None:
+        """Drop the scripts and thread states whose key starts with ``prefix`` (a run that
+        ended, on a model that serves many runs)."""
+        for key in [k for k in self.scripts if k.startswith(prefix)]:
+            del self.scripts[key]
+        for model, thread in [
+            k for k in self._threads if k[0].partition("@")[2].startswith(prefix)
+        ]:
+            del self._threads[(model, thread)]
+
     def script_for(self, model: str) -> Script:
         _, _, key = model.partition("@")
         return self.scripts.get(key, self.default) if key else self.default

@@ -15,6 +15,7 @@ import threading
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
@@ -102,6 +103,12 @@ class RequestLog:
                 self._fh = None
 
 
+@dataclass
+class _Run:
+    log: RequestLog
+    listener: Callable[[dict[str, str], dict[str, Any]], None] | None
+
+
 class ScriptedModel:
     """A Responses-compatible model server that plays scripts; loopback only."""
 
@@ -118,11 +125,43 @@ class ScriptedModel:
         self.log = RequestLog(record, redact)
         self.base_url = ""
         self.listeners: list[Callable[[dict[str, str], dict[str, Any]], None]] = []
+        self._runs: dict[str, _Run] = {}
 
     def add_script(self, key: str, script: Script) -> str:
         """Register a script; a thread whose model is the returned name plays it."""
         self.player.scripts[key] = script
         return f"scripted@{key}"
+
+    # -- runs sharing one model (a long-lived fleet) ------------------------------------------
+    def add_run(
+        self,
+        run_id: str,
+        record: Path | None = None,
+        redact: Callable[[str], str] | None = None,
+        listener: Callable[[dict[str, str], dict[str, Any]], None] | None = None,
+    ) -> None:
+        """Serve a run: requests whose model is ``scripted@RUN/...`` (``run_model``) are
+        logged to its own ``record`` file and announced to its own ``listener``."""
+        self._runs[run_id] = _Run(RequestLog(record, redact), listener)
+
+    def run_model(self, run_id: str, task_id: str, script: Script | None) -> str:
+        """The model name a task of a run uses: its script, or echo when it has none."""
+        key = f"{run_id}/{task_id}"
+        if script is not None:
+            return self.add_script(key, script)
+        return f"scripted@{key}"
+
+    def end_run(self, run_id: str) -> None:
+        """Forget a run: its scripts, its threads' places in them, its request log."""
+        run = self._runs.pop(run_id, None)
+        if run is not None:
+            run.log.close()
+        self.player.forget(f"{run_id}/")
+
+    def _run_of(self, body: dict[str, Any]) -> _Run | None:
+        key = str(body.get("model", "")).partition("@")[2]
+        run_id, slash, _ = key.partition("/")
+        return self._runs.get(run_id) if slash else None
 
     # -- HTTP -----------------------------------------------------------------------------
     async def _responses(self, request: Request) -> Response:
@@ -134,6 +173,11 @@ class ScriptedModel:
             return JSONResponse({"error": {"message": "request body must be an object"}}, 400)
         headers = {k.lower(): v for k, v in request.headers.items()}
         self.log.write(headers, body)
+        run = self._run_of(body)
+        if run is not None:
+            run.log.write(headers, body)
+            if run.listener is not None:
+                run.listener(headers, body)
         for listener in list(self.listeners):
             listener(headers, body)
         reply = self.player.answer(headers, body)
@@ -255,3 +299,5 @@ class ScriptedModel:
                 task.cancel()
             sock.close()
             self.log.close()
+            for run in self._runs.values():
+                run.log.close()
