@@ -159,8 +159,40 @@ def adopt_orphans() -> None:
             ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
 
 
+def _children(pid: int) -> list[int] | None:
+    """Children of ``pid`` from /proc/PID/task/*/children (None when the kernel has no such
+    files): reads only the tree, where a scan of /proc reads every process."""
+    found: list[int] = []
+    try:
+        tasks = list(Path(f"/proc/{pid}/task").iterdir())
+    except OSError:
+        return []  # gone
+    for task in tasks:
+        try:
+            found.extend(int(c) for c in (task / "children").read_text().split())
+        except FileNotFoundError:
+            if not (task / "children").parent.exists():
+                continue  # the thread ended
+            return None
+        except OSError:
+            continue
+    return found
+
+
 def descendants(root: int) -> list[int]:
-    """Pids of every live descendant of ``root``, from /proc parent links (empty elsewhere)."""
+    """Pids of every live descendant of ``root``, from /proc (empty elsewhere)."""
+    found: list[int] = []
+    todo = [root]
+    while todo:
+        children = _children(todo.pop())
+        if children is None:
+            return _descendants_by_scan(root)
+        found.extend(children)
+        todo.extend(children)
+    return found
+
+
+def _descendants_by_scan(root: int) -> list[int]:
     parents: dict[int, list[int]] = {}
     with contextlib.suppress(OSError):
         for entry in Path("/proc").iterdir():

@@ -37,6 +37,7 @@ from codex_mcp_wrapper.logs import bind
 from codex_mcp_wrapper.settings import Timeouts
 
 log = logging.getLogger("codex_mcp_wrapper.worker")
+MEMORY_SAMPLE_INTERVAL = 1.0
 
 
 @dataclass(frozen=True)
@@ -87,6 +88,7 @@ class AppServerWorker:
         self._running: dict[str, _Running] = {}  # thread id -> the task running in it
         self.log = bind(log, worker=spec.label)
         self.recent: deque[str] = deque(maxlen=10)
+        self._memory: tuple[float, float | None] | None = None  # (when, MiB) last sampled
 
     def __repr__(self) -> str:
         pid = self._proc.pid if self._proc else None
@@ -97,8 +99,14 @@ class AppServerWorker:
         return self._proc.pid if self._proc else None
 
     def memory_mb(self) -> float | None:
-        """Resident memory of this worker's process tree (Codex and what it runs), in MiB."""
-        return process.tree_rss_mb(self._proc.pid) if self._proc and self.alive else None
+        """Resident memory of this worker's process tree (Codex and what it runs), in MiB;
+        sampled at most every MEMORY_SAMPLE_INTERVAL s (reading it costs ~5 ms of /proc)."""
+        if not (self._proc and self.alive):
+            return None
+        now = time.monotonic()
+        if self._memory is None or now - self._memory[0] >= MEMORY_SAMPLE_INTERVAL:
+            self._memory = (now, process.tree_rss_mb(self._proc.pid))
+        return self._memory[1]
 
     @property
     def alive(self) -> bool:
