@@ -27,7 +27,7 @@ def no_codex_left_behind() -> None:
 
 
 def profile(name: str, secret: str | None = None) -> Profile:
-    return Profile("codex", ProviderSpec(kind="custom", name=name), Path("/w"), digest(secret))
+    return Profile("codex", ProviderSpec(kind="custom", name=name), digest(secret))
 
 
 def settings(tmp_path: Path, workers: int = 4, per_process: int = 2) -> Settings:

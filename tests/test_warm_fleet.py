@@ -142,3 +142,23 @@ async def test_serve_answers_20_sequential_codex_calls_on_one_warm_process(
     assert (run_dir / "tasks").is_dir() and (run_dir / "model-requests.jsonl").is_file()
     assert not (run_dir / "report.html").exists() and not (run_dir / "junit.xml").exists()
     assert await asyncio.to_thread(wait_gone, pids, 15)
+
+
+async def test_runs_in_different_workspaces_share_a_process_each_trusted_on_its_thread(
+    tmp_path: Path, state_dir: Path, codex_bin: str
+) -> None:
+    settings = Settings(state_dir=state_dir, codex_bin=codex_bin, workers=2, threads_per_worker=2)
+    summaries = []
+    async with open_runs(settings) as runs:
+        for name in ("alpha", "beta"):
+            workspace = tmp_path / name
+            (workspace / ".codex").mkdir(parents=True)
+            # Codex reads a project's own config only when the project is trusted
+            (workspace / ".codex" / "config.toml").write_text(
+                f'developer_instructions = "rules of {name}"\n'
+            )
+            summaries.append(await runs.run(_mission(workspace, [{"id": name, "prompt": "go"}])))
+    assert [s.tasks[0].worker for s in summaries] == ["w1", "w1"]
+    for summary, name, other in zip(summaries, ("alpha", "beta"), ("beta", "alpha"), strict=True):
+        requests = (Path(summary.run_dir or "") / "model-requests.jsonl").read_text()
+        assert f"rules of {name}" in requests and f"rules of {other}" not in requests

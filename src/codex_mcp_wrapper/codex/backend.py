@@ -15,7 +15,6 @@ import logging
 import os
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from codex_mcp_wrapper.codex.auth import api_key_from_env, require_credentials
@@ -49,7 +48,6 @@ class WorkerFactory:
     settings: Settings
     codex_bin: str
     provider: ProviderSpec
-    workspace_root: Path
 
     def profile(self) -> Profile:
         """The isolation profile of the workers this factory builds."""
@@ -58,7 +56,6 @@ class WorkerFactory:
         return Profile(
             self.codex_bin,
             self.provider,
-            self.workspace_root,
             digest(
                 os.environ.get(env_key) if env_key else None,
                 api_key[1] if api_key else None,
@@ -72,7 +69,6 @@ class WorkerFactory:
             home,
             CodexHomeSpec(
                 provider=self.provider,
-                trusted_projects=[self.workspace_root],
                 user_config=(user_codex_home() / "config.toml")
                 if self.settings.sync_codex_config
                 else None,
@@ -96,7 +92,7 @@ class WorkerFactory:
                 codex_home=home,
                 env=env,
                 log_path=state / "logs" / f"worker-{label}.log",
-                cwd=self.workspace_root,
+                cwd=home.parent,  # a thread's cwd is its own; this one always exists
                 timeouts=self.settings.timeouts,
             ),
         )
@@ -147,7 +143,7 @@ class LocalBackend:
             self.budget.take(run.workers, need=len(run.thread_workers)) as granted,
             self._provider(mission, run) as (provider, models),
         ):
-            factory = WorkerFactory(self.settings, codex_bin, provider, run.workspace_root)
+            factory = WorkerFactory(self.settings, codex_bin, provider)
             async with self.fleet.lease(
                 factory.profile(), factory, granted, run.thread_workers
             ) as pool:

@@ -1,16 +1,15 @@
 """``Fleet``: the Codex processes of one owner (a ``run``, a ``serve`` process), placed by
 isolation profile and, when the owner asks, kept warm from one run to the next.
 
-A ``Profile`` is what Codex cannot set per thread: the binary, the provider and the
-credentials written into CODEX_HOME or passed in the process env, and the trusted workspace
-(rendered into the process's config). Everything else (model, sandbox, approval policy,
-instructions, the task's env through ``shell_environment_policy``, MCP servers) is set per
-thread, so the runs of one profile share one ``WorkerPool``, ``threads_per_worker`` threads a
-process. A profile's pool grows as the runs using it hold more task slots; once no run uses
-it, it is closed (a one-run owner) or kept warm for the next run (``warm``) until the
-process cap needs its room for another profile. A label (a CODEX_HOME, where threads live)
-belongs to one pool at a time: a run continuing a thread gets its label, taken from an idle
-pool of another profile when needed.
+A ``Profile`` is what Codex cannot set per thread: the binary, and the provider and the
+credentials written into CODEX_HOME or passed in the process env. Everything else (cwd and its
+project trust, model, sandbox, approval policy, instructions, the task's env through
+``shell_environment_policy``, MCP servers) is set per thread, so the runs of one profile share
+one ``WorkerPool``, ``threads_per_worker`` threads a process. A profile's pool grows as the
+runs using it hold more task slots; once no run uses it, it is closed (a one-run owner) or kept
+warm for the next run (``warm``) until the process cap needs its room for another profile. A
+label (a CODEX_HOME, where threads live) belongs to one pool at a time: a run continuing a
+thread gets its label, taken from an idle pool of another profile when needed.
 """
 
 from __future__ import annotations
@@ -22,7 +21,6 @@ import logging
 import time
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from codex_mcp_wrapper.codex.home import ProviderSpec
 from codex_mcp_wrapper.codex.labels import LabelLocks
@@ -44,7 +42,6 @@ class Profile:
 
     codex_bin: str
     provider: ProviderSpec
-    workspace_root: Path
     credentials: str = ""  # ``digest`` of the credentials the processes get, never the values
 
 

@@ -215,6 +215,10 @@ class AppServerWorker:
         }
         if spec.profile:
             params["config"]["profile"] = spec.profile
+        if spec.workspace_root:  # trusted per thread: threads of many workspaces share a process
+            projects = dict(params["config"].get("projects") or {})
+            projects[spec.workspace_root] = {"trust_level": "trusted"}
+            params["config"]["projects"] = projects
         for key, value in (
             ("model", spec.model),
             ("baseInstructions", spec.base_instructions),
