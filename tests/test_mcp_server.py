@@ -30,7 +30,6 @@ OLD_CODEX_PROPERTIES = {
     "base-instructions",
     "developer-instructions",
     "compact-prompt",
-    "profile",
 }
 
 

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import re
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Any
@@ -77,3 +78,85 @@ def http_server(
     finally:
         proc.terminate()
         proc.wait(timeout=START_TIMEOUT)
+
+
+class RawSession:
+    """A JSON-RPC client speaking 2025-06-18 over the server's stdio, line by line, as the
+    clients of the removed ``codex mcp-server`` did: it sees every message the server sends
+    (non-standard notifications too) and answers server requests with whatever it is told."""
+
+    def __init__(self, proc: Any) -> None:
+        self.proc = proc
+        self.seen: list[dict[str, Any]] = []
+        self.next_id = 1
+
+    async def send(self, message: dict[str, Any]) -> None:
+        self.proc.stdin.write(json.dumps(message).encode() + b"\n")
+        await self.proc.stdin.drain()
+
+    async def receive(self) -> dict[str, Any]:
+        line = await asyncio.wait_for(self.proc.stdout.readline(), START_TIMEOUT)
+        assert line, "the server closed its stdout"
+        message: dict[str, Any] = json.loads(line)
+        self.seen.append(message)
+        return message
+
+    async def request(
+        self,
+        method: str,
+        params: dict[str, Any],
+        answer: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
+        timeout: float = 120,
+    ) -> dict[str, Any]:
+        """Send a request and read until its response; server requests in between are
+        answered with ``answer(request)`` (an error when none is given)."""
+        self.next_id += 1
+        request_id = self.next_id
+        await self.send({"jsonrpc": "2.0", "id": request_id, "method": method, "params": params})
+        async with asyncio.timeout(timeout):
+            while True:
+                message = await self.receive()
+                if "method" in message and "id" in message:  # a request of the server's
+                    reply: dict[str, Any] = {"jsonrpc": "2.0", "id": message["id"]}
+                    if answer is None:
+                        reply["error"] = {"code": -32601, "message": "not supported"}
+                    else:
+                        reply["result"] = answer(message)
+                    await self.send(reply)
+                elif message.get("id") == request_id:
+                    return message
+
+    def notifications(self, method: str) -> list[dict[str, Any]]:
+        return [m for m in self.seen if m.get("method") == method and "id" not in m]
+
+
+@asynccontextmanager
+async def raw_session(
+    state_dir: Path, *extra: str, capabilities: dict[str, Any] | None = None
+) -> AsyncIterator[RawSession]:
+    """``serve`` over stdio with a raw 2025-06-18 client, initialized."""
+    argv = server_argv(state_dir, *extra)
+    proc = await asyncio.create_subprocess_exec(
+        *argv, stdin=-1, stdout=-1, stderr=subprocess.DEVNULL, env=dict(os.environ)
+    )
+    session = RawSession(proc)
+    try:
+        hello = await session.request(
+            "initialize",
+            {
+                "protocolVersion": "2025-06-18",
+                "capabilities": capabilities or {},
+                "clientInfo": {"name": "raw", "version": "0"},
+            },
+        )
+        assert "result" in hello, hello
+        await session.send({"jsonrpc": "2.0", "method": "notifications/initialized"})
+        yield session
+    finally:
+        if proc.stdin is not None:
+            proc.stdin.close()
+        try:
+            await asyncio.wait_for(proc.wait(), START_TIMEOUT)
+        except TimeoutError:
+            proc.kill()
+            await proc.wait()

@@ -15,6 +15,7 @@ from mcp.server.mcpserver import MCPServer
 
 from codex_mcp_wrapper import __version__
 from codex_mcp_wrapper.engine.runs import Runs
+from codex_mcp_wrapper.mcp.strict import StrictArguments, StrictServer
 from codex_mcp_wrapper.mcp.tools import register_codex_tools, register_mission_tools
 
 INSTRUCTIONS = (
@@ -26,9 +27,10 @@ INSTRUCTIONS = (
 
 def build_server(runs: Runs) -> MCPServer:
     """The MCP server; every tool and resource is a thin call into ``runs``."""
-    server: MCPServer = MCPServer(
+    server: MCPServer = StrictServer(
         "codex-mcp-wrapper", version=__version__, instructions=INSTRUCTIONS
     )
+    server.middleware.append(StrictArguments(server))
     register_codex_tools(server, runs)
     register_mission_tools(server, runs)
     register_resources(server, runs)

@@ -38,6 +38,20 @@ WAIT_MAX = 55.0  # stays under the common 60 s client tool timeout
 Sandbox = Literal["read-only", "workspace-write", "danger-full-access"]
 Approval = Literal["untrusted", "on-failure", "on-request", "never"]
 
+# Argument types with their descriptions (every tool argument says what it is).
+MissionArg = Annotated[
+    dict[str, Any] | str,
+    Field(
+        description="The mission: an object as in a mission file, or a path to a YAML/JSON "
+        "file the server can read."
+    ),
+]
+VarsArg = Annotated[
+    dict[str, str] | None, Field(description="Values for the mission's ${VAR} placeholders.")
+]
+RunIdArg = Annotated[str, Field(description="The run id (from mission_start or runs_list).")]
+
+
 READ_ONLY = ToolAnnotations(
     read_only_hint=True, destructive_hint=False, idempotent_hint=True, open_world_hint=False
 )
@@ -85,17 +99,48 @@ def register_codex_tools(server: MCPServer, runs: Runs) -> None:
     async def codex(
         prompt: Annotated[str, Field(description="The initial user prompt.")],
         ctx: Context,
-        approval_policy: Annotated[Approval | None, Field(alias="approval-policy")] = None,
-        sandbox: Sandbox | None = None,
-        cwd: Annotated[str | None, Field(description="Working directory of the session.")] = None,
-        model: str | None = None,
-        profile: str | None = None,
-        config: Annotated[
-            dict[str, Any] | None, Field(description="Codex config overrides.")
+        approval_policy: Annotated[
+            Approval | None,
+            Field(
+                alias="approval-policy",
+                description="When Codex asks before running a command (default: never).",
+            ),
         ] = None,
-        base_instructions: Annotated[str | None, Field(alias="base-instructions")] = None,
-        developer_instructions: Annotated[str | None, Field(alias="developer-instructions")] = None,
-        compact_prompt: Annotated[str | None, Field(alias="compact-prompt")] = None,
+        sandbox: Annotated[
+            Sandbox | None,
+            Field(description="What Codex's commands may touch (default: read-only)."),
+        ] = None,
+        cwd: Annotated[
+            str | None,
+            Field(
+                description="Working directory of the session (default: the server's --workspace)."
+            ),
+        ] = None,
+        model: Annotated[
+            str | None, Field(description="The model to use (default: Codex's configured one).")
+        ] = None,
+        config: Annotated[
+            dict[str, Any] | None,
+            Field(description="Codex config overrides, as in config.toml (nested objects)."),
+        ] = None,
+        base_instructions: Annotated[
+            str | None,
+            Field(alias="base-instructions", description="Replace Codex's base instructions."),
+        ] = None,
+        developer_instructions: Annotated[
+            str | None,
+            Field(
+                alias="developer-instructions",
+                description="Extra developer instructions for the session.",
+            ),
+        ] = None,
+        compact_prompt: Annotated[
+            str | None,
+            Field(
+                alias="compact-prompt",
+                description="The prompt Codex uses when it compacts the conversation.",
+            ),
+        ] = None,
     ) -> Annotated[CallToolResult, CodexOutput]:
         call = CallContext(ctx, runs.settings)
         request = CodexRequest(
@@ -104,7 +149,6 @@ def register_codex_tools(server: MCPServer, runs: Runs) -> None:
             sandbox=sandbox,
             approval_policy=approval_policy,
             model=model,
-            profile=profile,
             config=config,
             base_instructions=base_instructions,
             developer_instructions=developer_instructions,
@@ -129,8 +173,12 @@ def register_codex_tools(server: MCPServer, runs: Runs) -> None:
     async def codex_reply(
         prompt: Annotated[str, Field(description="The next user prompt.")],
         ctx: Context,
-        threadId: str | None = None,
-        conversationId: str | None = None,
+        threadId: Annotated[
+            str | None, Field(description="The thread to continue (the codex result's threadId).")
+        ] = None,
+        conversationId: Annotated[
+            str | None, Field(description="Deprecated name of threadId.")
+        ] = None,
     ) -> Annotated[CallToolResult, CodexOutput]:
         call = CallContext(ctx, runs.settings)
 
@@ -164,9 +212,9 @@ def register_mission_tools(server: MCPServer, runs: Runs) -> None:
         annotations=RUNS_CODEX,
     )
     async def batch(
-        mission: dict[str, Any] | str,
+        mission: MissionArg,
         ctx: Context,
-        vars: dict[str, str] | None = None,
+        vars: VarsArg = None,
     ) -> CallToolResult:
         call = CallContext(ctx, runs.settings)
 
@@ -187,9 +235,7 @@ def register_mission_tools(server: MCPServer, runs: Runs) -> None:
         description="Start a mission in the background and return its run_id at once.",
         annotations=RUNS_CODEX,
     )
-    async def mission_start(
-        mission: dict[str, Any] | str, vars: dict[str, str] | None = None
-    ) -> CallToolResult:
+    async def mission_start(mission: MissionArg, vars: VarsArg = None) -> CallToolResult:
         async def work() -> CallToolResult:
             parsed = _mission(mission, vars)
             run_id = runs.start(parsed)
@@ -212,7 +258,7 @@ def register_mission_tools(server: MCPServer, runs: Runs) -> None:
         "Returns at once; follow it with mission_wait.",
         annotations=RUNS_CODEX,
     )
-    async def mission_resume(run_id: str) -> CallToolResult:
+    async def mission_resume(run_id: RunIdArg) -> CallToolResult:
         async def work() -> CallToolResult:
             return json_result({"run_id": runs.start_resume(run_id), "status": "running"})
 
@@ -224,7 +270,7 @@ def register_mission_tools(server: MCPServer, runs: Runs) -> None:
         annotations=READ_ONLY,
         description="The current state of a run: per-task status, and the summary when done.",
     )
-    async def mission_status(run_id: str) -> CallToolResult:
+    async def mission_status(run_id: RunIdArg) -> CallToolResult:
         async def work() -> CallToolResult:
             return json_result(runs.status(run_id))
 
@@ -237,7 +283,12 @@ def register_mission_tools(server: MCPServer, runs: Runs) -> None:
         description="Wait up to `timeout` seconds (default 30, at most 55) for a run to "
         "finish; returns its state either way (`done` tells which).",
     )
-    async def mission_wait(run_id: str, timeout: float = WAIT_DEFAULT) -> CallToolResult:
+    async def mission_wait(
+        run_id: RunIdArg,
+        timeout: Annotated[
+            float, Field(description=f"Seconds to wait at most (capped at {WAIT_MAX:g}).")
+        ] = WAIT_DEFAULT,
+    ) -> CallToolResult:
         async def work() -> CallToolResult:
             return json_result(await runs.wait(run_id, max(0.0, min(timeout, WAIT_MAX))))
 
@@ -250,7 +301,7 @@ def register_mission_tools(server: MCPServer, runs: Runs) -> None:
         description="Cancel a running mission: its turns are stopped and its workers "
         "freed; finished results are kept.",
     )
-    async def mission_cancel(run_id: str) -> CallToolResult:
+    async def mission_cancel(run_id: RunIdArg) -> CallToolResult:
         async def work() -> CallToolResult:
             return json_result(await runs.cancel(run_id))
 
@@ -262,7 +313,12 @@ def register_mission_tools(server: MCPServer, runs: Runs) -> None:
         annotations=RUNS_CODEX,
         description="Send a further prompt in the Codex thread of a task of a run.",
     )
-    async def reply(run_id: str, task_id: str, prompt: str, ctx: Context) -> CallToolResult:
+    async def reply(
+        run_id: RunIdArg,
+        task_id: Annotated[str, Field(description="The task whose thread to continue.")],
+        prompt: Annotated[str, Field(description="The next user prompt.")],
+        ctx: Context,
+    ) -> CallToolResult:
         call = CallContext(ctx, runs.settings)
 
         async def work() -> CallToolResult:
@@ -280,7 +336,9 @@ def register_mission_tools(server: MCPServer, runs: Runs) -> None:
         annotations=READ_ONLY,
         description="Recent runs, newest first.",
     )
-    async def runs_list(limit: int = 20) -> CallToolResult:
+    async def runs_list(
+        limit: Annotated[int, Field(description="How many runs, newest first.")] = 20,
+    ) -> CallToolResult:
         async def work() -> CallToolResult:
             return json_result({"runs": runs.list(max(1, min(limit, 500)))})
 
