@@ -6,11 +6,14 @@ scripts/capture_old_mcp_server.py)."""
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from codex_mcp_wrapper.mcp.legacy_events import MSG_TYPES
+from tests.helpers.cli import run_cli
 from tests.helpers.mcp_client import raw_session
 
 pytestmark = pytest.mark.anyio
@@ -63,3 +66,167 @@ async def test_the_codex_tool_refuses_unknown_and_invalid_arguments_in_one_sente
         # nothing ran: a refused call starts no run
         runs = await session.request("tools/call", {"name": "runs_list", "arguments": {}})
         assert runs["result"]["structuredContent"]["runs"] == []
+
+
+def events_of(session: Any, request_id: int) -> list[dict[str, Any]]:
+    return [
+        n["params"]
+        for n in session.notifications("codex/event")
+        if n["params"]["_meta"]["requestId"] == request_id
+    ]
+
+
+def write_script(path: Path, steps: list[dict[str, Any]]) -> Path:
+    path.write_text(json.dumps(steps))
+    return path
+
+
+async def test_codex_calls_stream_the_old_servers_codex_events_thread_id_first(
+    state_dir: Path, workspace: Path, tmp_path: Path, codex_bin: str
+) -> None:
+    script = write_script(
+        tmp_path / "s.json", [{"shell": "echo hi"}, {"say": "ran: {last_output}"}]
+    )
+    args = ("--codex-bin", codex_bin, "--scripted", "--script", str(script))
+    async with raw_session(state_dir, *args, "--workspace", str(workspace)) as session:
+        response = await session.request(
+            "tools/call",
+            {"name": "codex", "arguments": {"prompt": "do shell", "sandbox": "workspace-write"}},
+        )
+        thread = response["result"]["structuredContent"]["threadId"]
+        ours = events_of(session, session.next_id)
+    # The same call on the old server (tests/data, request 2): the msg types we send, in order.
+    old = [
+        m["params"]["msg"]
+        for m in old_messages()
+        if m.get("method") == "codex/event" and m["params"]["_meta"]["requestId"] == 2
+    ]
+    wanted = [m["type"] for m in old if m["type"] in MSG_TYPES]
+    assert [e["msg"]["type"] for e in ours] == wanted
+    first = ours[0]
+    assert first["msg"]["type"] == "session_configured" and first["id"] == ""
+    assert first["msg"]["thread_id"] == first["msg"]["session_id"] == thread
+    assert all(e["_meta"]["threadId"] == thread for e in ours)
+    # each message carries the fields the old one had that clients read
+    by_type = {e["msg"]["type"]: e["msg"] for e in ours}
+    for msg in old:
+        if msg["type"] in ("session_configured", "exec_command_end", "task_complete"):
+            expected = {
+                "session_id",
+                "thread_id",
+                "model",
+                "cwd",
+                "call_id",
+                "command",
+                "exit_code",
+                "aggregated_output",
+                "stdout",
+                "last_agent_message",
+                "turn_id",
+            } & set(msg)
+            assert expected <= set(by_type[msg["type"]]), msg["type"]
+    assert by_type["exec_command_end"]["command"][-1] == "echo hi"
+    assert by_type["exec_command_end"]["exit_code"] == 0
+    assert by_type["task_complete"]["last_agent_message"].endswith("hi\n")
+
+
+async def test_approvals_take_the_old_decision_answers_and_carry_the_codex_fields(
+    state_dir: Path, workspace: Path, tmp_path: Path, codex_bin: str
+) -> None:
+    script = write_script(
+        tmp_path / "s.json", [{"escalate": "touch approved.txt"}, {"say": "after: {last_output}"}]
+    )
+    args = ("--codex-bin", codex_bin, "--scripted", "--script", str(script))
+    asked: list[dict[str, Any]] = []
+
+    def decide(decision: str) -> Any:
+        def answer(request: dict[str, Any]) -> dict[str, Any]:
+            assert request["method"] == "elicitation/create"
+            asked.append(request["params"])
+            return {"decision": decision}
+
+        return answer
+
+    call = {"name": "codex", "arguments": {"prompt": "go", "approval-policy": "on-request"}}
+    # A client of the old server declared no elicitation capability and still answered.
+    async with raw_session(state_dir, *args, "--workspace", str(workspace)) as session:
+        denied = await session.request("tools/call", call, decide("denied"))
+        assert not (workspace / "approved.txt").exists(), denied
+        approved = await session.request("tools/call", call, decide("approved"))
+        assert (workspace / "approved.txt").exists(), approved
+        kinds = [e["msg"]["type"] for e in events_of(session, session.next_id)]
+    old_ask = next(m for m in old_messages() if m.get("method") == "elicitation/create")["params"]
+    for params in asked:
+        assert set(old_ask) - {"codex_parsed_cmd"} <= set(params)
+        assert params["codex_elicitation"] == "exec-approval"
+        assert "touch approved.txt" in " ".join(params["codex_command"])
+        assert params["codex_cwd"] == str(workspace)
+    assert kinds.index("exec_approval_request") < kinds.index("exec_command_begin")
+
+
+async def test_codex_events_can_be_turned_off(
+    state_dir: Path, workspace: Path, codex_bin: str
+) -> None:
+    args = ("--codex-bin", codex_bin, "--scripted", "--no-codex-events")
+    async with raw_session(state_dir, *args, "--workspace", str(workspace)) as session:
+        response = await session.request(
+            "tools/call", {"name": "codex", "arguments": {"prompt": "hi"}}
+        )
+        assert response["result"]["structuredContent"]["content"] == "echo: hi"
+    assert session.notifications("codex/event") == []
+
+
+async def test_logging_is_declared_and_set_level_is_honoured(
+    state_dir: Path, workspace: Path, codex_bin: str
+) -> None:
+    args = ("--codex-bin", codex_bin, "--scripted", "--no-codex-events")
+    call = {"name": "codex", "arguments": {"prompt": "hi"}}
+    async with raw_session(state_dir, *args, "--workspace", str(workspace)) as session:
+        hello = next(m for m in session.seen if m.get("id") == 2)
+        assert "logging" in hello["result"]["capabilities"]
+        await session.request("tools/call", call)
+        assert session.notifications("notifications/message")  # info, by default
+        before = len(session.notifications("notifications/message"))
+        level = await session.request("logging/setLevel", {"level": "warning"})
+        assert level.get("result") == {}, level
+        await session.request("tools/call", call)
+        assert len(session.notifications("notifications/message")) == before
+
+
+async def test_a_long_turn_sends_progress_while_it_runs(
+    state_dir: Path, workspace: Path, tmp_path: Path, codex_bin: str
+) -> None:
+    script = write_script(tmp_path / "s.json", [{"delay": 3}, {"say": "late"}])
+    args = ("--codex-bin", codex_bin, "--scripted", "--script", str(script))
+    args += ("--progress-interval", "0.5", "--workspace", str(workspace))
+    async with raw_session(state_dir, *args) as session:
+        response = await session.request(
+            "tools/call",
+            {"name": "codex", "arguments": {"prompt": "x"}, "_meta": {"progressToken": "p1"}},
+        )
+        assert response["result"]["structuredContent"]["content"] == "late"
+    beats = [
+        n["params"]
+        for n in session.notifications("notifications/progress")
+        if n["params"]["progressToken"] == "p1" and n["params"]["message"].startswith("working")
+    ]
+    # ~6 in 3 s; at least 2 leaves room for a slow start on a loaded machine
+    assert len(beats) >= 2, beats
+    assert any("last event:" in b["message"] for b in beats)
+
+
+@pytest.mark.parametrize(
+    ("extra", "error"),
+    [
+        (["--script", "s.json"], "error: --script plays on the scripted model: add --scripted."),
+        (["--scripted", "--script", "missing.json"], "no such script file; check the path."),
+    ],
+)
+def test_a_script_without_the_scripted_model_or_file_is_refused_at_start(
+    state_dir: Path, tmp_path: Path, extra: list[str], error: str
+) -> None:
+    (tmp_path / "s.json").write_text("[]")
+    done = run_cli(["--state-dir", str(state_dir), "serve", *extra], dict(os.environ), cwd=tmp_path)
+    assert done.returncode == 2, done.stderr
+    assert error in done.stderr and "Traceback" not in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1

@@ -109,6 +109,7 @@ class Timeouts:
     unload: float = 5.0  # letting Codex unload a finished thread; best effort
     term_grace: float = TERM_GRACE  # closing a child's stdin, then SIGTERM, then SIGKILL
     approval: float = 120.0  # a person asked about an approval; then the fallback decides
+    progress: float = 5.0  # an MCP call with no news sends a progress notification this often
     cancel: float = 30.0  # a cancelled run's turns stopping before `cancel` reports back
     label_lock: float = 300.0  # a worker holding a thread to continue, busy in another run
     retry_backoff: tuple[float, ...] = (0.5, 2.0, 5.0)  # between attempts of a task
@@ -148,6 +149,11 @@ class Settings:
     # Threads (tasks) one Codex process runs at once; ``workers`` tasks need
     # ceil(workers / threads_per_worker) processes. See docs/running.md, "Workers".
     threads_per_worker: int = DEFAULT_THREADS_PER_WORKER
+    # The MCP server's codex/codex-reply tools stream the removed codex mcp-server's
+    # non-standard `codex/event` notifications (its clients read the thread id from them).
+    codex_events: bool = True
+    # Under `scripted`, the script the model plays for codex/codex-reply calls (else: echo).
+    script: Path | None = None
 
     def worker_base_env(self) -> dict[str, str]:
         env = {k: os.environ[k] for k in ENV_ALLOWLIST if k in os.environ}

@@ -3,6 +3,7 @@ list`` for an instance's background HTTP server."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import sys
@@ -25,7 +26,8 @@ from codex_mcp_wrapper.errors import InputError
 from codex_mcp_wrapper.instances import daemon
 from codex_mcp_wrapper.instances.registry import all_instances
 from codex_mcp_wrapper.mcp.transports import serve_http, serve_stdio
-from codex_mcp_wrapper.settings import default_workers
+from codex_mcp_wrapper.scripted.script import load_script
+from codex_mcp_wrapper.settings import Timeouts, default_workers
 
 TOKEN_ENV = "CODEX_MCP_WRAPPER_TOKEN"
 
@@ -89,6 +91,12 @@ def _config_path(ctx: click.Context, given: Path | None) -> Path | None:
 )
 @click.option("--scripted", is_flag=True, help="Every Codex turn uses the scripted model.")
 @click.option(
+    "--script",
+    type=click.Path(path_type=Path),
+    help="With --scripted: the script (YAML/JSON steps) the model plays for every codex call "
+    "[default: it echoes the prompt].",
+)
+@click.option(
     "--workspace",
     type=click.Path(path_type=Path),
     help="Default cwd of the codex tool [default: the current directory].",
@@ -97,6 +105,20 @@ def _config_path(ctx: click.Context, given: Path | None) -> Path | None:
     "--auto-approve",
     is_flag=True,
     help="Accept approvals when the client cannot be asked (default: decline).",
+)
+@click.option(
+    "--codex-events/--no-codex-events",
+    default=True,
+    show_default=True,
+    help="Stream the removed codex mcp-server's codex/event notifications during codex and "
+    "codex-reply calls (its clients read the thread id from them); off for clients that "
+    "dislike non-standard notifications.",
+)
+@click.option(
+    "--progress-interval",
+    type=click.FloatRange(0.1, 60),
+    help="During a call, send a progress notification at least this often (seconds), so "
+    "clients that reset their timeout on progress keep waiting [default: 5].",
 )
 @worker_options
 @click.pass_context
@@ -111,8 +133,11 @@ def serve(
     config_file: Path | None,
     workers: int | None,
     scripted: bool,
+    script: Path | None,
     workspace: Path | None,
     auto_approve: bool,
+    codex_events: bool,
+    progress_interval: float | None,
     threads_per_worker: int | None,
     recycle_after_threads: int | None,
     recycle_above_mb: int | None,
@@ -139,11 +164,15 @@ def serve(
         port = inst.port
     token = _pick_token(ctx, token, token_file, file_opts)
     allowed = _host_list(pick("allow_host", list(allow_host)))
+    script = _script(pick("script", script), bool(pick("scripted", scripted)))
     settings = settings_from(
         ctx,
         workers=pick("workers", workers),
         scripted=bool(pick("scripted", scripted)),
         approvals="accept" if pick("auto_approve", auto_approve) else "decline",
+        codex_events=bool(pick("codex_events", codex_events)),
+        script=script,
+        timeouts=_timeouts(pick("progress_interval", progress_interval)),
         **worker_settings(
             pick("threads_per_worker", threads_per_worker),
             pick("recycle_after_threads", recycle_after_threads),
@@ -161,6 +190,21 @@ def serve(
         # SIGTERM or Ctrl-C: the usual way to stop a server, not an error. The server has
         # stopped cleanly by now (calls cancelled, workers reaped), so exit 0 for both.
         click.echo("codex-mcp-wrapper MCP server stopped.", err=True)
+
+
+def _timeouts(progress: float | None) -> Timeouts | None:
+    return None if progress is None else dataclasses.replace(Timeouts(), progress=float(progress))
+
+
+def _script(path: Any, scripted: bool) -> Path | None:
+    """The --script file, checked now: a bad one is an error before any client connects."""
+    if path is None:
+        return None
+    if not scripted:
+        raise InputError("--script plays on the scripted model: add --scripted.")
+    resolved = Path(path).expanduser().resolve()
+    load_script(resolved)  # a ScriptError is an InputError: one sentence, exit 2
+    return resolved
 
 
 def _pick_token(
@@ -297,6 +341,9 @@ def _read_serve_config(path: Path | None) -> dict[str, Any]:
         "scripted",
         "workspace",
         "auto_approve",
+        "codex_events",
+        "script",
+        "progress_interval",
     }
     unknown = sorted(set(table) - known)
     if unknown:

@@ -22,6 +22,7 @@ from codex_mcp_wrapper import __version__, process
 from codex_mcp_wrapper.codex.approvals import APPROVAL_METHODS, answer, read_request
 from codex_mcp_wrapper.codex.jsonrpc import JsonRpcConnection, RpcError, ServerRequest
 from codex_mcp_wrapper.codex.mcp_startup import await_mcp_servers
+from codex_mcp_wrapper.codex.threads import thread_event, thread_params
 from codex_mcp_wrapper.codex.turn import Turn, TurnFailed, TurnTimedOut
 from codex_mcp_wrapper.codex.turn_errors import retryable_error
 from codex_mcp_wrapper.codex.worker_log import log_size, log_tail
@@ -205,29 +206,6 @@ class AppServerWorker:
             raise WorkerDied(f"worker {self.label} is not running.")
         return self._conn
 
-    def _thread_params(self, request: TaskRequest) -> dict[str, Any]:
-        spec = request.spec
-        params: dict[str, Any] = {
-            "cwd": spec.cwd,
-            "sandbox": spec.sandbox,
-            "approvalPolicy": spec.approval_policy,
-            "config": dict(spec.config),
-        }
-        if spec.profile:
-            params["config"]["profile"] = spec.profile
-        if spec.workspace_root:  # trusted per thread: threads of many workspaces share a process
-            projects = dict(params["config"].get("projects") or {})
-            projects[spec.workspace_root] = {"trust_level": "trusted"}
-            params["config"]["projects"] = projects
-        for key, value in (
-            ("model", spec.model),
-            ("baseInstructions", spec.base_instructions),
-            ("developerInstructions", spec.developer_instructions),
-        ):
-            if value is not None:
-                params[key] = value
-        return params
-
     async def _open_thread(self, request: TaskRequest, running: _Running) -> tuple[str, int, bool]:
         """The thread to run in, how many prompts it has answered already, and whether it was
         opened just now (its MCP servers start); from then on ``running`` receives the thread's
@@ -239,7 +217,7 @@ class AppServerWorker:
         """
         conn = self._conn_or_die()
         sink = running.sink
-        params = self._thread_params(request)
+        params = thread_params(request.spec)
         if request.thread_id:
             conn.inbox(request.thread_id)  # before resuming: its first notifications are kept
             self._running[request.thread_id] = running
@@ -255,6 +233,7 @@ class AppServerWorker:
                 thread_id = str(result["thread"]["id"])
                 self._loaded_threads.add(thread_id)
                 self.threads_run += 1
+                running.sink.codex_event(request.task_id, *thread_event(result, resumed=True))
                 return thread_id, request.turns_done, True
             except RpcError as exc:
                 self._forget(request.thread_id)
@@ -269,6 +248,7 @@ class AppServerWorker:
         self._running[thread_id] = running
         self._loaded_threads.add(thread_id)
         self.threads_run += 1
+        running.sink.codex_event(request.task_id, *thread_event(result, resumed=False))
         return thread_id, 0, True
 
     async def _await_mcp_servers(

@@ -33,7 +33,8 @@ def fixed(decision: ApprovalDecision) -> ApprovalHandler:
     return handler
 
 
-Asker = Callable[[str], Awaitable[bool | None]]
+# Asks about a request (the message is its one-line question); True/False, None for no answer.
+Asker = Callable[[ApprovalRequest, str], Awaitable[bool | None]]
 
 
 def asking(
@@ -46,7 +47,7 @@ def asking(
         task_log = bind(log, run=request.run_id, task=task_id)
         try:
             async with asyncio.timeout(timeout):
-                answer = await ask(f"Codex task {task_id} asks to {what}. Allow?")
+                answer = await ask(request, f"Codex task {task_id} asks to {what}. Allow?")
         except TimeoutError:
             task_log.warning("no answer to '%s' within %g s -> %s", what, timeout, fallback)
             return fallback

@@ -176,6 +176,8 @@ class Runs:
         approvals: ApprovalHandler | None = None,
     ) -> TaskResult:
         """One Codex session as a one-task mission; continue it with ``reply``."""
+        if self.settings.scripted and self.settings.script and request.script is None:
+            request = replace(request, script=str(self.settings.script))
         mission = codex_mission(request, self.default_cwd)
         summary = await self.run(
             mission, RunOptions(observers=observers, approvals=approvals, reports=False)

@@ -15,6 +15,7 @@ from mcp.server.mcpserver import MCPServer
 
 from codex_mcp_wrapper import __version__
 from codex_mcp_wrapper.engine.runs import Runs
+from codex_mcp_wrapper.mcp.log_levels import LogLevels
 from codex_mcp_wrapper.mcp.strict import StrictArguments, StrictServer
 from codex_mcp_wrapper.mcp.tools import register_codex_tools, register_mission_tools
 
@@ -31,8 +32,10 @@ def build_server(runs: Runs) -> MCPServer:
         "codex-mcp-wrapper", version=__version__, instructions=INSTRUCTIONS
     )
     server.middleware.append(StrictArguments(server))
-    register_codex_tools(server, runs)
-    register_mission_tools(server, runs)
+    levels = LogLevels()
+    levels.install(server)
+    register_codex_tools(server, runs, levels)
+    register_mission_tools(server, runs, levels)
     register_resources(server, runs)
     return server
 

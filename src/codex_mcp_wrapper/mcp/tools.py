@@ -22,6 +22,7 @@ from codex_mcp_wrapper.engine.runs import Runs
 from codex_mcp_wrapper.engine.session import RunOptions
 from codex_mcp_wrapper.errors import InputError, WrapperError
 from codex_mcp_wrapper.mcp.calls import CallContext
+from codex_mcp_wrapper.mcp.log_levels import LogLevels
 from codex_mcp_wrapper.mcp.shaping import (
     CodexOutput,
     batch_result,
@@ -85,7 +86,7 @@ async def guarded(work: Callable[[], Awaitable[CallToolResult]]) -> CallToolResu
         return error_result(f"unexpected {type(exc).__name__}: {exc}")
 
 
-def register_codex_tools(server: MCPServer, runs: Runs) -> None:
+def register_codex_tools(server: MCPServer, runs: Runs, levels: LogLevels) -> None:
     """``codex`` and ``codex-reply``: the drop-in for the removed ``codex mcp-server``."""
 
     @server.tool(
@@ -142,7 +143,7 @@ def register_codex_tools(server: MCPServer, runs: Runs) -> None:
             ),
         ] = None,
     ) -> Annotated[CallToolResult, CodexOutput]:
-        call = CallContext(ctx, runs.settings)
+        call = CallContext(ctx, runs.settings, levels, runs.settings.codex_events)
         request = CodexRequest(
             prompt=prompt,
             cwd=cwd,
@@ -180,7 +181,7 @@ def register_codex_tools(server: MCPServer, runs: Runs) -> None:
             str | None, Field(description="Deprecated name of threadId.")
         ] = None,
     ) -> Annotated[CallToolResult, CodexOutput]:
-        call = CallContext(ctx, runs.settings)
+        call = CallContext(ctx, runs.settings, levels, runs.settings.codex_events)
 
         async def work() -> CallToolResult:
             thread = threadId or conversationId
@@ -200,7 +201,7 @@ def _mission(mission: dict[str, Any] | str, variables: dict[str, str] | None) ->
     return parse_mission(mission, "mission", variables)
 
 
-def register_mission_tools(server: MCPServer, runs: Runs) -> None:
+def register_mission_tools(server: MCPServer, runs: Runs, levels: LogLevels) -> None:
     """``batch``, ``mission_*``, ``reply`` and ``runs_list``."""
 
     @server.tool(
@@ -216,7 +217,7 @@ def register_mission_tools(server: MCPServer, runs: Runs) -> None:
         ctx: Context,
         vars: VarsArg = None,
     ) -> CallToolResult:
-        call = CallContext(ctx, runs.settings)
+        call = CallContext(ctx, runs.settings, levels)
 
         async def work() -> CallToolResult:
             parsed = _mission(mission, vars)
@@ -319,7 +320,7 @@ def register_mission_tools(server: MCPServer, runs: Runs) -> None:
         prompt: Annotated[str, Field(description="The next user prompt.")],
         ctx: Context,
     ) -> CallToolResult:
-        call = CallContext(ctx, runs.settings)
+        call = CallContext(ctx, runs.settings, levels)
 
         async def work() -> CallToolResult:
             result = await call.run(

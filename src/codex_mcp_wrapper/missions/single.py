@@ -25,6 +25,7 @@ class CodexRequest:
     base_instructions: str | None = None
     developer_instructions: str | None = None
     compact_prompt: str | None = None
+    script: str | None = None  # under the scripted model: the script file it plays
 
 
 def codex_mission(request: CodexRequest, default_cwd: Path) -> Mission:
@@ -35,6 +36,8 @@ def codex_mission(request: CodexRequest, default_cwd: Path) -> Mission:
     if request.compact_prompt:
         config["compact_prompt"] = request.compact_prompt
     task: dict[str, Any] = {"id": "codex", "prompt": request.prompt, "config": config}
+    if request.script:
+        task["script"] = request.script
     for key in (
         "sandbox",
         "approval_policy",
