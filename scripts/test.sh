@@ -26,6 +26,22 @@ python3 -m venv .venv
 .venv/bin/mypy
 .venv/bin/lint-imports
 
+# The MCP Inspector's CLI: a third-party MCP client the tests drive the server with
+# (tests/test_mcp_inspector.py). Pinned like Codex below; git-ignored, reused when current.
+MCP_INSPECTOR_VERSION="${MCP_INSPECTOR_VERSION:-2.12.0}"
+inspector_dir="$PWD/.mcp-inspector"
+export MCP_INSPECTOR_BIN="$inspector_dir/node_modules/.bin/mcp-inspector"
+if [ ! -x "$MCP_INSPECTOR_BIN" ] \
+  || [ "$("$MCP_INSPECTOR_BIN" --version 2>/dev/null)" != "$MCP_INSPECTOR_VERSION" ]; then
+  if ! command -v npm >/dev/null; then
+    echo "error: npm is needed to install @modelcontextprotocol/inspector for the tests" >&2
+    exit 1
+  fi
+  mkdir -p "$inspector_dir"
+  npm install --prefix "$inspector_dir" --no-audit --no-fund --loglevel=error \
+    "@modelcontextprotocol/inspector@$MCP_INSPECTOR_VERSION"
+fi
+
 # Pass 1: the whole suite, on the Codex the wrapper finds by itself: $CODEX_BIN when set,
 # otherwise the pinned PyPI package (openai-codex-cli-bin) the test extra installs.
 describe_codex() {  # one line: version, path and origin of the Codex a pytest run will use

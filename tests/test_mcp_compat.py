@@ -230,3 +230,20 @@ def test_a_script_without_the_scripted_model_or_file_is_refused_at_start(
     assert done.returncode == 2, done.stderr
     assert error in done.stderr and "Traceback" not in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1
+
+
+async def test_serve_can_use_the_users_codex_config_when_asked(
+    state_dir: Path, workspace: Path, tmp_path: Path, codex_bin: str
+) -> None:
+    home = tmp_path / "my-codex"
+    home.mkdir()
+    (home / "config.toml").write_text('developer_instructions = "my own codex setup"\n')
+    base = ("--codex-bin", codex_bin, "--scripted", "--workspace", str(workspace))
+    seen = {}
+    for name, extra in (("hermetic", ()), ("synced", ("--sync-codex-config",))):
+        state = state_dir / name
+        async with raw_session(state, *base, "--codex-home", str(home), *extra) as session:
+            await session.request("tools/call", {"name": "codex", "arguments": {"prompt": "x"}})
+        (log,) = state.glob("runs/*/model-requests.jsonl")
+        seen[name] = "my own codex setup" in log.read_text()
+    assert seen == {"hermetic": False, "synced": True}

@@ -154,6 +154,12 @@ class Settings:
     codex_events: bool = True
     # Under `scripted`, the script the model plays for codex/codex-reply calls (else: echo).
     script: Path | None = None
+    # The user's Codex home that sync_codex_config and mirror_auth read (None: $CODEX_HOME,
+    # else ~/.codex).
+    codex_home: Path | None = None
+
+    def user_codex_home(self) -> Path:
+        return self.codex_home or user_codex_home()
 
     def worker_base_env(self) -> dict[str, str]:
         env = {k: os.environ[k] for k in ENV_ALLOWLIST if k in os.environ}

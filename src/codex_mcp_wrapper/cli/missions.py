@@ -10,6 +10,8 @@ import click
 
 from codex_mcp_wrapper.app import open_runs
 from codex_mcp_wrapper.cli.options import (
+    codex_setup_options,
+    codex_setup_settings,
     parse_vars,
     run_async,
     settings_from,
@@ -65,14 +67,12 @@ def _finish(summary: RunSummary, as_json: bool) -> None:
 @click.option("--scripted", is_flag=True, help="Use the built-in scripted model for every task.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary JSON on stdout, only it.")
 @click.option("--var", "variables", multiple=True, metavar="K=V", help="Set ${K} in the mission.")
-@click.option("--pass-env", multiple=True, metavar="NAME", help="Pass this variable to workers.")
-@click.option("--sync-codex-config", is_flag=True, help="Merge your ~/.codex/config.toml in.")
-@click.option("--mirror-auth", is_flag=True, help="Copy ~/.codex/auth.json to each worker (0600).")
 @click.option(
     "--auto-approve", is_flag=True, help="Accept Codex's approval requests (default: decline)."
 )
 @click.option("--junit", type=click.Path(path_type=Path), help="Also write JUnit XML here.")
 @click.option("--report", type=click.Path(path_type=Path), help="Also write the HTML report here.")
+@codex_setup_options
 @worker_options
 @click.pass_context
 def run(
@@ -83,12 +83,13 @@ def run(
     scripted: bool,
     as_json: bool,
     variables: tuple[str, ...],
-    pass_env: tuple[str, ...],
-    sync_codex_config: bool,
-    mirror_auth: bool,
     auto_approve: bool,
     junit: Path | None,
     report: Path | None,
+    codex_home: Path | None,
+    sync_codex_config: bool,
+    mirror_auth: bool,
+    pass_env: tuple[str, ...],
     threads_per_worker: int | None,
     recycle_after_threads: int | None,
     recycle_above_mb: int | None,
@@ -102,12 +103,10 @@ def run(
         ctx,
         workers=workers,
         scripted=scripted,
-        pass_env=tuple(pass_env),
-        sync_codex_config=sync_codex_config,
-        mirror_auth=mirror_auth,
         approvals="accept" if auto_approve else "decline",
         variables=parse_vars(variables),
         **worker_settings(threads_per_worker, recycle_after_threads, recycle_above_mb),
+        **codex_setup_settings(codex_home, sync_codex_config, mirror_auth, pass_env),
     )
     mission = load_mission(mission_file, settings.variables)
     if workspace is not None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -123,6 +123,44 @@ def worker_options(command: F) -> F:
         help="Tasks one Codex process runs at once, each in its own thread; --workers tasks "
         f"use ceil(workers / this) processes [default: {DEFAULT_THREADS_PER_WORKER}].",
     )(command)
+
+
+def codex_setup_options(command: F) -> F:
+    """``--codex-home``, ``--sync-codex-config``, ``--mirror-auth``, ``--pass-env``: what of the
+    user's own Codex setup and environment workers get (by default: none of it)."""
+    command = click.option(
+        "--pass-env", multiple=True, metavar="NAME", help="Pass this variable to workers."
+    )(command)
+    command = click.option(
+        "--mirror-auth",
+        is_flag=True,
+        help="Copy the Codex home's auth.json into each worker (0600); prefer OPENAI_API_KEY: "
+        "ChatGPT logins use single-use refresh tokens.",
+    )(command)
+    command = click.option(
+        "--sync-codex-config",
+        is_flag=True,
+        help="Merge the Codex home's config.toml (model, provider, MCP servers) under each "
+        "worker's hermetic one.",
+    )(command)
+    return click.option(
+        "--codex-home",
+        type=click.Path(path_type=Path, file_okay=False),
+        help="The Codex home --sync-codex-config and --mirror-auth read "
+        "[default: $CODEX_HOME, else ~/.codex].",
+    )(command)
+
+
+def codex_setup_settings(
+    codex_home: Path | None, sync_codex_config: bool, mirror_auth: bool, pass_env: Sequence[str]
+) -> dict[str, Any]:
+    """The settings ``codex_setup_options`` ask for."""
+    return {
+        "codex_home": codex_home.expanduser().resolve() if codex_home else None,
+        "sync_codex_config": bool(sync_codex_config),
+        "mirror_auth": bool(mirror_auth),
+        "pass_env": tuple(pass_env),
+    }
 
 
 def worker_settings(

@@ -15,6 +15,8 @@ import click
 from codex_mcp_wrapper.app import open_runs
 from codex_mcp_wrapper.cli.options import (
     codex_bin_option,
+    codex_setup_options,
+    codex_setup_settings,
     current_instance,
     instance_or_default,
     run_async,
@@ -120,6 +122,7 @@ def _config_path(ctx: click.Context, given: Path | None) -> Path | None:
     help="During a call, send a progress notification at least this often (seconds), so "
     "clients that reset their timeout on progress keep waiting [default: 5].",
 )
+@codex_setup_options
 @worker_options
 @click.pass_context
 def serve(
@@ -138,6 +141,10 @@ def serve(
     auto_approve: bool,
     codex_events: bool,
     progress_interval: float | None,
+    codex_home: Path | None,
+    sync_codex_config: bool,
+    mirror_auth: bool,
+    pass_env: tuple[str, ...],
     threads_per_worker: int | None,
     recycle_after_threads: int | None,
     recycle_above_mb: int | None,
@@ -173,6 +180,12 @@ def serve(
         codex_events=bool(pick("codex_events", codex_events)),
         script=script,
         timeouts=_timeouts(pick("progress_interval", progress_interval)),
+        **codex_setup_settings(
+            _path(pick("codex_home", codex_home)),
+            bool(pick("sync_codex_config", sync_codex_config)),
+            bool(pick("mirror_auth", mirror_auth)),
+            list(pick("pass_env", list(pass_env))),
+        ),
         **worker_settings(
             pick("threads_per_worker", threads_per_worker),
             pick("recycle_after_threads", recycle_after_threads),
@@ -190,6 +203,10 @@ def serve(
         # SIGTERM or Ctrl-C: the usual way to stop a server, not an error. The server has
         # stopped cleanly by now (calls cancelled, workers reaped), so exit 0 for both.
         click.echo("codex-mcp-wrapper MCP server stopped.", err=True)
+
+
+def _path(value: Any) -> Path | None:
+    return None if value is None else Path(value)
 
 
 def _timeouts(progress: float | None) -> Timeouts | None:
@@ -344,6 +361,10 @@ def _read_serve_config(path: Path | None) -> dict[str, Any]:
         "codex_events",
         "script",
         "progress_interval",
+        "codex_home",
+        "sync_codex_config",
+        "mirror_auth",
+        "pass_env",
     }
     unknown = sorted(set(table) - known)
     if unknown:

@@ -15,7 +15,7 @@ import os
 from dataclasses import dataclass
 
 from codex_mcp_wrapper.errors import NoCredentials
-from codex_mcp_wrapper.settings import API_KEY_VARS, Settings, user_codex_home
+from codex_mcp_wrapper.settings import API_KEY_VARS, Settings
 
 
 @dataclass(frozen=True)
@@ -44,7 +44,7 @@ def find_credentials(settings: Settings) -> Credentials:
     key = api_key_from_env()
     if key is not None:
         return Credentials(f"API key in ${key[0]}")
-    user_auth = user_codex_home() / "auth.json"
+    user_auth = settings.user_codex_home() / "auth.json"
     if settings.mirror_auth and user_auth.is_file():
         return Credentials(f"{user_auth} (copied into each worker by --mirror-auth)")
     kept = sorted((settings.state_dir / "workers").glob("*/codex-home/auth.json"))

@@ -36,7 +36,7 @@ from codex_mcp_wrapper.logs import bind
 from codex_mcp_wrapper.missions.loading import load_task_scripts
 from codex_mcp_wrapper.missions.model import CustomProvider, Mission
 from codex_mcp_wrapper.scripted.server import ScriptedModel
-from codex_mcp_wrapper.settings import Settings, find_codex_bin, user_codex_home
+from codex_mcp_wrapper.settings import Settings, find_codex_bin
 
 log = logging.getLogger("codex_mcp_wrapper.codex")
 
@@ -69,12 +69,12 @@ class WorkerFactory:
             home,
             CodexHomeSpec(
                 provider=self.provider,
-                user_config=(user_codex_home() / "config.toml")
+                user_config=(self.settings.user_codex_home() / "config.toml")
                 if self.settings.sync_codex_config
                 else None,
             ),
         )
-        if self.settings.mirror_auth and mirror_auth(user_codex_home(), home):
+        if self.settings.mirror_auth and mirror_auth(self.settings.user_codex_home(), home):
             bind(log, worker=label).warning(
                 "copied auth.json into this worker: ChatGPT logins use single-use refresh "
                 "tokens and break across copies; prefer OPENAI_API_KEY."

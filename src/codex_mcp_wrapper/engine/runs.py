@@ -176,13 +176,16 @@ class Runs:
         approvals: ApprovalHandler | None = None,
     ) -> TaskResult:
         """One Codex session as a one-task mission; continue it with ``reply``."""
-        if self.settings.scripted and self.settings.script and request.script is None:
-            request = replace(request, script=str(self.settings.script))
-        mission = codex_mission(request, self.default_cwd)
+        mission = self._codex_mission(request)
         summary = await self.run(
             mission, RunOptions(observers=observers, approvals=approvals, reports=False)
         )
         return summary.tasks[0]
+
+    def start_codex(self, request: CodexRequest) -> str:
+        """``codex`` in the background (a task of the MCP tasks extension); returns the run
+        id at once. Its one task's result is the session's."""
+        return self.start(self._codex_mission(request), RunOptions(reports=False))
 
     async def reply(
         self,
@@ -212,6 +215,11 @@ class Runs:
         with RunStore.reader(self.settings.state_dir) as store:
             thread_id = task_thread(store, run_id, task_id)
         return await self.reply(thread_id, prompt, observers, approvals)
+
+    def _codex_mission(self, request: CodexRequest) -> Mission:
+        if self.settings.scripted and self.settings.script and request.script is None:
+            request = replace(request, script=str(self.settings.script))
+        return codex_mission(request, self.default_cwd)
 
     # -- queries ---------------------------------------------------------------------------
     def status(self, run_id: str) -> dict[str, Any]:

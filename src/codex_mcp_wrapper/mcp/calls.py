@@ -108,6 +108,8 @@ class CallContext:
             assert isinstance(event, TaskUpdate)
             where = f" on {event.worker}" if event.worker else ""
             message = f"{event.task_id}: {event.status}{where}"
+            if event.message:  # e.g. Codex retrying a model it cannot reach, as it happens
+                message += f" ({event.message})"
         await self.ctx.report_progress(self.finished, self.total or None, message)
         self.news.set()
         if self.levels.wants(self.ctx.session, "info"):

@@ -16,6 +16,12 @@ SEVERITY = ("debug", "info", "notice", "warning", "error", "critical", "alert", 
 DEFAULT_LEVEL = "info"
 
 
+def _connection(session: Any) -> Any:
+    """What a level belongs to: the SDK builds a session object per request, over one
+    connection object per client (not public API; the session itself when it is absent)."""
+    return getattr(session, "_connection", session)
+
+
 class LogLevels:
     """The level each session set with ``logging/setLevel``."""
 
@@ -26,7 +32,7 @@ class LogLevels:
         async def set_level(
             ctx: ServerRequestContext[Any, Any], params: SetLevelRequestParams
         ) -> EmptyResult:
-            self._levels[ctx.session] = params.level
+            self._levels[_connection(ctx.session)] = params.level
             return EmptyResult()
 
         # MCPServer has no public hook for it; the low-level server's is the SDK's own way
@@ -37,5 +43,5 @@ class LogLevels:
 
     def wants(self, session: Any, level: str) -> bool:
         """Whether ``session`` asked for messages of ``level``."""
-        floor = self._levels.get(session, DEFAULT_LEVEL)
+        floor = self._levels.get(_connection(session), DEFAULT_LEVEL)
         return SEVERITY.index(level) >= SEVERITY.index(floor)

@@ -17,7 +17,8 @@ from codex_mcp_wrapper import __version__
 from codex_mcp_wrapper.engine.runs import Runs
 from codex_mcp_wrapper.mcp.log_levels import LogLevels
 from codex_mcp_wrapper.mcp.strict import StrictArguments, StrictServer
-from codex_mcp_wrapper.mcp.tools import register_codex_tools, register_mission_tools
+from codex_mcp_wrapper.mcp.tasks import Tasks
+from codex_mcp_wrapper.mcp.tools import read_mission, register_codex_tools, register_mission_tools
 
 INSTRUCTIONS = (
     "Runs OpenAI Codex headlessly. `codex` starts a Codex session and `codex-reply` "
@@ -29,7 +30,10 @@ INSTRUCTIONS = (
 def build_server(runs: Runs) -> MCPServer:
     """The MCP server; every tool and resource is a thin call into ``runs``."""
     server: MCPServer = StrictServer(
-        "codex-mcp-wrapper", version=__version__, instructions=INSTRUCTIONS
+        "codex-mcp-wrapper",
+        version=__version__,
+        instructions=INSTRUCTIONS,
+        extensions=[Tasks(runs, read_mission)],
     )
     server.middleware.append(StrictArguments(server))
     levels = LogLevels()

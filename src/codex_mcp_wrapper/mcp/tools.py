@@ -195,7 +195,8 @@ def register_codex_tools(server: MCPServer, runs: Runs, levels: LogLevels) -> No
         return await guarded(work)
 
 
-def _mission(mission: dict[str, Any] | str, variables: dict[str, str] | None) -> Mission:
+def read_mission(mission: dict[str, Any] | str, variables: dict[str, str] | None) -> Mission:
+    """A mission argument: an object as in a mission file, or a path to one."""
     if isinstance(mission, str):
         return load_mission(Path(mission).expanduser(), variables)
     return parse_mission(mission, "mission", variables)
@@ -220,7 +221,7 @@ def register_mission_tools(server: MCPServer, runs: Runs, levels: LogLevels) -> 
         call = CallContext(ctx, runs.settings, levels)
 
         async def work() -> CallToolResult:
-            parsed = _mission(mission, vars)
+            parsed = read_mission(mission, vars)
             options = RunOptions(observers=[call.observer], approvals=call.approvals())
             summary = await call.run(len(parsed.tasks), lambda: runs.run(parsed, options))
             data = batch_result(summary)
@@ -238,7 +239,7 @@ def register_mission_tools(server: MCPServer, runs: Runs, levels: LogLevels) -> 
     )
     async def mission_start(mission: MissionArg, vars: VarsArg = None) -> CallToolResult:
         async def work() -> CallToolResult:
-            parsed = _mission(mission, vars)
+            parsed = read_mission(mission, vars)
             run_id = runs.start(parsed)
             return json_result(
                 {

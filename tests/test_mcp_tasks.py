@@ -1,0 +1,142 @@
+"""The tasks extension (SEP-2663) on 2026-07-28, driven by the official ``mcp`` client with a
+client extension that claims task results and polls ``tasks/get``, as a tasks-aware client
+does: a ``batch`` call answered as a task and polled to completion, a task cancelled with
+``tasks/cancel``, and both found again by a new server process on the same state dir."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+import pytest
+from mcp import Client, StdioServerParameters
+from mcp import types as mt
+from mcp.client.extension import ClaimContext, ClientExtension, ResultClaim
+from pydantic import ConfigDict, Field
+
+from tests.helpers.mcp_client import server_argv
+
+pytestmark = pytest.mark.anyio
+TASKS = "io.modelcontextprotocol/tasks"
+POLL = 0.1
+
+
+class Loose(mt.Result):
+    model_config = ConfigDict(extra="allow")
+
+
+class TaskRequest(mt.Request[dict[str, Any], str]):
+    method: str
+
+
+class CreatedTask(mt.Result):
+    model_config = ConfigDict(extra="allow")
+    result_type: Literal["task"] = Field("task", alias="resultType")
+    task_id: str = Field(alias="taskId")
+    status: str
+
+
+async def task_call(session: Any, method: str, task_id: str) -> dict[str, Any]:
+    answer = await session.send_request(
+        TaskRequest(method=method, params={"taskId": task_id}), Loose
+    )
+    return dict(answer.model_extra or {})
+
+
+class TasksClient(ClientExtension):
+    """Claims ``resultType: task`` answers: notes the task, polls it until it ends, and hands
+    back the inlined tool result (or an error result naming the end status)."""
+
+    identifier = TASKS
+
+    def __init__(self) -> None:
+        self.created: list[str] = []
+        self.polls: list[str] = []
+        self.started = asyncio.Event()
+
+    def claims(self) -> tuple[ResultClaim[Any], ...]:
+        return (ResultClaim(result_type="task", model=CreatedTask, resolve=self.resolve),)
+
+    async def resolve(self, created: CreatedTask, ctx: ClaimContext) -> mt.CallToolResult:
+        self.created.append(created.task_id)
+        self.started.set()
+        async with asyncio.timeout(120):
+            while True:
+                state = await task_call(ctx.session, "tasks/get", created.task_id)
+                self.polls.append(state["status"])
+                if state["status"] == "completed":
+                    return mt.CallToolResult.model_validate(state["result"], by_name=False)
+                if state["status"] in ("failed", "cancelled"):
+                    text = f"task {state['status']}: {state.get('statusMessage')}"
+                    return mt.CallToolResult(content=[mt.TextContent(text=text)], is_error=True)
+                await asyncio.sleep(POLL)  # the client's poll interval, as the spec has it
+
+
+def params(state_dir: Path, codex_bin: str, workspace: Path) -> StdioServerParameters:
+    argv = server_argv(state_dir, "--codex-bin", codex_bin, "--scripted")
+    argv += ["--workspace", str(workspace)]
+    return StdioServerParameters(command=argv[0], args=argv[1:], env=dict(os.environ))
+
+
+async def test_batch_runs_as_a_task_polled_to_completion_and_found_after_a_restart(
+    state_dir: Path, workspace: Path, codex_bin: str
+) -> None:
+    mission = {
+        "workspace_root": str(workspace),
+        "tasks": [{"id": "slow", "prompt": "p", "script": [{"delay": 1}, {"say": "done"}]}],
+    }
+    tasks = TasksClient()
+    server = params(state_dir, codex_bin, workspace)
+    async with Client(server, extensions=[tasks]) as client:
+        assert client.protocol_version == "2026-07-28"
+        assert TASKS in (client.server_capabilities.extensions or {})
+        result = await client.call_tool("batch", {"mission": mission})
+    assert not result.is_error, result.content
+    assert result.structured_content["results"][0]["output"] == "done"  # type: ignore[index]
+    assert tasks.polls[0] == "working" and tasks.polls[-1] == "completed"
+    (task_id,) = tasks.created
+    # A new server process knows the task: its id is the run's durable id.
+    async with Client(server, extensions=[TasksClient()]) as client:
+        state = await task_call(client.session, "tasks/get", task_id)
+    assert state["status"] == "completed" and state["taskId"] == task_id
+    assert state["result"]["structuredContent"]["results"][0]["output"] == "done"
+
+
+async def test_a_task_is_cancelled_with_tasks_cancel_and_stays_cancelled_after_a_restart(
+    state_dir: Path, workspace: Path, codex_bin: str
+) -> None:
+    mission = {
+        "workspace_root": str(workspace),
+        "tasks": [{"id": "stuck", "prompt": "p", "script": [{"hang": 300}]}],
+    }
+    tasks = TasksClient()
+    server = params(state_dir, codex_bin, workspace)
+    async with Client(server, extensions=[tasks]) as client:
+        call = asyncio.create_task(client.call_tool("batch", {"mission": mission}))
+        async with asyncio.timeout(60):
+            await tasks.started.wait()
+        (task_id,) = tasks.created
+        assert await task_call(client.session, "tasks/cancel", task_id) == {
+            "resultType": "complete"
+        }
+        result = await asyncio.wait_for(call, 60)
+        assert result.is_error and "task cancelled" in result.content[0].text  # type: ignore[union-attr]
+        unknown = client.session.send_request(
+            TaskRequest(method="tasks/get", params={"taskId": "no-such-run"}), Loose
+        )
+        with pytest.raises(Exception, match="no task no-such-run"):
+            await unknown
+    async with Client(server, extensions=[TasksClient()]) as client:
+        state = await task_call(client.session, "tasks/get", task_id)
+    assert state["status"] == "cancelled"
+
+
+async def test_a_client_without_the_extension_gets_the_plain_result(
+    state_dir: Path, workspace: Path, codex_bin: str
+) -> None:
+    server = params(state_dir, codex_bin, workspace)
+    async with Client(server) as client:
+        result = await client.call_tool("codex", {"prompt": "hi"})
+    assert result.structured_content["content"] == "echo: hi"  # type: ignore[index]
