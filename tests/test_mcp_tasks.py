@@ -140,3 +140,30 @@ async def test_a_client_without_the_extension_gets_the_plain_result(
     async with Client(server) as client:
         result = await client.call_tool("codex", {"prompt": "hi"})
     assert result.structured_content["content"] == "echo: hi"  # type: ignore[index]
+
+
+async def test_an_approval_is_answered_through_input_required_on_2026_07_28(
+    state_dir: Path, workspace: Path, tmp_path: Path, codex_bin: str
+) -> None:
+    script = tmp_path / "s.json"
+    script.write_text('[{"escalate": "touch approved.txt"}, {"say": "after: {last_output}"}]')
+    asked: list[str] = []
+    answers = iter([False, True])
+
+    async def elicit(context: Any, request: mt.ElicitRequestParams) -> mt.ElicitResult:
+        asked.append(request.message)
+        return mt.ElicitResult(action="accept", content={"approve": next(answers)})
+
+    argv = server_argv(state_dir, "--codex-bin", codex_bin, "--scripted", "--script", str(script))
+    argv += ["--workspace", str(workspace)]
+    server = StdioServerParameters(command=argv[0], args=argv[1:], env=dict(os.environ))
+    call = {"prompt": "go", "approval-policy": "on-request"}
+    async with Client(server, elicitation_callback=elicit) as client:
+        assert client.protocol_version == "2026-07-28"
+        declined = await client.call_tool("codex", call)
+        assert not declined.is_error, declined.content
+        assert not (workspace / "approved.txt").exists()
+        accepted = await client.call_tool("codex", call)
+        assert not accepted.is_error, accepted.content
+    assert (workspace / "approved.txt").exists()
+    assert len(asked) == 2 and all("touch approved.txt" in m for m in asked)

@@ -182,10 +182,18 @@ class Runs:
         )
         return summary.tasks[0]
 
-    def start_codex(self, request: CodexRequest) -> str:
-        """``codex`` in the background (a task of the MCP tasks extension); returns the run
-        id at once. Its one task's result is the session's."""
-        return self.start(self._codex_mission(request), RunOptions(reports=False))
+    def start_codex(self, request: CodexRequest, approvals: ApprovalHandler | None = None) -> str:
+        """``codex`` in the background (a task of the MCP tasks extension, a call waiting on
+        the client's answers); returns the run id at once. Its one task's result is the
+        session's (``session_result``)."""
+        options = RunOptions(reports=False, approvals=approvals)
+        return self.start(self._codex_mission(request), options)
+
+    async def session_result(self, run_id: str) -> TaskResult:
+        """The result of a ``start_codex`` session, once it ends."""
+        while not (await self.wait(run_id, 3600.0)).get("done"):
+            pass
+        return RunSummary.model_validate(self.show(run_id)).tasks[0]
 
     async def reply(
         self,

@@ -136,12 +136,16 @@ class CallContext:
                 except Exception:  # noqa: BLE001 - the client is gone; the call ends anyway
                     return
 
+    @property
+    def can_elicit(self) -> bool:
+        capabilities = self.ctx.client_capabilities
+        return capabilities is not None and capabilities.elicitation is not None
+
     def approvals(self) -> ApprovalHandler:
         """Ask the client when it can answer (a legacy session declaring elicitation, or a
-        client of the old server, which answered without declaring it); else the policy."""
-        capabilities = self.ctx.client_capabilities
-        can_elicit = capabilities is not None and capabilities.elicitation is not None
-        if self.modern or not (can_elicit or self.legacy is not None):
+        client of the old server, which answered without declaring it); else the policy.
+        (2026-07-28 clients are asked by the input-required round trip: input_required.py.)"""
+        if self.modern or not (self.can_elicit or self.legacy is not None):
             return fixed(self.settings.approvals)
         return asking(self._ask, "decline", self.settings.timeouts.approval)
 

@@ -15,6 +15,7 @@ from mcp.server.mcpserver import MCPServer
 
 from codex_mcp_wrapper import __version__
 from codex_mcp_wrapper.engine.runs import Runs
+from codex_mcp_wrapper.mcp.input_required import Parking
 from codex_mcp_wrapper.mcp.log_levels import LogLevels
 from codex_mcp_wrapper.mcp.strict import StrictArguments, StrictServer
 from codex_mcp_wrapper.mcp.tasks import Tasks
@@ -38,7 +39,7 @@ def build_server(runs: Runs) -> MCPServer:
     server.middleware.append(StrictArguments(server))
     levels = LogLevels()
     levels.install(server)
-    register_codex_tools(server, runs, levels)
+    register_codex_tools(server, runs, levels, Parking(runs.settings.timeouts.approval))
     register_mission_tools(server, runs, levels)
     register_resources(server, runs)
     return server

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from mcp.server.mcpserver import Context, MCPServer
-from mcp.types import CallToolResult, ToolAnnotations
+from mcp.types import CallToolResult, InputRequiredResult, ToolAnnotations
 from pydantic import Field
 from pydantic.fields import FieldInfo
 
@@ -22,6 +22,7 @@ from codex_mcp_wrapper.engine.runs import Runs
 from codex_mcp_wrapper.engine.session import RunOptions
 from codex_mcp_wrapper.errors import InputError, WrapperError
 from codex_mcp_wrapper.mcp.calls import CallContext
+from codex_mcp_wrapper.mcp.input_required import Parking
 from codex_mcp_wrapper.mcp.log_levels import LogLevels
 from codex_mcp_wrapper.mcp.shaping import (
     CodexOutput,
@@ -86,7 +87,9 @@ async def guarded(work: Callable[[], Awaitable[CallToolResult]]) -> CallToolResu
         return error_result(f"unexpected {type(exc).__name__}: {exc}")
 
 
-def register_codex_tools(server: MCPServer, runs: Runs, levels: LogLevels) -> None:
+def register_codex_tools(
+    server: MCPServer, runs: Runs, levels: LogLevels, parking: Parking
+) -> None:
     """``codex`` and ``codex-reply``: the drop-in for the removed ``codex mcp-server``."""
 
     @server.tool(
@@ -156,6 +159,9 @@ def register_codex_tools(server: MCPServer, runs: Runs, levels: LogLevels) -> No
             compact_prompt=compact_prompt,
         )
 
+        if call.modern and call.can_elicit:  # approvals by the input-required round trip
+            return await guarded(lambda: asked_session(ctx, request))
+
         async def work() -> CallToolResult:
             result = await call.run(
                 1, lambda: runs.codex(request, [call.observer], call.approvals())
@@ -163,6 +169,18 @@ def register_codex_tools(server: MCPServer, runs: Runs, levels: LogLevels) -> No
             return codex_result(result)
 
         return await guarded(work)
+
+    async def asked_session(ctx: Context, request: CodexRequest) -> Any:
+        """A ``codex`` call whose approvals are asked with InputRequiredResult: the first
+        round starts the session, each retry delivers an answer; every round returns the
+        session's result or its next question."""
+        if ctx.request_state:
+            session = parking.resume(ctx.request_state, ctx.input_responses)
+        else:
+            session, approvals = parking.begin()
+            session.run_id = runs.start_codex(request, approvals)
+        step = await parking.next_step(session, lambda: runs.session_result(session.run_id))
+        return step if isinstance(step, InputRequiredResult) else codex_result(step)
 
     @server.tool(
         name="codex-reply",
