@@ -302,6 +302,13 @@ async def test_without_elicitation_an_approval_is_declined_by_policy(
         result = await client.call_tool("batch", {"mission": mission})
     assert result.structured_content["status"] == "ok"  # type: ignore[index]
     assert not (workspace / "escaped.txt").exists()
+    # the result says that the policy, not the client, decided
+    note = result.content[-1].text  # type: ignore[union-attr]
+    assert note == (
+        "Codex asked to run `touch escaped.txt` (The scripted model asks to run this outside "
+        "the sandbox.); this client could not be asked, so the server's policy declined it "
+        "(serve --auto-approve accepts)."
+    )
     run_id = result.structured_content["run_id"]  # type: ignore[index]
     events = (state_dir / "runs" / run_id / "tasks" / "task-1" / "events.jsonl").read_text()
     records = [json.loads(line) for line in events.splitlines()]

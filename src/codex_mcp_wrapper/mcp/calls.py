@@ -11,12 +11,16 @@ from collections.abc import Awaitable, Callable
 from typing import Any, Literal, TypeVar
 
 from mcp.server.mcpserver import Context
-from mcp.types import Notification
+from mcp.types import CallToolResult, Notification, TextContent
 from mcp.types.version import MODERN_PROTOCOL_VERSIONS
 
 from codex_mcp_wrapper.engine.approvals import asking, fixed
 from codex_mcp_wrapper.engine.events import CodexEvent, Event, TaskFinished, TaskUpdate
-from codex_mcp_wrapper.engine.executor import ApprovalHandler, ApprovalRequest
+from codex_mcp_wrapper.engine.executor import (
+    ApprovalDecision,
+    ApprovalHandler,
+    ApprovalRequest,
+)
 from codex_mcp_wrapper.mcp.legacy_events import LegacyEvents
 from codex_mcp_wrapper.mcp.log_levels import LogLevels
 from codex_mcp_wrapper.settings import Settings
@@ -62,6 +66,7 @@ class CallContext:
         self.finished = 0
         self.request_id = ctx.request_context.request_id
         self.legacy = LegacyEvents(self.request_id) if legacy_events else None
+        self.notes: list[str] = []  # approvals the policy decided: said in the result
 
     @property
     def modern(self) -> bool:
@@ -146,8 +151,31 @@ class CallContext:
         client of the old server, which answered without declaring it); else the policy.
         (2026-07-28 clients are asked by the input-required round trip: input_required.py.)"""
         if self.modern or not (self.can_elicit or self.legacy is not None):
-            return fixed(self.settings.approvals)
+            return self._by_policy()
         return asking(self._ask, "decline", self.settings.timeouts.approval)
+
+    def _by_policy(self) -> ApprovalHandler:
+        """The policy answers, and the call's result says so (``notes``): the client was
+        not asked."""
+        policy = fixed(self.settings.approvals)
+
+        async def decide(request: ApprovalRequest) -> ApprovalDecision:
+            decision = await policy(request)
+            verb = "accepted" if decision == "accept" else "declined"
+            hint = "" if decision == "accept" else " (serve --auto-approve accepts)"
+            self.notes.append(
+                f"Codex asked to {request.describe()}; this client could not be asked, so the "
+                f"server's policy {verb} it{hint}."
+            )
+            return decision
+
+        return decide
+
+    def noted(self, result: CallToolResult) -> CallToolResult:
+        """``result`` with the call's notes as further text items (after the first, which
+        old clients read)."""
+        result.content.extend(TextContent(type="text", text=note) for note in self.notes)
+        return result
 
     async def _ask(self, request: ApprovalRequest, message: str) -> bool | None:
         params = request.params

@@ -166,7 +166,7 @@ def register_codex_tools(
             result = await call.run(
                 1, lambda: runs.codex(request, [call.observer], call.approvals())
             )
-            return codex_result(result)
+            return call.noted(codex_result(result))
 
         return await guarded(work)
 
@@ -208,7 +208,7 @@ def register_codex_tools(
             result = await call.run(
                 1, lambda: runs.reply(thread, prompt, [call.observer], call.approvals())
             )
-            return codex_result(result)
+            return call.noted(codex_result(result))
 
         return await guarded(work)
 
@@ -245,7 +245,7 @@ def register_mission_tools(server: MCPServer, runs: Runs, levels: LogLevels) -> 
             data = batch_result(summary)
             result = json_result(data)
             result.is_error = False
-            return result
+            return call.noted(result)
 
         return await guarded(work)
 
