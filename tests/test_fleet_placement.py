@@ -103,7 +103,9 @@ async def test_an_idle_pool_makes_room_for_another_profile_past_the_process_cap(
         # busy pools are never closed for another: both run, over the cap, while they must
         async with held(fleet, profile("a"), fakes), held(fleet, profile("b"), fakes):
             assert fleet.processes == 2
-        assert fleet.processes == 1  # idle again: trimmed back to the cap
+        assert fleet.processes == 2  # idle pools stay warm until a profile needs room
+        async with held(fleet, profile("c"), fakes):
+            assert fleet.processes == 1  # both idle pools made room for c (cap: 1)
     finally:
         await fleet.aclose()
 

@@ -247,3 +247,20 @@ async def test_serve_can_use_the_users_codex_config_when_asked(
         (log,) = state.glob("runs/*/model-requests.jsonl")
         seen[name] = "my own codex setup" in log.read_text()
     assert seen == {"hermetic": False, "synced": True}
+
+
+async def test_a_mission_may_not_send_any_server_variable_to_its_provider(
+    state_dir: Path, workspace: Path
+) -> None:
+    provider = {"base_url": "http://127.0.0.1:9/v1", "env_key": "AWS_SECRET_ACCESS_KEY"}
+    mission = {"workspace_root": str(workspace), "provider": provider, "tasks": [{"prompt": "x"}]}
+    async with raw_session(state_dir, "--workspace", str(workspace)) as session:
+        response = await session.request(
+            "tools/call", {"name": "batch", "arguments": {"mission": mission}}
+        )
+    assert response["result"]["isError"] is True
+    assert text_of(response) == (
+        "provider.env_key AWS_SECRET_ACCESS_KEY is not an API key variable (a name ending in "
+        "_API_KEY); to send it to http://127.0.0.1:9/v1 anyway, pass --pass-env "
+        "AWS_SECRET_ACCESS_KEY."
+    )

@@ -51,9 +51,11 @@ class TasksClient(ClientExtension):
 
     identifier = TASKS
 
-    def __init__(self) -> None:
+    def __init__(self, approve: bool = False) -> None:
         self.created: list[str] = []
         self.polls: list[str] = []
+        self.asked: list[str] = []
+        self.approve = approve  # the answer to input_required questions
         self.started = asyncio.Event()
 
     def claims(self) -> tuple[ResultClaim[Any], ...]:
@@ -68,6 +70,15 @@ class TasksClient(ClientExtension):
                 self.polls.append(state["status"])
                 if state["status"] == "completed":
                     return mt.CallToolResult.model_validate(state["result"], by_name=False)
+                if state["status"] == "input_required":
+                    answers = {}
+                    for key, question in state["inputRequests"].items():
+                        self.asked.append(question["params"]["message"])
+                        answers[key] = {"action": "accept", "content": {"approve": self.approve}}
+                    update = {"taskId": created.task_id, "inputResponses": answers}
+                    await ctx.session.send_request(
+                        TaskRequest(method="tasks/update", params=update), Loose
+                    )
                 if state["status"] in ("failed", "cancelled"):
                     text = f"task {state['status']}: {state.get('statusMessage')}"
                     return mt.CallToolResult(content=[mt.TextContent(text=text)], is_error=True)
@@ -167,3 +178,24 @@ async def test_an_approval_is_answered_through_input_required_on_2026_07_28(
         assert not accepted.is_error, accepted.content
     assert (workspace / "approved.txt").exists()
     assert len(asked) == 2 and all("touch approved.txt" in m for m in asked)
+
+
+async def test_a_tasks_approval_is_asked_by_input_required_and_answered_with_tasks_update(
+    state_dir: Path, workspace: Path, tmp_path: Path, codex_bin: str
+) -> None:
+    script = tmp_path / "s.json"
+    script.write_text('[{"escalate": "touch approved.txt"}, {"say": "after: {last_output}"}]')
+
+    async def never(context: Any, request: mt.ElicitRequestParams) -> mt.ElicitResult:
+        raise AssertionError("a task's question must come through tasks/get, not mid-call")
+
+    argv = server_argv(state_dir, "--codex-bin", codex_bin, "--scripted", "--script", str(script))
+    argv += ["--workspace", str(workspace)]
+    server = StdioServerParameters(command=argv[0], args=argv[1:], env=dict(os.environ))
+    tasks = TasksClient(approve=True)
+    async with Client(server, extensions=[tasks], elicitation_callback=never) as client:
+        result = await client.call_tool("codex", {"prompt": "go", "approval-policy": "on-request"})
+    assert not result.is_error, result.content
+    assert "input_required" in tasks.polls and tasks.polls[-1] == "completed"
+    assert len(tasks.asked) == 1 and "touch approved.txt" in tasks.asked[0]
+    assert (workspace / "approved.txt").exists()

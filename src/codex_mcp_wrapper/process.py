@@ -19,8 +19,11 @@ import os
 import shutil
 import signal
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Mapping, Sequence
 from pathlib import Path
+from typing import TypeVar
+
+T = TypeVar("T")
 
 TERM_GRACE = 2.0  # seconds between closing stdin / SIGTERM and SIGKILL
 # After SIGTERM, how long the supervisor (_reaper.py) may take to sweep what its child left:
@@ -87,12 +90,37 @@ def kill_group(pid: int, sig: int = signal.SIGKILL) -> None:
         os.killpg(pid, sig)
 
 
+async def finish(work: Awaitable[T]) -> T:
+    """Await ``work`` to its end whatever cancellations arrive meanwhile, then re-raise the
+    cancellation if one came: for cleanup that must complete (releasing a lease, reaping a
+    process). ``asyncio.shield`` alone is not enough: the awaiting task still returns at the
+    first cancel (and the MCP SDK, through anyio, re-delivers a cancel on every iteration
+    until its handler ends), leaving the cleanup to run unobserved."""
+    task = asyncio.ensure_future(work)
+    cancelled = False
+    while True:
+        try:
+            result = await asyncio.shield(task)
+            break
+        except asyncio.CancelledError:
+            if task.done() and not task.cancelled():
+                result = task.result()
+                cancelled = True
+                break
+            if task.cancelled():
+                raise
+            cancelled = True
+    if cancelled:
+        raise asyncio.CancelledError
+    return result
+
+
 async def stop(proc: asyncio.subprocess.Process, grace: float = TERM_GRACE) -> None:
     """Close stdin, wait up to ``grace``, SIGTERM the group, wait, then SIGKILL the group.
 
     Shielded from cancellation: once begun, the process is always reaped.
     """
-    await asyncio.shield(_stop(proc, grace))
+    await finish(_stop(proc, grace))
 
 
 async def _stop(proc: asyncio.subprocess.Process, grace: float) -> None:

@@ -209,8 +209,19 @@ def _path(value: Any) -> Path | None:
     return None if value is None else Path(value)
 
 
-def _timeouts(progress: float | None) -> Timeouts | None:
-    return None if progress is None else dataclasses.replace(Timeouts(), progress=float(progress))
+def _timeouts(progress: Any) -> Timeouts | None:
+    """Timeouts with the progress interval given (checked: the config file's too)."""
+    if progress is None:
+        return None
+    if (
+        isinstance(progress, bool)
+        or not isinstance(progress, int | float)
+        or not (0.1 <= progress <= 60)
+    ):
+        raise InputError(
+            f"progress_interval must be a number of seconds from 0.1 to 60, not {progress!r}."
+        )
+    return dataclasses.replace(Timeouts(), progress=float(progress))
 
 
 def _script(path: Any, scripted: bool) -> Path | None:

@@ -32,11 +32,12 @@ from codex_mcp_wrapper.codex.home import (
 from codex_mcp_wrapper.codex.worker import AppServerWorker, WorkerSpec
 from codex_mcp_wrapper.engine.events import ModelRequest
 from codex_mcp_wrapper.engine.executor import RunContext, TaskExecutor
+from codex_mcp_wrapper.errors import MissionError
 from codex_mcp_wrapper.logs import bind
 from codex_mcp_wrapper.missions.loading import load_task_scripts
 from codex_mcp_wrapper.missions.model import CustomProvider, Mission
 from codex_mcp_wrapper.scripted.server import ScriptedModel
-from codex_mcp_wrapper.settings import Settings, find_codex_bin
+from codex_mcp_wrapper.settings import API_KEY_VARS, Settings, find_codex_bin
 
 log = logging.getLogger("codex_mcp_wrapper.codex")
 
@@ -119,6 +120,17 @@ class LocalBackend:
         find_codex_bin(self.settings.codex_bin)
         if not self.settings.scripted and mission.provider == "codex":
             require_credentials(self.settings)
+        provider = mission.provider
+        if isinstance(provider, CustomProvider) and provider.env_key:
+            allowed = (*API_KEY_VARS, *self.settings.pass_env)
+            if provider.env_key not in allowed and not provider.env_key.endswith("_API_KEY"):
+                # A mission (from an MCP client, say) must not make workers send any
+                # variable of this process, AWS_SECRET_ACCESS_KEY say, to a URL it chooses.
+                raise MissionError(
+                    f"provider.env_key {provider.env_key} is not an API key variable (a name "
+                    f"ending in _API_KEY); to send it to {provider.base_url} anyway, pass "
+                    f"--pass-env {provider.env_key}."
+                )
 
     @contextlib.asynccontextmanager
     async def warm(self) -> AsyncIterator[None]:

@@ -22,6 +22,7 @@ import time
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 
+from codex_mcp_wrapper import process
 from codex_mcp_wrapper.codex.home import ProviderSpec
 from codex_mcp_wrapper.codex.labels import LabelLocks
 from codex_mcp_wrapper.codex.pool import WorkerFactory, WorkerPool
@@ -66,8 +67,9 @@ class Fleet:
         self.settings = settings
         self.warm = warm  # keep idle pools for the next run
         self.threads_per_worker = max(1, settings.threads_per_worker)
-        # Idle pools are closed beyond this many processes; busy ones hold at most what
-        # their runs' slots need, and the budget bounds the slots.
+        # When a profile needs room, idle pools are closed while the fleet runs more than this
+        # many processes; busy ones hold at most what their runs' slots need, and the budget
+        # bounds the slots.
         self.max_processes = processes_for(settings.workers, self.threads_per_worker)
         self.locks = LabelLocks(settings.state_dir / "workers")
         self._entries: dict[Profile, _Entry] = {}
@@ -97,36 +99,39 @@ class Fleet:
         async with self._changed:
             entry = self._entries.get(profile)
             if entry is None:
-                entry = _Entry(
-                    profile,
-                    WorkerPool(factory, [], self.settings.recycling, self.threads_per_worker),
-                )
-                self._entries[profile] = entry
+                pool = WorkerPool(factory, [], self.settings.recycling, self.threads_per_worker)
+                entry = self._entries[profile] = _Entry(profile, pool)
             entry.users += 1
             entry.slots += slots
-            try:
-                await self._fit(entry, required)
-            except BaseException:
-                await asyncio.shield(self._leave(entry, slots))
-                raise
+        try:
+            await self._fit(entry, required)
+        except BaseException:
+            await process.finish(self._leave(entry, slots))
+            raise
         try:
             yield entry.pool
         finally:
-            async with self._changed:
-                await asyncio.shield(self._leave(entry, slots))
+            # To the end even when cancelled again: a lease never released pins its pool.
+            await process.finish(self._leave(entry, slots))
 
     async def _fit(self, entry: _Entry, required: Sequence[str]) -> None:
-        """Start the processes ``entry``'s runs need (called holding the lock)."""
+        """Start the processes ``entry``'s runs need. The lock is held only to decide and
+        to take labels from idle pools; claiming labels (which may wait for another wrapper)
+        and starting or stopping processes happen outside it, so other runs never wait on
+        them."""
         pool = entry.pool
-        missing = [label for label in required if label not in pool.labels]
-        for label in missing:
-            await self._take_label(label, entry)
-        want = max(processes_for(entry.slots, self.threads_per_worker), len(pool.labels))
-        extra = max(0, want - len(pool.labels) - len(missing))
-        count = len(missing) + extra
+        async with self._changed:
+            missing = [label for label in required if label not in pool.labels]
+            victims = [await self._take_label(label, entry) for label in missing]
+            want = max(processes_for(entry.slots, self.threads_per_worker), len(pool.labels))
+            count = len(missing) + max(0, want - len(pool.labels) - len(missing))
+            if count:
+                victims += self._idle_victims(self.processes + count - self.max_processes, entry)
+        for victim in victims:
+            if victim is not None:
+                await self._close(victim)
         if count == 0:
             return
-        await self._evict_idle(self.processes + count - self.max_processes, keep=entry)
         labels = await self.locks.claim(count, missing, self.settings.timeouts.label_lock)
         try:
             await pool.add(labels)
@@ -135,9 +140,10 @@ class Fleet:
                 if label not in pool.labels:  # it did not start
                     self.locks.release(label)
 
-    async def _take_label(self, label: str, entry: _Entry) -> None:
-        """Free ``label`` from another pool of this fleet: wait until that pool is idle, then
-        close it (its processes are of another profile)."""
+    async def _take_label(self, label: str, entry: _Entry) -> _Entry | None:
+        """Free ``label`` from another pool of this fleet (called holding the lock): wait
+        until that pool is idle, then detach it; the caller closes it (its processes are of
+        another profile)."""
         wait = self.settings.timeouts.label_lock
         try:
             async with asyncio.timeout(wait):
@@ -146,10 +152,10 @@ class Fleet:
                         (e for e in self._entries.values() if label in e.pool.labels), None
                     )
                     if owner is None or owner is entry:
-                        return
+                        return None
                     if owner.users == 0:
-                        await self._close(owner)
-                        return
+                        self._detach(owner)
+                        return owner
                     await self._changed.wait()
         except TimeoutError:
             raise WorkerStartError(
@@ -157,50 +163,61 @@ class Fleet:
                 f"kind of task for {wait:g} s; try again when those end."
             ) from None
 
-    async def _evict_idle(self, excess: int, keep: _Entry | None = None) -> None:
-        """Close idle pools, the longest idle first, until ``excess`` processes are gone."""
+    def _idle_victims(self, excess: int, keep: _Entry) -> list[_Entry]:
+        """Detach idle pools, the longest idle first, until ``excess`` processes are freed
+        (called holding the lock; the caller closes them)."""
         idle = sorted(
             (e for e in self._entries.values() if e.users == 0 and e is not keep),
             key=lambda e: e.idle_since,
         )
+        victims = []
         for entry in idle:
             if excess <= 0:
-                return
+                break
             excess -= len(entry.pool.labels)
             log.info("closing idle workers %s for another profile", entry.pool.labels)
-            await self._close(entry)
+            self._detach(entry)
+            victims.append(entry)
+        return victims
 
     async def _leave(self, entry: _Entry, slots: int) -> None:
-        """A run is done with ``entry``'s pool (called holding the lock)."""
-        entry.users -= 1
-        entry.slots -= slots
-        if entry.users == 0:
-            entry.idle_since = time.monotonic()
-            if not self.warm or not entry.pool.labels:
-                await self._close(entry)
-            else:
-                await self._evict_idle(self.processes - self.max_processes)
-        self._changed.notify_all()
+        """A run is done with ``entry``'s pool. Kept warm when the fleet is (idle pools are
+        closed only when another profile needs room, in ``_fit``), else closed."""
+        async with self._changed:
+            entry.users -= 1
+            entry.slots -= slots
+            close = entry.users == 0 and (not self.warm or not entry.pool.labels)
+            if entry.users == 0:
+                entry.idle_since = time.monotonic()
+            if close:
+                self._detach(entry)
+            self._changed.notify_all()
+        if close:
+            await self._close(entry)
 
-    async def _close(self, entry: _Entry) -> None:
+    def _detach(self, entry: _Entry) -> None:
         if self._entries.get(entry.profile) is entry:
             del self._entries[entry.profile]
+
+    async def _close(self, entry: _Entry) -> None:
+        """Stop a detached pool's processes and give its labels back."""
         labels = list(entry.pool.labels)
         try:
             await entry.pool.aclose()
         finally:
             for label in labels:
                 self.locks.release(label)
-            self._changed.notify_all()
 
     async def aclose(self) -> None:
         """Stop every process of the fleet (its owner ends)."""
         async with self._changed:
             entries = list(self._entries.values())
-            results = await asyncio.gather(
-                *(self._close(e) for e in entries), return_exceptions=True
-            )
+            for entry in entries:
+                self._detach(entry)
+        results = await asyncio.gather(*(self._close(e) for e in entries), return_exceptions=True)
         self.locks.release_all()
         for result in results:
-            if isinstance(result, BaseException) and not isinstance(result, Exception):
-                raise result
+            if isinstance(result, BaseException):
+                if not isinstance(result, Exception):
+                    raise result
+                log.warning("a worker did not stop cleanly: %s", result)

@@ -134,6 +134,7 @@ class WorkerPool:
         self._workers: dict[str, Worker] = {}
         self._active: dict[str, int] = {}  # label -> slots lent out
         self._draining: set[str] = set()  # worn: lent no more, stopped when its last slot ends
+        self._starting: set[str] = set()  # being started by add(): not lent yet
         self._restarts: dict[str, asyncio.Lock] = {}
         self._waiters: list[Waiter] = []
         self.retired = 0  # workers stopped for wear, over the pool's life
@@ -147,7 +148,7 @@ class WorkerPool:
         return {
             label: self._capacity - self._active.get(label, 0)
             for label in self._labels
-            if label in self._workers and label not in self._draining
+            if label in self._workers and label not in self._draining | self._starting
         }
 
     async def __aenter__(self) -> Self:
@@ -181,10 +182,14 @@ class WorkerPool:
         only if the pool then has none. A label that did not start is left out."""
         new = [label for label in labels if label not in self._labels]
         self._labels.extend(new)
-        results = await asyncio.gather(
-            *(self._start_one(label) for label in new), return_exceptions=True
-        )
-        self._labels = [label for label in self._labels if label in self._workers]
+        self._starting.update(new)  # not lent until started (_free)
+        try:
+            results = await asyncio.gather(
+                *(self._start_one(label) for label in new), return_exceptions=True
+            )
+        finally:  # cancelled too: no label is left without a worker
+            self._starting.difference_update(new)
+            self._labels = [label for label in self._labels if label in self._workers]
         errors = [r for r in results if isinstance(r, BaseException)]
         for error in errors:
             if not isinstance(error, WorkerError | WorkerStartError):

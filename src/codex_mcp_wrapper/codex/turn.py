@@ -196,6 +196,8 @@ class Turn:
                         self.on_event(message.method, message.params)
                     if message.method == "turn/completed":
                         return
+        except RpcError:
+            return  # Codex refused: the turn is no longer running (it ended meanwhile)
         except (TimeoutError, ProtocolError) as exc:
             raise WorkerStalled(
                 f"worker {self.label} did not stop the turn within {grace:g} s"

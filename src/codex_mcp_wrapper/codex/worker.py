@@ -347,7 +347,7 @@ class AppServerWorker:
             outcome.status, outcome.error = "failed", str(exc)
             outcome.retryable = outcome.worker_broken = True
         except asyncio.CancelledError:
-            await asyncio.shield(self._abandon(current, outcome.thread_id))
+            await process.finish(self._abandon(current, outcome.thread_id))
             raise
         finally:
             if outcome.status != "ok":

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
 from types import TracebackType
@@ -25,7 +25,7 @@ from codex_mcp_wrapper.engine.resume import continuation, resume_plan, task_thre
 from codex_mcp_wrapper.engine.session import RunOptions, new_run_id, run_mission
 from codex_mcp_wrapper.engine.store import RunStore
 from codex_mcp_wrapper.engine.tracker import RunTracker
-from codex_mcp_wrapper.errors import InputError, StateDirError
+from codex_mcp_wrapper.errors import InputError, StateDirError, WrapperError
 from codex_mcp_wrapper.missions.model import Mission
 from codex_mcp_wrapper.missions.single import CodexRequest, codex_mission
 from codex_mcp_wrapper.settings import Settings, Timeouts
@@ -109,6 +109,7 @@ class Runs:
         run_id = options.run_id or new_run_id()
         if run_id in self._tasks:
             raise InputError(f"run {run_id} is running; wait for it or cancel it first.")
+        self.backend.check(mission)  # a run that cannot start at all is an error here, now
         tracker = RunTracker(run_id, mission.mission_id, redactor=mission_redactor(mission))
         self._live[run_id] = tracker
 
@@ -190,10 +191,24 @@ class Runs:
         return self.start(self._codex_mission(request), options)
 
     async def session_result(self, run_id: str) -> TaskResult:
-        """The result of a ``start_codex`` session, once it ends."""
-        while not (await self.wait(run_id, 3600.0)).get("done"):
-            pass
+        """The result of a ``start_codex`` session, once it ends (as recorded)."""
+        task, tracker = self._tasks.get(run_id), self._live.get(run_id)
+        if task is not None:
+            summary = await asyncio.shield(task)  # cancelling this wait leaves the run going
+            if summary is not None:
+                return summary.tasks[0]
+            if tracker is not None and tracker.error:
+                raise WrapperError(tracker.error)
         return RunSummary.model_validate(self.show(run_id)).tasks[0]
+
+    def when_done(self, run_id: str, callback: Callable[[], None]) -> None:
+        """Call ``callback`` once the background run ``run_id`` ends (now if it is not
+        running here)."""
+        task = self._tasks.get(run_id)
+        if task is None:
+            callback()
+        else:
+            task.add_done_callback(lambda _: callback())
 
     async def reply(
         self,

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import warnings
 from collections.abc import Awaitable, Callable
 from typing import Any, Literal, TypeVar
@@ -26,6 +27,7 @@ from codex_mcp_wrapper.mcp.log_levels import LogLevels
 from codex_mcp_wrapper.settings import Settings
 
 T = TypeVar("T")
+log = logging.getLogger("codex_mcp_wrapper.mcp")
 APPROVED = ("approved", "approved_for_session")  # the removed server's `decision` answers
 APPROVAL_SCHEMA = {
     "type": "object",
@@ -64,6 +66,7 @@ class CallContext:
         self.queue: asyncio.Queue[Event | dict[str, Any] | None] = asyncio.Queue()
         self.total = 0
         self.finished = 0
+        self._ticks_of, self._ticks = 0, 0  # notifications since ``finished`` last changed
         self.request_id = ctx.request_context.request_id
         self.legacy = LegacyEvents(self.request_id) if legacy_events else None
         self.notes: list[str] = []  # approvals the policy decided: said in the result
@@ -83,15 +86,22 @@ class CallContext:
 
     async def pump(self) -> None:
         """Send the notifications for queued events until ``None``."""
+        gone = False
         while (event := await self.queue.get()) is not None:
-            if isinstance(event, dict):  # an old-style message, ready to send
-                await self._codex_event(event)
-            elif isinstance(event, CodexEvent):
-                assert self.legacy is not None
-                for msg in self.legacy.translate(event.method, event.params):
-                    await self._codex_event(msg)
-            else:
-                await self._progress(event)
+            if gone:
+                continue  # the client is gone: drain quietly, the call's result still stands
+            try:
+                if isinstance(event, dict):  # an old-style message, ready to send
+                    await self._codex_event(event)
+                elif isinstance(event, CodexEvent):
+                    assert self.legacy is not None
+                    for msg in self.legacy.translate(event.method, event.params):
+                        await self._codex_event(msg)
+                else:
+                    await self._progress(event)
+            except Exception as exc:  # noqa: BLE001 - the MCP edge: a send failed, stop sending
+                log.info("stopped sending notifications for this call (%s)", exc)
+                gone = True
 
     async def _codex_event(self, msg: dict[str, Any]) -> None:
         assert self.legacy is not None
@@ -115,12 +125,24 @@ class CallContext:
             message = f"{event.task_id}: {event.status}{where}"
             if event.message:  # e.g. Codex retrying a model it cannot reach, as it happens
                 message += f" ({event.message})"
-        await self.ctx.report_progress(self.finished, self.total or None, message)
+        value = self._progress_value(finishing=isinstance(event, TaskFinished))
+        await self.ctx.report_progress(value, self.total or None, message)
         self.news.set()
         if self.levels.wants(self.ctx.session, "info"):
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # logging is deprecated in 2026-07-28
                 await self.ctx.info(message, logger_name="codex-mcp-wrapper")
+
+    def _progress_value(self, finishing: bool = False) -> float:
+        """Tasks finished (exactly, when a task just finished), else plus a fraction that
+        grows with every notification in between: the spec wants each value above the last,
+        and never above ``total``."""
+        if finishing or self.finished != self._ticks_of:
+            self._ticks_of, self._ticks = self.finished, 0
+            if finishing:
+                return self.finished
+        self._ticks += 1
+        return self.finished + self._ticks / (self._ticks + 1)
 
     async def heartbeat(self) -> None:
         """A progress notification whenever the call has had no news for a while (a long
@@ -136,7 +158,7 @@ class CallContext:
                 doing = f" (last event: {self.last_event})" if self.last_event else ""
                 try:
                     await self.ctx.report_progress(
-                        self.finished, self.total or None, f"working{doing}"
+                        self._progress_value(), self.total or None, f"working{doing}"
                     )
                 except Exception:  # noqa: BLE001 - the client is gone; the call ends anyway
                     return
@@ -150,7 +172,11 @@ class CallContext:
         """Ask the client when it can answer (a legacy session declaring elicitation, or a
         client of the old server, which answered without declaring it); else the policy.
         (2026-07-28 clients are asked by the input-required round trip: input_required.py.)"""
-        if self.modern or not (self.can_elicit or self.legacy is not None):
+        if (
+            self.modern
+            or not self.ctx.session.can_send_request  # no back-channel (stateless HTTP)
+            or not (self.can_elicit or self.legacy is not None)
+        ):
             return self._by_policy()
         return asking(self._ask, "decline", self.settings.timeouts.approval)
 

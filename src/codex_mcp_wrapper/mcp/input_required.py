@@ -91,13 +91,40 @@ class Parking:
             question.answer.set_result(_approved(answer))
         return session
 
+    def question(self, session: Session) -> tuple[str, ElicitRequest] | None:
+        """The session's oldest unanswered question, as an elicitation keyed by its token
+        (the tasks extension puts it in ``inputRequests``)."""
+        for token, asked in session.open.items():
+            if not asked.answer.done():
+                return token, _elicitation(asked.message)
+        return None
+
+    def answer(self, session: Session, responses: dict[str, Any]) -> None:
+        """Deliver answers keyed by question token (``tasks/update``'s ``inputResponses``)."""
+        for token, response in responses.items():
+            asked = session.open.get(token)
+            if asked is not None and not asked.answer.done():
+                asked.answer.set_result(_approved(response))
+
+    @staticmethod
+    async def _open_question(session: Session) -> _Question:
+        """The next queued question still waiting for an answer (one whose deadline passed
+        was declined already: it is not asked again)."""
+        while True:
+            asked = await session.asked.get()
+            if not asked.answer.done() and asked.token in session.open:
+                return asked
+
+    def end(self, session: Session) -> None:
+        self.sessions.pop(session.key, None)
+
     async def next_step(
         self, session: Session, finished: Callable[[], Awaitable[Any]]
     ) -> Any | InputRequiredResult:
         """Wait for the session's end (``finished()``'s value) or its next approval (an
         ``InputRequiredResult`` asking it)."""
         ending = asyncio.ensure_future(finished())
-        question = asyncio.ensure_future(session.asked.get())
+        question = asyncio.ensure_future(self._open_question(session))
         try:
             done, _ = await asyncio.wait({ending, question}, return_when=asyncio.FIRST_COMPLETED)
         finally:
@@ -109,19 +136,19 @@ class Parking:
         if question in done and ending not in done:
             asked = question.result()
             return InputRequiredResult(
-                input_requests={
-                    "approval": ElicitRequest(
-                        params=ElicitRequestFormParams(
-                            message=asked.message, requested_schema=APPROVAL_SCHEMA
-                        )
-                    )
-                },
+                input_requests={"approval": _elicitation(asked.message)},
                 request_state=json.dumps({"session": session.key, "question": asked.token}),
             )
         if question in done:  # both at once: the question is moot, the session ended
             session.asked.put_nowait(question.result())
         self.sessions.pop(session.key, None)
         return ending.result()
+
+
+def _elicitation(message: str) -> ElicitRequest:
+    return ElicitRequest(
+        params=ElicitRequestFormParams(message=message, requested_schema=APPROVAL_SCHEMA)
+    )
 
 
 def _approved(answer: Any) -> bool | None:

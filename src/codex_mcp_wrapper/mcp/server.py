@@ -30,16 +30,17 @@ INSTRUCTIONS = (
 
 def build_server(runs: Runs) -> MCPServer:
     """The MCP server; every tool and resource is a thin call into ``runs``."""
+    parking = Parking(runs.settings.timeouts.approval)
     server: MCPServer = StrictServer(
         "codex-mcp-wrapper",
         version=__version__,
         instructions=INSTRUCTIONS,
-        extensions=[Tasks(runs, read_mission)],
+        extensions=[Tasks(runs, read_mission, parking)],
     )
     server.middleware.append(StrictArguments(server))
     levels = LogLevels()
     levels.install(server)
-    register_codex_tools(server, runs, levels, Parking(runs.settings.timeouts.approval))
+    register_codex_tools(server, runs, levels, parking)
     register_mission_tools(server, runs, levels)
     register_resources(server, runs)
     return server

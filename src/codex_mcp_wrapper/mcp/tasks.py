@@ -4,10 +4,12 @@ When a client declares the extension, a ``batch``, ``mission_start`` or ``codex`
 hold the request open: it starts the run in the background and answers at once with a task
 (``resultType: "task"``) whose id is the run's durable id. ``tasks/get`` maps the run's state
 (``working``, then ``completed`` with the tool's result inlined, ``failed`` or ``cancelled``),
-``tasks/cancel`` cancels the run, ``tasks/update`` is accepted (approvals follow the server's
-policy for tasks today). Task ids survive a restart of the server: they are run ids, and a
-finished run's result is rebuilt from its record. Built on the SDK's ``Extension`` API
-(``fastmcp-tasks`` implements SEP-2663 for FastMCP 4 only, not for ``MCPServer``).
+``tasks/cancel`` cancels the run. When Codex asks for an approval and the client declared
+elicitation, ``tasks/get`` says ``input_required`` with the question in ``inputRequests`` and
+``tasks/update`` carries the answer (unanswered, it is declined at the approval deadline).
+Task ids survive a restart of the server: they are run ids, and a finished run's result is
+rebuilt from its record. Built on the SDK's ``Extension`` API (``fastmcp-tasks`` implements
+SEP-2663 for FastMCP 4 only, not for ``MCPServer``).
 """
 
 from __future__ import annotations
@@ -25,7 +27,9 @@ from pydantic import ConfigDict, Field
 
 from codex_mcp_wrapper.engine.results import RunSummary
 from codex_mcp_wrapper.engine.runs import Runs
+from codex_mcp_wrapper.engine.session import RunOptions
 from codex_mcp_wrapper.errors import WrapperError
+from codex_mcp_wrapper.mcp.input_required import Parking, Session
 from codex_mcp_wrapper.mcp.shaping import batch_result, codex_result, error_result, json_result
 from codex_mcp_wrapper.missions.single import CodexRequest
 
@@ -67,10 +71,13 @@ class Tasks(Extension):
 
     identifier = TASKS
 
-    def __init__(self, runs: Runs, mission_of: Any) -> None:
-        """``mission_of(mission, vars)`` reads a mission argument as the tools do."""
+    def __init__(self, runs: Runs, mission_of: Any, parking: Parking) -> None:
+        """``mission_of(mission, vars)`` reads a mission argument as the tools do; approvals
+        of tasks whose client can answer wait in ``parking`` for ``tasks/update``."""
         self.runs = runs
         self.mission_of = mission_of
+        self.parking = parking
+        self.asking: dict[str, Session] = {}  # task id -> its approvals waiting for answers
 
     def methods(self) -> tuple[MethodBinding, ...]:
         return (
@@ -92,14 +99,27 @@ class Tasks(Extension):
         if params.name not in TASK_TOOLS or ctx.protocol_version not in MODERN or not declared:
             return await call_next(ctx)
         arguments = dict(params.arguments or {})
+        session, approvals = None, None
+        if capabilities is not None and capabilities.elicitation is not None:
+            session, approvals = self.parking.begin()  # asked through tasks/get + tasks/update
         try:
             if params.name == "codex":
-                run_id = self.runs.start_codex(codex_request(arguments))
+                run_id = self.runs.start_codex(codex_request(arguments), approvals)
             else:
                 mission = self.mission_of(arguments["mission"], arguments.get("vars"))
-                run_id = self.runs.start(mission)
+                run_id = self.runs.start(mission, RunOptions(approvals=approvals))
         except WrapperError as exc:
+            if session is not None:
+                self.parking.end(session)
             return error_result(str(exc))
+        if session is not None:
+            self.asking[run_id] = session
+
+            def forget() -> None:
+                self.asking.pop(run_id, None)
+                self.parking.end(session)
+
+            self.runs.when_done(run_id, forget)
         return {"resultType": "task", **self._fields(run_id, "working")}
 
     def _fields(self, run_id: str, status: str, message: str | None = None) -> dict[str, Any]:
@@ -124,8 +144,18 @@ class Tasks(Extension):
     async def get(self, ctx: ServerRequestContext[Any, Any], params: TaskParams) -> dict[str, Any]:
         state = self._state(params.task_id)
         status = state.get("status")
+        session = self.asking.get(params.task_id)
         if not state.get("done"):
+            question = self.parking.question(session) if session is not None else None
+            if question is not None:
+                token, elicitation = question
+                request = elicitation.model_dump(by_alias=True, mode="json", exclude_none=True)
+                return {
+                    **self._fields(params.task_id, "input_required", "Codex asks for approval"),
+                    "inputRequests": {token: request},
+                }
             return self._fields(params.task_id, "working")
+
         if status == "cancelled":
             return self._fields(params.task_id, "cancelled", "the run was cancelled")
         if status == "interrupted":
@@ -150,6 +180,9 @@ class Tasks(Extension):
         self, ctx: ServerRequestContext[Any, Any], params: UpdateParams
     ) -> dict[str, Any]:
         self._state(params.task_id)
+        session = self.asking.get(params.task_id)
+        if session is not None:
+            self.parking.answer(session, params.input_responses)
         return {}
 
     async def cancel(

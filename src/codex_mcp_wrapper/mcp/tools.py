@@ -7,6 +7,7 @@ Codex 0.154.0, so a client switches by changing only the command it launches.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import typing
 from collections.abc import Awaitable, Callable
@@ -18,6 +19,7 @@ from mcp.types import CallToolResult, InputRequiredResult, ToolAnnotations
 from pydantic import Field
 from pydantic.fields import FieldInfo
 
+from codex_mcp_wrapper import process
 from codex_mcp_wrapper.engine.runs import Runs
 from codex_mcp_wrapper.engine.session import RunOptions
 from codex_mcp_wrapper.errors import InputError, WrapperError
@@ -178,8 +180,17 @@ def register_codex_tools(
             session = parking.resume(ctx.request_state, ctx.input_responses)
         else:
             session, approvals = parking.begin()
-            session.run_id = runs.start_codex(request, approvals)
-        step = await parking.next_step(session, lambda: runs.session_result(session.run_id))
+            try:
+                session.run_id = runs.start_codex(request, approvals)
+            except BaseException:
+                parking.end(session)
+                raise
+            runs.when_done(session.run_id, lambda: parking.end(session))
+        try:
+            step = await parking.next_step(session, lambda: runs.session_result(session.run_id))
+        except asyncio.CancelledError:  # the client gave up on the call: so does the session
+            await process.finish(runs.cancel(session.run_id))
+            raise
         return step if isinstance(step, InputRequiredResult) else codex_result(step)
 
     @server.tool(
