@@ -264,3 +264,23 @@ async def test_a_mission_may_not_send_any_server_variable_to_its_provider(
         "_API_KEY); to send it to http://127.0.0.1:9/v1 anyway, pass --pass-env "
         "AWS_SECRET_ACCESS_KEY."
     )
+
+
+@pytest.mark.parametrize(
+    ("toml", "error"),
+    [
+        ('pass_env = "FOO"', "option 'pass_env': Input should be a valid list."),
+        ("progress_interval = 0", "option 'progress_interval': Input should be greater than"),
+        ("bogus = 1", "unknown option 'bogus'; known: allow_host,"),
+    ],
+)
+def test_a_bad_serve_config_file_is_one_sentence_and_exit_2(
+    state_dir: Path, tmp_path: Path, toml: str, error: str
+) -> None:
+    config = tmp_path / "serve.toml"
+    config.write_text(f"[serve]\n{toml}\n")
+    done = run_cli(
+        ["--state-dir", str(state_dir), "serve", "--config", str(config)], dict(os.environ)
+    )
+    assert done.returncode == 2, done.stderr
+    assert error in done.stderr and len(done.stderr.strip().splitlines()) == 1

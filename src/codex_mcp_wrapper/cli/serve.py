@@ -8,9 +8,10 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import click
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from codex_mcp_wrapper.app import open_runs
 from codex_mcp_wrapper.cli.options import (
@@ -355,34 +356,43 @@ def _read_serve_config(path: Path | None) -> dict[str, Any]:
     except (OSError, tomllib.TOMLDecodeError) as exc:
         raise InputError(f"{path}: not a valid TOML config ({exc}).") from exc
     table = data.get("serve", data)
-    known = {
-        "transport",
-        "host",
-        "port",
-        "token",
-        "token_file",
-        "allow_host",
-        "workers",
-        "threads_per_worker",
-        "recycle_after_threads",
-        "recycle_above_mb",
-        "scripted",
-        "workspace",
-        "auto_approve",
-        "codex_events",
-        "script",
-        "progress_interval",
-        "codex_home",
-        "sync_codex_config",
-        "mirror_auth",
-        "pass_env",
-    }
-    unknown = sorted(set(table) - known)
-    if unknown:
-        raise InputError(
-            f"{path}: unknown option '{unknown[0]}'; known: {', '.join(sorted(known))}."
-        )
-    return dict(table)
+    try:
+        config = ServeConfig.model_validate(table)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        where = ".".join(str(part) for part in error["loc"]) or "the table"
+        if error["type"] == "extra_forbidden":
+            known = ", ".join(sorted(ServeConfig.model_fields))
+            raise InputError(f"{path}: unknown option '{where}'; known: {known}.") from exc
+        raise InputError(f"{path}: option '{where}': {error['msg']}.") from exc
+    return config.model_dump(exclude_unset=True)
+
+
+class ServeConfig(BaseModel):
+    """The keys a `serve --config FILE` may set (the option names), with their types."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    transport: Literal["stdio", "http"] | None = None
+    host: str | None = None
+    port: Annotated[int, Field(ge=1, le=65535)] | None = None
+    token: str | None = None
+    token_file: str | None = None
+    allow_host: list[str] | None = None
+    workers: Annotated[int, Field(ge=1, le=64)] | None = None
+    threads_per_worker: Annotated[int, Field(ge=1, le=256)] | None = None
+    recycle_after_threads: Annotated[int, Field(ge=0)] | None = None
+    recycle_above_mb: Annotated[int, Field(ge=0)] | None = None
+    scripted: bool | None = None
+    workspace: str | None = None
+    auto_approve: bool | None = None
+    codex_events: bool | None = None
+    script: str | None = None
+    progress_interval: Annotated[float, Field(ge=0.1, le=60, strict=False)] | None = None
+    codex_home: str | None = None
+    sync_codex_config: bool | None = None
+    mirror_auth: bool | None = None
+    pass_env: list[str] | None = None
 
 
 COMMANDS = (serve,)
