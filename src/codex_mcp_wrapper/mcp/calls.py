@@ -68,7 +68,9 @@ class CallContext:
         self.finished = 0
         self._ticks_of, self._ticks = 0, 0  # notifications since ``finished`` last changed
         self.request_id = ctx.request_context.request_id
-        self.legacy = LegacyEvents(self.request_id) if legacy_events else None
+        # Only clients on a handshake-era protocol can be the removed server's (it spoke
+        # 2025-06-18); a 2026-07-28 client gets the standard notifications alone.
+        self.legacy = LegacyEvents(self.request_id) if legacy_events and not self.modern else None
         self.notes: list[str] = []  # approvals the policy decided: said in the result
 
     @property

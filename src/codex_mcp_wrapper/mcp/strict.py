@@ -42,15 +42,24 @@ def argument_error(tool: str, schema: Mapping[str, Any], arguments: Any) -> str 
             + ", ".join(f"`{name}`" for name in accepted)
             + "."
         )
-    error = jsonschema.exceptions.best_match(
-        jsonschema.Draft202012Validator(schema).iter_errors(arguments)
-    )
+    error = jsonschema.exceptions.best_match(_validator(schema).iter_errors(arguments))
     if error is None:
         return None
     where = ".".join(str(part) for part in error.absolute_path)
     if not where:  # a required argument missing, or the object itself
         return f"{tool}: {error.message}."
     return f"{tool}: argument `{where}`: {error.message}."
+
+
+_VALIDATORS: dict[int, jsonschema.Draft202012Validator] = {}
+
+
+def _validator(schema: Mapping[str, Any]) -> jsonschema.Draft202012Validator:
+    """One validator per schema object (the server's schemas live as long as it does)."""
+    validator = _VALIDATORS.get(id(schema))
+    if validator is None or validator.schema is not schema:
+        validator = _VALIDATORS[id(schema)] = jsonschema.Draft202012Validator(schema)
+    return validator
 
 
 class StrictServer(MCPServer):
