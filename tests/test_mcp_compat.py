@@ -284,3 +284,36 @@ def test_a_bad_serve_config_file_is_one_sentence_and_exit_2(
     )
     assert done.returncode == 2, done.stderr
     assert error in done.stderr and len(done.stderr.strip().splitlines()) == 1
+
+
+async def test_an_approval_question_never_shows_the_runs_secrets(
+    state_dir: Path, workspace: Path, codex_bin: str
+) -> None:
+    secret = "s3cr3t-deploy-value"
+    mission = {
+        "workspace_root": str(workspace),
+        "tasks": [
+            {
+                "id": "deploy",
+                "prompt": "deploy",
+                "approval_policy": "on-request",
+                "env": {"DEPLOY_TOKEN": secret},
+                "script": [{"escalate": f"echo {secret} > sent.txt"}, {"say": "done"}],
+            }
+        ],
+    }
+    asked: list[dict[str, Any]] = []
+
+    def decline(request: dict[str, Any]) -> dict[str, Any]:
+        asked.append(request["params"])
+        return {"action": "decline"}
+
+    args = ("--codex-bin", codex_bin, "--scripted", "--workspace", str(workspace))
+    async with raw_session(state_dir, *args, capabilities={"elicitation": {}}) as session:
+        response = await session.request(
+            "tools/call", {"name": "batch", "arguments": {"mission": mission}}, decline
+        )
+    assert response["result"]["isError"] is False, response
+    (question,) = asked
+    assert secret not in json.dumps(question) and "[REDACTED]" in question["message"]
+    assert not (workspace / "sent.txt").exists()

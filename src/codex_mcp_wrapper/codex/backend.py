@@ -30,6 +30,7 @@ from codex_mcp_wrapper.codex.home import (
     write_codex_home,
 )
 from codex_mcp_wrapper.codex.worker import AppServerWorker, WorkerSpec
+from codex_mcp_wrapper.engine.approvals import redacting
 from codex_mcp_wrapper.engine.events import ModelRequest
 from codex_mcp_wrapper.engine.executor import RunContext, TaskExecutor
 from codex_mcp_wrapper.errors import MissionError
@@ -159,7 +160,8 @@ class LocalBackend:
             async with self.fleet.lease(
                 factory.profile(), factory, granted, run.thread_workers
             ) as pool:
-                yield LocalExecutor(pool, models, run.approvals, limit=granted)
+                approvals = redacting(run.approvals, run.redact)
+                yield LocalExecutor(pool, models, approvals, limit=granted)
 
     @contextlib.asynccontextmanager
     async def _scripted_model(self) -> AsyncIterator[ScriptedModel]:

@@ -8,8 +8,10 @@ logged with the task it was for.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from codex_mcp_wrapper.engine.executor import ApprovalDecision, ApprovalHandler, ApprovalRequest
 from codex_mcp_wrapper.logs import bind
@@ -61,3 +63,30 @@ def asking(
         return decision
 
     return handler
+
+
+def redacting(handler: ApprovalHandler, redact: Callable[[str], str]) -> ApprovalHandler:
+    """``handler`` seeing the request with the run's secrets redacted (the command, its reason,
+    the params), so whoever is asked (an MCP client, a log) never reads them; Codex still gets
+    its answer for the request as it was."""
+
+    async def decide(request: ApprovalRequest) -> ApprovalDecision:
+        shown = dataclasses.replace(
+            request,
+            command=redact(request.command) if request.command is not None else None,
+            reason=redact(request.reason) if request.reason is not None else None,
+            params=_each_string(request.params, redact),
+        )
+        return await handler(shown)
+
+    return decide
+
+
+def _each_string(value: Any, redact: Callable[[str], str]) -> Any:
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, dict):
+        return {key: _each_string(item, redact) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_each_string(item, redact) for item in value]
+    return value
