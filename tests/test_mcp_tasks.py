@@ -199,3 +199,29 @@ async def test_a_tasks_approval_is_asked_by_input_required_and_answered_with_tas
     assert "input_required" in tasks.polls and tasks.polls[-1] == "completed"
     assert len(tasks.asked) == 1 and "touch approved.txt" in tasks.asked[0]
     assert (workspace / "approved.txt").exists()
+
+
+async def test_codex_reply_asks_its_approvals_through_input_required_too(
+    state_dir: Path, workspace: Path, tmp_path: Path, codex_bin: str
+) -> None:
+    script = tmp_path / "s.json"
+    script.write_text(
+        '[{"escalate": "touch first.txt"}, {"say": "one"},'
+        ' {"escalate": "touch second.txt"}, {"say": "two"}]'
+    )
+    asked: list[str] = []
+
+    async def approve(context: Any, request: mt.ElicitRequestParams) -> mt.ElicitResult:
+        asked.append(request.message)
+        return mt.ElicitResult(action="accept", content={"approve": True})
+
+    argv = server_argv(state_dir, "--codex-bin", codex_bin, "--scripted", "--script", str(script))
+    argv += ["--workspace", str(workspace)]
+    server = StdioServerParameters(command=argv[0], args=argv[1:], env=dict(os.environ))
+    async with Client(server, elicitation_callback=approve) as client:
+        first = await client.call_tool("codex", {"prompt": "go", "approval-policy": "on-request"})
+        thread = first.structured_content["threadId"]  # type: ignore[index]
+        second = await client.call_tool("codex-reply", {"prompt": "more", "threadId": thread})
+    assert second.structured_content == {"threadId": thread, "content": "two"}
+    assert (workspace / "first.txt").exists() and (workspace / "second.txt").exists()
+    assert [("first" in m, "second" in m) for m in asked] == [(True, False), (False, True)]

@@ -190,6 +190,16 @@ class Runs:
         options = RunOptions(reports=False, approvals=approvals)
         return self.start(self._codex_mission(request), options)
 
+    def start_reply(
+        self, thread_id: str, prompt: str, approvals: ApprovalHandler | None = None
+    ) -> str:
+        """``reply`` in the background (a call waiting on the client's answers); returns the
+        run id at once (then ``session_result``)."""
+        with RunStore.reader(self.settings.state_dir) as store:
+            mission, threads = continuation(store, thread_id, prompt)
+        options = RunOptions(approvals=approvals, threads=threads, reports=False)
+        return self.start(mission, options)
+
     async def session_result(self, run_id: str) -> TaskResult:
         """The result of a ``start_codex`` session, once it ends (as recorded)."""
         task, tracker = self._tasks.get(run_id), self._live.get(run_id)

@@ -20,6 +20,7 @@ from pydantic import Field
 from pydantic.fields import FieldInfo
 
 from codex_mcp_wrapper import process
+from codex_mcp_wrapper.engine.executor import ApprovalHandler
 from codex_mcp_wrapper.engine.runs import Runs
 from codex_mcp_wrapper.engine.session import RunOptions
 from codex_mcp_wrapper.errors import InputError, WrapperError
@@ -162,7 +163,9 @@ def register_codex_tools(
         )
 
         if call.modern and call.can_elicit:  # approvals by the input-required round trip
-            return await guarded(lambda: asked_session(ctx, request))
+            return await guarded(
+                lambda: asked_session(ctx, lambda asker: runs.start_codex(request, asker))
+            )
 
         async def work() -> CallToolResult:
             result = await call.run(
@@ -172,16 +175,17 @@ def register_codex_tools(
 
         return await guarded(work)
 
-    async def asked_session(ctx: Context, request: CodexRequest) -> Any:
-        """A ``codex`` call whose approvals are asked with InputRequiredResult: the first
-        round starts the session, each retry delivers an answer; every round returns the
-        session's result or its next question."""
+    async def asked_session(ctx: Context, start: Callable[[ApprovalHandler], str]) -> Any:
+        """A ``codex``/``codex-reply`` call whose approvals are asked with
+        InputRequiredResult: the first round starts the session (``start(approvals)`` returns
+        its run id), each retry delivers an answer; every round returns the session's result
+        or its next question."""
         if ctx.request_state:
             session = parking.resume(ctx.request_state, ctx.input_responses)
         else:
             session, approvals = parking.begin()
             try:
-                session.run_id = runs.start_codex(request, approvals)
+                session.run_id = start(approvals)
             except BaseException:
                 parking.end(session)
                 raise
@@ -212,8 +216,13 @@ def register_codex_tools(
     ) -> Annotated[CallToolResult, CodexOutput]:
         call = CallContext(ctx, runs.settings, levels, runs.settings.codex_events)
 
+        thread = threadId or conversationId
+        if thread and call.modern and call.can_elicit:  # the input-required round trip
+            return await guarded(
+                lambda: asked_session(ctx, lambda asker: runs.start_reply(thread, prompt, asker))
+            )
+
         async def work() -> CallToolResult:
-            thread = threadId or conversationId
             if not thread:
                 raise InputError("give threadId (from the codex tool's result).")
             result = await call.run(
