@@ -18,8 +18,13 @@ from dataclasses import dataclass
 from codex_mcp_wrapper.codex.executor import LocalExecutor
 from codex_mcp_wrapper.codex.pool import WorkerPool
 from codex_mcp_wrapper.engine.events import Event, EventBus, TaskFinished, TaskUpdate
-from codex_mcp_wrapper.engine.executor import ApprovalHandler, EventSink, TaskOutcome, TaskRequest
-from codex_mcp_wrapper.engine.planning import PlannedTask
+from codex_mcp_wrapper.engine.executor import (
+    ApprovalHandler,
+    EventSink,
+    PlannedTask,
+    TaskOutcome,
+    TaskRequest,
+)
 from codex_mcp_wrapper.engine.results import OutcomeStatus, TaskResult
 from codex_mcp_wrapper.engine.runner import MissionRunner
 from codex_mcp_wrapper.errors import WorkerStartError
@@ -286,7 +291,9 @@ async def started(
     bus.subscribe(log)
     fleet.capacity = threads_per_worker
     async with WorkerPool(fleet, labels, recycling, threads_per_worker) as pool:
-        runner = MissionRunner("run-1", planned, LocalExecutor(pool), bus, retry_backoff=(0.0,))
+        runner = MissionRunner(
+            "run-1", planned, LocalExecutor(pool), bus.publish, retry_backoff=(0.0,)
+        )
         live = Live(runner, asyncio.create_task(runner.run()), log, pool)
         try:
             yield live

@@ -13,7 +13,7 @@ import contextlib
 import itertools
 import logging
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,7 +32,8 @@ from codex_mcp_wrapper.codex.home import (
 from codex_mcp_wrapper.codex.worker import AppServerWorker, WorkerSpec
 from codex_mcp_wrapper.engine.approvals import redacting
 from codex_mcp_wrapper.engine.events import ModelRequest
-from codex_mcp_wrapper.engine.executor import RunContext, TaskExecutor
+from codex_mcp_wrapper.engine.executor import PlannedTask, RunContext, TaskExecutor
+from codex_mcp_wrapper.engine.runner import MissionRunner
 from codex_mcp_wrapper.errors import MissionError
 from codex_mcp_wrapper.logs import bind
 from codex_mcp_wrapper.missions.loading import load_task_scripts
@@ -148,8 +149,22 @@ class LocalBackend:
                 self._warm = None
                 self._model = None
 
+    async def run_tasks(
+        self,
+        mission: Mission,
+        run: RunContext,
+        tasks: Sequence[PlannedTask],
+        retry_backoff: Sequence[float],
+    ) -> None:
+        """Schedule the tasks on this machine's workers (``Backend.run_tasks``); a task the
+        runner never reached (the workers could not start) is recorded by ``run_mission``."""
+        async with self.open(mission, run) as executor:
+            runner = MissionRunner(run.run_id, list(tasks), executor, run.publish, retry_backoff)
+            await runner.run()
+
     @contextlib.asynccontextmanager
     async def open(self, mission: Mission, run: RunContext) -> AsyncIterator[TaskExecutor]:
+        """The executor of one run: its share of the fleet's slots, its provider, its pool."""
         self.check(mission)  # again: open() may be called without run_mission
         codex_bin, _origin = find_codex_bin(self.settings.codex_bin)
         async with (

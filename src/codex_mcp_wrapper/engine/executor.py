@@ -8,14 +8,14 @@ serialise to JSON, so a remote executor receives exactly what a local one does.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
 from codex_mcp_wrapper.engine.events import Event
-from codex_mcp_wrapper.engine.results import OutcomeStatus, TaskState
+from codex_mcp_wrapper.engine.results import OutcomeStatus, TaskResult, TaskState
 from codex_mcp_wrapper.missions.checks import CheckResult, CommandRecord, ToolCallRecord
 from codex_mcp_wrapper.missions.expect import Expect
 from codex_mcp_wrapper.missions.model import Mission
@@ -43,6 +43,22 @@ class TaskSpec:
     workspace_root: str | None = None
     artifacts_dir: str | None = None  # where matching files are copied
     expect: Expect | None = None  # checks decided when the task's turns end ok
+
+
+@dataclass(frozen=True)
+class PlannedTask:
+    """A task ready for the runner: its settings resolved, its budget and retries known."""
+
+    task_id: str
+    index: int
+    prompts: tuple[str, ...]
+    depends_on: tuple[str, ...]
+    retries: int
+    timeout_sec: float
+    spec: TaskSpec
+    previous: TaskResult | None = None  # a result kept from an earlier run (resume)
+    thread_id: str | None = None  # continue this thread (codex-reply, resume)
+    thread_worker: str | None = None
 
 
 @dataclass(frozen=True)
@@ -145,10 +161,14 @@ class RunContext:
 
 
 class Backend(Protocol):
-    """Opens a ``TaskExecutor`` for one run and releases everything it started on exit.
+    """Runs a run's planned tasks and releases everything it started when they end.
 
     ``check`` is the pre-flight, called before anything of the run is recorded: it raises the
-    ``EnvironmentProblem`` that would make every task fail (no binary, no credentials)."""
+    ``EnvironmentProblem`` that would make every task fail (no binary, no credentials).
+    ``run_tasks`` schedules the tasks with the engine's ``MissionRunner`` (here, over local
+    workers; or inside a Temporal workflow, over worker hosts) and publishes each task's
+    ``TaskFinished`` on ``run.publish``; cancelled, it publishes the unfinished ones as
+    ``cancelled`` before the cancellation goes on."""
 
     def check(self, mission: Mission) -> None: ...
 
@@ -157,6 +177,10 @@ class Backend(Protocol):
         until the block ends; outside it each run stops what it started."""
         ...
 
-    def open(
-        self, mission: Mission, run: RunContext
-    ) -> AbstractAsyncContextManager[TaskExecutor]: ...
+    async def run_tasks(
+        self,
+        mission: Mission,
+        run: RunContext,
+        tasks: Sequence[PlannedTask],
+        retry_backoff: Sequence[float],
+    ) -> None: ...

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from codex_mcp_wrapper.engine.executor import TaskSpec
+from codex_mcp_wrapper.engine.executor import PlannedTask, TaskSpec
 from codex_mcp_wrapper.engine.results import TaskResult
 from codex_mcp_wrapper.missions.model import (
     DEFAULT_IDLE_TIMEOUT_SEC,
@@ -16,22 +15,6 @@ from codex_mcp_wrapper.missions.model import (
     Task,
 )
 from codex_mcp_wrapper.missions.paths import task_cwd
-
-
-@dataclass(frozen=True)
-class PlannedTask:
-    """A task ready for the runner: its settings resolved, its budget and retries known."""
-
-    task_id: str
-    index: int
-    prompts: tuple[str, ...]
-    depends_on: tuple[str, ...]
-    retries: int
-    timeout_sec: float
-    spec: TaskSpec
-    previous: TaskResult | None = None  # a result kept from an earlier run (resume)
-    thread_id: str | None = None  # continue this thread (codex-reply, resume)
-    thread_worker: str | None = None
 
 
 def _pick(task: Task, mission: Mission, name: str, default: Any = None) -> Any:

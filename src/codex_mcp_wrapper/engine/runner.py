@@ -3,55 +3,72 @@
 It owns the per-task policy (wall-clock budget across attempts, retries, follow-ups in the same
 thread, skipping dependents of failed tasks) and publishes events; it does no I/O of its own.
 A task's failure is a ``TaskResult`` value, never an exception escaping the task group.
+It reads time only through its ``Clock``, so it runs unchanged inside a Temporal workflow
+(``temporal/workflow.py``), where the clock is the workflow's deterministic one.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from codex_mcp_wrapper.engine.events import (
     CodexEvent,
-    EventBus,
+    Event,
     TaskFinished,
     TaskUpdate,
     ThreadProgress,
 )
-from codex_mcp_wrapper.engine.executor import TaskExecutor, TaskOutcome, TaskRequest
-from codex_mcp_wrapper.engine.planning import PlannedTask
+from codex_mcp_wrapper.engine.executor import (
+    PlannedTask,
+    TaskExecutor,
+    TaskOutcome,
+    TaskRequest,
+)
 from codex_mcp_wrapper.engine.results import TaskResult, TaskState
 from codex_mcp_wrapper.settings import Timeouts
 
 # Seconds between attempts (Timeouts.retry_backoff): a model error or a lost worker often
 # clears in a moment; the backoff never runs past the task's own wall-clock budget.
 RETRY_BACKOFF = Timeouts.retry_backoff
+Publish = Callable[[Event], None]
+
+
+@dataclass(frozen=True)
+class Clock:
+    """Where the runner reads time: wall-clock seconds (for results) and a monotonic clock
+    (for budgets)."""
+
+    wall: Callable[[], float] = time.time
+    monotonic: Callable[[], float] = time.monotonic
 
 
 @dataclass
 class _Sink:
     run_id: str
-    bus: EventBus
+    publish: Publish
+    clock: Clock
     attempt: dict[str, int] = field(default_factory=dict)
     running_since: dict[str, float] = field(default_factory=dict)
     threads: dict[str, ThreadProgress] = field(default_factory=dict)  # each task's latest
 
     def codex_event(self, task_id: str, method: str, params: dict[str, Any]) -> None:
-        self.bus.publish(CodexEvent(self.run_id, task_id, method, params))
+        self.publish(CodexEvent(self.run_id, task_id, method, params))
 
     def task_state(self, task_id: str, state: TaskState, worker: str | None, message: str) -> None:
         if state == "running":
-            self.running_since.setdefault(task_id, time.time())
-        self.bus.publish(
+            self.running_since.setdefault(task_id, self.clock.wall())
+        self.publish(
             TaskUpdate(self.run_id, task_id, state, worker, self.attempt.get(task_id, 0), message)
         )
 
     def thread_progress(self, task_id: str, thread_id: str, worker: str, turns_done: int) -> None:
         event = ThreadProgress(self.run_id, task_id, thread_id, worker, turns_done)
         self.threads[task_id] = event
-        self.bus.publish(event)
+        self.publish(event)
 
 
 class MissionRunner:
@@ -60,17 +77,19 @@ class MissionRunner:
         run_id: str,
         tasks: list[PlannedTask],
         executor: TaskExecutor,
-        bus: EventBus,
+        publish: Publish,
         retry_backoff: Sequence[float] = RETRY_BACKOFF,
+        clock: Clock | None = None,
     ) -> None:
         self.run_id = run_id
         self.retry_backoff = tuple(retry_backoff) or (0.0,)
         self.tasks = tasks
         self.executor = executor
-        self.bus = bus
+        self.publish = publish
+        self.clock = clock or Clock()
         self.results: dict[str, TaskResult] = {}
         self._done: dict[str, asyncio.Event] = {t.task_id: asyncio.Event() for t in tasks}
-        self._sink = _Sink(run_id, bus)
+        self._sink = _Sink(run_id, publish, self.clock)
 
     async def run(self) -> list[TaskResult]:
         """Run every task; on cancellation, unfinished tasks are recorded ``cancelled``."""
@@ -93,7 +112,7 @@ class MissionRunner:
 
     def _finish(self, result: TaskResult) -> None:
         self.results[result.task_id] = result
-        self.bus.publish(TaskFinished(self.run_id, result))
+        self.publish(TaskFinished(self.run_id, result))
         self._done[result.task_id].set()
 
     async def _run_task(self, task: PlannedTask) -> None:
@@ -113,8 +132,8 @@ class MissionRunner:
                 )
             )
             return
-        self.bus.publish(TaskUpdate(self.run_id, task.task_id, "queued"))
-        started = time.time()
+        self.publish(TaskUpdate(self.run_id, task.task_id, "queued"))
+        started = self.clock.wall()
         try:
             result = await self._attempts(task, started)
         except asyncio.CancelledError:
@@ -137,8 +156,8 @@ class MissionRunner:
                     worker=worker,
                     turns_done=turns_done,
                     started_at=started,
-                    finished_at=time.time(),
-                    duration_ms=int((time.time() - started) * 1000),
+                    finished_at=(ended := self.clock.wall()),
+                    duration_ms=int((ended - started) * 1000),
                     error="the run was cancelled while this task was running.",
                 )
             )
@@ -146,7 +165,7 @@ class MissionRunner:
         self._finish(result)
 
     async def _attempts(self, task: PlannedTask, started: float) -> TaskResult:
-        deadline = time.monotonic() + task.timeout_sec
+        deadline = self.clock.monotonic() + task.timeout_sec
         prev = task.previous
         thread_id = prev.thread_id if prev else task.thread_id
         thread_worker = prev.worker if prev else task.thread_worker
@@ -155,7 +174,7 @@ class MissionRunner:
         outcome = TaskOutcome(status="failed", error="no attempt was made.")
         attempts = 0  # attempts that ran
         for attempt in range(1, task.retries + 2):
-            left = deadline - time.monotonic()
+            left = deadline - self.clock.monotonic()
             if left <= 0:
                 outcome = TaskOutcome(
                     status="timeout",
@@ -186,7 +205,7 @@ class MissionRunner:
             turns_done = max(turns_done, outcome.turns_done)
             if outcome.status != "failed" or not outcome.retryable or attempt > task.retries:
                 break
-            self.bus.publish(
+            self.publish(
                 TaskUpdate(
                     self.run_id,
                     task.task_id,
@@ -197,8 +216,8 @@ class MissionRunner:
                 )
             )
             backoff = self.retry_backoff[min(attempt - 1, len(self.retry_backoff) - 1)]
-            await asyncio.sleep(min(backoff, max(0.0, deadline - time.monotonic())))
-        finished = time.time()
+            await asyncio.sleep(min(backoff, max(0.0, deadline - self.clock.monotonic())))
+        finished = self.clock.wall()
         started = self._sink.running_since.get(task.task_id, started)  # not the queueing
         return TaskResult(
             task_id=task.task_id,

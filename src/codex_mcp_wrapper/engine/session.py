@@ -16,14 +16,20 @@ from pathlib import Path
 from typing import Any
 
 from codex_mcp_wrapper.engine.approvals import fixed
-from codex_mcp_wrapper.engine.events import EventBus, RunFinished, RunStarted, Subscriber
+from codex_mcp_wrapper.engine.events import (
+    Event,
+    EventBus,
+    RunFinished,
+    RunStarted,
+    Subscriber,
+    TaskFinished,
+)
 from codex_mcp_wrapper.engine.executor import ApprovalHandler, Backend, RunContext
 from codex_mcp_wrapper.engine.planning import plan_tasks
 from codex_mcp_wrapper.engine.recorder import RunRecorder
 from codex_mcp_wrapper.engine.redaction import Redactor, mission_redactor, redacting
 from codex_mcp_wrapper.engine.reports import ReportWriter
 from codex_mcp_wrapper.engine.results import RunSummary, TaskResult, summarise
-from codex_mcp_wrapper.engine.runner import MissionRunner
 from codex_mcp_wrapper.engine.store import RunStore
 from codex_mcp_wrapper.errors import MissionError, WrapperError
 from codex_mcp_wrapper.missions.model import Mission
@@ -137,13 +143,17 @@ async def run_mission(
         backoff = options.retry_backoff
         if backoff is None:
             backoff = settings.timeouts.retry_backoff
-        runner: MissionRunner | None = None
+        finished: dict[str, TaskResult] = {}
+
+        def collect(event: Event) -> None:
+            if isinstance(event, TaskFinished):
+                finished[event.result.task_id] = event.result
+
+        bus.subscribe(collect)
         cancelled = False
         unstarted = "the run stopped before this task finished."
         try:
-            async with backend.open(mission, context) as executor:
-                runner = MissionRunner(run_id, planned, executor, bus, backoff)
-                await runner.run()
+            await backend.run_tasks(mission, context, planned, backoff)
         except asyncio.CancelledError:
             cancelled = True
             raise
@@ -152,7 +162,7 @@ async def run_mission(
             raise
         finally:
             results = [
-                (runner.results.get(t.task_id) if runner is not None else None)
+                finished.get(t.task_id)
                 or (t.previous if t.previous is not None and t.previous.status == "ok" else None)
                 or TaskResult(task_id=t.task_id, index=t.index, status="cancelled", error=unstarted)
                 for t in planned
