@@ -10,6 +10,7 @@ import asyncio
 from pathlib import Path
 
 from codex_mcp_wrapper.codex.backend import LocalBackend
+from codex_mcp_wrapper.engine.executor import Backend
 from codex_mcp_wrapper.engine.results import RunSummary
 from codex_mcp_wrapper.engine.runs import Runs
 from codex_mcp_wrapper.engine.session import RunOptions
@@ -17,11 +18,22 @@ from codex_mcp_wrapper.missions.model import Mission
 from codex_mcp_wrapper.settings import Settings
 
 
+def backend_for(settings: Settings) -> Backend:
+    """Local Codex app-server workers, or worker hosts through Temporal when
+    ``settings.temporal`` says so."""
+    if settings.temporal is not None:
+        from codex_mcp_wrapper.temporal.backend import TemporalBackend  # only when asked
+
+        return TemporalBackend(settings, settings.temporal)
+    return LocalBackend(settings)
+
+
 def open_runs(settings: Settings, default_cwd: Path | None = None) -> Runs:
-    """The runs of ``settings.state_dir``, executed on local Codex app-server workers."""
+    """The runs of ``settings.state_dir``, executed on local Codex app-server workers (or on
+    worker hosts, with ``settings.temporal``)."""
     return Runs(
         settings,
-        LocalBackend(settings),
+        backend_for(settings),
         default_cwd=default_cwd,
         cancel_timeout=settings.timeouts.cancel,
     )

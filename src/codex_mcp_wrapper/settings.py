@@ -133,6 +133,34 @@ class Recycling:
     max_rss_mb: int = 1024  # the process tree's resident memory (a fresh one uses 140-270 MB)
 
 
+TEMPORAL_ENV = "CODEX_MCP_WRAPPER_TEMPORAL"
+SHARED_DIR_ENV = "CODEX_MCP_WRAPPER_SHARED_DIR"
+DEFAULT_TASK_QUEUE = "codex-tasks"
+
+
+def default_shared_dir() -> Path:
+    explicit = os.environ.get(SHARED_DIR_ENV)
+    if explicit:
+        return Path(explicit).expanduser()
+    return Path(platformdirs.user_data_dir(APP_NAME)) / "shared"
+
+
+@dataclass(frozen=True)
+class TemporalSettings:
+    """Where missions run when they scale out: a Temporal server's address (HOST:PORT), its
+    namespace, the task queue worker hosts poll, and the directory every host and submitter
+    mount (events, artifacts, rollouts and missions travel through it; see
+    docs/scale-out.md)."""
+
+    address: str
+    namespace: str = "default"
+    task_queue: str = DEFAULT_TASK_QUEUE
+    shared_dir: Path = field(default_factory=default_shared_dir)
+    # An attempt continuing a thread waits this long for the host holding it, then goes to
+    # any host (which resumes the thread from its rollout in the shared store).
+    affinity_wait: float = 10.0
+
+
 @dataclass(frozen=True)
 class Settings:
     state_dir: Path = field(default_factory=default_state_dir)
@@ -157,6 +185,8 @@ class Settings:
     # The user's Codex home that sync_codex_config and mirror_auth read (None: $CODEX_HOME,
     # else ~/.codex).
     codex_home: Path | None = None
+    # Run missions as Temporal workflows on worker hosts instead of on this machine.
+    temporal: TemporalSettings | None = None
 
     def user_codex_home(self) -> Path:
         return self.codex_home or user_codex_home()

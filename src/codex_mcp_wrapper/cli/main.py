@@ -14,7 +14,7 @@ from typing import NoReturn
 import click
 
 from codex_mcp_wrapper import __version__
-from codex_mcp_wrapper.cli import doctor, instances, missions, model, runs, serve
+from codex_mcp_wrapper.cli import doctor, instances, missions, model, runs, scaleout, serve
 from codex_mcp_wrapper.cli.options import add_global_options, global_options
 from codex_mcp_wrapper.errors import (
     EXIT_INTERRUPTED,
@@ -40,7 +40,7 @@ def cli() -> None:
     subcommand."""
 
 
-for module in (missions, runs, doctor, model, serve, instances):
+for module in (missions, runs, doctor, model, serve, scaleout, instances):
     for command in module.COMMANDS:
         cli.add_command(command)
 add_global_options(cli)
@@ -64,6 +64,26 @@ def _first_leaf(group: BaseExceptionGroup[BaseException]) -> BaseException:
 
 def main(argv: list[str] | None = None) -> NoReturn:
     """Entry point: every error becomes one line on stderr and an exit code, never a traceback."""
+    try:
+        _main(argv)
+    except SystemExit as exc:
+        _exit(exc.code)
+    _exit(EXIT_OK)
+
+
+def _exit(code: int | str | None) -> NoReturn:
+    """Exit; once the Temporal SDK's runtime has started, without interpreter finalisation,
+    which its threads can crash after a clean run (temporalio/sdk-python#300)."""
+    runtime = sys.modules.get("temporalio.runtime")
+    started = getattr(getattr(runtime, "_runtime_ref", None), "_default_runtime", None)
+    if started is not None:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code if isinstance(code, int) else (0 if code is None else 1))
+    sys.exit(code)
+
+
+def _main(argv: list[str] | None) -> None:
     try:
         cli.main(args=argv, prog_name="codex-mcp-wrapper", standalone_mode=False)
     except click.exceptions.Exit as exc:

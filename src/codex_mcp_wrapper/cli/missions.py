@@ -15,6 +15,8 @@ from codex_mcp_wrapper.cli.options import (
     parse_vars,
     run_async,
     settings_from,
+    temporal_options,
+    temporal_settings,
     worker_options,
     worker_settings,
 )
@@ -74,6 +76,7 @@ def _finish(summary: RunSummary, as_json: bool) -> None:
 @click.option("--report", type=click.Path(path_type=Path), help="Also write the HTML report here.")
 @codex_setup_options
 @worker_options
+@temporal_options()
 @click.pass_context
 def run(
     ctx: click.Context,
@@ -93,11 +96,19 @@ def run(
     threads_per_worker: int | None,
     recycle_after_threads: int | None,
     recycle_above_mb: int | None,
+    temporal: str | None,
+    namespace: str,
+    task_queue: str,
+    shared_dir: Path | None,
 ) -> None:
     """Run MISSION_FILE (YAML or JSON) and report each task's status.
 
+    With --temporal the mission runs as a Temporal workflow on worker hosts
+    (`codex-mcp-wrapper worker`), with the same progress, summary and exit codes; Ctrl-C
+    cancels it on every host.
+
     Exit code 0 when every task ends ok, 1 when some does not, 2 for an invalid mission,
-    3 when Codex cannot run here, 130 when interrupted.
+    3 when Codex (or the Temporal server) cannot run, 130 when interrupted.
     """
     settings = settings_from(
         ctx,
@@ -107,6 +118,7 @@ def run(
         variables=parse_vars(variables),
         **worker_settings(threads_per_worker, recycle_after_threads, recycle_above_mb),
         **codex_setup_settings(codex_home, sync_codex_config, mirror_auth, pass_env),
+        temporal=temporal_settings(temporal, namespace, task_queue, shared_dir),
     )
     mission = load_mission(mission_file, settings.variables)
     if workspace is not None:
@@ -128,6 +140,7 @@ def run(
 @click.option("--json", "as_json", is_flag=True, help="Print the summary JSON on stdout, only it.")
 @click.option("--auto-approve", is_flag=True, help="Accept Codex's approval requests.")
 @worker_options
+@temporal_options()
 @click.pass_context
 def resume(
     ctx: click.Context,
@@ -138,14 +151,20 @@ def resume(
     threads_per_worker: int | None,
     recycle_after_threads: int | None,
     recycle_above_mb: int | None,
+    temporal: str | None,
+    namespace: str,
+    task_queue: str,
+    shared_dir: Path | None,
 ) -> None:
     """Finish RUN_ID: keep the tasks that ended ok, run the others again (continuing their
-    Codex threads where Codex still has them) and report the whole run. Exit codes as `run`."""
+    Codex threads where Codex still has them) and report the whole run. With --temporal a run
+    whose workflow still runs is followed to its end. Exit codes as `run`."""
     settings = settings_from(
         ctx,
         workers=workers,
         approvals="accept" if auto_approve else "decline",
         **worker_settings(threads_per_worker, recycle_after_threads, recycle_above_mb),
+        temporal=temporal_settings(temporal, namespace, task_queue, shared_dir),
     )
     view = ProgressView(sys.stderr)
     try:
@@ -153,6 +172,46 @@ def resume(
     finally:
         view.close()
     _finish(summary, as_json)
+
+
+@click.command()
+@click.argument("run_id")
+@click.argument("task_id")
+@click.argument("prompt")
+@click.option("--json", "as_json", is_flag=True, help="Print the task's result JSON, only it.")
+@click.option("--auto-approve", is_flag=True, help="Accept Codex's approval requests.")
+@temporal_options()
+@click.pass_context
+def reply(
+    ctx: click.Context,
+    run_id: str,
+    task_id: str,
+    prompt: str,
+    as_json: bool,
+    auto_approve: bool,
+    temporal: str | None,
+    namespace: str,
+    task_queue: str,
+    shared_dir: Path | None,
+) -> None:
+    """Send PROMPT as a further turn in the Codex thread of TASK_ID of RUN_ID and print
+    Codex's answer. The thread continues on the worker (or, with --temporal, the host) that
+    holds it, else it is resumed from its rollout elsewhere. Exit 0 when the turn ends ok,
+    1 when not, 2 for an unknown run or task, 3 when Codex cannot run, 130 when interrupted."""
+    settings = settings_from(
+        ctx,
+        approvals="accept" if auto_approve else "decline",
+        temporal=temporal_settings(temporal, namespace, task_queue, shared_dir),
+    )
+    view = ProgressView(sys.stderr)
+    try:
+        result = run_async(
+            open_runs(settings).reply_task(run_id, task_id, prompt, observers=[view])
+        )
+    finally:
+        view.close()
+    click.echo(result.model_dump_json(indent=2) if as_json else (result.final_message or ""))
+    sys.exit(0 if result.status == "ok" else 1)
 
 
 @click.command()
@@ -183,4 +242,4 @@ def scaffold(path: Path) -> None:
     click.echo(f"wrote {path}; run it with: codex-mcp-wrapper run {path}")
 
 
-COMMANDS = (run, resume, validate, schema, scaffold)
+COMMANDS = (run, resume, reply, validate, schema, scaffold)

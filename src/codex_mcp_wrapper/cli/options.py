@@ -15,9 +15,14 @@ from codex_mcp_wrapper import process
 from codex_mcp_wrapper.errors import InputError
 from codex_mcp_wrapper.instances.registry import INSTANCE_ENV, Instance, instance
 from codex_mcp_wrapper.settings import (
+    DEFAULT_TASK_QUEUE,
     DEFAULT_THREADS_PER_WORKER,
+    SHARED_DIR_ENV,
+    TEMPORAL_ENV,
     Recycling,
     Settings,
+    TemporalSettings,
+    default_shared_dir,
     default_state_dir,
 )
 
@@ -123,6 +128,61 @@ def worker_options(command: F) -> F:
         help="Tasks one Codex process runs at once, each in its own thread; --workers tasks "
         f"use ceil(workers / this) processes [default: {DEFAULT_THREADS_PER_WORKER}].",
     )(command)
+
+
+def temporal_options(required: bool = False) -> Callable[[F], F]:
+    """``--temporal``, ``--namespace``, ``--task-queue``, ``--shared-dir``: where a mission
+    scales out (docs/scale-out.md)."""
+    return lambda command: _temporal_options(command, required)
+
+
+def _temporal_options(command: F, required: bool) -> F:
+    command = click.option(
+        "--shared-dir",
+        type=click.Path(path_type=Path, file_okay=False),
+        envvar=SHARED_DIR_ENV,
+        help="A directory every worker host and submitter mounts: missions, events, artifacts "
+        f"and rollouts travel through it [env {SHARED_DIR_ENV}; default: "
+        f"{default_shared_dir()}].",
+    )(command)
+    command = click.option(
+        "--task-queue",
+        default=DEFAULT_TASK_QUEUE,
+        show_default=True,
+        help="The Temporal task queue worker hosts poll.",
+    )(command)
+    command = click.option(
+        "--namespace", default="default", show_default=True, help="The Temporal namespace."
+    )(command)
+    what = (
+        "The Temporal server (HOST:PORT) to take tasks from"
+        if required
+        else "Run on worker hosts through this Temporal server (HOST:PORT) instead of here"
+    )
+    return click.option(
+        "--temporal",
+        "temporal",
+        metavar="HOST:PORT",
+        envvar=TEMPORAL_ENV,
+        required=required,
+        help=f"{what} [env {TEMPORAL_ENV}].",
+    )(command)
+
+
+def temporal_settings(
+    temporal: str | None, namespace: str, task_queue: str, shared_dir: Path | None
+) -> TemporalSettings | None:
+    """The settings ``temporal_options`` ask for (None: run here)."""
+    if not temporal:
+        return None
+    if ":" not in temporal:
+        raise InputError(f"--temporal '{temporal}' is not HOST:PORT (e.g. 127.0.0.1:7233).")
+    return TemporalSettings(
+        address=temporal,
+        namespace=namespace,
+        task_queue=task_queue,
+        shared_dir=(shared_dir or default_shared_dir()).expanduser().resolve(),
+    )
 
 
 def codex_setup_options(command: F) -> F:

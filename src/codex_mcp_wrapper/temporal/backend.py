@@ -1,0 +1,238 @@
+"""``TemporalBackend``: the submitting side of a scaled-out run.
+
+``run_mission`` records, reports and summarises a Temporal run exactly like a local one; only
+``run_tasks`` differs: it puts the mission in the shared store, starts ``MissionWorkflow``
+(workflow id = run id) and relays onto the run's event bus what the hosts write to the shared
+store (Codex events, task states, threads) and what the workflow decides (queued, retrying,
+each task's result, its artifacts copied into the run folder). The workflow's result is
+authoritative: a result the relay has not seen is published from it.
+
+Cancelled, it cancels the workflow (which stops every task's activity on every host) and
+waits, bounded, for the results of the cancelled tasks; ``detach`` only stops watching.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import logging
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
+
+from temporalio.client import Client, WorkflowHandle
+from temporalio.common import WorkflowIDConflictPolicy
+from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.service import RPCError
+
+from codex_mcp_wrapper.engine.events import (
+    CodexEvent,
+    Event,
+    ModelRequest,
+    TaskFinished,
+    TaskUpdate,
+    ThreadProgress,
+)
+from codex_mcp_wrapper.engine.executor import PlannedTask, RunContext
+from codex_mcp_wrapper.engine.results import TaskResult
+from codex_mcp_wrapper.errors import EnvironmentProblem
+from codex_mcp_wrapper.missions.model import Mission
+from codex_mcp_wrapper.process import finish
+from codex_mcp_wrapper.settings import Settings, TemporalSettings
+from codex_mcp_wrapper.temporal.connect import connect
+from codex_mcp_wrapper.temporal.shared import DirectoryStore, EventCursor
+from codex_mcp_wrapper.temporal.workflow import MissionInput, MissionOutput, MissionWorkflow
+
+log = logging.getLogger("codex_mcp_wrapper.temporal")
+
+POLL = 0.2  # seconds between looks at the shared store and the workflow's events
+
+
+def event_from_record(run_id: str, record: dict[str, Any]) -> Event | None:
+    """The event a host or the workflow wrote (``temporal/host.py: event_record``)."""
+    kind = record.get("type")
+    data = {k: v for k, v in record.items() if k != "type"}
+    try:
+        if kind == "CodexEvent":
+            return CodexEvent(run_id, data["task_id"], data["method"], data.get("params") or {})
+        if kind == "TaskUpdate":
+            return TaskUpdate(
+                run_id,
+                data["task_id"],
+                data["status"],
+                data.get("worker"),
+                int(data.get("attempt") or 0),
+                data.get("message") or "",
+            )
+        if kind == "ThreadProgress":
+            return ThreadProgress(
+                run_id, data["task_id"], data["thread_id"], data["worker"], data["turns_done"]
+            )
+        if kind == "ModelRequest":
+            return ModelRequest(run_id, data.get("task_id"), data.get("thread_id"), data["number"])
+        if kind == "TaskFinished":
+            return TaskFinished(run_id, TaskResult.model_validate(data["result"]))
+    except (KeyError, TypeError, ValueError) as exc:
+        log.warning("skipping an unreadable %s event of run %s: %s", kind, run_id, exc)
+    return None
+
+
+class TemporalBackend:
+    """The ``Backend`` of runs that execute as Temporal workflows on worker hosts."""
+
+    def __init__(self, settings: Settings, target: TemporalSettings) -> None:
+        self.settings = settings
+        self.target = target
+        self.store = DirectoryStore(target.shared_dir)
+        self._client: Client | None = None
+        self._warm = False
+
+    def __repr__(self) -> str:
+        return f"<TemporalBackend {self.target.address} queue={self.target.task_queue}>"
+
+    def check(self, mission: Mission) -> None:
+        """Hosts check their own Codex and credentials; the server is checked on connect."""
+
+    @contextlib.asynccontextmanager
+    async def warm(self) -> AsyncIterator[None]:
+        self._warm = True
+        try:
+            yield
+        finally:
+            self._warm, self._client = False, None
+
+    async def client(self) -> Client:
+        if self._client is not None:
+            return self._client
+        client = await connect(self.target)
+        if self._warm:
+            self._client = client
+        return client
+
+    def _record(self, mission: Mission, run: RunContext) -> dict[str, Any]:
+        record = mission.model_dump(mode="json", exclude_none=True)
+        record["workspace_root"] = str(run.workspace_root)
+        if self.settings.scripted:
+            record["provider"] = "scripted"
+        return record
+
+    async def run_tasks(
+        self,
+        mission: Mission,
+        run: RunContext,
+        tasks: Sequence[PlannedTask],
+        retry_backoff: Sequence[float],
+    ) -> None:
+        client = await self.client()
+        try:
+            self.store.write_mission(run.run_id, self._record(mission, run))
+        except OSError as exc:
+            raise EnvironmentProblem(
+                f"cannot write to the shared store {self.store.root} ({exc.strerror or exc}); "
+                "give --shared-dir a directory every host and this machine can write."
+            ) from exc
+        spec = MissionInput(
+            run_id=run.run_id,
+            tasks=[
+                dataclasses.replace(t, spec=dataclasses.replace(t.spec, config={})) for t in tasks
+            ],
+            task_queue=self.target.task_queue,
+            retry_backoff=list(retry_backoff),
+            affinity_wait=self.target.affinity_wait,
+        )
+        try:
+            handle: WorkflowHandle[Any, MissionOutput] = await client.start_workflow(
+                MissionWorkflow.run,
+                spec,
+                id=run.run_id,
+                task_queue=self.target.task_queue,
+                id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,  # resume attaches
+            )
+        except (RPCError, WorkflowAlreadyStartedError) as exc:
+            raise EnvironmentProblem(
+                f"Temporal at {self.target.address} refused run {run.run_id} ({exc})."
+            ) from exc
+        relay = _Relay(self.store, handle, run)
+        try:
+            output = await relay.follow()
+        except asyncio.CancelledError:
+            await finish(self._cancel(handle, relay))
+            raise
+        relay.finish(output)
+
+    async def _cancel(self, handle: WorkflowHandle[Any, MissionOutput], relay: _Relay) -> None:
+        """Cancel the workflow (its activities stop on every host) and record the tasks'
+        results as it ends them, within the cancel bound."""
+        with contextlib.suppress(RPCError):
+            await handle.cancel()
+        try:
+            async with asyncio.timeout(self.settings.timeouts.cancel):
+                output = await relay.follow()
+        except (TimeoutError, RPCError) as exc:
+            log.warning("run %s: the workflow did not end after its cancel: %s", relay.run_id, exc)
+            return
+        relay.finish(output)
+
+
+class _Relay:
+    """Republishes a workflow run's events on the submitter's bus, in order per task: a
+    task's host events before its result."""
+
+    def __init__(
+        self, store: DirectoryStore, handle: WorkflowHandle[Any, MissionOutput], run: RunContext
+    ) -> None:
+        self.store = store
+        self.handle = handle
+        self.run = run
+        self.run_id = run.run_id
+        self.cursor = EventCursor()
+        self.seen = 0  # workflow events relayed
+        self.finished: set[str] = set()
+
+    def _host_events(self) -> None:
+        for record in self.store.read_events(self.run_id, self.cursor):
+            event = event_from_record(self.run_id, record)
+            if event is not None:
+                self.run.publish(event)
+
+    def _finished(self, result: TaskResult) -> None:
+        if result.task_id in self.finished:
+            return
+        self._host_events()
+        dest = self.run.run_dir / "tasks" / result.task_id / "artifacts"
+        if result.artifacts:
+            with contextlib.suppress(OSError):
+                self.store.get_artifacts(self.run_id, result.task_id, dest)
+        self.finished.add(result.task_id)
+        self.run.publish(TaskFinished(self.run_id, result))
+
+    async def _workflow_events(self) -> None:
+        try:
+            records = await self.handle.query("events", self.seen, result_type=list[dict[str, Any]])
+        except Exception as exc:  # noqa: BLE001 - no host answers yet; the result will tell
+            log.debug("run %s: events query failed: %s", self.run_id, exc)
+            return
+        self.seen += len(records)
+        for record in records:
+            event = event_from_record(self.run_id, record)
+            if isinstance(event, TaskFinished):
+                self._finished(event.result)
+            elif event is not None:
+                self.run.publish(event)
+
+    async def follow(self) -> MissionOutput:
+        """Relay until the workflow ends; its output."""
+        result = asyncio.ensure_future(self.handle.result())
+        try:
+            while not result.done():
+                self._host_events()
+                await self._workflow_events()
+                await asyncio.wait({result}, timeout=POLL)
+            return result.result()
+        finally:
+            result.cancel()
+
+    def finish(self, output: MissionOutput) -> None:
+        self._host_events()
+        for task_result in output.results:
+            self._finished(task_result)

@@ -1,0 +1,352 @@
+"""A worker host: Temporal workers running mission workflows and task activities on this
+machine's own fleet of ``codex app-server`` processes (its own state dir, homes and logs).
+
+Two Temporal workers share one ``LocalBackend``: one polls the shared task queue (workflows
+and tasks), one the host's own queue ``QUEUE@HOST`` (attempts continuing a thread this host
+holds). The ``run_task`` activity opens the run's executor once per host and run (the
+scripted model serves a run once), runs one attempt on it, and sends its events, artifacts and
+the thread's rollout to the shared store; the attempt heartbeats while it runs, so a host that
+dies is noticed and its tasks go to another host.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import json
+import logging
+import shutil
+import signal
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from temporalio import activity
+from temporalio.client import Client
+from temporalio.exceptions import ApplicationError
+from temporalio.worker import Worker
+
+from codex_mcp_wrapper.codex.backend import LocalBackend
+from codex_mcp_wrapper.codex.executor import LocalExecutor
+from codex_mcp_wrapper.engine.approvals import fixed
+from codex_mcp_wrapper.engine.events import Event
+from codex_mcp_wrapper.engine.executor import RunContext, TaskOutcome, TaskRequest
+from codex_mcp_wrapper.engine.planning import task_config
+from codex_mcp_wrapper.engine.redaction import Redactor, mission_redactor
+from codex_mcp_wrapper.engine.results import TaskState
+from codex_mcp_wrapper.missions.model import Mission
+from codex_mcp_wrapper.settings import Settings, TemporalSettings
+from codex_mcp_wrapper.temporal.connect import connect, sandbox_runner
+from codex_mcp_wrapper.temporal.shared import DirectoryStore, SharedStore
+from codex_mcp_wrapper.temporal.workflow import (
+    RUN_TASK,
+    MissionWorkflow,
+    host_queue,
+    split_worker,
+)
+
+log = logging.getLogger("codex_mcp_wrapper.temporal")
+ROLLOUT_POLLS = 100  # x 0.1 s: how long a finished attempt's rollout may take to appear
+
+
+def event_record(event: Event) -> dict[str, Any]:
+    """An event as a JSON object the submitter turns back into the event."""
+    data = dataclasses.asdict(event)
+    data.pop("run_id", None)
+    return {"type": type(event).__name__, **data}
+
+
+class _HostSink:
+    """The attempt's ``EventSink`` on a host: heartbeats, and redacted events to the store."""
+
+    def __init__(
+        self, store: SharedStore, request: TaskRequest, host: str, redactor: Redactor
+    ) -> None:
+        self.store = store
+        self.run_id = request.run_id
+        self.key = f"{request.task_id}.{request.attempt}.{host}"
+        self.host = host
+        self.redactor = redactor
+        self.details: dict[str, Any] = {
+            "thread_id": request.thread_id,
+            "worker": request.thread_worker,
+            "turns_done": request.turns_done,
+        }
+
+    def worker(self, label: str | None) -> str | None:
+        return f"{self.host}/{label}" if label else None
+
+    def heartbeat(self) -> None:
+        activity.heartbeat(self.details)
+
+    def _write(self, record: dict[str, Any]) -> None:
+        self.store.append_events(self.run_id, self.key, [self.redactor.data(record)])
+
+    def publish(self, event: Event) -> None:  # backend events (model requests)
+        self._write(event_record(event))
+
+    def codex_event(self, task_id: str, method: str, params: dict[str, Any]) -> None:
+        self.heartbeat()
+        self._write({"type": "CodexEvent", "task_id": task_id, "method": method, "params": params})
+
+    def task_state(self, task_id: str, state: TaskState, worker: str | None, message: str) -> None:
+        self.heartbeat()
+        record = {"type": "TaskUpdate", "task_id": task_id, "status": state}
+        self._write({**record, "worker": self.worker(worker), "message": message})
+
+    def thread_progress(self, task_id: str, thread_id: str, worker: str, turns_done: int) -> None:
+        self.details = {
+            "thread_id": thread_id,
+            "worker": self.worker(worker),
+            "turns_done": turns_done,
+        }
+        self.heartbeat()
+        self._write({"type": "ThreadProgress", "task_id": task_id, **self.details})
+
+
+@dataclass
+class _OpenRun:
+    """A run's executor on this host, held open while its attempts run here."""
+
+    users: int = 0
+    executor: asyncio.Future[LocalExecutor] = field(
+        default_factory=lambda: asyncio.get_running_loop().create_future()
+    )
+    release: asyncio.Event = field(default_factory=asyncio.Event)
+    holder: asyncio.Task[None] | None = None
+
+
+class HostActivities:
+    """The ``run_task`` activity of one host."""
+
+    def __init__(
+        self, settings: Settings, backend: LocalBackend, store: SharedStore, host: str
+    ) -> None:
+        self.settings = settings
+        self.backend = backend
+        self.store = store
+        self.host = host
+        self._runs: dict[str, _OpenRun] = {}
+        self._closing: dict[str, asyncio.Task[None]] = {}
+        self._copies: set[asyncio.Task[None]] = set()
+
+    def _mission(self, run_id: str) -> Mission:
+        record = self.store.read_mission(run_id)
+        if record is None:
+            raise ApplicationError(
+                f"host {self.host} cannot find run {run_id} in the shared store; give every "
+                "host and the submitter the same --shared-dir.",
+                type="MissingMission",
+                non_retryable=True,
+            )
+        return Mission.model_validate(record)
+
+    @contextlib.asynccontextmanager
+    async def _executor(
+        self, run_id: str, mission: Mission, redactor: Redactor
+    ) -> AsyncIterator[LocalExecutor]:
+        closing = self._closing.get(run_id)
+        if closing is not None:  # that run's last attempt here is still letting go
+            await asyncio.shield(closing)
+        held = self._runs.get(run_id)
+        if held is None:
+            held = self._runs[run_id] = _OpenRun()
+            held.holder = asyncio.create_task(self._hold(run_id, mission, redactor, held))
+        held.users += 1
+        try:
+            yield await asyncio.shield(held.executor)
+        finally:
+            held.users -= 1
+            if held.users == 0 and self._runs.get(run_id) is held:
+                del self._runs[run_id]
+                held.release.set()
+                assert held.holder is not None
+                self._closing[run_id] = held.holder
+                held.holder.add_done_callback(lambda _: self._closing.pop(run_id, None))
+
+    async def _hold(
+        self, run_id: str, mission: Mission, redactor: Redactor, held: _OpenRun
+    ) -> None:
+        run_dir = self.settings.state_dir / "runs" / run_id
+        context = RunContext(
+            run_id=run_id,
+            run_dir=run_dir,
+            workspace_root=Path(mission.workspace_root),
+            workers=self.settings.workers,
+            thread_workers=(),
+            approvals=fixed(self.settings.approvals),
+            publish=lambda event: self.store.append_events(
+                run_id, f"_run.{self.host}", [redactor.data(event_record(event))]
+            ),
+            redact=redactor.text,
+        )
+        try:
+            run_dir.mkdir(parents=True, exist_ok=True)
+            async with self.backend.open(mission, context) as executor:
+                assert isinstance(executor, LocalExecutor)
+                held.executor.set_result(executor)
+                await held.release.wait()
+        except BaseException as exc:
+            if not held.executor.done():
+                held.executor.set_exception(exc)
+            if not isinstance(exc, Exception):
+                raise
+
+    def _home(self, label: str) -> Path:
+        return self.settings.state_dir / "workers" / label / "codex-home"
+
+    def _local_rollout(self, thread_id: str) -> Path | None:
+        found = sorted(
+            (self.settings.state_dir / "workers").glob(
+                f"*/codex-home/sessions/**/rollout-*-{thread_id}.jsonl"
+            )
+        )
+        return found[-1] if found else None
+
+    def _place_thread(self, request: TaskRequest, labels: list[str]) -> TaskRequest:
+        """Where this attempt continues its thread: on the worker of this host that holds it,
+        else on one of this run's workers, its rollout copied in (from this host's homes or
+        the shared store); with no rollout anywhere, the worker starts the thread anew."""
+        if request.thread_id is None or not labels:
+            return dataclasses.replace(request, thread_worker=None)
+        host, label = split_worker(request.thread_worker)
+        if host == self.host and label in labels:
+            return dataclasses.replace(request, thread_worker=label)
+        target = labels[0]
+        sessions = self._home(target) / "sessions" / "imported"
+        local = self._local_rollout(request.thread_id)
+        if local is not None and local.is_relative_to(self._home(target)):
+            placed: Path | None = local
+        elif local is not None:
+            sessions.mkdir(parents=True, exist_ok=True)
+            placed = Path(shutil.copyfile(local, sessions / local.name))
+        else:
+            placed = self.store.get_rollout(request.thread_id, sessions)
+        if placed is None:
+            log.warning("no rollout of thread %s anywhere; it starts anew", request.thread_id)
+            return dataclasses.replace(request, thread_worker=None)
+        return dataclasses.replace(request, thread_worker=target)
+
+    def _keep_thread(self, thread_id: str) -> None:
+        """Copy the thread's rollout to the shared store once Codex has written it (it
+        flushes after the attempt), in the background."""
+        task = asyncio.create_task(self._copy_rollout(thread_id))
+        self._copies.add(task)
+        task.add_done_callback(self._copies.discard)
+
+    async def _copy_rollout(self, thread_id: str) -> None:
+        size, steady = -1, 0
+        for _ in range(ROLLOUT_POLLS):  # polling a file Codex writes: no event to wait on
+            rollout = self._local_rollout(thread_id)
+            now = rollout.stat().st_size if rollout is not None else -1
+            steady = steady + 1 if now == size and now > 0 else 0
+            if rollout is not None and steady >= 2:
+                try:
+                    self.store.put_rollout(thread_id, rollout)
+                except OSError as exc:
+                    log.warning("cannot copy thread %s to the shared store: %s", thread_id, exc)
+                return
+            size = now
+            await asyncio.sleep(0.1)
+        log.warning("thread %s has no rollout to share; another host cannot resume it", thread_id)
+
+    async def aclose(self, within: float = 10.0) -> None:
+        """Let the rollout copies in flight finish (bounded)."""
+        if self._copies:
+            await asyncio.wait(set(self._copies), timeout=within)
+
+    @activity.defn(name=RUN_TASK)
+    async def run_task(self, request: TaskRequest) -> TaskOutcome:
+        mission = self._mission(request.run_id)
+        task = mission.tasks[request.index]
+        redactor = mission_redactor(mission)
+        artifacts = self.settings.state_dir / "runs" / request.run_id / "artifacts"
+        spec = dataclasses.replace(
+            request.spec,
+            config=task_config(task, mission),  # left out of the history: env values
+            artifacts_dir=str(artifacts / request.task_id),
+        )
+        request = dataclasses.replace(request, spec=spec)
+        sink = _HostSink(self.store, request, self.host, redactor)
+        beat = asyncio.create_task(self._keepalive(sink, request.spec.idle_timeout_sec))
+        thread_id = request.thread_id
+        try:
+            async with self._executor(request.run_id, mission, redactor) as executor:
+                request = self._place_thread(request, executor.pool.labels)
+                outcome = await executor.execute(request, sink)
+            thread_id = outcome.thread_id
+        except asyncio.CancelledError:
+            if activity.is_worker_shutdown():
+                raise ApplicationError(
+                    f"host {self.host} shut down before the task finished; it continues on "
+                    "another host",
+                    sink.details,
+                    type="HostShutdown",
+                ) from None
+            raise
+        finally:
+            beat.cancel()
+            thread_id = thread_id or sink.details.get("thread_id")
+            if thread_id:
+                self._keep_thread(thread_id)
+        self.store.put_artifacts(request.run_id, request.task_id, artifacts / request.task_id)
+        outcome.worker = sink.worker(outcome.worker)
+        return outcome
+
+    @staticmethod
+    async def _keepalive(sink: _HostSink, idle_timeout: float) -> None:
+        """Heartbeat while the attempt waits for a worker or a silent model: the workflow's
+        heartbeat timeout then means this host is gone, never that it is slow."""
+        every = max(0.5, min(5.0, idle_timeout / 3))
+        while True:
+            sink.heartbeat()
+            await asyncio.sleep(every)
+
+
+@dataclass(frozen=True)
+class HostOptions:
+    host: str  # this host's id: its own queue, and the prefix of its workers' labels
+    drain: float = 10.0  # seconds running tasks get to finish on SIGTERM, then handed back
+
+
+async def serve_host(
+    settings: Settings,
+    target: TemporalSettings,
+    options: HostOptions,
+    ready: Callable[[str], None] = lambda _: None,
+    stop: asyncio.Event | None = None,
+) -> None:
+    """Run this host until SIGTERM/SIGINT (or ``stop``): then running attempts get
+    ``options.drain`` seconds, those still running are handed back (retried on another host),
+    and every Codex process of the host is stopped."""
+    client: Client = await connect(target)
+    backend = LocalBackend(settings)
+    activities = HostActivities(settings, backend, DirectoryStore(target.shared_dir), options.host)
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(signum, stop.set)
+    common: dict[str, Any] = {
+        "activities": [activities.run_task],
+        "max_concurrent_activities": settings.workers,
+        "max_heartbeat_throttle_interval": timedelta(seconds=1),
+        "graceful_shutdown_timeout": timedelta(seconds=options.drain),
+    }
+    async with backend.warm():
+        shared = Worker(
+            client,
+            task_queue=target.task_queue,
+            workflows=[MissionWorkflow],
+            workflow_runner=sandbox_runner(),
+            **common,
+        )
+        own = Worker(client, task_queue=host_queue(target.task_queue, options.host), **common)
+        async with shared, own:
+            ready(json.dumps({"host": options.host, "task_queue": target.task_queue}))
+            await stop.wait()
+            log.info("host %s stopping: running tasks get %g s", options.host, options.drain)
+        await activities.aclose()
