@@ -100,6 +100,7 @@ def run(
     namespace: str,
     task_queue: str,
     shared_dir: Path | None,
+    affinity_wait: float,
 ) -> None:
     """Run MISSION_FILE (YAML or JSON) and report each task's status.
 
@@ -118,7 +119,7 @@ def run(
         variables=parse_vars(variables),
         **worker_settings(threads_per_worker, recycle_after_threads, recycle_above_mb),
         **codex_setup_settings(codex_home, sync_codex_config, mirror_auth, pass_env),
-        temporal=temporal_settings(temporal, namespace, task_queue, shared_dir),
+        temporal=temporal_settings(temporal, namespace, task_queue, shared_dir, affinity_wait),
     )
     mission = load_mission(mission_file, settings.variables)
     if workspace is not None:
@@ -155,6 +156,7 @@ def resume(
     namespace: str,
     task_queue: str,
     shared_dir: Path | None,
+    affinity_wait: float,
 ) -> None:
     """Finish RUN_ID: keep the tasks that ended ok, run the others again (continuing their
     Codex threads where Codex still has them) and report the whole run. With --temporal a run
@@ -164,7 +166,7 @@ def resume(
         workers=workers,
         approvals="accept" if auto_approve else "decline",
         **worker_settings(threads_per_worker, recycle_after_threads, recycle_above_mb),
-        temporal=temporal_settings(temporal, namespace, task_queue, shared_dir),
+        temporal=temporal_settings(temporal, namespace, task_queue, shared_dir, affinity_wait),
     )
     view = ProgressView(sys.stderr)
     try:
@@ -193,6 +195,7 @@ def reply(
     namespace: str,
     task_queue: str,
     shared_dir: Path | None,
+    affinity_wait: float,
 ) -> None:
     """Send PROMPT as a further turn in the Codex thread of TASK_ID of RUN_ID and print
     Codex's answer. The thread continues on the worker (or, with --temporal, the host) that
@@ -201,7 +204,7 @@ def reply(
     settings = settings_from(
         ctx,
         approvals="accept" if auto_approve else "decline",
-        temporal=temporal_settings(temporal, namespace, task_queue, shared_dir),
+        temporal=temporal_settings(temporal, namespace, task_queue, shared_dir, affinity_wait),
     )
     view = ProgressView(sys.stderr)
     try:

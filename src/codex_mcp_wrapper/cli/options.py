@@ -138,6 +138,14 @@ def temporal_options(required: bool = False) -> Callable[[F], F]:
 
 def _temporal_options(command: F, required: bool) -> F:
     command = click.option(
+        "--affinity-wait",
+        type=click.FloatRange(0.1, 3600),
+        default=TemporalSettings.affinity_wait,
+        show_default=True,
+        help="Seconds an attempt continuing a thread waits for the host that holds it; then any "
+        "host takes it and resumes the thread from its rollout in the shared dir.",
+    )(command)
+    command = click.option(
         "--shared-dir",
         type=click.Path(path_type=Path, file_okay=False),
         envvar=SHARED_DIR_ENV,
@@ -170,7 +178,11 @@ def _temporal_options(command: F, required: bool) -> F:
 
 
 def temporal_settings(
-    temporal: str | None, namespace: str, task_queue: str, shared_dir: Path | None
+    temporal: str | None,
+    namespace: str,
+    task_queue: str,
+    shared_dir: Path | None,
+    affinity_wait: float = TemporalSettings.affinity_wait,
 ) -> TemporalSettings | None:
     """The settings ``temporal_options`` ask for (None: run here)."""
     if not temporal:
@@ -182,6 +194,7 @@ def temporal_settings(
         namespace=namespace,
         task_queue=task_queue,
         shared_dir=(shared_dir or default_shared_dir()).expanduser().resolve(),
+        affinity_wait=affinity_wait,
     )
 
 

@@ -74,6 +74,7 @@ def worker(
     namespace: str,
     task_queue: str,
     shared_dir: Path | None,
+    affinity_wait: float,
 ) -> None:
     """Take mission tasks from a Temporal server and run them on this machine's Codex
     workers, until SIGTERM or Ctrl-C.
@@ -85,7 +86,7 @@ def worker(
     """
     from codex_mcp_wrapper.temporal.host import HostOptions, serve_host  # only when asked
 
-    target = temporal_settings(temporal, namespace, task_queue, shared_dir)
+    target = temporal_settings(temporal, namespace, task_queue, shared_dir, affinity_wait)
     assert target is not None
     settings = settings_from(
         ctx,

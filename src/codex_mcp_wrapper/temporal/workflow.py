@@ -45,7 +45,7 @@ with workflow.unsafe.imports_passed_through():
 from codex_mcp_wrapper.engine.runner import Clock, MissionRunner
 
 RUN_TASK = "run_task"  # the activity's name (temporal/host.py defines it)
-HEARTBEAT_GRACE = 5.0  # seconds past idle_timeout_sec before a silent host counts as dead
+HEARTBEAT_GRACE = 2.0  # seconds past idle_timeout_sec before a silent host counts as dead
 
 
 def host_queue(queue: str, host: str) -> str:
