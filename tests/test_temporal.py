@@ -314,3 +314,29 @@ def test_an_unreachable_temporal_server_is_one_line_and_exit_3(
     assert bad.returncode == 2 and "is not HOST:PORT" in bad.stderr
     worker = run_cli(["worker"], cli_env, timeout=60)
     assert worker.returncode == 2 and "--temporal" in worker.stderr
+
+
+def test_a_detached_run_goes_on_and_resume_follows_it_to_its_end(
+    rig: Rig, tmp_path: Path, cli_env: dict[str, str]
+) -> None:
+    path = mission(
+        tmp_path / "detach.yaml",
+        [
+            {"id": "a", "prompt": "a", "script": [{"say": "A done"}]},
+            {"id": "b", "prompt": "b", "depends_on": ["a"], "script": [{"say": "B done"}]},
+        ],
+    )
+    started = run_cli(["run", str(path), "--detach", "--json", *rig.flags()], cli_env)
+    assert started.returncode == 0, started.stderr
+    run_id = json.loads(started.stdout)["run_id"]
+    assert "resume" in started.stderr  # says how to follow it
+    rig.start_host("A")  # hosts may come after the submission: the workflow waits for them
+    followed = run_cli(["resume", run_id, "--json", *rig.flags()], cli_env)
+    assert followed.returncode == 0, followed.stderr
+    summary = json.loads(followed.stdout)
+    assert summary["run_id"] == run_id
+    assert [t["final_message"] for t in summary["tasks"]] == ["A done", "B done"]
+    shown = json.loads(run_cli(["runs", "show", run_id], cli_env).stdout)
+    assert shown["status"] == "ok"
+    local = run_cli(["run", str(path), "--detach"], cli_env)
+    assert local.returncode == 2 and "--detach needs --temporal" in local.stderr

@@ -12,10 +12,11 @@ is wrong and what to do, and maps to an exit code at the CLI edge::
     │   ├── StateDirError           state dir not writable, disk full
     │   ├── NoCredentials           Codex's own model provider has nothing to log in with
     │   └── WorkerStartError        a Codex worker did not come up
-    └── WorkerError                 a running worker failed (becomes a task status)
-        ├── WorkerDied              the process exited
-        ├── WorkerStalled           no event within the idle deadline
-        └── ProtocolError           the worker answered something we cannot use
+    ├── WorkerError                 a running worker failed (becomes a task status)
+    └── RunDetached                 not an error: the run goes on elsewhere (Temporal), unwatched
+    │   ├── WorkerDied              the process exited
+    │   ├── WorkerStalled           no event within the idle deadline
+    │   └── ProtocolError           the worker answered something we cannot use
 
 Lower-layer errors (OSError, JSON errors, pydantic errors) are translated into these at the
 boundary where they happen, with ``raise ... from exc``.
@@ -82,3 +83,22 @@ class WorkerStalled(WorkerError):
 
 class ProtocolError(WorkerError):
     pass
+
+
+class RunDetached(WrapperError):
+    """The run goes on without this process watching it (a Temporal workflow, after
+    ``--detach`` or Ctrl-C "stop watching"); nothing of its end is recorded here until
+    ``resume`` follows it again."""
+
+    exit_code = EXIT_OK
+
+    def __init__(self, run_id: str, interrupted: bool = False) -> None:
+        how = "stopped watching" if interrupted else "detached from"
+        super().__init__(
+            f"{how} run {run_id}, which goes on on the worker hosts; `codex-mcp-wrapper resume "
+            f"{run_id} --temporal ...` follows it to its end and records it."
+        )
+        self.run_id = run_id
+        self.interrupted = interrupted
+        if interrupted:
+            self.exit_code = EXIT_INTERRUPTED

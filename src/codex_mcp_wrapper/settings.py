@@ -159,6 +159,11 @@ class TemporalSettings:
     # An attempt continuing a thread waits this long for the host holding it, then goes to
     # any host (which resumes the thread from its rollout in the shared store).
     affinity_wait: float = 10.0
+    # Start the workflow and return at once (`run --detach`).
+    detach: bool = False
+    # What an interrupted submitter does: cancel the workflow on every host, stop watching
+    # it ("detach"), or ask on the terminal ("ask"; the CLI's choice when it has one).
+    on_interrupt: Literal["cancel", "detach", "ask"] = "cancel"
 
 
 @dataclass(frozen=True)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 from pathlib import Path
+from typing import NoReturn
 
 import click
 
@@ -23,10 +25,10 @@ from codex_mcp_wrapper.cli.options import (
 from codex_mcp_wrapper.cli.progress import ProgressView
 from codex_mcp_wrapper.engine.results import RunSummary
 from codex_mcp_wrapper.engine.session import RunOptions
-from codex_mcp_wrapper.errors import InputError
+from codex_mcp_wrapper.errors import InputError, RunDetached
 from codex_mcp_wrapper.missions.loading import load_mission
 from codex_mcp_wrapper.missions.model import mission_json_schema
-from codex_mcp_wrapper.settings import default_workers
+from codex_mcp_wrapper.settings import TemporalSettings, default_workers
 
 SCAFFOLD = """\
 # A starter mission: `codex-mcp-wrapper run {name}` runs it offline on the scripted model.
@@ -74,6 +76,12 @@ def _finish(summary: RunSummary, as_json: bool) -> None:
 )
 @click.option("--junit", type=click.Path(path_type=Path), help="Also write JUnit XML here.")
 @click.option("--report", type=click.Path(path_type=Path), help="Also write the HTML report here.")
+@click.option(
+    "--detach",
+    is_flag=True,
+    help="With --temporal: start the mission and print its run id at once; `resume RUN_ID "
+    "--temporal ...` follows it to its end.",
+)
 @codex_setup_options
 @worker_options
 @temporal_options()
@@ -89,6 +97,7 @@ def run(
     auto_approve: bool,
     junit: Path | None,
     report: Path | None,
+    detach: bool,
     codex_home: Path | None,
     sync_codex_config: bool,
     mirror_auth: bool,
@@ -106,7 +115,8 @@ def run(
 
     With --temporal the mission runs as a Temporal workflow on worker hosts
     (`codex-mcp-wrapper worker`), with the same progress, summary and exit codes; Ctrl-C
-    cancels it on every host.
+    asks whether to cancel it on every host or stop watching (without a terminal, and with
+    --json, it cancels).
 
     Exit code 0 when every task ends ok, 1 when some does not, 2 for an invalid mission,
     3 when Codex (or the Temporal server) cannot run, 130 when interrupted.
@@ -119,7 +129,11 @@ def run(
         variables=parse_vars(variables),
         **worker_settings(threads_per_worker, recycle_after_threads, recycle_above_mb),
         **codex_setup_settings(codex_home, sync_codex_config, mirror_auth, pass_env),
-        temporal=temporal_settings(temporal, namespace, task_queue, shared_dir, affinity_wait),
+        temporal=_submitting(
+            temporal_settings(temporal, namespace, task_queue, shared_dir, affinity_wait),
+            detach,
+            as_json,
+        ),
     )
     mission = load_mission(mission_file, settings.variables)
     if workspace is not None:
@@ -130,9 +144,33 @@ def run(
     )
     try:
         summary = run_async(open_runs(settings).run(mission, options))
+    except RunDetached as exc:
+        view.close()
+        _detached(exc, as_json)
     finally:
         view.close()
     _finish(summary, as_json)
+
+
+def _submitting(
+    target: TemporalSettings | None, detach: bool, as_json: bool
+) -> TemporalSettings | None:
+    """How a run submitted from this terminal behaves: detached, or asking on Ctrl-C."""
+    if target is None:
+        if detach:
+            raise InputError("--detach needs --temporal: only a Temporal run goes on alone.")
+        return None
+    ask = sys.stdin.isatty() and not as_json
+    return dataclasses.replace(target, detach=detach, on_interrupt="ask" if ask else "cancel")
+
+
+def _detached(exc: RunDetached, as_json: bool) -> NoReturn:
+    if as_json:
+        click.echo(json.dumps({"run_id": exc.run_id, "detached": True}))
+    else:
+        click.echo(exc.run_id)
+    click.echo(str(exc), err=True)
+    sys.exit(exc.exit_code)
 
 
 @click.command()
@@ -166,11 +204,18 @@ def resume(
         workers=workers,
         approvals="accept" if auto_approve else "decline",
         **worker_settings(threads_per_worker, recycle_after_threads, recycle_above_mb),
-        temporal=temporal_settings(temporal, namespace, task_queue, shared_dir, affinity_wait),
+        temporal=_submitting(
+            temporal_settings(temporal, namespace, task_queue, shared_dir, affinity_wait),
+            False,
+            as_json,
+        ),
     )
     view = ProgressView(sys.stderr)
     try:
         summary = run_async(open_runs(settings).resume(run_id, observers=[view]))
+    except RunDetached as exc:
+        view.close()
+        _detached(exc, as_json)
     finally:
         view.close()
     _finish(summary, as_json)

@@ -24,14 +24,14 @@ from codex_mcp_wrapper.engine.events import (
     Subscriber,
     TaskFinished,
 )
-from codex_mcp_wrapper.engine.executor import ApprovalHandler, Backend, RunContext
+from codex_mcp_wrapper.engine.executor import ApprovalHandler, Backend, PlannedTask, RunContext
 from codex_mcp_wrapper.engine.planning import plan_tasks
 from codex_mcp_wrapper.engine.recorder import RunRecorder
 from codex_mcp_wrapper.engine.redaction import Redactor, mission_redactor, redacting
 from codex_mcp_wrapper.engine.reports import ReportWriter
 from codex_mcp_wrapper.engine.results import RunSummary, TaskResult, summarise
 from codex_mcp_wrapper.engine.store import RunStore
-from codex_mcp_wrapper.errors import MissionError, WrapperError
+from codex_mcp_wrapper.errors import MissionError, RunDetached, WrapperError
 from codex_mcp_wrapper.missions.model import Mission
 from codex_mcp_wrapper.settings import Settings
 
@@ -150,35 +150,45 @@ async def run_mission(
                 finished[event.result.task_id] = event.result
 
         bus.subscribe(collect)
-        cancelled = False
+        cancelled = detached = False
         unstarted = "the run stopped before this task finished."
         try:
             await backend.run_tasks(mission, context, planned, backoff)
         except asyncio.CancelledError:
             cancelled = True
             raise
+        except RunDetached:  # it goes on elsewhere: its end is recorded when followed again
+            detached = True
+            raise
         except WrapperError as exc:  # the backend could not start (no Codex, no credentials)
             unstarted = f"the run could not start: {exc}"
             raise
         finally:
-            results = [
-                finished.get(t.task_id)
-                or (t.previous if t.previous is not None and t.previous.status == "ok" else None)
-                or TaskResult(task_id=t.task_id, index=t.index, status="cancelled", error=unstarted)
-                for t in planned
-            ]
-            summary = summarise(
-                run_id,
-                mission.mission_id,
-                results,
-                started,
-                time.time(),
-                cancelled=cancelled,
-                run_dir=str(run_dir),
-                workspace_root=str(workspace_root),
-            )
-            bus.publish(RunFinished(run_id, summary))
+            if not detached:
+                summary = summarise(
+                    run_id,
+                    mission.mission_id,
+                    _results(planned, finished, unstarted),
+                    started,
+                    time.time(),
+                    cancelled=cancelled,
+                    run_dir=str(run_dir),
+                    workspace_root=str(workspace_root),
+                )
+                bus.publish(RunFinished(run_id, summary))
     return redacted(summary, redactor)
+
+
+def _results(
+    planned: list[PlannedTask], finished: dict[str, TaskResult], unstarted: str
+) -> list[TaskResult]:
+    """Each task's result: as finished, kept from an earlier run, or never reached."""
+    return [
+        finished.get(t.task_id)
+        or (t.previous if t.previous is not None and t.previous.status == "ok" else None)
+        or TaskResult(task_id=t.task_id, index=t.index, status="cancelled", error=unstarted)
+        for t in planned
+    ]
 
 
 def redacted(summary: RunSummary, redactor: Redactor) -> RunSummary:

@@ -35,7 +35,7 @@ from codex_mcp_wrapper.engine.events import (
 )
 from codex_mcp_wrapper.engine.executor import PlannedTask, RunContext
 from codex_mcp_wrapper.engine.results import TaskResult
-from codex_mcp_wrapper.errors import EnvironmentProblem
+from codex_mcp_wrapper.errors import EnvironmentProblem, RunDetached
 from codex_mcp_wrapper.missions.model import Mission
 from codex_mcp_wrapper.process import finish
 from codex_mcp_wrapper.settings import Settings, TemporalSettings
@@ -46,6 +46,19 @@ from codex_mcp_wrapper.temporal.workflow import MissionInput, MissionOutput, Mis
 log = logging.getLogger("codex_mcp_wrapper.temporal")
 
 POLL = 0.2  # seconds between looks at the shared store and the workflow's events
+ASK_WITHIN = 60.0  # an interrupted run asks what to do this long, then cancels
+
+
+def _ask_terminal(run_id: str) -> str:
+    """Ask on the controlling terminal: "cancel" (the default) or "detach"."""
+    with open("/dev/tty", "r+", encoding="utf-8") as tty:
+        tty.write(
+            f"\nCancel run {run_id} on every worker host [C], or stop watching and leave it "
+            "running [w]? "
+        )
+        tty.flush()
+        answer = tty.readline().strip().lower()
+    return "detach" if answer.startswith("w") else "cancel"
 
 
 def event_from_record(run_id: str, record: dict[str, Any]) -> Event | None:
@@ -152,13 +165,27 @@ class TemporalBackend:
             raise EnvironmentProblem(
                 f"Temporal at {self.target.address} refused run {run.run_id} ({exc})."
             ) from exc
+        if self.target.detach:
+            raise RunDetached(run.run_id)
         relay = _Relay(self.store, handle, run)
         try:
             output = await relay.follow()
         except asyncio.CancelledError:
+            if await finish(self._choose(run.run_id)) == "detach":
+                raise RunDetached(run.run_id, interrupted=True) from None
             await finish(self._cancel(handle, relay))
             raise
         relay.finish(output)
+
+    async def _choose(self, run_id: str) -> str:
+        """Interrupted: cancel the workflow, or stop watching it (asked on the terminal)."""
+        if self.target.on_interrupt != "ask":
+            return self.target.on_interrupt
+        try:
+            async with asyncio.timeout(ASK_WITHIN):
+                return await asyncio.to_thread(_ask_terminal, run_id)
+        except (TimeoutError, OSError):
+            return "cancel"
 
     async def _cancel(self, handle: WorkflowHandle[Any, MissionOutput], relay: _Relay) -> None:
         """Cancel the workflow (its activities stop on every host) and record the tasks'
