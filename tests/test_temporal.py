@@ -20,6 +20,7 @@ from temporalio.worker import Replayer
 from codex_mcp_wrapper.temporal.connect import sandbox_runner
 from codex_mcp_wrapper.temporal.workflow import MissionWorkflow
 from tests.helpers.cli import REPO, run_cli
+from tests.helpers.mcp_client import stdio_client
 from tests.helpers.procs import wait_until
 from tests.helpers.temporal import Rig, temporal_rig
 
@@ -340,3 +341,30 @@ def test_a_detached_run_goes_on_and_resume_follows_it_to_its_end(
     assert shown["status"] == "ok"
     local = run_cli(["run", str(path), "--detach"], cli_env)
     assert local.returncode == 2 and "--detach needs --temporal" in local.stderr
+
+
+@pytest.mark.anyio
+async def test_serve_with_temporal_runs_mcp_calls_and_missions_on_the_hosts(
+    rig: Rig, tmp_path: Path, workspace: Path
+) -> None:
+    rig.start_host("A")
+    mission_ = {
+        "mission_id": "over-mcp",
+        "workspace_root": str(workspace),
+        "tasks": [
+            {"id": "one", "prompt": "one", "script": [{"say": "first"}]},
+            {"id": "two", "prompt": "two", "depends_on": ["one"], "script": [{"say": "second"}]},
+        ],
+    }
+    async with stdio_client(tmp_path / "served", "--scripted", *rig.flags()) as client:
+        batch = await client.call_tool("batch", {"mission": mission_})
+        first = await client.call_tool("codex", {"prompt": "hello", "cwd": str(workspace)})
+        thread = (first.structured_content or {})["threadId"]
+        again = await client.call_tool("codex-reply", {"threadId": thread, "prompt": "more"})
+    data = batch.structured_content
+    assert data is not None and data["status"] == "ok", data
+    assert [r["output"] for r in data["results"]] == ["first", "second"]
+    assert all(r["worker"].startswith("A/") for r in data["results"])
+    assert (first.structured_content or {})["content"] == "echo: hello"
+    assert (again.structured_content or {})["threadId"] == thread
+    assert (again.structured_content or {})["content"] == "echo: more"

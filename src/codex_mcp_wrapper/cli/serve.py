@@ -22,6 +22,8 @@ from codex_mcp_wrapper.cli.options import (
     instance_or_default,
     run_async,
     settings_from,
+    temporal_options,
+    temporal_settings,
     worker_options,
     worker_settings,
 )
@@ -125,6 +127,7 @@ def _config_path(ctx: click.Context, given: Path | None) -> Path | None:
 )
 @codex_setup_options
 @worker_options
+@temporal_options()
 @click.pass_context
 def serve(
     ctx: click.Context,
@@ -149,8 +152,16 @@ def serve(
     threads_per_worker: int | None,
     recycle_after_threads: int | None,
     recycle_above_mb: int | None,
+    temporal: str | None,
+    namespace: str,
+    task_queue: str,
+    shared_dir: Path | None,
+    affinity_wait: float,
 ) -> None:
     """Serve Codex and missions to MCP clients (tools codex, codex-reply, batch, mission_*).
+
+    With --temporal every call and mission runs on worker hosts (`codex-mcp-wrapper worker`);
+    approvals are then decided by the hosts' policy, not asked of the client.
 
     With a subcommand, manage this instance's background HTTP server instead."""
     if ctx.invoked_subcommand is not None:
@@ -191,6 +202,13 @@ def serve(
             pick("threads_per_worker", threads_per_worker),
             pick("recycle_after_threads", recycle_after_threads),
             pick("recycle_above_mb", recycle_above_mb),
+        ),
+        temporal=temporal_settings(
+            pick("temporal", temporal),
+            pick("namespace", namespace),
+            pick("task_queue", task_queue),
+            _path(pick("shared_dir", shared_dir)),
+            float(pick("affinity_wait", affinity_wait)),
         ),
     )
     cwd = Path(pick("workspace", workspace) or Path.cwd()).resolve()
@@ -393,6 +411,11 @@ class ServeConfig(BaseModel):
     sync_codex_config: bool | None = None
     mirror_auth: bool | None = None
     pass_env: list[str] | None = None
+    temporal: str | None = None
+    namespace: str | None = None
+    task_queue: str | None = None
+    shared_dir: str | None = None
+    affinity_wait: Annotated[float, Field(ge=0.1, le=3600, strict=False)] | None = None
 
 
 COMMANDS = (serve,)
