@@ -96,7 +96,8 @@ def settings_from(ctx: click.Context, **overrides: Any) -> Settings:
     inst = current_instance(ctx)
     state_dir = values.get("state_dir") or (inst.state_dir if inst else None)
     base: dict[str, Any] = {
-        "state_dir": state_dir or default_state_dir(),
+        # Absolute: worker homes under it are handed to processes with another cwd.
+        "state_dir": Path(state_dir or default_state_dir()).expanduser().absolute(),
         "codex_bin": values.get("codex_bin"),
     }
     base.update({k: v for k, v in overrides.items() if v is not None})
