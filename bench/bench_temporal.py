@@ -2,7 +2,9 @@
 
 1. Latency of N tasks that each wait L seconds on the scripted model, submitted with
    `run --temporal` to 1 worker host and then to 2 (each host `--workers W`, so 2 hosts have
-   twice the slots): the wall ratio 2 hosts / 1 host.
+   twice the slots): the wall ratio 2 hosts / 1 host; and 1 host against the same mission
+   run locally with `--workers W`. Hosts here share this machine's cores: on separate
+   machines the second host brings its own.
 2. The engine's overhead per task: chains of 1 and of C one-turn tasks (each depends on the
    one before, so nothing overlaps), run locally and through Temporal on one host. The cost
    of one more task in a mode is (T(C) - T(1)) / (C - 1), which leaves out what every run
@@ -163,6 +165,7 @@ def main() -> None:
                             times[f"temporal{n}"] = run(path, env, *flags)
             local_flags = ["--state-dir", str(root / "local"), "--workers", str(args.workers)]
             run(chain, env, *local_flags)  # the same warm-up for the local run
+            times["wide_local"] = run(wide, env, *local_flags)
             for n, path in chains.items():
                 times[f"local{n}"] = run(path, env, *local_flags)
     steps = args.chain - 1
@@ -171,7 +174,9 @@ def main() -> None:
     print(f"{args.tasks} tasks x {args.latency:g} s, {args.workers} slots per host:")
     print(f"  1 host  {times['wide1']:7.2f} s")
     print(f"  2 hosts {times['wide2']:7.2f} s")
+    print(f"  local   {times['wide_local']:7.2f} s  (one machine, no Temporal)")
     print(f"  2 hosts/1 host wall ratio: {times['wide2'] / times['wide1']:.2f}")
+    print(f"  1 host/local wall ratio: {times['wide1'] / times['wide_local']:.2f}")
     print(f"one more one-turn task in a chain of {args.chain} (nothing overlaps):")
     print(
         f"  local    {local:6.0f} ms  (runs of 1 and {args.chain}: "

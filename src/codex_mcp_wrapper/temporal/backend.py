@@ -20,7 +20,12 @@ import logging
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
-from temporalio.client import Client, WorkflowHandle
+from temporalio.client import (
+    Client,
+    WorkflowExecutionStatus,
+    WorkflowFailureError,
+    WorkflowHandle,
+)
 from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError
@@ -35,7 +40,7 @@ from codex_mcp_wrapper.engine.events import (
 )
 from codex_mcp_wrapper.engine.executor import PlannedTask, RunContext
 from codex_mcp_wrapper.engine.results import TaskResult
-from codex_mcp_wrapper.errors import EnvironmentProblem, RunDetached
+from codex_mcp_wrapper.errors import EnvironmentProblem, RunDetached, WrapperError
 from codex_mcp_wrapper.missions.model import Mission
 from codex_mcp_wrapper.process import finish
 from codex_mcp_wrapper.settings import Settings, TemporalSettings
@@ -153,29 +158,67 @@ class TemporalBackend:
             retry_backoff=list(retry_backoff),
             affinity_wait=self.target.affinity_wait,
         )
-        try:
-            handle: WorkflowHandle[Any, MissionOutput] = await client.start_workflow(
-                MissionWorkflow.run,
-                spec,
-                id=run.run_id,
-                task_queue=self.target.task_queue,
-                id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,  # resume attaches
-            )
-        except (RPCError, WorkflowAlreadyStartedError) as exc:
-            raise EnvironmentProblem(
-                f"Temporal at {self.target.address} refused run {run.run_id} ({exc})."
-            ) from exc
+        handle = await self._adopt(client, run.run_id, tasks)
+        if handle is None:
+            try:
+                handle = await client.start_workflow(
+                    MissionWorkflow.run,
+                    spec,
+                    id=run.run_id,
+                    task_queue=self.target.task_queue,
+                    id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,  # resume attaches
+                )
+            except (RPCError, WorkflowAlreadyStartedError) as exc:
+                raise EnvironmentProblem(
+                    f"Temporal at {self.target.address} refused run {run.run_id} ({exc})."
+                ) from exc
         if self.target.detach:
             raise RunDetached(run.run_id)
         relay = _Relay(self.store, handle, run)
         try:
             output = await relay.follow()
+        except WorkflowFailureError as exc:
+            raise WrapperError(
+                f"the workflow of run {run.run_id} ended without its results ({exc.cause or exc}"
+                "); its finished tasks are recorded, the others are not."
+            ) from exc
         except asyncio.CancelledError:
             if await finish(self._choose(run.run_id)) == "detach":
                 raise RunDetached(run.run_id, interrupted=True) from None
             await finish(self._cancel(handle, relay))
             raise
         relay.finish(output)
+
+    async def _adopt(
+        self, client: Client, run_id: str, tasks: Sequence[PlannedTask]
+    ) -> WorkflowHandle[Any, MissionOutput] | None:
+        """The run's workflow when it completed while nobody watched (a detached run, a
+        submitter that died): its results are the run's, nothing runs again. None when the
+        run must start (or attach to its running workflow)."""
+        if all(t.previous is not None for t in tasks):
+            return None  # every task's end is recorded here: a resume runs the others again
+        handle = client.get_workflow_handle(run_id, result_type=MissionOutput)
+        try:
+            status = (await handle.describe()).status
+        except RPCError:
+            return None  # no such workflow
+        return handle if status == WorkflowExecutionStatus.COMPLETED else None
+
+    async def cancel(self, run_id: str) -> bool:
+        """Cancel a run's workflow on every host and wait (bounded) for it to close; False
+        when it is not running."""
+        client = await self.client()
+        handle = client.get_workflow_handle(run_id, result_type=MissionOutput)
+        try:
+            if (await handle.describe()).status != WorkflowExecutionStatus.RUNNING:
+                return False
+            await handle.cancel()
+        except RPCError:
+            return False
+        with contextlib.suppress(TimeoutError, WorkflowFailureError, RPCError):
+            async with asyncio.timeout(self.settings.timeouts.cancel):
+                await handle.result()
+        return True
 
     async def _choose(self, run_id: str) -> str:
         """Interrupted: cancel the workflow, or stop watching it (asked on the terminal)."""
