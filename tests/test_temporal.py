@@ -422,3 +422,31 @@ def test_ctrl_c_on_a_terminal_asks_and_stop_watching_leaves_the_run_going(
     assert followed.returncode == 0, followed.stderr
     task = json.loads(followed.stdout)["tasks"][0]
     assert (task["status"], task["final_message"], task["attempts"]) == ("ok", "late answer", 1)
+
+
+def test_runs_cancel_stops_a_detached_run_and_resume_records_its_end(
+    rig: Rig, tmp_path: Path, cli_env: dict[str, str]
+) -> None:
+    rig.start_host("A")
+    path = mission(
+        tmp_path / "stop.yaml",
+        [
+            {"id": "slow", "prompt": "slow", "script": [{"delay": 60.0}, {"say": "never"}]},
+            {"id": "quick", "prompt": "quick", "script": [{"say": "quick one"}]},
+        ],
+        idle_timeout_sec=120,
+    )
+    started = run_cli(["run", str(path), "--detach", "--json", *rig.flags()], cli_env)
+    run_id = json.loads(started.stdout)["run_id"]
+    assert wait_until(lambda: running_on(rig, "A"), 60)
+    assert wait_until(lambda: any("quick one" in line for line in rig.events()), 60)
+    cancelled = run_cli(["runs", "cancel", run_id, *rig.flags()], cli_env)
+    assert cancelled.returncode == 0, cancelled.stderr
+    again = run_cli(["runs", "cancel", run_id, *rig.flags()], cli_env)
+    assert again.returncode == 1 and "not running" in again.stderr
+    # Nobody watched: resume takes the workflow's results (it does not run the mission again).
+    recorded = run_cli(["resume", run_id, "--json", *rig.flags()], cli_env)
+    summary = json.loads(recorded.stdout)
+    statuses = {t["task_id"]: t["status"] for t in summary["tasks"]}
+    assert statuses == {"slow": "cancelled", "quick": "ok"}, recorded.stderr
+    assert recorded.returncode == 1
