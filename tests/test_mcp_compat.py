@@ -271,7 +271,7 @@ async def test_a_mission_may_not_send_any_server_variable_to_its_provider(
     [
         ('pass_env = "FOO"', "option 'pass_env': Input should be a valid list."),
         ("progress_interval = 0", "option 'progress_interval': Input should be greater than"),
-        ("bogus = 1", "unknown option 'bogus'; known: allow_host,"),
+        ("bogus = 1", "unknown option 'bogus'; known: affinity_wait, allow_host,"),
     ],
 )
 def test_a_bad_serve_config_file_is_one_sentence_and_exit_2(
