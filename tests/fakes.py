@@ -24,6 +24,7 @@ from codex_mcp_wrapper.engine.executor import (
     PlannedTask,
     TaskOutcome,
     TaskRequest,
+    ToolHandler,
 )
 from codex_mcp_wrapper.engine.results import OutcomeStatus, TaskResult
 from codex_mcp_wrapper.engine.runner import MissionRunner
@@ -202,7 +203,11 @@ class FakeWorker:
         self._alive = True
 
     async def run(
-        self, request: TaskRequest, sink: EventSink, approvals: ApprovalHandler | None = None
+        self,
+        request: TaskRequest,
+        sink: EventSink,
+        approvals: ApprovalHandler | None = None,
+        tools: ToolHandler | None = None,
     ) -> TaskOutcome:
         assert self._alive, f"{self.name} was lent out dead"
         assert self.busy < self.fleet.capacity, f"{self.name} was lent out while full"

@@ -190,6 +190,9 @@ class Settings:
     # The user's Codex home that sync_codex_config and mirror_auth read (None: $CODEX_HOME,
     # else ~/.codex).
     codex_home: Path | None = None
+    # MCP clients may send missions with hooks and tools (commands run on this machine,
+    # outside Codex's sandbox): off unless `serve --allow-mission-commands`.
+    mission_commands: bool = False
     # Run missions as Temporal workflows on worker hosts instead of on this machine.
     temporal: TemporalSettings | None = None
 

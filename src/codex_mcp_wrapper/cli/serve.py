@@ -125,6 +125,12 @@ def _config_path(ctx: click.Context, given: Path | None) -> Path | None:
     help="During a call, send a progress notification at least this often (seconds), so "
     "clients that reset their timeout on progress keep waiting [default: 5].",
 )
+@click.option(
+    "--allow-mission-commands",
+    is_flag=True,
+    help="Let MCP clients send missions with hooks and tools: commands that run on this "
+    "machine outside Codex's sandbox (default: such missions are refused).",
+)
 @codex_setup_options
 @worker_options
 @temporal_options()
@@ -145,6 +151,7 @@ def serve(
     auto_approve: bool,
     codex_events: bool,
     progress_interval: float | None,
+    allow_mission_commands: bool,
     codex_home: Path | None,
     sync_codex_config: bool,
     mirror_auth: bool,
@@ -190,6 +197,7 @@ def serve(
         scripted=bool(pick("scripted", scripted)),
         approvals="accept" if pick("auto_approve", auto_approve) else "decline",
         codex_events=bool(pick("codex_events", codex_events)),
+        mission_commands=bool(pick("allow_mission_commands", allow_mission_commands)),
         script=script,
         timeouts=_timeouts(pick("progress_interval", progress_interval)),
         **codex_setup_settings(
@@ -411,6 +419,7 @@ class ServeConfig(BaseModel):
     sync_codex_config: bool | None = None
     mirror_auth: bool | None = None
     pass_env: list[str] | None = None
+    allow_mission_commands: bool | None = None
     temporal: str | None = None
     namespace: str | None = None
     task_queue: str | None = None

@@ -36,7 +36,9 @@ def read_request(method: str, run_id: str, task_id: str, params: dict[str, Any])
     elif method == "item/permissions/requestApproval":
         kind = "permissions"
     elif method == "mcpServer/elicitation/request":
-        kind = "mcp_elicitation"
+        meta = params.get("_meta")
+        tool_call = isinstance(meta, dict) and meta.get("codex_approval_kind") == "mcp_tool_call"
+        kind = "mcp_tool" if tool_call else "mcp_elicitation"
     reason = params.get("reason")
     return ApprovalRequest(
         kind=kind,

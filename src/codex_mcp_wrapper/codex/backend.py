@@ -176,7 +176,7 @@ class LocalBackend:
                 factory.profile(), factory, granted, run.thread_workers
             ) as pool:
                 approvals = redacting(run.approvals, run.redact)
-                yield LocalExecutor(pool, models, approvals, limit=granted)
+                yield LocalExecutor(pool, models, approvals, limit=granted, tools=run.tools)
 
     @contextlib.asynccontextmanager
     async def _scripted_model(self) -> AsyncIterator[ScriptedModel]:

@@ -18,6 +18,7 @@ from codex_mcp_wrapper.engine.executor import (
     EventSink,
     TaskOutcome,
     TaskRequest,
+    ToolHandler,
 )
 from codex_mcp_wrapper.engine.results import TaskState
 from codex_mcp_wrapper.errors import WorkerStartError
@@ -69,6 +70,7 @@ class LocalExecutor:
         models: Mapping[str, str] | None = None,
         approvals: ApprovalHandler | None = None,
         limit: int | None = None,
+        tools: ToolHandler | None = None,
     ) -> None:
         """``models`` maps a task id to the model name its threads must use (the scripted
         model tells tasks apart by it); ``approvals`` answers the run's approval requests;
@@ -76,6 +78,7 @@ class LocalExecutor:
         self.pool = pool
         self.models = dict(models or {})
         self.approvals = approvals
+        self.tools = tools
         self._slots = asyncio.Semaphore(limit) if limit else None
         self._evidence: dict[tuple[str, str], Evidence] = {}
 
@@ -107,7 +110,8 @@ class LocalExecutor:
         sink.task_state(request.task_id, "running", worker.label, f"attempt {request.attempt}")
         evidence = self._evidence.setdefault((request.run_id, request.task_id), Evidence())
         try:
-            outcome = await worker.run(request, _Gathering(sink, evidence), self.approvals)
+            gathering = _Gathering(sink, evidence)
+            outcome = await worker.run(request, gathering, self.approvals, self.tools)
             if outcome.worker_broken:
                 sink.task_state(request.task_id, "worker-lost", worker.label, outcome.error or "")
                 await worker.aclose()  # the pool starts a fresh one when it is next lent

@@ -66,10 +66,14 @@ class JsonRpcConnection:
         writer: asyncio.StreamWriter,
         on_request: RequestHandler,
         name: str = "codex",
+        watch: Callable[[Notification], None] | None = None,
     ) -> None:
+        """``watch`` sees each notification as it is read, before it is queued (so a request
+        that follows it can rely on what it said)."""
         self._reader = reader
         self._writer = writer
         self._on_request = on_request
+        self._watch = watch
         self._name = name
         self._ids = itertools.count(1)
         self._pending: dict[int | str, asyncio.Future[dict[str, Any]]] = {}
@@ -200,6 +204,8 @@ class JsonRpcConnection:
         elif "method" in message:
             params = message.get("params") or {}
             note = Notification(message["method"], params if isinstance(params, dict) else {})
+            if self._watch is not None:
+                self._watch(note)
             if not self._routing:
                 self.incoming.put_nowait(note)
                 return

@@ -23,6 +23,7 @@ from codex_mcp_wrapper.engine.executor import (
     EventSink,
     TaskOutcome,
     TaskRequest,
+    ToolHandler,
 )
 from codex_mcp_wrapper.errors import WorkerError, WorkerStartError
 from codex_mcp_wrapper.settings import Recycling
@@ -50,10 +51,15 @@ class Worker(Protocol):
     async def start(self) -> None: ...
 
     async def run(
-        self, request: TaskRequest, sink: EventSink, approvals: ApprovalHandler | None = None
+        self,
+        request: TaskRequest,
+        sink: EventSink,
+        approvals: ApprovalHandler | None = None,
+        tools: ToolHandler | None = None,
     ) -> TaskOutcome:
         """Run the task's prompts in one thread; ``approvals`` answers that thread's approval
-        requests (threads of one process may belong to runs with different handlers)."""
+        requests and ``tools`` its calls of the orchestrator's tools (threads of one process
+        may belong to runs with different handlers)."""
         ...
 
     async def aclose(self) -> None: ...

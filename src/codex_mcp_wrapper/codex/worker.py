@@ -19,9 +19,9 @@ from pathlib import Path
 from typing import Any
 
 from codex_mcp_wrapper import __version__, process
-from codex_mcp_wrapper.codex.approvals import APPROVAL_METHODS, answer, read_request
 from codex_mcp_wrapper.codex.jsonrpc import JsonRpcConnection, RpcError, ServerRequest
 from codex_mcp_wrapper.codex.mcp_startup import await_mcp_servers
+from codex_mcp_wrapper.codex.server_requests import PendingItems, RunningTask, answer_request
 from codex_mcp_wrapper.codex.threads import thread_event, thread_params
 from codex_mcp_wrapper.codex.turn import Turn, TurnFailed, TurnTimedOut
 from codex_mcp_wrapper.codex.turn_errors import retryable_error
@@ -32,6 +32,7 @@ from codex_mcp_wrapper.engine.executor import (
     EventSink,
     TaskOutcome,
     TaskRequest,
+    ToolHandler,
 )
 from codex_mcp_wrapper.errors import WorkerDied, WorkerError, WorkerStalled, WorkerStartError
 from codex_mcp_wrapper.logs import bind
@@ -60,16 +61,6 @@ class _SandboxUnavailable(Exception):
     """Sandboxed commands fail before they start (no user namespaces): not a model error."""
 
 
-@dataclass(frozen=True)
-class _Running:
-    """The task a thread of this process runs: where its approvals and events go."""
-
-    run_id: str
-    task_id: str
-    sink: EventSink
-    approvals: ApprovalHandler
-
-
 class AppServerWorker:
     """A ``codex app-server`` process; runs several tasks at once, one thread each (the pool
     decides how many). Each thread's notifications reach only its own turn loop, and Codex's
@@ -86,7 +77,8 @@ class AppServerWorker:
         self._conn: JsonRpcConnection | None = None
         self._loaded_threads: set[str] = set()
         self.threads_run = 0  # threads started or resumed by this process (for recycling)
-        self._running: dict[str, _Running] = {}  # thread id -> the task running in it
+        self._running: dict[str, RunningTask] = {}  # thread id -> the task running in it
+        self._items = PendingItems()  # what pending file changes and tool calls are about
         self.log = bind(log, worker=spec.label)
         self.recent: deque[str] = deque(maxlen=10)
         self._memory: tuple[float, float | None] | None = None  # (when, MiB) last sampled
@@ -140,6 +132,7 @@ class AppServerWorker:
             self._proc.stdin,
             self._on_server_request,
             name=f"worker {self.label}",
+            watch=self._items.watch,
         )
         self._conn.route_threads()  # each thread's notifications to its own inbox
         self._conn.start()
@@ -175,30 +168,10 @@ class AppServerWorker:
         if self._proc is not None:
             await process.stop(self._proc, self._timeouts.term_grace)
 
-    # -- server requests (approvals) -------------------------------------------------------
     async def _on_server_request(self, request: ServerRequest) -> dict[str, Any]:
-        """Answer Codex's requests; approvals go to the handler (and into the transcript),
-        the rest get a neutral answer so a headless turn never waits on them."""
-        method = request.method
-        self.recent.append(f"request {method}")
-        if method in APPROVAL_METHODS:
-            running = self._running.get(str(request.params.get("threadId")))
-            run_id, task_id = (running.run_id, running.task_id) if running else ("", "")
-            approval = read_request(method, run_id, task_id, request.params)
-            handler = running.approvals if running is not None else self._approvals
-            decision = await handler(approval)
-            if running is not None:
-                running.sink.codex_event(
-                    approval.task_id,
-                    "wrapper/approval",
-                    {"request": method, "decision": decision, "params": request.params},
-                )
-            return answer(approval, decision)
-        if method == "item/tool/requestUserInput":
-            return {"answers": {}}
-        if method == "item/tool/call":
-            return {"contentItems": [], "success": False}
-        return {}
+        self.recent.append(f"request {request.method}")
+        running = self._running.get(str(request.params.get("threadId")))
+        return await answer_request(request, running, self._items, self._approvals)
 
     # -- running a task ----------------------------------------------------------------------
     def _conn_or_die(self) -> JsonRpcConnection:
@@ -206,7 +179,9 @@ class AppServerWorker:
             raise WorkerDied(f"worker {self.label} is not running.")
         return self._conn
 
-    async def _open_thread(self, request: TaskRequest, running: _Running) -> tuple[str, int, bool]:
+    async def _open_thread(
+        self, request: TaskRequest, running: RunningTask
+    ) -> tuple[str, int, bool]:
         """The thread to run in, how many prompts it has answered already, and whether it was
         opened just now (its MCP servers start); from then on ``running`` receives the thread's
         approvals.
@@ -243,6 +218,8 @@ class AppServerWorker:
                     self.label,
                     f"thread {request.thread_id} could not be resumed ({exc}); starting anew",
                 )
+        if request.spec.tools:  # the orchestrator's tools (an experimental app-server API)
+            params["dynamicTools"] = list(request.spec.tools)
         result = await conn.request("thread/start", params, self._timeouts.request)
         thread_id = str(result["thread"]["id"])
         self._running[thread_id] = running
@@ -277,12 +254,23 @@ class AppServerWorker:
             )
 
     async def run(
-        self, request: TaskRequest, sink: EventSink, approvals: ApprovalHandler | None = None
+        self,
+        request: TaskRequest,
+        sink: EventSink,
+        approvals: ApprovalHandler | None = None,
+        tools: ToolHandler | None = None,
     ) -> TaskOutcome:
         """Run the request's remaining prompts in one thread; failures come back as outcomes
         (``worker_broken`` when the process died or stopped answering). ``approvals`` answers
-        this thread's approval requests."""
-        running = _Running(request.run_id, request.task_id, sink, approvals or self._approvals)
+        this thread's approval requests, ``tools`` its calls of the orchestrator's tools."""
+        running = RunningTask(
+            request.run_id,
+            request.task_id,
+            sink,
+            approvals or self._approvals,
+            request.spec.cwd,
+            tools,
+        )
         recent: deque[str] = deque(maxlen=10)  # this task's last events, for error messages
         deadline = time.monotonic() + request.timeout_sec
         outcome = TaskOutcome(

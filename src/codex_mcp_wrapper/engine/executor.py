@@ -21,7 +21,9 @@ from codex_mcp_wrapper.missions.expect import Expect
 from codex_mcp_wrapper.missions.model import Mission
 
 ApprovalDecision = Literal["accept", "decline"]
-ApprovalKind = Literal["command", "file_change", "permissions", "mcp_elicitation", "other"]
+ApprovalKind = Literal[
+    "command", "file_change", "permissions", "mcp_elicitation", "mcp_tool", "other"
+]
 
 
 @dataclass(frozen=True)
@@ -43,6 +45,8 @@ class TaskSpec:
     workspace_root: str | None = None
     artifacts_dir: str | None = None  # where matching files are copied
     expect: Expect | None = None  # checks decided when the task's turns end ok
+    # The orchestrator's tools Codex may call: {type: function, name, description, inputSchema}
+    tools: tuple[dict[str, Any], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -111,6 +115,8 @@ class ApprovalRequest:
     params: dict[str, Any]
     command: str | None = None  # for commands: what the model asked to run
     reason: str | None = None
+    paths: tuple[str, ...] = ()  # for file changes: the files, relative to the task's cwd
+    tool: str | None = None  # for MCP tool calls: SERVER.TOOL
 
     def describe(self) -> str:
         why = f" ({self.reason})" if self.reason else ""
@@ -118,6 +124,8 @@ class ApprovalRequest:
             return f"run `{self.command}`{why}"
         if self.kind == "file_change":
             return f"apply file changes{why}"
+        if self.kind == "mcp_tool":
+            return f"call MCP tool {self.tool or self.params.get('serverName', '?') + '.?'}"
         if self.kind == "mcp_elicitation":
             server = self.params.get("serverName", "?")
             return f"answer MCP server {server}: {self.params.get('message', '')}"
@@ -127,6 +135,28 @@ class ApprovalRequest:
 
 
 ApprovalHandler = Callable[[ApprovalRequest], Awaitable[ApprovalDecision]]
+
+
+@dataclass(frozen=True)
+class ToolCall:
+    """Codex calls one of the orchestrator's tools (a mission's ``tools``, a Python tool)."""
+
+    run_id: str
+    task_id: str
+    tool: str
+    arguments: Any
+    call_id: str = ""
+
+
+@dataclass(frozen=True)
+class ToolAnswer:
+    """What the tool says back to the model; ``ok`` False marks the call failed."""
+
+    text: str
+    ok: bool = True
+
+
+ToolHandler = Callable[[ToolCall], Awaitable[ToolAnswer]]
 
 
 class EventSink(Protocol):
@@ -158,6 +188,7 @@ class RunContext:
     approvals: ApprovalHandler
     publish: Callable[[Event], None]  # backend events (e.g. model requests) for the run's bus
     redact: Callable[[str], str]  # for whatever the backend writes itself (e.g. request logs)
+    tools: ToolHandler | None = None  # answers Codex's calls of the orchestrator's tools
 
 
 class Backend(Protocol):

@@ -71,6 +71,15 @@ def plan_tasks(
             workspace_root=str(workspace_root),
             artifacts_dir=str(run_dir / "tasks" / task_id / "artifacts"),
             expect=task.expect,
+            tools=tuple(
+                {
+                    "type": "function",
+                    "name": t.name,
+                    "description": t.description,
+                    "inputSchema": t.input_schema,
+                }
+                for t in _pick(task, mission, "tools", [])
+            ),
         )
         thread_id, thread_worker = (threads or {}).get(task_id, (None, None))
         planned.append(

@@ -10,9 +10,10 @@ One vocabulary for statuses, used everywhere (store, progress, MCP, reports)::
 
 from __future__ import annotations
 
-from typing import Literal, get_args
+from typing import Any, Literal, SupportsIndex, get_args, overload
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, GetCoreSchemaHandler
+from pydantic_core import core_schema
 
 from codex_mcp_wrapper.errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_TASKS_FAILED
 from codex_mcp_wrapper.missions.checks import CheckResult, CommandRecord, ToolCallRecord
@@ -59,6 +60,37 @@ class TaskResult(BaseModel):
     tool_calls: list[ToolCallRecord] = Field(default_factory=list)
     commands: list[CommandRecord] = Field(default_factory=list)
 
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+
+class TaskList(list[TaskResult]):
+    """A run's task results in mission order; also looked up by task id: ``tasks["build"]``."""
+
+    @overload
+    def __getitem__(self, key: SupportsIndex) -> TaskResult: ...
+
+    @overload
+    def __getitem__(self, key: slice) -> list[TaskResult]: ...
+
+    @overload
+    def __getitem__(self, key: str) -> TaskResult: ...
+
+    def __getitem__(self, key: Any) -> Any:
+        if isinstance(key, str):
+            for result in self:
+                if result.task_id == key:
+                    return result
+            raise KeyError(f"no task '{key}' in this run (tasks: {[r.task_id for r in self]})")
+        return super().__getitem__(key)
+
+    @classmethod
+    def __get_pydantic_core_schema__(
+        cls, source: Any, handler: GetCoreSchemaHandler
+    ) -> core_schema.CoreSchema:
+        return core_schema.no_info_after_validator_function(cls, handler(list[TaskResult]))
+
 
 class RunSummary(BaseModel):
     run_id: str
@@ -71,7 +103,13 @@ class RunSummary(BaseModel):
     run_dir: str | None = None
     workspace_root: str | None = None
     counts: dict[str, int] = Field(default_factory=dict)
-    tasks: list[TaskResult] = Field(default_factory=list)
+    tasks: TaskList = Field(default_factory=TaskList)
+    hook_failures: list[str] = Field(default_factory=list)  # required hooks that failed
+
+    @property
+    def ok(self) -> bool:
+        """Every task ended ok (and no required hook failed)."""
+        return self.status == "ok"
 
 
 def summarise(
@@ -84,6 +122,7 @@ def summarise(
     cancelled: bool = False,
     run_dir: str | None = None,
     workspace_root: str | None = None,
+    hook_failures: list[str] | None = None,
 ) -> RunSummary:
     counts: dict[str, int] = {}
     for result in results:
@@ -91,7 +130,7 @@ def summarise(
     status: RunStatus
     if cancelled:
         status, code = "cancelled", EXIT_INTERRUPTED
-    elif all(r.status == "ok" for r in results):
+    elif all(r.status == "ok" for r in results) and not hook_failures:
         status, code = "ok", EXIT_OK
     else:
         status, code = "failed", EXIT_TASKS_FAILED
@@ -106,5 +145,6 @@ def summarise(
         run_dir=run_dir,
         workspace_root=workspace_root,
         counts=counts,
-        tasks=sorted(results, key=lambda r: r.index),
+        tasks=TaskList(sorted(results, key=lambda r: r.index)),
+        hook_failures=list(hook_failures or []),
     )

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import secrets
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,13 @@ from codex_mcp_wrapper.engine.events import (
     TaskFinished,
 )
 from codex_mcp_wrapper.engine.executor import ApprovalHandler, Backend, PlannedTask, RunContext
+from codex_mcp_wrapper.engine.orchestration import (
+    HookRunner,
+    PythonHook,
+    PythonTool,
+    rule_approvals,
+    tool_handler,
+)
 from codex_mcp_wrapper.engine.planning import plan_tasks
 from codex_mcp_wrapper.engine.recorder import RunRecorder
 from codex_mcp_wrapper.engine.redaction import Redactor, mission_redactor, redacting
@@ -33,6 +41,7 @@ from codex_mcp_wrapper.engine.results import RunSummary, TaskResult, summarise
 from codex_mcp_wrapper.engine.store import RunStore
 from codex_mcp_wrapper.errors import MissionError, RunDetached, WrapperError
 from codex_mcp_wrapper.missions.model import Mission
+from codex_mcp_wrapper.process import finish
 from codex_mcp_wrapper.settings import Settings
 
 
@@ -62,6 +71,11 @@ class RunOptions:
     html: Sequence[Path] = ()
     reports: bool = True
     retry_backoff: Sequence[float] | None = None  # default: settings.timeouts.retry_backoff
+    # Python hooks by event (``run_start``, ``task_start``, ``tool_call``, ``command``,
+    # ``approval``, ``task_end``, ``run_end``), run with the mission's own hooks.
+    hooks: Mapping[str, Sequence[PythonHook]] = field(default_factory=dict)
+    # Python tools Codex may call in every task of the run (``PythonTool``).
+    tools: Sequence[PythonTool] = ()
 
 
 def mission_record(mission: Mission, settings: Settings, workspace_root: Path) -> dict[str, Any]:
@@ -118,17 +132,27 @@ async def run_mission(
             bus.subscribe(redacting(observer, redactor))
         run_dir.mkdir(parents=True, exist_ok=True)
         started = time.time()
+        hooks = HookRunner(run_id, mission.hooks, options.hooks, bus.publish, redactor.data)
+        bus.subscribe(hooks)
+        approvals = options.approvals or fixed(settings.approvals)
         context = RunContext(
             run_id=run_id,
             run_dir=run_dir,
             workspace_root=workspace_root,
             workers=min(settings.workers, len(mission.tasks)) or 1,
             thread_workers=_thread_workers(options),
-            approvals=options.approvals or fixed(settings.approvals),
+            approvals=rule_approvals(mission, approvals, bus.publish, hooks),
             publish=bus.publish,
             redact=redactor.text,
+            tools=tool_handler(mission, {t.name: t for t in options.tools}, redactor.text),
         )
         planned = plan_tasks(mission, workspace_root, run_dir, options.previous, options.threads)
+        if options.tools:  # the run's Python tools, offered to every task
+            extra = tuple(t.spec() for t in options.tools)
+            planned = [
+                dataclasses.replace(p, spec=dataclasses.replace(p.spec, tools=p.spec.tools + extra))
+                for p in planned
+            ]
         # Recorded before the backend opens: a run stopped or failing while its workers start
         # is still a run that status, list and resume know.
         bus.publish(
@@ -165,6 +189,7 @@ async def run_mission(
             raise
         finally:
             if not detached:
+                await _end_hooks(hooks, cancelled)  # before the summary: it counts failures
                 summary = summarise(
                     run_id,
                     mission.mission_id,
@@ -174,9 +199,16 @@ async def run_mission(
                     cancelled=cancelled,
                     run_dir=str(run_dir),
                     workspace_root=str(workspace_root),
+                    hook_failures=hooks.failures,
                 )
                 bus.publish(RunFinished(run_id, summary))
+                await _end_hooks(hooks, cancelled)  # run_end hooks
     return redacted(summary, redactor)
+
+
+async def _end_hooks(hooks: HookRunner, cancelled: bool) -> None:
+    """Wait for the hooks still running; a cancelled run stops them instead."""
+    await finish(hooks.stop() if cancelled else hooks.drain())
 
 
 def _results(

@@ -34,7 +34,7 @@ from codex_mcp_wrapper.mcp.shaping import (
     error_result,
     json_result,
 )
-from codex_mcp_wrapper.missions.loading import load_mission, parse_mission
+from codex_mcp_wrapper.missions.loading import commands_of, load_mission, parse_mission
 from codex_mcp_wrapper.missions.model import Mission
 from codex_mcp_wrapper.missions.single import CodexRequest
 
@@ -233,11 +233,23 @@ def register_codex_tools(
         return await guarded(work)
 
 
-def read_mission(mission: dict[str, Any] | str, variables: dict[str, str] | None) -> Mission:
-    """A mission argument: an object as in a mission file, or a path to one."""
+def read_mission(
+    mission: dict[str, Any] | str, variables: dict[str, str] | None, commands: bool = False
+) -> Mission:
+    """A mission argument: an object as in a mission file, or a path to one. Its hooks and
+    tools run outside Codex's sandbox on this machine: refused unless the server allows them
+    (``serve --allow-mission-commands``)."""
     if isinstance(mission, str):
-        return load_mission(Path(mission).expanduser(), variables)
-    return parse_mission(mission, "mission", variables)
+        parsed = load_mission(Path(mission).expanduser(), variables)
+    else:
+        parsed = parse_mission(mission, "mission", variables)
+    if not commands and commands_of(parsed):
+        raise InputError(
+            "this mission has hooks or tools, which run commands on the server's machine "
+            "outside Codex's sandbox; start the server with --allow-mission-commands to allow "
+            "them."
+        )
+    return parsed
 
 
 def register_mission_tools(server: MCPServer, runs: Runs, levels: LogLevels) -> None:
@@ -259,7 +271,7 @@ def register_mission_tools(server: MCPServer, runs: Runs, levels: LogLevels) -> 
         call = CallContext(ctx, runs.settings, levels)
 
         async def work() -> CallToolResult:
-            parsed = read_mission(mission, vars)
+            parsed = read_mission(mission, vars, runs.settings.mission_commands)
             options = RunOptions(observers=[call.observer], approvals=call.approvals())
             summary = await call.run(len(parsed.tasks), lambda: runs.run(parsed, options))
             data = batch_result(summary)
@@ -277,7 +289,7 @@ def register_mission_tools(server: MCPServer, runs: Runs, levels: LogLevels) -> 
     )
     async def mission_start(mission: MissionArg, vars: VarsArg = None) -> CallToolResult:
         async def work() -> CallToolResult:
-            parsed = read_mission(mission, vars)
+            parsed = read_mission(mission, vars, runs.settings.mission_commands)
             run_id = runs.start(parsed)
             return json_result(
                 {

@@ -10,6 +10,8 @@ import difflib
 import json
 import os
 import re
+import shlex
+import shutil
 import sys
 from collections.abc import Mapping
 from pathlib import Path
@@ -28,6 +30,7 @@ from codex_mcp_wrapper.missions.expect import (
     VerifyCheck,
 )
 from codex_mcp_wrapper.missions.model import CustomProvider, McpServer, Mission, Task, TaskSettings
+from codex_mcp_wrapper.missions.orchestration import DynamicTool, Hook
 from codex_mcp_wrapper.scripted.script import Script, load_script, parse_script
 
 MAX_MISSION_BYTES = 5_000_000
@@ -194,8 +197,39 @@ def load_mission(path: str | Path, variables: Mapping[str, str] | None = None) -
     for task in mission.tasks:
         if isinstance(task.script, str) and not Path(task.script).is_absolute():
             task.script = str(base / task.script)
+    for command in commands_of(mission):
+        command.cwd = str((base / (command.cwd or ".")).resolve())
     load_task_scripts(mission)
+    check_commands(mission, str(path))
     return mission
+
+
+def commands_of(mission: Mission) -> list[Hook | DynamicTool]:
+    """The mission's hooks and tools: what it runs on this machine besides Codex."""
+    tools = [t for task in [mission.defaults, *mission.tasks] for t in task.tools or []]
+    return [*mission.hooks, *tools]
+
+
+def check_commands(mission: Mission, source: str) -> None:
+    """Every hook's and tool's program exists (a missing one is a MissionError now, not a
+    failure in the middle of a run)."""
+    for command in commands_of(mission):
+        what = f"hook on {command.on}" if isinstance(command, Hook) else f"tool {command.name}"
+        try:
+            program = shlex.split(command.run)[0]
+        except (ValueError, IndexError) as exc:
+            raise MissionError(f"{source}: {what}: cannot read `{command.run}` ({exc}).") from exc
+        cwd = Path(command.cwd or ".")
+        found = (
+            (cwd / program).is_file() and os.access(cwd / program, os.X_OK)
+            if "/" in program
+            else shutil.which(program) is not None
+        )
+        if not found:
+            raise MissionError(
+                f"{source}: {what}: the program `{program}` of `{command.run}` is not found "
+                f"{'in ' + str(cwd) if '/' in program else 'on PATH'} (or not executable)."
+            )
 
 
 def load_task_scripts(mission: Mission) -> dict[str, Script]:

@@ -12,6 +12,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from codex_mcp_wrapper.missions.expect import Expect
+from codex_mcp_wrapper.missions.orchestration import ApprovalRules, DynamicTool, Hook
 from codex_mcp_wrapper.missions.paths import check_relative
 
 DEFAULT_TIMEOUT_SEC = 900.0
@@ -103,6 +104,8 @@ class TaskSettings(_Model):
     idle_timeout_sec: PositiveSeconds | None = None
     retries: Annotated[int, Field(ge=0, le=10)] | None = None
     preferred_worker: str | None = None
+    approvals: ApprovalRules | None = None  # rules answering Codex's approval requests
+    tools: list[DynamicTool] | None = None  # the orchestrator's tools Codex may call
 
 
 class Task(TaskSettings):
@@ -120,6 +123,8 @@ class Mission(_Model):
     notes: str | None = None
     provider: ProviderChoice = "codex"
     defaults: TaskSettings = Field(default_factory=TaskSettings)
+    approvals: ApprovalRules | None = None  # the mission's rules (tasks' and defaults' first)
+    hooks: list[Hook] = Field(default_factory=list)  # commands run on run events
     tasks: Annotated[list[Task], Field(min_length=1)]
 
     @model_validator(mode="after")
@@ -148,6 +153,10 @@ class Mission(_Model):
         for task in self.tasks:
             cwd = task.cwd or self.defaults.cwd or "."
             check_relative(cwd, f"task '{task.id}' cwd")
+            names = [t.name for t in (task.tools or self.defaults.tools or [])]
+            twice = sorted({n for n in names if names.count(n) > 1})
+            if twice:
+                raise ValueError(f"task '{task.id}' has two tools named '{twice[0]}'")
         return self
 
 

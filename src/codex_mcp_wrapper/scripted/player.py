@@ -168,6 +168,14 @@ def find_mcp_tool(body: dict[str, Any], server: str, name: str) -> tuple[str, st
     return None
 
 
+def find_function_tool(body: dict[str, Any], name: str) -> tuple[str | None, str] | None:
+    """(None, name) when Codex offered a function tool of that name (a mission's tool)."""
+    for tool in body.get("tools") or []:
+        if tool.get("type") == "function" and tool.get("name") == name:
+            return None, name
+    return None
+
+
 def offered_tools(body: dict[str, Any]) -> list[str]:
     names: list[str] = []
     for tool in body.get("tools") or []:
@@ -270,11 +278,16 @@ class ScriptPlayer:
                 args["justification"] = step.justification
             return Items([_call(name, args, seq)], delay=delay)
         if isinstance(step, Tool):
-            found = find_mcp_tool(body, step.tool.server, step.tool.name)
+            found: tuple[str | None, str] | None
+            if step.tool.server is None:
+                found = find_function_tool(body, step.tool.name)
+                what = f"tool '{step.tool.name}'"
+            else:
+                found = find_mcp_tool(body, step.tool.server, step.tool.name)
+                what = f"MCP tool '{step.tool.name}' of server '{step.tool.server}'"
             if found is None:
                 text = (
-                    f"scripted model: MCP tool '{step.tool.name}' of server '{step.tool.server}' "
-                    "was not offered by Codex (offered: "
+                    f"scripted model: {what} was not offered by Codex (offered: "
                     f"{', '.join(offered_tools(body)) or 'none'})."
                 )
                 return Items([_message(text, seq)], delay=delay)

@@ -6,6 +6,7 @@ exactly one key::
     - say: "text"                      # an assistant message; ends the turn
     - shell: "touch hello.txt"         # a call of Codex's shell tool; the script goes on
     - tool: {server: fs, name: read, arguments: {path: a.txt}}   # an MCP tool call
+    - tool: {name: ask_orchestrator, arguments: {question: go?}}  # a mission tool (no server)
     - escalate: "rm -rf build"         # a shell call asking to run outside the sandbox
     - fail: 500 | 400 | 429 | stream   # an HTTP error, or an SSE response.failed
     - hang: 30                         # open the stream, then stall for 30 s and drop it
@@ -45,8 +46,11 @@ class Shell(_Step):
 
 
 class ToolCall(BaseModel):
+    """An MCP tool of ``server``; without ``server``, a tool Codex offers by that name (the
+    mission's own tools)."""
+
     model_config = ConfigDict(extra="forbid", frozen=True)
-    server: str = Field(min_length=1)
+    server: str | None = Field(default=None, min_length=1)
     name: str = Field(min_length=1)
     arguments: dict[str, Any] = Field(default_factory=dict)
 

@@ -34,6 +34,7 @@ from codex_mcp_wrapper.codex.executor import LocalExecutor
 from codex_mcp_wrapper.engine.approvals import fixed
 from codex_mcp_wrapper.engine.events import Event
 from codex_mcp_wrapper.engine.executor import RunContext, TaskOutcome, TaskRequest
+from codex_mcp_wrapper.engine.orchestration import HookRunner, rule_approvals, tool_handler
 from codex_mcp_wrapper.engine.planning import task_config
 from codex_mcp_wrapper.engine.redaction import Redactor, mission_redactor
 from codex_mcp_wrapper.engine.results import TaskState
@@ -171,17 +172,25 @@ class HostActivities:
         self, run_id: str, mission: Mission, redactor: Redactor, held: _OpenRun
     ) -> None:
         run_dir = self.settings.state_dir / "runs" / run_id
+
+        def publish(event: Event) -> None:
+            self.store.append_events(
+                run_id, f"_run.{self.host}", [redactor.data(event_record(event))]
+            )
+
+        # Approvals are decided here: the mission's rules and approval hooks, then this
+        # host's policy (nobody is asked across machines).
+        hooks = HookRunner(run_id, mission.hooks, publish=publish, redact=redactor.data)
         context = RunContext(
             run_id=run_id,
             run_dir=run_dir,
             workspace_root=Path(mission.workspace_root),
             workers=self.settings.workers,
             thread_workers=(),
-            approvals=fixed(self.settings.approvals),
-            publish=lambda event: self.store.append_events(
-                run_id, f"_run.{self.host}", [redactor.data(event_record(event))]
-            ),
+            approvals=rule_approvals(mission, fixed(self.settings.approvals), publish, hooks),
+            publish=publish,
             redact=redactor.text,
+            tools=tool_handler(mission, {}, redactor.text),  # the mission's tools, run here
         )
         try:
             run_dir.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,388 @@
+"""Orchestrating tool usage: the mission's approval rules and hooks, and Python callables,
+applied to a run.
+
+* ``rule_approvals`` answers Codex's approval requests by the rules first
+  (``missions.orchestration.decide``), then by ``approval`` hooks, then by the rules'
+  ``default``, then by the run's own handler (its policy, or asking someone). Each decision
+  is recorded as a ``wrapper/approval-rule`` event of the task, naming what decided.
+* ``HookRunner`` is a bus subscriber running hooks on run events (commands get the event as
+  JSON on stdin; Python hooks get the dict); their results are recorded as ``wrapper/hook``
+  events; ``drain`` waits for those still running (each bounded by its timeout).
+* ``run_command`` runs one hook or tool command, bounded, with its own process group.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import json
+import logging
+import os
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from codex_mcp_wrapper import process
+from codex_mcp_wrapper.engine.events import (
+    CodexEvent,
+    Event,
+    RunFinished,
+    RunStarted,
+    TaskFinished,
+    TaskUpdate,
+)
+from codex_mcp_wrapper.engine.executor import (
+    ApprovalDecision,
+    ApprovalHandler,
+    ApprovalRequest,
+    ToolAnswer,
+    ToolCall,
+    ToolHandler,
+)
+from codex_mcp_wrapper.missions.model import Mission
+from codex_mcp_wrapper.missions.orchestration import Hook, HookEvent, match_rule, rule_default
+from codex_mcp_wrapper.missions.orchestration import Kind as RuleKind
+
+log = logging.getLogger("codex_mcp_wrapper.hooks")
+OUTPUT_LIMIT = 64 * 1024  # what is kept of a hook's or tool's output
+
+# A hook from Python: gets the event as a dict; an ``approval`` hook returns "accept" or
+# "decline" (anything else: no opinion). May be async.
+PythonHook = Callable[[dict[str, Any]], Any]
+
+
+@dataclass(frozen=True)
+class PythonTool:
+    """A tool Codex may call, answered by a Python callable: it gets the call's arguments and
+    returns the answer (a string, or anything JSON-serialisable); may be async; raising
+    answers the error."""
+
+    name: str
+    description: str
+    function: Callable[[Any], Any]
+    input_schema: dict[str, Any] = field(
+        default_factory=lambda: {"type": "object", "properties": {}}
+    )
+
+    def spec(self) -> dict[str, Any]:
+        return tool_spec(self.name, self.description, self.input_schema)
+
+
+def tool_spec(name: str, description: str, input_schema: dict[str, Any]) -> dict[str, Any]:
+    """A tool as Codex's ``thread/start`` takes it (``dynamicTools``)."""
+    return {
+        "type": "function",
+        "name": name,
+        "description": description,
+        "inputSchema": input_schema,
+    }
+
+
+@dataclass(frozen=True)
+class CommandResult:
+    exit_code: int | None  # None: it did not finish in time, or could not start
+    output: str
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.exit_code == 0
+
+
+async def run_command(command: str, payload: Any, cwd: str | None, timeout: float) -> CommandResult:
+    """Run ``command`` with ``/bin/sh -c`` in ``cwd``, ``payload`` as JSON on stdin; its
+    stdout and stderr together, at most ``OUTPUT_LIMIT`` bytes kept."""
+    try:
+        proc = await process.spawn(
+            ["/bin/sh", "-c", command],
+            env=dict(os.environ),
+            cwd=Path(cwd) if cwd else None,
+            merge_stderr=True,
+        )
+    except OSError as exc:
+        return CommandResult(None, "", f"could not start: {exc}")
+    assert proc.stdin is not None and proc.stdout is not None
+    try:
+        async with asyncio.timeout(timeout):
+            with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+                proc.stdin.write(json.dumps(payload).encode() + b"\n")
+                await proc.stdin.drain()
+                proc.stdin.close()
+            data = await proc.stdout.read()
+            code = await proc.wait()
+    except TimeoutError:
+        await process.finish(process.stop(proc))
+        return CommandResult(None, "", f"did not finish within {timeout:g} s")
+    except BaseException:
+        await process.finish(process.stop(proc))
+        raise
+    text = data[:OUTPUT_LIMIT].decode("utf-8", errors="replace")
+    return CommandResult(code, text, None if code == 0 else f"exited with {code}")
+
+
+def approval_subjects(request: ApprovalRequest) -> tuple[RuleKind, list[str]] | None:
+    """Which rules apply to ``request`` and what they match: the command, the changed
+    paths, or ``SERVER.TOOL``."""
+    if request.kind == "command" and request.command is not None:
+        return "commands", [request.command]
+    if request.kind == "file_change" and request.paths:
+        return "files", list(request.paths)
+    if request.tool is not None:
+        return "tools", [request.tool]
+    return None
+
+
+def _levels(mission: Mission, task_id: str) -> list[tuple[str, Any]]:
+    task = next((t for t in mission.tasks if t.id == task_id), None)
+    return [
+        ("task", task.approvals if task is not None else None),
+        ("defaults", mission.defaults.approvals),
+        ("mission", mission.approvals),
+    ]
+
+
+def rule_approvals(
+    mission: Mission,
+    fallback: ApprovalHandler,
+    publish: Callable[[Event], None],
+    hooks: HookRunner | None = None,
+) -> ApprovalHandler:
+    """The run's approval handler with the mission's rules and approval hooks in front."""
+    if not (
+        mission.approvals
+        or mission.defaults.approvals
+        or any(t.approvals for t in mission.tasks)
+        or (hooks is not None and hooks.has("approval"))
+    ):
+        return fallback
+
+    async def handler(request: ApprovalRequest) -> ApprovalDecision:
+        subjects = approval_subjects(request)
+        levels = _levels(mission, request.task_id)
+        rule = match_rule(levels, subjects[0], subjects[1]) if subjects else None
+        decided: tuple[ApprovalDecision, str] | None = None
+        if rule is not None and rule.decision != "ask":
+            decided = (rule.decision, rule.rule)
+        elif hooks is not None:
+            decided = await hooks.approval(request)
+        default = rule_default(levels)
+        if decided is None and default is not None and default.decision != "ask":
+            decided = (default.decision, default.rule)
+        if decided is None:
+            decided = (await fallback(request), "policy")
+        decision, by = decided
+        publish(
+            CodexEvent(
+                request.run_id,
+                request.task_id,
+                "wrapper/approval-rule",
+                {
+                    "kind": request.kind,
+                    "subject": request.describe(),
+                    "decision": decision,
+                    "by": by,
+                },
+            )
+        )
+        return decision
+
+    return handler
+
+
+def tool_handler(
+    mission: Mission,
+    python: Mapping[str, PythonTool],
+    redact: Callable[[str], str] = lambda text: text,
+) -> ToolHandler | None:
+    """Answers calls of the mission's tools (commands) and the run's Python tools."""
+    if not python and not any(t.tools for t in [mission.defaults, *mission.tasks]):
+        return None
+
+    async def handle(call: ToolCall) -> ToolAnswer:
+        task = next((t for t in mission.tasks if t.id == call.task_id), None)
+        tools = (task.tools if task is not None else None) or mission.defaults.tools or []
+        command = next((t for t in tools if t.name == call.tool), None)
+        if command is not None:
+            result = await run_command(
+                command.run, call.arguments, command.cwd, command.timeout_sec
+            )
+            text = result.output if result.ok else f"{result.output}\n{result.error}".strip()
+            return ToolAnswer(redact(text), result.ok)
+        function = python.get(call.tool)
+        if function is None:
+            return ToolAnswer(f"no tool named {call.tool} in this run", ok=False)
+        try:
+            value = function.function(call.arguments)
+            if inspect.isawaitable(value):
+                value = await value
+        except Exception as exc:  # noqa: BLE001 - the model is told the tool failed
+            return ToolAnswer(redact(f"{type(exc).__name__}: {exc}"), ok=False)
+        text = value if isinstance(value, str) else json.dumps(value, default=str)
+        return ToolAnswer(redact(text))
+
+    return handle
+
+
+_TOOL_ITEMS = {"mcpToolCall": "tool_call", "commandExecution": "command"}
+
+
+def hook_event(event: Event) -> tuple[HookEvent, str | None, dict[str, Any]] | None:
+    """The hook event a run event is, its task, and the JSON a hook gets."""
+    if isinstance(event, RunStarted):
+        return (
+            "run_start",
+            None,
+            {"run_id": event.run_id, "mission_id": event.mission_id, "tasks": list(event.task_ids)},
+        )
+    if isinstance(event, TaskUpdate) and event.status == "running":
+        return (
+            "task_start",
+            event.task_id,
+            {
+                "run_id": event.run_id,
+                "task_id": event.task_id,
+                "worker": event.worker,
+                "attempt": event.attempt,
+            },
+        )
+    if isinstance(event, CodexEvent) and event.method == "item/completed":
+        item = event.params.get("item") or {}
+        kind = _TOOL_ITEMS.get(str(item.get("type")))
+        if kind is not None:
+            return (
+                kind,
+                event.task_id,
+                {
+                    "run_id": event.run_id,
+                    "task_id": event.task_id,  # type: ignore[return-value]
+                    "item": item,
+                },
+            )
+    if isinstance(event, CodexEvent) and event.method == "wrapper/approval-rule":
+        return (
+            "approval",
+            event.task_id,
+            {"run_id": event.run_id, "task_id": event.task_id, **event.params},
+        )
+    if isinstance(event, TaskFinished):
+        return (
+            "task_end",
+            event.result.task_id,
+            {"run_id": event.run_id, **event.result.model_dump(mode="json")},
+        )
+    if isinstance(event, RunFinished):
+        return "run_end", None, event.summary.model_dump(mode="json")
+    return None
+
+
+@dataclass
+class HookRunner:
+    """Runs the mission's hooks (and Python hooks) on the run's events; ``drain`` at the end."""
+
+    run_id: str
+    hooks: Sequence[Hook]
+    python: Mapping[str, Sequence[PythonHook]] = field(default_factory=dict)
+    publish: Callable[[Event], None] = lambda _: None
+    redact: Callable[[Any], Any] = lambda value: value
+    failures: list[str] = field(default_factory=list)  # required hooks that failed
+    _running: set[asyncio.Task[None]] = field(default_factory=set)
+    _started: set[str] = field(default_factory=set)
+
+    def has(self, on: str) -> bool:
+        return any(h.on == on for h in self.hooks) or bool(self.python.get(on))
+
+    def __call__(self, event: Event) -> None:
+        found = hook_event(event)
+        if found is None:
+            return
+        on, task_id, payload = found
+        if on == "approval":
+            return  # approval hooks decide (``approval``); this event is what they decided
+        if on == "task_start":
+            if task_id in self._started:
+                return  # a retry: the task started already
+            self._started.add(str(task_id))
+        if not self.has(on):
+            return
+        data = {"event": on, **self.redact(payload)}
+        task = asyncio.get_running_loop().create_task(self._fire(on, task_id, data))
+        self._running.add(task)
+        task.add_done_callback(self._running.discard)
+
+    async def _fire(self, on: str, task_id: str | None, data: dict[str, Any]) -> None:
+        for hook in [h for h in self.hooks if h.on == on]:
+            result = await run_command(hook.run, data, hook.cwd, hook.timeout_sec)
+            self._record(on, task_id, hook.run, result, hook.required)
+        for function in self.python.get(on, ()):
+            await self._call(function, data)
+
+    async def _call(self, function: PythonHook, data: dict[str, Any]) -> Any:
+        try:
+            value = function(data)
+            if inspect.isawaitable(value):
+                value = await value
+            return value
+        except Exception as exc:  # noqa: BLE001 - a hook's failure is recorded, not raised
+            log.warning("run %s: Python hook %r failed: %s", self.run_id, function, exc)
+            return None
+
+    def _record(
+        self, on: str, task_id: str | None, run: str, result: CommandResult, required: bool
+    ) -> None:
+        if not result.ok:
+            note = f"hook on {on} `{run}` failed: {result.error}"
+            log.warning("run %s: %s", self.run_id, note)
+            if required:
+                self.failures.append(note)
+        if task_id:
+            self.publish(
+                CodexEvent(
+                    self.run_id,
+                    task_id,
+                    "wrapper/hook",
+                    {
+                        "on": on,
+                        "run": run,
+                        "exit_code": result.exit_code,
+                        "output": result.output[-4000:],
+                        "error": result.error,
+                    },
+                )
+            )
+
+    async def approval(self, request: ApprovalRequest) -> tuple[ApprovalDecision, str] | None:
+        """What the approval hooks say: the first ``accept``/``decline`` printed wins."""
+        data = {
+            "event": "approval",
+            "run_id": request.run_id,
+            "task_id": request.task_id,
+            "kind": request.kind,
+            "subject": request.describe(),
+            "command": request.command,
+            "reason": request.reason,
+        }
+        data = self.redact(data)
+        for hook in [h for h in self.hooks if h.on == "approval"]:
+            result = await run_command(hook.run, data, hook.cwd, hook.timeout_sec)
+            self._record("approval", request.task_id, hook.run, result, hook.required)
+            answer = result.output.strip().lower().split()[:1] if result.ok else []
+            if answer and answer[0] in ("accept", "decline"):
+                return answer[0], f"hook `{hook.run}`"  # type: ignore[return-value]
+        for function in self.python.get("approval", ()):
+            value = await self._call(function, data)
+            if value in ("accept", "decline"):
+                return value, f"hook {getattr(function, '__name__', function)!s}"
+        return None
+
+    async def drain(self) -> None:
+        """Wait for the hooks still running (each is bounded by its own timeout)."""
+        while self._running:
+            await asyncio.gather(*list(self._running), return_exceptions=True)
+
+    async def stop(self) -> None:
+        """Stop the hooks still running (their commands are killed)."""
+        for task in self._running:
+            task.cancel()
+        await self.drain()
