@@ -12,12 +12,14 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 
 from codex_mcp_wrapper import Settings, parse_mission, run_mission_sync
 from codex_mcp_wrapper.engine.orchestration import PythonTool
 from codex_mcp_wrapper.engine.session import RunOptions
 from tests.helpers.cli import run_cli
+from tests.helpers.mcp_client import stdio_client
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
@@ -70,14 +72,14 @@ def test_command_rules_let_an_allowed_command_run_and_keep_a_denied_one_out(
     assert (ws / "allowed.txt").read_text() == "allowed\n"
     assert not (ws / "denied.txt").exists()
     decided = {
-        e["subject"]: (e["decision"], e["by"])
+        e["command"]: (e["decision"], e["by"])
         for e in events(summary, "both", "wrapper/approval-rule")
     }
-    assert decided["run `echo allowed > allowed.txt`"] == (
+    assert decided["echo allowed > allowed.txt"] == (
         "accept",
         "mission.commands.allow 'echo allowed*'",
     )
-    assert decided["run `echo denied > denied.txt`"] == (
+    assert decided["echo denied > denied.txt"] == (
         "decline",
         "mission.commands.deny 'echo denied*'",
     )
@@ -155,17 +157,18 @@ def test_a_file_change_is_decided_by_a_path_rule(tmp_path: Path, cli_env: dict[s
                     "approvals": {"files": {"allow": ["src/**"], "deny": ["**/*.pem"]}},
                     "script": [
                         {"shell": patch("src/pkg/app.py", "print('hi')")},
-                        {"shell": patch("keys/server.pem", "secret")},
+                        {"shell": patch("server.pem", "secret")},
                         {"say": "done"},
                     ],
                 }
             ],
         },
     )
-    summary = run(path, cli_env, "--auto-approve")
     ws = tmp_path / "ws"
+    (ws / "src" / "pkg").mkdir(parents=True)  # a read-only sandbox creates no folders
+    summary = run(path, cli_env, "--auto-approve")
     assert (ws / "src" / "pkg" / "app.py").read_text() == "print('hi')\n"
-    assert not (ws / "keys" / "server.pem").exists()
+    assert not (ws / "server.pem").exists()
     decided = [(e["decision"], e["by"]) for e in events(summary, "edit", "wrapper/approval-rule")]
     assert decided == [
         ("accept", "task.files.allow 'src/**'"),
@@ -329,3 +332,24 @@ def test_the_python_example_of_orchestration_md_runs_as_written(
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines() == ["hook: task_end ship ok", "True ok shipping"]
+
+
+@pytest.mark.anyio
+async def test_mcp_clients_send_hooks_and_tools_only_when_the_server_allows_them(
+    tmp_path: Path, cli_env: dict[str, str], workspace: Path
+) -> None:
+    marker = tmp_path / "hook-ran.txt"
+    mission = {
+        "workspace_root": str(workspace),
+        "hooks": [{"on": "task_end", "run": f"touch {marker}"}],
+        "tasks": [{"id": "a", "prompt": "hi"}],
+    }
+    async with stdio_client(tmp_path / "s1", "--scripted") as client:
+        refused = await client.call_tool("batch", {"mission": mission})
+    assert refused.is_error
+    assert "--allow-mission-commands" in json.dumps(refused.model_dump(mode="json"))
+    assert not marker.exists()
+    async with stdio_client(tmp_path / "s2", "--scripted", "--allow-mission-commands") as client:
+        allowed = await client.call_tool("batch", {"mission": mission})
+    assert not allowed.is_error and (allowed.structured_content or {})["status"] == "ok"
+    assert marker.exists()

@@ -61,9 +61,9 @@ def test_a_failing_check_fails_the_test_with_a_readable_report(
         [
             "*MissionFailed: run * (mission) ended failed*",
             "*task fruit: failed*",
-            "*check final_message*failed: expected*banana*observed*apple*",
+            "*check final_message: /banana/ failed: expected matches, observed apple*",
             "*last events:*",
-            "*commandExecution: echo apple*",
+            "*item/completed commandExecution: echo apple (exit 0)*",
             "*- codex-wrapper -*",
         ]
     )

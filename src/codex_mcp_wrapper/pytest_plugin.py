@@ -24,6 +24,7 @@ from typing import Any
 import pytest
 
 from codex_mcp_wrapper.app import run_mission_sync
+from codex_mcp_wrapper.codex.evidence import unwrap_shell
 from codex_mcp_wrapper.engine.executor import ApprovalHandler
 from codex_mcp_wrapper.engine.orchestration import PythonHook
 from codex_mcp_wrapper.engine.results import RunSummary
@@ -41,21 +42,27 @@ class MissionFailed(AssertionError):
 
 
 def _shown(line: str) -> str | None:
+    """One transcript event as a line, or None for the noise (deltas, status changes)."""
     try:
         event = json.loads(line)
     except json.JSONDecodeError:
         return None
     method = str(event.get("method", ""))
-    if any(q in method for q in QUIET_METHODS):
+    if any(q in method for q in QUIET_METHODS) or method in ("item/started", "turn/started"):
         return None
     params = event.get("params") or {}
     item = params.get("item") if isinstance(params, dict) else None
     if isinstance(item, dict):
+        if item.get("type") == "userMessage":
+            return None
         what = item.get("command") or item.get("text") or item.get("tool") or ""
-        detail = f"{item.get('type')}: {str(what)[:160]}"
+        detail = f"{item.get('type')}: {unwrap_shell(str(what))[:160]}"
         if item.get("exitCode") is not None:
             detail += f" (exit {item['exitCode']})"
         return f"{method} {detail}"
+    if method == "turn/completed":
+        turn = params.get("turn") or {}
+        return f"{method} {turn.get('status', '')} {turn.get('error') or ''}".rstrip()
     return f"{method} {json.dumps(params)[:160]}"
 
 

@@ -181,6 +181,9 @@ def rule_approvals(
                 {
                     "kind": request.kind,
                     "subject": request.describe(),
+                    "command": request.command,
+                    "paths": list(request.paths),
+                    "tool": request.tool,
                     "decision": decision,
                     "by": by,
                 },

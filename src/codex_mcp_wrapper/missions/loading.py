@@ -204,6 +204,39 @@ def load_mission(path: str | Path, variables: Mapping[str, str] | None = None) -
     return mission
 
 
+SHELL_BUILTINS = frozenset(
+    [
+        ":",
+        ".",
+        "[",
+        "break",
+        "cd",
+        "command",
+        "continue",
+        "echo",
+        "eval",
+        "exec",
+        "exit",
+        "export",
+        "false",
+        "printf",
+        "read",
+        "readonly",
+        "return",
+        "set",
+        "shift",
+        "test",
+        "times",
+        "trap",
+        "true",
+        "type",
+        "umask",
+        "unset",
+        "wait",
+    ]
+)
+
+
 def commands_of(mission: Mission) -> list[Hook | DynamicTool]:
     """The mission's hooks and tools: what it runs on this machine besides Codex."""
     tools = [t for task in [mission.defaults, *mission.tasks] for t in task.tools or []]
@@ -216,9 +249,13 @@ def check_commands(mission: Mission, source: str) -> None:
     for command in commands_of(mission):
         what = f"hook on {command.on}" if isinstance(command, Hook) else f"tool {command.name}"
         try:
-            program = shlex.split(command.run)[0]
-        except (ValueError, IndexError) as exc:
+            words = shlex.split(command.run)
+        except ValueError as exc:
             raise MissionError(f"{source}: {what}: cannot read `{command.run}` ({exc}).") from exc
+        words = [w for w in words if "=" not in w.split("/")[0]] or [""]  # FOO=1 cmd
+        program = words[0]
+        if program in SHELL_BUILTINS or not program or any(c in program for c in "(){};|&$`"):
+            continue  # run by the shell itself, or shell syntax: nothing to look up
         cwd = Path(command.cwd or ".")
         found = (
             (cwd / program).is_file() and os.access(cwd / program, os.X_OK)
