@@ -39,21 +39,25 @@ def test_banana(codex_wrapper):
 """
 
 
-def test_the_fixture_runs_a_mission_in_a_test(
+@pytest.fixture
+def tester(
     pytester: pytest.Pytester, cli_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
-) -> None:
+) -> pytest.Pytester:
+    """pytester, its pytest run with the real Codex (``cli_env``)."""
     for key, value in cli_env.items():
         monkeypatch.setenv(key, value)
+    return pytester
+
+
+def test_the_fixture_runs_a_mission_in_a_test(tester: pytest.Pytester) -> None:
+    pytester = tester
     pytester.makepyfile(SMOKE)
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
     result.assert_outcomes(passed=1)
 
 
-def test_a_failing_check_fails_the_test_with_a_readable_report(
-    pytester: pytest.Pytester, cli_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    for key, value in cli_env.items():
-        monkeypatch.setenv(key, value)
+def test_a_failing_check_fails_the_test_with_a_readable_report(tester: pytest.Pytester) -> None:
+    pytester = tester
     pytester.makepyfile(FAILING)
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
     result.assert_outcomes(failed=1)
@@ -69,11 +73,8 @@ def test_a_failing_check_fails_the_test_with_a_readable_report(
     )
 
 
-def test_the_smoke_test_in_docs_pytest_md_runs_as_written(
-    pytester: pytest.Pytester, cli_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    for key, value in cli_env.items():
-        monkeypatch.setenv(key, value)
+def test_the_smoke_test_in_docs_pytest_md_runs_as_written(tester: pytest.Pytester) -> None:
+    pytester = tester
     doc = (REPO / "docs" / "pytest.md").read_text()
     block = re.search(r"```python\n(.*?)```", doc, re.DOTALL)
     assert block is not None

@@ -141,6 +141,19 @@ def test_a_six_task_mission_runs_across_two_hosts_like_a_local_run(
     )
 
 
+def start_run(rig: Rig, path: Path, env: dict[str, str]) -> subprocess.Popen[str]:
+    """`run --json` submitted to the rig, in the background (stdin not a terminal)."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "codex_mcp_wrapper", "run", str(path), "--json", *rig.flags()],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        cwd=REPO,
+        stdin=subprocess.DEVNULL,
+    )
+
+
 def running_on(rig: Rig, host: str) -> bool:
     return any(
         '"status":"running"' in line and f'"worker":"{host}/' in line for line in rig.events()
@@ -157,14 +170,7 @@ def test_a_host_killed_mid_task_hands_its_tasks_to_the_other_host(
         {"id": f"t{i}", "prompt": f"task {i}", "cwd": f"t{i}", "script": long} for i in range(1, 5)
     ]
     path = mission(tmp_path / "kill.yaml", tasks, idle_timeout_sec=4, retries=2)
-    submit = subprocess.Popen(
-        [sys.executable, "-m", "codex_mcp_wrapper", "run", str(path), "--json", *rig.flags()],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=cli_env,
-        cwd=REPO,
-    )
+    submit = start_run(rig, path, cli_env)
     try:
         assert wait_until(lambda: running_on(rig, "A"), 60), rig.errors("A")
         rig.kill_host("A")  # the whole process group, Codex included, with no goodbye
@@ -235,15 +241,7 @@ def test_ctrl_c_cancels_the_workflow_and_stops_every_hosts_activities(
     slow = [{"delay": 60.0}, {"say": "never"}]
     tasks = [{"id": f"s{i}", "prompt": f"slow {i}", "script": slow} for i in range(1, 5)]
     path = mission(tmp_path / "cancel.yaml", tasks, idle_timeout_sec=120)
-    submit = subprocess.Popen(
-        [sys.executable, "-m", "codex_mcp_wrapper", "run", str(path), "--json", *rig.flags()],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=cli_env,
-        cwd=REPO,
-        stdin=subprocess.DEVNULL,
-    )
+    submit = start_run(rig, path, cli_env)
     try:
         assert wait_until(lambda: running_on(rig, "A") and running_on(rig, "B"), 60)
         submit.send_signal(signal.SIGINT)
@@ -280,14 +278,7 @@ def test_hosts_restart_and_the_workflow_goes_on(
         {"id": "two", "prompt": "two", "script": step, "depends_on": ["one"]},
     ]
     path = mission(tmp_path / "restart.yaml", tasks, idle_timeout_sec=5, retries=2)
-    submit = subprocess.Popen(
-        [sys.executable, "-m", "codex_mcp_wrapper", "run", str(path), "--json", *rig.flags()],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=cli_env,
-        cwd=REPO,
-    )
+    submit = start_run(rig, path, cli_env)
     try:
         assert wait_until(lambda: running_on(rig, "A"), 60)
         assert rig.stop_host("A") == 0  # SIGTERM: the running task is handed back

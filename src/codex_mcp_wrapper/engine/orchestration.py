@@ -384,8 +384,11 @@ class HookRunner:
         while self._running:
             await asyncio.gather(*list(self._running), return_exceptions=True)
 
-    async def stop(self) -> None:
-        """Stop the hooks still running (their commands are killed)."""
+    @property
+    def busy(self) -> bool:
+        return bool(self._running)
+
+    def cancel(self) -> None:
+        """Stop the hooks still running (each kills its command as it ends)."""
         for task in self._running:
             task.cancel()
-        await self.drain()

@@ -41,7 +41,6 @@ from codex_mcp_wrapper.engine.results import RunSummary, TaskResult, summarise
 from codex_mcp_wrapper.engine.store import RunStore
 from codex_mcp_wrapper.errors import MissionError, RunDetached, WrapperError
 from codex_mcp_wrapper.missions.model import Mission
-from codex_mcp_wrapper.process import finish
 from codex_mcp_wrapper.settings import Settings
 
 
@@ -189,7 +188,9 @@ async def run_mission(
             raise
         finally:
             if not detached:
-                await _end_hooks(hooks, cancelled)  # before the summary: it counts failures
+                # Hooks end before the summary (it counts their failures); a cancelled run
+                # stops them, and nothing here may keep the summary from being written.
+                interrupted = cancelled or await _settle(hooks)
                 summary = summarise(
                     run_id,
                     mission.mission_id,
@@ -202,13 +203,23 @@ async def run_mission(
                     hook_failures=hooks.failures,
                 )
                 bus.publish(RunFinished(run_id, summary))
-                await _end_hooks(hooks, cancelled)  # run_end hooks
+                interrupted = interrupted or await _settle(hooks)  # run_end hooks
+                if interrupted:
+                    hooks.cancel()
+                    if not cancelled:
+                        raise asyncio.CancelledError  # it came while the hooks ran
     return redacted(summary, redactor)
 
 
-async def _end_hooks(hooks: HookRunner, cancelled: bool) -> None:
-    """Wait for the hooks still running; a cancelled run stops them instead."""
-    await finish(hooks.stop() if cancelled else hooks.drain())
+async def _settle(hooks: HookRunner) -> bool:
+    """Wait for the hooks still running; True when cancelled meanwhile."""
+    if not hooks.busy:
+        return False
+    try:
+        await hooks.drain()
+    except asyncio.CancelledError:
+        return True
+    return False
 
 
 def _results(
