@@ -193,6 +193,9 @@ class Settings:
     # MCP clients may send missions with hooks and tools (commands run on this machine,
     # outside Codex's sandbox): off unless `serve --allow-mission-commands`.
     mission_commands: bool = False
+    # Record each model exchange of a run (through a proxy in front of its provider) into
+    # the run folder's recording.jsonl, from which `run --record` writes a cassette.
+    record: bool = False
     # Run missions as Temporal workflows on worker hosts instead of on this machine.
     temporal: TemporalSettings | None = None
 

@@ -14,7 +14,16 @@ from typing import NoReturn
 import click
 
 from codex_mcp_wrapper import __version__
-from codex_mcp_wrapper.cli import doctor, instances, missions, model, runs, scaleout, serve
+from codex_mcp_wrapper.cli import (
+    cassettes,
+    doctor,
+    instances,
+    missions,
+    model,
+    runs,
+    scaleout,
+    serve,
+)
 from codex_mcp_wrapper.cli.options import add_global_options, global_options
 from codex_mcp_wrapper.errors import (
     EXIT_INTERRUPTED,
@@ -40,7 +49,7 @@ def cli() -> None:
     subcommand."""
 
 
-for module in (missions, runs, doctor, model, serve, scaleout, instances):
+for module in (missions, runs, doctor, model, serve, scaleout, cassettes, instances):
     for command in module.COMMANDS:
         cli.add_command(command)
 add_global_options(cli)

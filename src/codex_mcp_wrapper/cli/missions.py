@@ -10,7 +10,8 @@ from typing import NoReturn
 
 import click
 
-from codex_mcp_wrapper.app import open_runs
+from codex_mcp_wrapper.app import open_runs, write_cassette
+from codex_mcp_wrapper.cassettes.model import load_cassette, replay_mission
 from codex_mcp_wrapper.cli.options import (
     codex_setup_options,
     codex_setup_settings,
@@ -77,6 +78,25 @@ def _finish(summary: RunSummary, as_json: bool) -> None:
 @click.option("--junit", type=click.Path(path_type=Path), help="Also write JUnit XML here.")
 @click.option("--report", type=click.Path(path_type=Path), help="Also write the HTML report here.")
 @click.option(
+    "--record",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Record the run's model exchanges (through a proxy in front of its provider) into "
+    "this cassette (YAML), to replay offline with --replay.",
+)
+@click.option(
+    "--replay",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Replay this cassette: each task plays its recorded exchanges on the scripted model.",
+)
+@click.option(
+    "--replay-mode",
+    type=click.Choice(["strict", "echo"]),
+    default="strict",
+    show_default=True,
+    help="strict: a replay that diverges (a tool no longer offered, a task or a request "
+    "not recorded) fails; echo: go on with the scripted model's echo.",
+)
+@click.option(
     "--detach",
     is_flag=True,
     help="With --temporal: start the mission and print its run id at once; `resume RUN_ID "
@@ -97,6 +117,9 @@ def run(
     auto_approve: bool,
     junit: Path | None,
     report: Path | None,
+    record: Path | None,
+    replay: Path | None,
+    replay_mode: str,
     detach: bool,
     codex_home: Path | None,
     sync_codex_config: bool,
@@ -135,7 +158,13 @@ def run(
             as_json,
         ),
     )
+    if record is not None and replay is not None:
+        raise InputError("--record and --replay exclude each other: record once, replay after.")
+    if record is not None:
+        settings = dataclasses.replace(settings, record=True)
     mission = load_mission(mission_file, settings.variables)
+    if replay is not None:
+        mission = replay_mission(mission, load_cassette(replay), replay_mode)  # type: ignore[arg-type]
     if workspace is not None:
         mission.workspace_root = str(workspace.resolve())
     view = ProgressView(sys.stderr)
@@ -149,6 +178,9 @@ def run(
         _detached(exc, as_json)
     finally:
         view.close()
+    if record is not None:
+        count = write_cassette(summary, mission.mission_id, record)
+        click.echo(f"recorded {count} exchange(s) into {record}", err=True)
     _finish(summary, as_json)
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import itertools
 import logging
 import os
@@ -17,6 +18,7 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from codex_mcp_wrapper.cassettes.proxy import RECORDING, RecordingProxy
 from codex_mcp_wrapper.codex.auth import api_key_from_env, require_credentials
 from codex_mcp_wrapper.codex.budget import ProcessBudget
 from codex_mcp_wrapper.codex.executor import LocalExecutor
@@ -42,6 +44,7 @@ from codex_mcp_wrapper.scripted.server import ScriptedModel
 from codex_mcp_wrapper.settings import API_KEY_VARS, Settings, find_codex_bin
 
 log = logging.getLogger("codex_mcp_wrapper.codex")
+OPENAI_BASE_URL = "https://api.openai.com/v1"  # Codex's own provider, when recorded by API key
 
 
 @dataclass
@@ -200,6 +203,11 @@ class LocalBackend:
         """Start the scripted model when asked; yield the provider and the model name each
         task's threads must use."""
         if self.settings.scripted or mission.provider == "scripted":
+            if self.settings.record:
+                raise MissionError(
+                    "nothing to record: the mission runs on the scripted model; give it a real "
+                    "provider (or drop --scripted)."
+                )
             scripts = load_task_scripts(mission)
             async with self._scripted_model() as model:
                 seen = itertools.count(1)
@@ -229,15 +237,24 @@ class LocalBackend:
             return
         if isinstance(mission.provider, CustomProvider):
             p = mission.provider
-            yield (
-                ProviderSpec(
-                    kind="custom",
-                    name=p.name,
-                    base_url=p.base_url,
-                    env_key=p.env_key,
-                    model=p.model,
-                ),
-                {},
+            spec = ProviderSpec(
+                kind="custom", name=p.name, base_url=p.base_url, env_key=p.env_key, model=p.model
             )
+        elif self.settings.record:  # Codex's own provider, through the proxy: by API key
+            if api_key_from_env() is None:
+                raise MissionError(
+                    "recording Codex's own provider needs OPENAI_API_KEY (a ChatGPT login "
+                    "cannot be proxied); set it, or record a custom provider."
+                )
+            spec = ProviderSpec(
+                kind="custom", name="openai", base_url=OPENAI_BASE_URL, env_key="OPENAI_API_KEY"
+            )
+        else:
+            yield ProviderSpec(), {}
             return
-        yield ProviderSpec(), {}
+        if not self.settings.record:
+            yield spec, {}
+            return
+        proxy = RecordingProxy(spec.base_url or "", run.redact, run.run_dir / RECORDING)
+        async with proxy.serve() as url:
+            yield dataclasses.replace(spec, base_url=url), {}

@@ -113,7 +113,7 @@ class Task(TaskSettings):
     prompt: Annotated[str, Field(min_length=1)]
     depends_on: list[str] = Field(default_factory=list)
     follow_ups: list[Annotated[str, Field(min_length=1)]] = Field(default_factory=list)
-    script: list[Any] | str | None = None
+    script: list[Any] | dict[str, Any] | str | None = None
     expect: Expect | None = None
 
 

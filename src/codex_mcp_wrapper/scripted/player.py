@@ -19,6 +19,7 @@ from codex_mcp_wrapper.scripted.script import (
     Escalate,
     Fail,
     Hang,
+    Raw,
     Say,
     Script,
     Shell,
@@ -250,11 +251,21 @@ class ScriptPlayer:
             if isinstance(step, Delay):
                 delay += step.delay
                 continue
-            return self._play(step, body, delay, seq=state.calls)
+            return self._play(step, body, delay, seq=state.calls, strict=script.strict)
         prompt = last_user_prompt(body)
+        if script.strict:
+            return HttpError(
+                400,
+                f"replay diverged: Codex asked the model a request number {state.calls} "
+                f"but {script.source} has {len(script.steps)} step(s); record the run again "
+                "or replay with --replay-mode echo",
+                delay=delay,
+            )
         return Items([_message(f"echo: {prompt}", state.calls)], delay=delay)
 
-    def _play(self, step: Step, body: dict[str, Any], delay: float, seq: int) -> Reply:
+    def _play(
+        self, step: Step, body: dict[str, Any], delay: float, seq: int, strict: bool = False
+    ) -> Reply:
         if isinstance(step, Say):
             text = render_say(
                 step.say, last_output=last_tool_output(body), prompt=last_user_prompt(body)
@@ -287,12 +298,16 @@ class ScriptPlayer:
                 what = f"MCP tool '{step.tool.name}' of server '{step.tool.server}'"
             if found is None:
                 text = (
-                    f"scripted model: {what} was not offered by Codex (offered: "
-                    f"{', '.join(offered_tools(body)) or 'none'})."
+                    f"{what} was not offered by Codex (offered: "
+                    f"{', '.join(offered_tools(body)) or 'none'})"
                 )
-                return Items([_message(text, seq)], delay=delay)
+                if strict:
+                    return HttpError(400, f"replay diverged: {text}", delay=delay)
+                return Items([_message(f"scripted model: {text}.", seq)], delay=delay)
             namespace, name = found
             return Items([_call(name, dict(step.tool.arguments), seq, namespace)], delay=delay)
+        if isinstance(step, Raw):
+            return Items([dict(item) for item in step.raw], delay=delay)
         if isinstance(step, Fail):
             if step.fail == "stream":
                 return StreamFailure("scripted failure: the stream broke", delay=delay)

@@ -11,6 +11,10 @@ exactly one key::
     - fail: 500 | 400 | 429 | stream   # an HTTP error, or an SSE response.failed
     - hang: 30                         # open the stream, then stall for 30 s and drop it
     - delay: 0.5                       # wait before answering with the next step
+    - raw: [{type: message, ...}]      # output items sent as they are (recorded answers)
+
+A mapping ``{steps: [...], strict: true}`` is a replay: running out of steps, or calling a tool
+Codex did not offer, answers HTTP 400 "replay diverged: ..." instead.
 
 ``say`` may use ``{last_output}`` (the output of the last tool call) and ``{prompt}``
 (the last user prompt). When the steps run out the model echoes the prompt.
@@ -77,7 +81,13 @@ class Delay(_Step):
     delay: Annotated[float, Field(ge=0, le=3_600)]
 
 
-Step = Say | Shell | Tool | Escalate | Fail | Hang | Delay
+class Raw(_Step):
+    """Response output items sent as they are (a recorded answer no other step expresses)."""
+
+    raw: Annotated[list[dict[str, Any]], Field(min_length=1)]
+
+
+Step = Say | Shell | Tool | Escalate | Fail | Hang | Delay | Raw
 STEP_KINDS: dict[str, type[_Step]] = {
     "say": Say,
     "shell": Shell,
@@ -86,9 +96,10 @@ STEP_KINDS: dict[str, type[_Step]] = {
     "fail": Fail,
     "hang": Hang,
     "delay": Delay,
+    "raw": Raw,
 }
 # Steps that answer the request with output Codex keeps in the thread's history.
-EMITTING = (Say, Shell, Tool, Escalate)
+EMITTING = (Say, Shell, Tool, Escalate, Raw)
 
 
 class Script(BaseModel):
@@ -97,6 +108,9 @@ class Script(BaseModel):
     model_config = ConfigDict(frozen=True)
     steps: tuple[Step, ...] = ()
     source: str = "<script>"
+    # A replay: a request past the last step, or a tool Codex no longer offers, is an error
+    # (HTTP 400 "replay diverged: ...") instead of an echo or a message.
+    strict: bool = False
 
 
 def _describe(value: object) -> str:
@@ -106,7 +120,9 @@ def _describe(value: object) -> str:
 
 def parse_script(data: object, source: str = "<script>") -> Script:
     """Validate already-parsed script data; raise ScriptError naming source, step and field."""
-    if isinstance(data, dict) and set(data) == {"steps"}:
+    strict = False
+    if isinstance(data, dict) and set(data) in ({"steps"}, {"steps", "strict"}):
+        strict = bool(data.get("strict"))
         data = data["steps"]
     if data is None:
         data = []
@@ -150,7 +166,7 @@ def parse_script(data: object, source: str = "<script>") -> Script:
                         "or double the braces for a literal one."
                     )
         steps.append(step)  # type: ignore[arg-type]
-    return Script(steps=tuple(steps), source=source)
+    return Script(steps=tuple(steps), source=source, strict=strict)
 
 
 def load_script(path: str | Path) -> Script:

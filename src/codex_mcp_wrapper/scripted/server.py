@@ -109,6 +109,55 @@ class _Run:
     listener: Callable[[dict[str, str], dict[str, Any]], None] | None
 
 
+def bind_loopback(port: int = 0) -> socket.socket:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((LOOPBACK, port))
+    except OSError as exc:
+        sock.close()
+        raise EnvironmentProblem(
+            f"cannot listen on {LOOPBACK}:{port} ({exc.strerror}); "
+            "choose another --port or leave it out to let the OS pick one."
+        ) from exc
+    sock.listen(128)
+    sock.setblocking(False)
+    return sock
+
+
+@asynccontextmanager
+async def serve_app(app: Starlette, port: int = 0, what: str = "a server") -> AsyncIterator[str]:
+    """Serve ``app`` on loopback in this event loop; yields its ``http://127.0.0.1:N/v1``."""
+    sock = bind_loopback(port)
+    config = uvicorn.Config(
+        app,
+        log_level="warning",
+        access_log=False,
+        lifespan="off",
+        timeout_graceful_shutdown=SHUTDOWN_GRACE,
+    )
+    server = uvicorn.Server(config)
+    # The embedding program owns the signals (Ctrl-C must reach the run, not uvicorn).
+    server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign,assignment]
+    task = asyncio.create_task(server.serve(sockets=[sock]))
+    try:
+        async with asyncio.timeout(SERVER_START_TIMEOUT):
+            while not server.started:
+                if task.done():
+                    await task
+                    raise EnvironmentProblem(f"{what} stopped at start.")
+                await asyncio.sleep(0.005)
+        yield f"http://{LOOPBACK}:{sock.getsockname()[1]}/v1"
+    finally:
+        server.should_exit = True
+        try:
+            async with asyncio.timeout(SHUTDOWN_GRACE + 5):
+                await task
+        except TimeoutError:
+            task.cancel()
+        sock.close()
+
+
 class ScriptedModel:
     """A Responses-compatible model server that plays scripts; loopback only."""
 
@@ -250,54 +299,14 @@ class ScriptedModel:
         )
 
     # -- lifecycle ---------------------------------------------------------------------------
-    def _bind(self) -> socket.socket:
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((LOOPBACK, self.port))
-        except OSError as exc:
-            sock.close()
-            raise EnvironmentProblem(
-                f"cannot listen on {LOOPBACK}:{self.port} ({exc.strerror}); "
-                "choose another --port or leave it out to let the OS pick one."
-            ) from exc
-        sock.listen(128)
-        sock.setblocking(False)
-        return sock
-
     @asynccontextmanager
     async def serve(self) -> AsyncIterator[str]:
         """Run the server in this event loop; yields the base URL (``http://127.0.0.1:N/v1``)."""
-        sock = self._bind()
-        port = sock.getsockname()[1]
-        config = uvicorn.Config(
-            self.app(),
-            log_level="warning",
-            access_log=False,
-            lifespan="off",
-            timeout_graceful_shutdown=SHUTDOWN_GRACE,
-        )
-        server = uvicorn.Server(config)
-        # The embedding program owns the signals (Ctrl-C must reach the run, not uvicorn).
-        server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign,assignment]
-        task = asyncio.create_task(server.serve(sockets=[sock]))
         try:
-            async with asyncio.timeout(SERVER_START_TIMEOUT):
-                while not server.started:
-                    if task.done():
-                        await task
-                        raise EnvironmentProblem("the scripted model server stopped at start.")
-                    await asyncio.sleep(0.005)
-            self.base_url = f"http://{LOOPBACK}:{port}/v1"
-            yield self.base_url
+            async with serve_app(self.app(), self.port, "the scripted model server") as url:
+                self.base_url = url
+                yield url
         finally:
-            server.should_exit = True
-            try:
-                async with asyncio.timeout(SHUTDOWN_GRACE + 5):
-                    await task
-            except TimeoutError:
-                task.cancel()
-            sock.close()
             self.log.close()
             for run in self._runs.values():
                 run.log.close()
