@@ -15,6 +15,7 @@ import pytest
 import yaml
 
 from tests.helpers.cli import REPO, run_cli
+from tests.helpers.mcp_client import stdio_client
 
 EXAMPLES = REPO / "examples"
 TOKEN = "supersecret-token-77"
@@ -58,7 +59,12 @@ def mission(tmp_path: Path, base_url: str, with_fs: bool = True) -> Path:
     data: dict[str, Any] = {
         "mission_id": "recorded",
         "workspace_root": str(ws),
-        "provider": {"base_url": base_url, "env_key": "UPSTREAM_API_KEY", "name": "upstream"},
+        "provider": {
+            "base_url": base_url,
+            "env_key": "UPSTREAM_API_KEY",
+            "name": "upstream",
+            "model": "scripted",
+        },
         "defaults": {
             "sandbox": "workspace-write",
             "env": {"TOKEN": TOKEN},
@@ -99,9 +105,7 @@ def test_a_recorded_run_replays_offline_with_the_same_results(
     assert steps[1] == {
         "tool": {"server": "fs", "name": "read_file", "arguments": {"path": "notes.txt"}}
     }
-    assert "fs.read_file" in " ".join(data["tasks"]["one"]["exchanges"][1]["offered"]) or any(
-        "read_file" in o for o in data["tasks"]["one"]["exchanges"][1]["offered"]
-    )
+    assert "mcp__fs.read_file" in data["tasks"]["one"]["exchanges"][1]["offered"]
     for task in ("one", "two"):
         (tmp_path / "ws" / task / "made.txt").unlink()
 
@@ -145,3 +149,31 @@ def test_a_broken_cassette_is_one_line_and_exit_2(tmp_path: Path, cli_env: dict[
     done = run_cli(["cassette", "check", str(bad)], cli_env, timeout=60)
     assert done.returncode == 2
     assert "unknown step 'sing'" in done.stderr and len(done.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.anyio
+async def test_serve_records_each_mcp_mission_as_a_cassette_that_run_replays(
+    tmp_path: Path, cli_env: dict[str, str], upstream: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for key, value in {**cli_env, "UPSTREAM_API_KEY": API_KEY}.items():
+        monkeypatch.setenv(key, value)
+    path = mission(tmp_path, upstream)
+    cassettes = tmp_path / "cassettes"
+    async with stdio_client(tmp_path / "served", "--record", str(cassettes)) as client:
+        result = await client.call_tool("batch", {"mission": str(path)})
+    assert not result.is_error and (result.structured_content or {})["status"] == "ok"
+    (cassette,) = cassettes.glob("recorded-*.yaml")
+    replayed = run_cli(["run", str(path), "--json", "--replay", str(cassette)], cli_env)
+    assert replayed.returncode == 0, replayed.stderr
+    assert [t["status"] for t in json.loads(replayed.stdout)["tasks"]] == ["ok", "ok"]
+
+
+def test_a_task_missing_from_the_cassette_stops_a_strict_replay_before_it_starts(
+    tmp_path: Path, cli_env: dict[str, str]
+) -> None:
+    cassette = tmp_path / "one-task.yaml"
+    cassette.write_text("version: 1\nmission_id: recorded\ntasks: {one: {exchanges: []}}\n")
+    path = mission(tmp_path, "http://127.0.0.1:9/v1")
+    done = run_cli(["run", str(path), "--replay", str(cassette)], cli_env, timeout=60)
+    assert done.returncode == 2
+    assert "task two is not in the cassette (it has one)" in done.stderr

@@ -7,11 +7,8 @@ Entry points (the CLI, the MCP server, Python users) build ``Settings`` once and
 from __future__ import annotations
 
 import asyncio
-import json
 from pathlib import Path
 
-from codex_mcp_wrapper.cassettes.model import build_cassette, dump_cassette
-from codex_mcp_wrapper.cassettes.proxy import RECORDING
 from codex_mcp_wrapper.codex.backend import LocalBackend
 from codex_mcp_wrapper.engine.executor import Backend
 from codex_mcp_wrapper.engine.results import RunSummary
@@ -40,17 +37,6 @@ async def cancel_remote_run(settings: Settings, run_id: str) -> bool:
     if settings.temporal is None:
         raise InputError("cancelling a run elsewhere needs --temporal HOST:PORT.")
     return await TemporalBackend(settings, settings.temporal).cancel(run_id)
-
-
-def write_cassette(summary: RunSummary, mission_id: str, path: Path) -> int:
-    """The cassette of a recorded run (``Settings.record``) written to ``path``; how many
-    exchanges it holds."""
-    log = Path(summary.run_dir or "") / RECORDING
-    lines = log.read_text(encoding="utf-8").splitlines() if log.is_file() else []
-    threads = {t.thread_id: t.task_id for t in summary.tasks if t.thread_id}
-    cassette = build_cassette(mission_id, (json.loads(line) for line in lines), threads)
-    dump_cassette(cassette, path)
-    return sum(len(t.exchanges) for t in cassette.tasks.values())
 
 
 def open_runs(settings: Settings, default_cwd: Path | None = None) -> Runs:

@@ -196,6 +196,9 @@ class Settings:
     # Record each model exchange of a run (through a proxy in front of its provider) into
     # the run folder's recording.jsonl, from which `run --record` writes a cassette.
     record: bool = False
+    # With ``record``: every run also writes its cassette here as MISSION-RUN_ID.yaml
+    # (`serve --record DIR`; `run --record FILE` writes its one cassette itself).
+    record_dir: Path | None = None
     # Run missions as Temporal workflows on worker hosts instead of on this machine.
     temporal: TemporalSettings | None = None
 

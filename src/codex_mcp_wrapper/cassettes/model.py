@@ -167,3 +167,16 @@ def replay_mission(mission: Mission, cassette: Cassette, mode: ReplayMode) -> Mi
         for t in mission.tasks
     ]
     return mission.model_copy(update={"tasks": tasks, "provider": "scripted"})
+
+
+RECORDING = "recording.jsonl"  # in a recorded run's folder: its exchanges, as the proxy saw them
+
+
+def write_cassette(run_dir: Path, threads: Mapping[str, str], mission_id: str, path: Path) -> int:
+    """Write the cassette of the recorded run in ``run_dir`` (``threads``: thread id -> task
+    id, from its results) to ``path``; how many exchanges it holds."""
+    log = run_dir / RECORDING
+    lines = log.read_text(encoding="utf-8").splitlines() if log.is_file() else []
+    cassette = build_cassette(mission_id, (json.loads(line) for line in lines), threads)
+    dump_cassette(cassette, path)
+    return sum(len(t.exchanges) for t in cassette.tasks.values())

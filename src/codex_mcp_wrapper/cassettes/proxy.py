@@ -20,7 +20,6 @@ from starlette.routing import Route
 from codex_mcp_wrapper.scripted.player import last_user_prompt, offered_tools, thread_key
 from codex_mcp_wrapper.scripted.server import serve_app
 
-RECORDING = "recording.jsonl"  # in the run folder: the exchanges of a recorded run
 HOP_HEADERS = {"host", "content-length", "connection", "transfer-encoding", "accept-encoding"}
 
 

@@ -10,7 +10,7 @@ from typing import NoReturn
 
 import click
 
-from codex_mcp_wrapper.app import open_runs, write_cassette
+from codex_mcp_wrapper.app import open_runs
 from codex_mcp_wrapper.cassettes.model import load_cassette, replay_mission
 from codex_mcp_wrapper.cli.options import (
     codex_setup_options,
@@ -179,7 +179,7 @@ def run(
     finally:
         view.close()
     if record is not None:
-        count = write_cassette(summary, mission.mission_id, record)
+        count = open_runs(settings).cassette(summary, record)
         click.echo(f"recorded {count} exchange(s) into {record}", err=True)
     _finish(summary, as_json)
 

@@ -126,6 +126,12 @@ def _config_path(ctx: click.Context, given: Path | None) -> Path | None:
     "clients that reset their timeout on progress keep waiting [default: 5].",
 )
 @click.option(
+    "--record",
+    type=click.Path(path_type=Path, file_okay=False),
+    help="Record every call's and mission's model exchanges (through a proxy in front of "
+    "the provider) as cassettes in this folder, MISSION-RUN_ID.yaml (docs/record-replay.md).",
+)
+@click.option(
     "--allow-mission-commands",
     is_flag=True,
     help="Let MCP clients send missions with hooks and tools: commands that run on this "
@@ -151,6 +157,7 @@ def serve(
     auto_approve: bool,
     codex_events: bool,
     progress_interval: float | None,
+    record: Path | None,
     allow_mission_commands: bool,
     codex_home: Path | None,
     sync_codex_config: bool,
@@ -198,6 +205,8 @@ def serve(
         approvals="accept" if pick("auto_approve", auto_approve) else "decline",
         codex_events=bool(pick("codex_events", codex_events)),
         mission_commands=bool(pick("allow_mission_commands", allow_mission_commands)),
+        record=pick("record", record) is not None or None,
+        record_dir=_path(pick("record", record)),
         script=script,
         timeouts=_timeouts(pick("progress_interval", progress_interval)),
         **codex_setup_settings(
@@ -420,6 +429,7 @@ class ServeConfig(BaseModel):
     mirror_auth: bool | None = None
     pass_env: list[str] | None = None
     allow_mission_commands: bool | None = None
+    record: str | None = None
     temporal: str | None = None
     namespace: str | None = None
     task_queue: str | None = None

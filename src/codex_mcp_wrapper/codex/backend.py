@@ -18,7 +18,8 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from codex_mcp_wrapper.cassettes.proxy import RECORDING, RecordingProxy
+from codex_mcp_wrapper.cassettes.model import RECORDING
+from codex_mcp_wrapper.cassettes.proxy import RecordingProxy
 from codex_mcp_wrapper.codex.auth import api_key_from_env, require_credentials
 from codex_mcp_wrapper.codex.budget import ProcessBudget
 from codex_mcp_wrapper.codex.executor import LocalExecutor

@@ -16,6 +16,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
+from codex_mcp_wrapper.cassettes.model import write_cassette
 from codex_mcp_wrapper.engine.events import Subscriber
 from codex_mcp_wrapper.engine.executor import ApprovalHandler, Backend
 from codex_mcp_wrapper.engine.redaction import mission_redactor
@@ -92,7 +93,7 @@ class Runs:
             run_id, RunTracker(run_id, mission.mission_id, redactor=mission_redactor(mission))
         )
         try:
-            return await run_mission(
+            summary = await run_mission(
                 mission,
                 self.settings,
                 self.backend,
@@ -101,6 +102,14 @@ class Runs:
         finally:
             tracker.done.set()
             self._live.pop(run_id, None)
+        if self.settings.record and self.settings.record_dir is not None:
+            self.cassette(summary, self.settings.record_dir / f"{mission.mission_id}-{run_id}.yaml")
+        return summary
+
+    def cassette(self, summary: RunSummary, path: Path) -> int:
+        """Write the cassette of a run recorded with ``Settings.record``; its exchanges."""
+        threads = {t.thread_id: t.task_id for t in summary.tasks if t.thread_id}
+        return write_cassette(Path(summary.run_dir or ""), threads, summary.mission_id, path)
 
     def start(self, mission: Mission, options: RunOptions | None = None) -> str:
         """Run a mission in the background; returns its run id at once."""

@@ -28,6 +28,7 @@ from codex_mcp_wrapper.scripted.script import (
     render_say,
 )
 
+DIVERGED = "replay diverged"  # how a strict replay's errors begin
 SHELL_TOOLS = ("exec_command", "shell_command", "shell")
 
 
@@ -66,6 +67,7 @@ Reply = Items | HttpError | StreamFailure | Stall
 class _Thread:
     cursor: int
     calls: int = 0
+    diverged: HttpError | None = None  # a strict replay that diverged stays diverged
 
 
 def _text_of(content: Any) -> str:
@@ -244,6 +246,14 @@ class ScriptPlayer:
             state = _Thread(cursor=_skip_emitted(script.steps, outputs_in_history(body)))
             self._threads[key] = state
         state.calls += 1
+        if state.diverged is not None:  # a retry of a diverged replay diverges again
+            return state.diverged
+        reply = self._next(script, state, body)
+        if isinstance(reply, HttpError) and reply.message.startswith(DIVERGED):
+            state.diverged = reply
+        return reply
+
+    def _next(self, script: Script, state: _Thread, body: dict[str, Any]) -> Reply:
         delay = 0.0
         while state.cursor < len(script.steps):
             step = script.steps[state.cursor]
@@ -256,7 +266,7 @@ class ScriptPlayer:
         if script.strict:
             return HttpError(
                 400,
-                f"replay diverged: Codex asked the model a request number {state.calls} "
+                f"{DIVERGED}: Codex asked the model a request number {state.calls} "
                 f"but {script.source} has {len(script.steps)} step(s); record the run again "
                 "or replay with --replay-mode echo",
                 delay=delay,
@@ -302,7 +312,7 @@ class ScriptPlayer:
                     f"{', '.join(offered_tools(body)) or 'none'})"
                 )
                 if strict:
-                    return HttpError(400, f"replay diverged: {text}", delay=delay)
+                    return HttpError(400, f"{DIVERGED}: {text}", delay=delay)
                 return Items([_message(f"scripted model: {text}.", seq)], delay=delay)
             namespace, name = found
             return Items([_call(name, dict(step.tool.arguments), seq, namespace)], delay=delay)
