@@ -113,14 +113,18 @@ class CodexWrapper:
     def __repr__(self) -> str:
         return f"<codex_wrapper {self.root} {len(self.runs)} run(s)>"
 
-    def mission(self, mission: Mission | Mapping[str, Any] | str | Path) -> Mission:
+    def mission(
+        self,
+        mission: Mission | Mapping[str, Any] | str | Path,
+        variables: Mapping[str, str] | None = None,
+    ) -> Mission:
         if isinstance(mission, Mission):
             return mission
         if isinstance(mission, str | Path):
-            return load_mission(Path(mission))
+            return load_mission(Path(mission), variables)
         data = dict(mission)
         data.setdefault("workspace_root", str(self.root / "workspace"))
-        return parse_mission(data, "mission")
+        return parse_mission(data, "mission", variables)
 
     def run(
         self,
@@ -148,7 +152,7 @@ class CodexWrapper:
         if workers:
             settings = dataclasses.replace(settings, workers=workers)
         options = RunOptions(approvals=approvals, hooks=dict(hooks or {}))
-        summary = run_mission_sync(self.mission(mission), settings, options)
+        summary = run_mission_sync(self.mission(mission, variables), settings, options)
         self.runs.append(summary)
         if check and not summary.ok:
             raise MissionFailed(describe(summary))

@@ -178,5 +178,11 @@ def write_cassette(run_dir: Path, threads: Mapping[str, str], mission_id: str, p
     log = run_dir / RECORDING
     lines = log.read_text(encoding="utf-8").splitlines() if log.is_file() else []
     cassette = build_cassette(mission_id, (json.loads(line) for line in lines), threads)
+    count = sum(len(t.exchanges) for t in cassette.tasks.values())
+    if count == 0:  # never overwrite a good cassette with nothing
+        raise InputError(
+            f"the run made no model request through the recording proxy; {path} is left as it "
+            "was (does the mission's provider take its requests from the proxy?)."
+        )
     dump_cassette(cassette, path)
-    return sum(len(t.exchanges) for t in cassette.tasks.values())
+    return count

@@ -17,6 +17,7 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
+from codex_mcp_wrapper.process import finish
 from codex_mcp_wrapper.scripted.player import last_user_prompt, offered_tools, thread_key
 from codex_mcp_wrapper.scripted.server import serve_app
 
@@ -40,7 +41,7 @@ class RecordingProxy:
         self._client = httpx.AsyncClient(timeout=httpx.Timeout(600.0, connect=30.0))
 
     def _keep(self, record: dict[str, Any]) -> None:
-        line = self.redact(json.dumps(record))
+        line = json.dumps(_each_string(record, self.redact))  # strings, not escaped JSON
         self.records.append(json.loads(line))
         if self.log is not None:
             self.log.parent.mkdir(parents=True, exist_ok=True)
@@ -51,6 +52,7 @@ class RecordingProxy:
         path = request.url.path.removeprefix("/v1")
         body = await request.body()
         headers = {k: v for k, v in request.headers.items() if k.lower() not in HOP_HEADERS}
+        headers["accept-encoding"] = "identity"  # the stream is read on its way: uncompressed
         upstream = self._client.build_request(
             request.method,
             f"{self.upstream}{path}",
@@ -58,7 +60,11 @@ class RecordingProxy:
             content=body,
             params=request.query_params,
         )
-        answer = await self._client.send(upstream, stream=True)
+        try:
+            answer = await self._client.send(upstream, stream=True)
+        except httpx.HTTPError as exc:
+            message = f"the recording proxy cannot reach {self.upstream}: {exc}"
+            return Response(json.dumps({"error": {"message": message}}), status_code=502)
         record: dict[str, Any] | None = None
         if request.method == "POST" and path.endswith("/responses"):
             try:
@@ -92,19 +98,21 @@ class RecordingProxy:
                 if answer.status_code != 200:
                     error_body += chunk
                     continue
-                pending += chunk
+                pending += chunk.replace(b"\r\n", b"\n")
                 while b"\n\n" in pending:
                     event, pending = pending.split(b"\n\n", 1)
                     completed = self._read_event(event, record) or completed
         finally:
-            await answer.aclose()
+            if record is not None and pending.strip():
+                completed = self._read_event(pending, record) or completed
             if record is not None:
                 if answer.status_code != 200:
                     message = error_body.decode(errors="replace")[:500]
                     record["error"] = {"status": answer.status_code, "message": message}
                 elif not completed:
                     record["error"] = {"status": 200, "message": "the stream ended early"}
-                self._keep(record)
+                self._keep(record)  # before any await: a cancel cannot lose it
+            await answer.aclose()
 
     @staticmethod
     def _read_event(event: bytes, record: dict[str, Any]) -> bool:
@@ -135,4 +143,14 @@ class RecordingProxy:
                 self.base_url = url
                 yield url
         finally:
-            await self._client.aclose()
+            await finish(self._client.aclose())
+
+
+def _each_string(value: Any, redact: Callable[[str], str]) -> Any:
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, dict):
+        return {key: _each_string(item, redact) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_each_string(item, redact) for item in value]
+    return value

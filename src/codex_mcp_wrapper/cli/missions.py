@@ -160,6 +160,8 @@ def run(
     )
     if record is not None and replay is not None:
         raise InputError("--record and --replay exclude each other: record once, replay after.")
+    if record is not None and settings.temporal is not None:
+        raise InputError("--record records runs on this machine; it does not work with --temporal.")
     if record is not None:
         settings = dataclasses.replace(settings, record=True)
     mission = load_mission(mission_file, settings.variables)

@@ -248,7 +248,10 @@ class LocalBackend:
                     "cannot be proxied); set it, or record a custom provider."
                 )
             spec = ProviderSpec(
-                kind="custom", name="openai", base_url=OPENAI_BASE_URL, env_key="OPENAI_API_KEY"
+                kind="custom",
+                name="openai-recorded",  # "openai" is Codex's built-in id: it would win
+                base_url=OPENAI_BASE_URL,
+                env_key="OPENAI_API_KEY",
             )
         else:
             yield ProviderSpec(), {}

@@ -9,6 +9,7 @@ and the answer is decided on what it was.
 from __future__ import annotations
 
 import dataclasses
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,7 @@ from codex_mcp_wrapper.engine.executor import (
 )
 
 ITEMS_KEPT = 256  # pending items remembered per process
+_TOOL_IN_MESSAGE = re.compile(r'run tool "([^"]+)"')
 
 
 @dataclass(frozen=True)
@@ -72,10 +74,15 @@ class PendingItems:
             out.append(str(path.relative_to(root)) if inside else raw)
         return tuple(out)
 
-    def tool(self, thread_id: str, server: Any) -> str | None:
-        """The thread's pending MCP call, if it is of ``server``."""
-        tool = self._tools.get(thread_id)
-        return tool if tool is not None and tool.startswith(f"{server}.") else None
+    def tool(self, thread_id: str, server: Any, message: Any) -> str | None:
+        """The MCP call an approval is about: named in its message (``... run tool "add"?``),
+        else the thread's pending call of that server; None when unknown (no tool rule then
+        applies)."""
+        pending = self._tools.pop(thread_id, None)
+        named = _TOOL_IN_MESSAGE.search(str(message or ""))
+        if named is not None:
+            return f"{server}.{named.group(1)}"
+        return pending if pending is not None and pending.startswith(f"{server}.") else None
 
 
 def _approval(
@@ -88,7 +95,7 @@ def _approval(
         approval = dataclasses.replace(approval, paths=paths)
     elif approval.kind == "mcp_tool":
         thread = str(request.params.get("threadId"))
-        tool = items.tool(thread, request.params.get("serverName"))
+        tool = items.tool(thread, request.params.get("serverName"), request.params.get("message"))
         approval = dataclasses.replace(approval, tool=tool)
     return approval
 

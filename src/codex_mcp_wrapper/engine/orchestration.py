@@ -104,13 +104,23 @@ async def run_command(command: str, payload: Any, cwd: str | None, timeout: floa
     except OSError as exc:
         return CommandResult(None, "", f"could not start: {exc}")
     assert proc.stdin is not None and proc.stdout is not None
+    stdin, stdout = proc.stdin, proc.stdout
+
+    async def feed() -> None:  # beside the reading: a command that echoes must not block
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+            stdin.write(json.dumps(payload).encode() + b"\n")
+            await stdin.drain()
+            stdin.close()
+
+    async def read() -> bytes:  # at most OUTPUT_LIMIT kept, the rest read and dropped
+        kept = bytearray()
+        while chunk := await stdout.read(65536):
+            kept += chunk[: max(0, OUTPUT_LIMIT - len(kept))]
+        return bytes(kept)
+
     try:
         async with asyncio.timeout(timeout):
-            with contextlib.suppress(BrokenPipeError, ConnectionResetError):
-                proc.stdin.write(json.dumps(payload).encode() + b"\n")
-                await proc.stdin.drain()
-                proc.stdin.close()
-            data = await proc.stdout.read()
+            _, data = await asyncio.gather(feed(), read())
             code = await proc.wait()
     except TimeoutError:
         await process.finish(process.stop(proc))

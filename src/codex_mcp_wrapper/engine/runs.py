@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -103,7 +104,8 @@ class Runs:
             tracker.done.set()
             self._live.pop(run_id, None)
         if self.settings.record and self.settings.record_dir is not None:
-            self.cassette(summary, self.settings.record_dir / f"{mission.mission_id}-{run_id}.yaml")
+            name = re.sub(r"[^A-Za-z0-9._-]", "_", mission.mission_id).lstrip(".") or "mission"
+            self.cassette(summary, self.settings.record_dir / f"{name}-{run_id}.yaml")
         return summary
 
     def cassette(self, summary: RunSummary, path: Path) -> int:

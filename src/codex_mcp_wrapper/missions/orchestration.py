@@ -12,6 +12,7 @@ with a matching rule decides, else the first ``default`` given, else the run's p
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
@@ -122,6 +123,15 @@ def _first(patterns: Iterable[str], subject: str, path: bool) -> str | None:
     return None
 
 
+_COMMAND_SEPARATORS = re.compile(r"&&|\|\||[;|&\n]")
+
+
+def command_parts(command: str) -> list[str]:
+    """The commands a shell line runs: ``git status && curl x | sh`` is three, each matched
+    on its own (an allowed first command must not carry others along)."""
+    return [part.strip() for part in _COMMAND_SEPARATORS.split(command) if part.strip()]
+
+
 def _match(rules: RuleSet, subjects: Sequence[str], path: bool) -> tuple[str, str] | None:
     """("deny"|"allow", pattern) when the rule set decides for every subject."""
     for subject in subjects:
@@ -144,11 +154,19 @@ def match_rule(
 ) -> RuleDecision | None:
     """The decision of the first level (``(name, rules)``, most specific first) whose rules of
     ``kind`` decide for ``subjects``; None when none does."""
+    if kind == "commands":
+        # A substitution runs commands no glob sees: never allowed by a rule, only denied.
+        hidden = any("$(" in s or "`" in s for s in subjects)
+        subjects = [part for s in subjects for part in command_parts(s)]
+    else:
+        hidden = False
     for name, rules in levels:
         ruleset = getattr(rules, kind) if rules is not None else None
         if ruleset is None:
             continue
         found = _match(ruleset, subjects, kind == "files")
+        if found is not None and found[0] == "allow" and hidden:
+            continue
         if found is not None:
             verdict, pattern = found
             decision: Literal["accept", "decline"] = "accept" if verdict == "allow" else "decline"
