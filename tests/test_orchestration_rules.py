@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from codex_mcp_wrapper.engine.orchestration import OUTPUT_LIMIT, run_command
+from codex_mcp_wrapper.engine.commands import OUTPUT_LIMIT, run_command
 from codex_mcp_wrapper.missions.orchestration import ApprovalRules, decide, match_rule
 from tests.helpers.cli import run_cli
 

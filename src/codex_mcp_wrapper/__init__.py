@@ -32,7 +32,7 @@ _EXPORTS = {
     "Timeouts": "codex_mcp_wrapper.settings",
     "Runs": "codex_mcp_wrapper.engine.runs",
     "RunOptions": "codex_mcp_wrapper.engine.session",
-    "PythonTool": "codex_mcp_wrapper.engine.orchestration",
+    "PythonTool": "codex_mcp_wrapper.engine.tools",
     "open_runs": "codex_mcp_wrapper.app",
     "run_mission": "codex_mcp_wrapper.app",
     "run_mission_sync": "codex_mcp_wrapper.app",
@@ -97,10 +97,10 @@ if TYPE_CHECKING:
     from codex_mcp_wrapper.app import open_runs, resume_run, run_mission, run_mission_sync
     from codex_mcp_wrapper.engine.events import Event
     from codex_mcp_wrapper.engine.executor import ApprovalRequest
-    from codex_mcp_wrapper.engine.orchestration import PythonTool
     from codex_mcp_wrapper.engine.results import RunStatus, RunSummary, TaskResult, TaskStatus
     from codex_mcp_wrapper.engine.runs import Runs
     from codex_mcp_wrapper.engine.session import RunOptions
+    from codex_mcp_wrapper.engine.tools import PythonTool
     from codex_mcp_wrapper.errors import (
         CodexNotFound,
         EnvironmentProblem,

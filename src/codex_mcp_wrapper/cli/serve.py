@@ -5,13 +5,11 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import sys
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Any
 
 import click
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from codex_mcp_wrapper.app import open_runs
 from codex_mcp_wrapper.cli.options import (
@@ -27,6 +25,7 @@ from codex_mcp_wrapper.cli.options import (
     worker_options,
     worker_settings,
 )
+from codex_mcp_wrapper.cli.serve_config import config_path, read_serve_config
 from codex_mcp_wrapper.errors import InputError
 from codex_mcp_wrapper.instances import daemon
 from codex_mcp_wrapper.instances.registry import all_instances
@@ -35,15 +34,6 @@ from codex_mcp_wrapper.scripted.script import load_script
 from codex_mcp_wrapper.settings import Timeouts, default_workers
 
 TOKEN_ENV = "CODEX_MCP_WRAPPER_TOKEN"
-
-
-def _config_path(ctx: click.Context, given: Path | None) -> Path | None:
-    if given is not None:
-        return given
-    if os.environ.get("CODEX_WRAPPER_CONFIG"):
-        return Path(os.environ["CODEX_WRAPPER_CONFIG"])
-    inst = current_instance(ctx)
-    return inst.config_file if inst is not None and inst.config_file.is_file() else None
 
 
 @click.group(invoke_without_command=True)
@@ -180,7 +170,7 @@ def serve(
     With a subcommand, manage this instance's background HTTP server instead."""
     if ctx.invoked_subcommand is not None:
         return
-    file_opts = _read_serve_config(_config_path(ctx, config_file))
+    file_opts = read_serve_config(config_path(ctx, config_file))
     given = ctx.get_parameter_source
 
     def pick(name: str, value: Any) -> Any:
@@ -376,65 +366,6 @@ def serve_list() -> None:
         state = daemon.read_state(inst)
         where = f"port {state.port} pid {state.pid}" if state.running else "not running"
         click.echo(f"{inst.name:<10} {where}")
-
-
-def _read_serve_config(path: Path | None) -> dict[str, Any]:
-    if path is None:
-        return {}
-    import tomllib
-
-    try:
-        with path.open("rb") as fh:
-            data = tomllib.load(fh)
-    except FileNotFoundError as exc:
-        raise InputError(f"{path}: no such config file.") from exc
-    except (OSError, tomllib.TOMLDecodeError) as exc:
-        raise InputError(f"{path}: not a valid TOML config ({exc}).") from exc
-    table = data.get("serve", data)
-    try:
-        config = ServeConfig.model_validate(table)
-    except ValidationError as exc:
-        error = exc.errors()[0]
-        where = ".".join(str(part) for part in error["loc"]) or "the table"
-        if error["type"] == "extra_forbidden":
-            known = ", ".join(sorted(ServeConfig.model_fields))
-            raise InputError(f"{path}: unknown option '{where}'; known: {known}.") from exc
-        raise InputError(f"{path}: option '{where}': {error['msg']}.") from exc
-    return config.model_dump(exclude_unset=True)
-
-
-class ServeConfig(BaseModel):
-    """The keys a `serve --config FILE` may set (the option names), with their types."""
-
-    model_config = ConfigDict(extra="forbid", strict=True)
-
-    transport: Literal["stdio", "http"] | None = None
-    host: str | None = None
-    port: Annotated[int, Field(ge=1, le=65535)] | None = None
-    token: str | None = None
-    token_file: str | None = None
-    allow_host: list[str] | None = None
-    workers: Annotated[int, Field(ge=1, le=64)] | None = None
-    threads_per_worker: Annotated[int, Field(ge=1, le=256)] | None = None
-    recycle_after_threads: Annotated[int, Field(ge=0)] | None = None
-    recycle_above_mb: Annotated[int, Field(ge=0)] | None = None
-    scripted: bool | None = None
-    workspace: str | None = None
-    auto_approve: bool | None = None
-    codex_events: bool | None = None
-    script: str | None = None
-    progress_interval: Annotated[float, Field(ge=0.1, le=60, strict=False)] | None = None
-    codex_home: str | None = None
-    sync_codex_config: bool | None = None
-    mirror_auth: bool | None = None
-    pass_env: list[str] | None = None
-    allow_mission_commands: bool | None = None
-    record: str | None = None
-    temporal: str | None = None
-    namespace: str | None = None
-    task_queue: str | None = None
-    shared_dir: str | None = None
-    affinity_wait: Annotated[float, Field(ge=0.1, le=3600, strict=False)] | None = None
 
 
 COMMANDS = (serve,)

@@ -8,23 +8,20 @@ applied to a run.
 * ``HookRunner`` is a bus subscriber running hooks on run events (commands get the event as
   JSON on stdin; Python hooks get the dict); their results are recorded as ``wrapper/hook``
   events; ``drain`` waits for those still running (each bounded by its timeout).
-* ``run_command`` runs one hook or tool command, bounded, with its own process group.
+* ``engine.commands.run_command`` runs each hook command; ``engine.tools`` answers the
+  orchestrator's tools.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import inspect
-import json
 import logging
-import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-from codex_mcp_wrapper import process
+from codex_mcp_wrapper.engine.commands import CommandResult, run_command
 from codex_mcp_wrapper.engine.events import (
     CodexEvent,
     Event,
@@ -37,99 +34,16 @@ from codex_mcp_wrapper.engine.executor import (
     ApprovalDecision,
     ApprovalHandler,
     ApprovalRequest,
-    ToolAnswer,
-    ToolCall,
-    ToolHandler,
 )
 from codex_mcp_wrapper.missions.model import Mission
 from codex_mcp_wrapper.missions.orchestration import Hook, HookEvent, match_rule, rule_default
 from codex_mcp_wrapper.missions.orchestration import Kind as RuleKind
 
 log = logging.getLogger("codex_mcp_wrapper.hooks")
-OUTPUT_LIMIT = 64 * 1024  # what is kept of a hook's or tool's output
 
 # A hook from Python: gets the event as a dict; an ``approval`` hook returns "accept" or
 # "decline" (anything else: no opinion). May be async.
 PythonHook = Callable[[dict[str, Any]], Any]
-
-
-@dataclass(frozen=True)
-class PythonTool:
-    """A tool Codex may call, answered by a Python callable: it gets the call's arguments and
-    returns the answer (a string, or anything JSON-serialisable); may be async; raising
-    answers the error."""
-
-    name: str
-    description: str
-    function: Callable[[Any], Any]
-    input_schema: dict[str, Any] = field(
-        default_factory=lambda: {"type": "object", "properties": {}}
-    )
-
-    def spec(self) -> dict[str, Any]:
-        return tool_spec(self.name, self.description, self.input_schema)
-
-
-def tool_spec(name: str, description: str, input_schema: dict[str, Any]) -> dict[str, Any]:
-    """A tool as Codex's ``thread/start`` takes it (``dynamicTools``)."""
-    return {
-        "type": "function",
-        "name": name,
-        "description": description,
-        "inputSchema": input_schema,
-    }
-
-
-@dataclass(frozen=True)
-class CommandResult:
-    exit_code: int | None  # None: it did not finish in time, or could not start
-    output: str
-    error: str | None = None
-
-    @property
-    def ok(self) -> bool:
-        return self.exit_code == 0
-
-
-async def run_command(command: str, payload: Any, cwd: str | None, timeout: float) -> CommandResult:
-    """Run ``command`` with ``/bin/sh -c`` in ``cwd``, ``payload`` as JSON on stdin; its
-    stdout and stderr together, at most ``OUTPUT_LIMIT`` bytes kept."""
-    try:
-        proc = await process.spawn(
-            ["/bin/sh", "-c", command],
-            env=dict(os.environ),
-            cwd=Path(cwd) if cwd else None,
-            merge_stderr=True,
-        )
-    except OSError as exc:
-        return CommandResult(None, "", f"could not start: {exc}")
-    assert proc.stdin is not None and proc.stdout is not None
-    stdin, stdout = proc.stdin, proc.stdout
-
-    async def feed() -> None:  # beside the reading: a command that echoes must not block
-        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
-            stdin.write(json.dumps(payload).encode() + b"\n")
-            await stdin.drain()
-            stdin.close()
-
-    async def read() -> bytes:  # at most OUTPUT_LIMIT kept, the rest read and dropped
-        kept = bytearray()
-        while chunk := await stdout.read(65536):
-            kept += chunk[: max(0, OUTPUT_LIMIT - len(kept))]
-        return bytes(kept)
-
-    try:
-        async with asyncio.timeout(timeout):
-            _, data = await asyncio.gather(feed(), read())
-            code = await proc.wait()
-    except TimeoutError:
-        await process.finish(process.stop(proc))
-        return CommandResult(None, "", f"did not finish within {timeout:g} s")
-    except BaseException:
-        await process.finish(process.stop(proc))
-        raise
-    text = data[:OUTPUT_LIMIT].decode("utf-8", errors="replace")
-    return CommandResult(code, text, None if code == 0 else f"exited with {code}")
 
 
 def approval_subjects(request: ApprovalRequest) -> tuple[RuleKind, list[str]] | None:
@@ -202,40 +116,6 @@ def rule_approvals(
         return decision
 
     return handler
-
-
-def tool_handler(
-    mission: Mission,
-    python: Mapping[str, PythonTool],
-    redact: Callable[[str], str] = lambda text: text,
-) -> ToolHandler | None:
-    """Answers calls of the mission's tools (commands) and the run's Python tools."""
-    if not python and not any(t.tools for t in [mission.defaults, *mission.tasks]):
-        return None
-
-    async def handle(call: ToolCall) -> ToolAnswer:
-        task = next((t for t in mission.tasks if t.id == call.task_id), None)
-        tools = (task.tools if task is not None else None) or mission.defaults.tools or []
-        command = next((t for t in tools if t.name == call.tool), None)
-        if command is not None:
-            result = await run_command(
-                command.run, call.arguments, command.cwd, command.timeout_sec
-            )
-            text = result.output if result.ok else f"{result.output}\n{result.error}".strip()
-            return ToolAnswer(redact(text), result.ok)
-        function = python.get(call.tool)
-        if function is None:
-            return ToolAnswer(f"no tool named {call.tool} in this run", ok=False)
-        try:
-            value = function.function(call.arguments)
-            if inspect.isawaitable(value):
-                value = await value
-        except Exception as exc:  # noqa: BLE001 - the model is told the tool failed
-            return ToolAnswer(redact(f"{type(exc).__name__}: {exc}"), ok=False)
-        text = value if isinstance(value, str) else json.dumps(value, default=str)
-        return ToolAnswer(redact(text))
-
-    return handle
 
 
 _TOOL_ITEMS = {"mcpToolCall": "tool_call", "commandExecution": "command"}

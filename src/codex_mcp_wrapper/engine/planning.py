@@ -7,6 +7,7 @@ from typing import Any
 
 from codex_mcp_wrapper.engine.executor import PlannedTask, TaskSpec
 from codex_mcp_wrapper.engine.results import TaskResult
+from codex_mcp_wrapper.engine.tools import tool_spec
 from codex_mcp_wrapper.missions.model import (
     DEFAULT_IDLE_TIMEOUT_SEC,
     DEFAULT_RETRIES,
@@ -72,12 +73,7 @@ def plan_tasks(
             artifacts_dir=str(run_dir / "tasks" / task_id / "artifacts"),
             expect=task.expect,
             tools=tuple(
-                {
-                    "type": "function",
-                    "name": t.name,
-                    "description": t.description,
-                    "inputSchema": t.input_schema,
-                }
+                tool_spec(t.name, t.description, t.input_schema)
                 for t in _pick(task, mission, "tools", [])
             ),
         )

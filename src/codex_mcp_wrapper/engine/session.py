@@ -26,19 +26,14 @@ from codex_mcp_wrapper.engine.events import (
     TaskFinished,
 )
 from codex_mcp_wrapper.engine.executor import ApprovalHandler, Backend, PlannedTask, RunContext
-from codex_mcp_wrapper.engine.orchestration import (
-    HookRunner,
-    PythonHook,
-    PythonTool,
-    rule_approvals,
-    tool_handler,
-)
+from codex_mcp_wrapper.engine.orchestration import HookRunner, PythonHook, rule_approvals
 from codex_mcp_wrapper.engine.planning import plan_tasks
 from codex_mcp_wrapper.engine.recorder import RunRecorder
 from codex_mcp_wrapper.engine.redaction import Redactor, mission_redactor, redacting
 from codex_mcp_wrapper.engine.reports import ReportWriter
 from codex_mcp_wrapper.engine.results import RunSummary, TaskResult, summarise
 from codex_mcp_wrapper.engine.store import RunStore
+from codex_mcp_wrapper.engine.tools import PythonTool, tool_handler
 from codex_mcp_wrapper.errors import MissionError, RunDetached, WrapperError
 from codex_mcp_wrapper.missions.model import Mission
 from codex_mcp_wrapper.settings import Settings

@@ -34,10 +34,11 @@ from codex_mcp_wrapper.codex.executor import LocalExecutor
 from codex_mcp_wrapper.engine.approvals import fixed
 from codex_mcp_wrapper.engine.events import Event
 from codex_mcp_wrapper.engine.executor import RunContext, TaskOutcome, TaskRequest
-from codex_mcp_wrapper.engine.orchestration import HookRunner, rule_approvals, tool_handler
+from codex_mcp_wrapper.engine.orchestration import HookRunner, rule_approvals
 from codex_mcp_wrapper.engine.planning import task_config
 from codex_mcp_wrapper.engine.redaction import Redactor, mission_redactor
 from codex_mcp_wrapper.engine.results import TaskState
+from codex_mcp_wrapper.engine.tools import tool_handler
 from codex_mcp_wrapper.missions.model import Mission
 from codex_mcp_wrapper.settings import Settings, TemporalSettings
 from codex_mcp_wrapper.temporal.connect import connect, sandbox_runner

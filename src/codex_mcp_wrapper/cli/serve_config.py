@@ -1,0 +1,82 @@
+"""`serve --config FILE`: the TOML file of serve's options, found and checked (types and ranges)
+before anything starts, so a bad key or value is one sentence and exit 2."""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import click
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from codex_mcp_wrapper.cli.options import current_instance
+from codex_mcp_wrapper.errors import InputError
+
+
+def config_path(ctx: click.Context, given: Path | None) -> Path | None:
+    if given is not None:
+        return given
+    if os.environ.get("CODEX_WRAPPER_CONFIG"):
+        return Path(os.environ["CODEX_WRAPPER_CONFIG"])
+    inst = current_instance(ctx)
+    return inst.config_file if inst is not None and inst.config_file.is_file() else None
+
+
+def read_serve_config(path: Path | None) -> dict[str, Any]:
+    if path is None:
+        return {}
+
+    try:
+        with path.open("rb") as fh:
+            data = tomllib.load(fh)
+    except FileNotFoundError as exc:
+        raise InputError(f"{path}: no such config file.") from exc
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise InputError(f"{path}: not a valid TOML config ({exc}).") from exc
+    table = data.get("serve", data)
+    try:
+        config = ServeConfig.model_validate(table)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        where = ".".join(str(part) for part in error["loc"]) or "the table"
+        if error["type"] == "extra_forbidden":
+            known = ", ".join(sorted(ServeConfig.model_fields))
+            raise InputError(f"{path}: unknown option '{where}'; known: {known}.") from exc
+        raise InputError(f"{path}: option '{where}': {error['msg']}.") from exc
+    return config.model_dump(exclude_unset=True)
+
+
+class ServeConfig(BaseModel):
+    """The keys a `serve --config FILE` may set (the option names), with their types."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    transport: Literal["stdio", "http"] | None = None
+    host: str | None = None
+    port: Annotated[int, Field(ge=1, le=65535)] | None = None
+    token: str | None = None
+    token_file: str | None = None
+    allow_host: list[str] | None = None
+    workers: Annotated[int, Field(ge=1, le=64)] | None = None
+    threads_per_worker: Annotated[int, Field(ge=1, le=256)] | None = None
+    recycle_after_threads: Annotated[int, Field(ge=0)] | None = None
+    recycle_above_mb: Annotated[int, Field(ge=0)] | None = None
+    scripted: bool | None = None
+    workspace: str | None = None
+    auto_approve: bool | None = None
+    codex_events: bool | None = None
+    script: str | None = None
+    progress_interval: Annotated[float, Field(ge=0.1, le=60, strict=False)] | None = None
+    codex_home: str | None = None
+    sync_codex_config: bool | None = None
+    mirror_auth: bool | None = None
+    pass_env: list[str] | None = None
+    allow_mission_commands: bool | None = None
+    record: str | None = None
+    temporal: str | None = None
+    namespace: str | None = None
+    task_queue: str | None = None
+    shared_dir: str | None = None
+    affinity_wait: Annotated[float, Field(ge=0.1, le=3600, strict=False)] | None = None
