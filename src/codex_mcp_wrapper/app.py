@@ -16,6 +16,7 @@ from codex_mcp_wrapper.engine.runs import Runs
 from codex_mcp_wrapper.engine.session import RunOptions
 from codex_mcp_wrapper.errors import InputError
 from codex_mcp_wrapper.missions.model import Mission
+from codex_mcp_wrapper.missions.policy import ClientPolicy
 from codex_mcp_wrapper.settings import Settings
 
 
@@ -39,14 +40,18 @@ async def cancel_remote_run(settings: Settings, run_id: str) -> bool:
     return await TemporalBackend(settings, settings.temporal).cancel(run_id)
 
 
-def open_runs(settings: Settings, default_cwd: Path | None = None) -> Runs:
+def open_runs(
+    settings: Settings, default_cwd: Path | None = None, policy: ClientPolicy | None = None
+) -> Runs:
     """The runs of ``settings.state_dir``, executed on local Codex app-server workers (or on
-    worker hosts, with ``settings.temporal``)."""
+    worker hosts, with ``settings.temporal``); ``policy`` is what MCP clients may ask for
+    (default: ``Runs``' least-privilege one)."""
     return Runs(
         settings,
         backend_for(settings),
         default_cwd=default_cwd,
         cancel_timeout=settings.timeouts.cancel,
+        policy=policy,
     )
 
 

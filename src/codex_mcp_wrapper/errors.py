@@ -6,7 +6,8 @@ is wrong and what to do, and maps to an exit code at the CLI edge::
     WrapperError
     ├── InputError                  exit 2: the user's input is invalid
     │   ├── MissionError            a mission file (syntax, schema, cwd, dependencies)
-    │   └── ScriptError             a scripted-model script
+    │   ├── ScriptError             a scripted-model script
+    │   └── PolicyRefusal           an MCP client asked for what the server's owner did not allow
     ├── EnvironmentProblem          exit 3: the machine cannot run Codex
     │   ├── CodexNotFound           no Codex binary
     │   ├── StateDirError           state dir not writable, disk full
@@ -47,6 +48,11 @@ class MissionError(InputError):
 
 class ScriptError(InputError):
     pass
+
+
+class PolicyRefusal(InputError):
+    """What an MCP client of ``serve`` asked for is beyond the server's policy; the sentence
+    names the rule and the owner's option that would allow it."""
 
 
 class EnvironmentProblem(WrapperError):

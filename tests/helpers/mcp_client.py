@@ -34,6 +34,8 @@ def initialize_line(client: str = "test") -> str:
 
 
 def server_argv(state_dir: Path, *extra: str) -> list[str]:
+    """``serve`` on ``state_dir``; its clients may use the test's temporary directory (the
+    state dir's parent, where tests make their workspaces) besides the server's cwd."""
     return [
         sys.executable,
         "-m",
@@ -41,6 +43,8 @@ def server_argv(state_dir: Path, *extra: str) -> list[str]:
         "--state-dir",
         str(state_dir),
         "serve",
+        "--allow-workspace",
+        str(state_dir.parent),
         *extra,
     ]
 

@@ -25,6 +25,13 @@ from codex_mcp_wrapper.cli.options import (
     worker_options,
     worker_settings,
 )
+from codex_mcp_wrapper.cli.serve_access import (
+    TOKEN_ENV,
+    access_options,
+    client_policy,
+    identities,
+    owner_servers,
+)
 from codex_mcp_wrapper.cli.serve_config import config_path, read_serve_config
 from codex_mcp_wrapper.errors import InputError
 from codex_mcp_wrapper.instances import daemon
@@ -32,8 +39,6 @@ from codex_mcp_wrapper.instances.registry import all_instances
 from codex_mcp_wrapper.mcp.transports import serve_http, serve_stdio
 from codex_mcp_wrapper.scripted.script import load_script
 from codex_mcp_wrapper.settings import Timeouts, default_workers
-
-TOKEN_ENV = "CODEX_MCP_WRAPPER_TOKEN"
 
 
 @click.group(invoke_without_command=True)
@@ -54,9 +59,11 @@ TOKEN_ENV = "CODEX_MCP_WRAPPER_TOKEN"
 @click.option(
     "--token",
     envvar=TOKEN_ENV,
-    help="Bearer token HTTP clients must send; required for a non-loopback --host. On the "
-    "command line other local users can read it (ps, /proc): prefer $CODEX_MCP_WRAPPER_TOKEN "
-    "or --token-file.",
+    multiple=True,
+    help="A bearer token HTTP clients may send, each token a client of its own (it sees only "
+    "its runs); repeatable; required for a non-loopback --host. On the command line other "
+    "local users can read it (ps, /proc): prefer $CODEX_MCP_WRAPPER_TOKEN, --token-file or "
+    "--tokens-file.",
 )
 @click.option(
     "--token-file",
@@ -94,7 +101,8 @@ TOKEN_ENV = "CODEX_MCP_WRAPPER_TOKEN"
 @click.option(
     "--workspace",
     type=click.Path(path_type=Path),
-    help="Default cwd of the codex tool [default: the current directory].",
+    help="Default cwd of the codex tool, and the directory (with everything below it) "
+    "clients' missions and calls may use [default: the current directory].",
 )
 @click.option(
     "--auto-approve",
@@ -124,9 +132,11 @@ TOKEN_ENV = "CODEX_MCP_WRAPPER_TOKEN"
 @click.option(
     "--allow-mission-commands",
     is_flag=True,
-    help="Let MCP clients send missions with hooks and tools: commands that run on this "
-    "machine outside Codex's sandbox (default: such missions are refused).",
+    help="Let MCP clients send missions with commands that run on this machine outside "
+    "Codex's sandbox: hooks, tools, expect.verify and stdio MCP servers of their own "
+    "(default: refused; the owner's [mcp_servers] in --config are used by name).",
 )
+@access_options
 @codex_setup_options
 @worker_options
 @temporal_options()
@@ -136,8 +146,9 @@ def serve(
     transport: str,
     host: str,
     port: int,
-    token: str | None,
+    token: tuple[str, ...],
     token_file: Path | None,
+    tokens_file: Path | None,
     allow_host: tuple[str, ...],
     config_file: Path | None,
     workers: int | None,
@@ -149,6 +160,11 @@ def serve(
     progress_interval: float | None,
     record: Path | None,
     allow_mission_commands: bool,
+    allow_workspace: tuple[Path, ...],
+    allow_danger_full_access: bool,
+    allow_client_providers: bool,
+    allow_client_config: bool,
+    expose_var: tuple[str, ...],
     codex_home: Path | None,
     sync_codex_config: bool,
     mirror_auth: bool,
@@ -185,7 +201,7 @@ def serve(
         and "port" not in file_opts
     ):
         port = inst.port
-    token = _pick_token(ctx, token, token_file, file_opts)
+    tokens = identities(ctx, token, token_file, tokens_file, file_opts)
     allowed = _host_list(pick("allow_host", list(allow_host)))
     script = _script(pick("script", script), bool(pick("scripted", scripted)))
     settings = settings_from(
@@ -219,12 +235,21 @@ def serve(
         ),
     )
     cwd = Path(pick("workspace", workspace) or Path.cwd()).resolve()
-    runs = open_runs(settings, cwd)
+    local = {
+        "allow_workspace": list(allow_workspace),
+        "allow_danger_full_access": allow_danger_full_access,
+        "allow_client_providers": allow_client_providers,
+        "allow_client_config": allow_client_config,
+        "expose_var": list(expose_var),
+        "mcp_servers": owner_servers(file_opts.get("mcp_servers", {})),
+    }
+    policy = client_policy(lambda name, _: pick(name, local[name]), cwd, settings.mission_commands)
+    runs = open_runs(settings, cwd, policy)
     try:
         if transport == "stdio":
             run_async(serve_stdio(runs))
         else:
-            run_async(serve_http(runs, str(host), int(port), token, allowed))
+            run_async(serve_http(runs, str(host), int(port), tokens, allowed))
     except KeyboardInterrupt:
         # SIGTERM or Ctrl-C: the usual way to stop a server, not an error. The server has
         # stopped cleanly by now (calls cancelled, workers reaped), so exit 0 for both.
@@ -259,45 +284,6 @@ def _script(path: Any, scripted: bool) -> Path | None:
     resolved = Path(path).expanduser().resolve()
     load_script(resolved)  # a ScriptError is an InputError: one sentence, exit 2
     return resolved
-
-
-def _pick_token(
-    ctx: click.Context, token: str | None, token_file: Path | None, file_opts: dict[str, Any]
-) -> str | None:
-    """The bearer token: the command line (or $CODEX_MCP_WRAPPER_TOKEN) over the config file;
-    a token and a token file from the same place are ambiguous."""
-    explicit = {
-        name
-        for name in ("token", "token_file")
-        if ctx.get_parameter_source(name) not in (None, click.core.ParameterSource.DEFAULT)
-    }
-    if explicit:
-        if len(explicit) == 2:
-            raise InputError(
-                f"both a token (--token or ${TOKEN_ENV}) and --token-file are given; use one."
-            )
-        return token if token_file is None else read_token_file(token_file)
-    if "token" in file_opts and "token_file" in file_opts:
-        raise InputError("the config file sets both token and token_file; keep one.")
-    if "token_file" in file_opts:
-        return read_token_file(Path(str(file_opts["token_file"])))
-    value = file_opts.get("token")
-    return str(value) if value else None
-
-
-def read_token_file(path: Path) -> str:
-    """The first line of ``path``, stripped; a missing, unreadable or empty file is an error."""
-    try:
-        with path.open(encoding="utf-8") as fh:
-            token = fh.readline().strip()
-    except FileNotFoundError as exc:
-        raise InputError(f"token file {path}: no such file.") from exc
-    except (OSError, UnicodeDecodeError) as exc:
-        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-        raise InputError(f"token file {path}: cannot read it ({reason}).") from exc
-    if not token:
-        raise InputError(f"token file {path}: its first line is empty; put the token there.")
-    return token
 
 
 def _host_list(value: Any) -> list[str]:

@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from codex_mcp_wrapper.cli.options import current_instance
 from codex_mcp_wrapper.errors import InputError
+from codex_mcp_wrapper.missions.model import McpServer
 
 
 def config_path(ctx: click.Context, given: Path | None) -> Path | None:
@@ -74,6 +75,14 @@ class ServeConfig(BaseModel):
     mirror_auth: bool | None = None
     pass_env: list[str] | None = None
     allow_mission_commands: bool | None = None
+    tokens_file: str | None = None
+    allow_workspace: list[str] | None = None
+    allow_danger_full_access: bool | None = None
+    allow_client_providers: bool | None = None
+    allow_client_config: bool | None = None
+    expose_var: list[str] | None = None
+    # The owner's MCP servers, which clients' missions use by name (mcp_servers: [NAME]).
+    mcp_servers: dict[str, McpServer] | None = None
     record: str | None = None
     temporal: str | None = None
     namespace: str | None = None

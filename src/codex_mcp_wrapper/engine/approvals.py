@@ -65,6 +65,29 @@ def asking(
     return handler
 
 
+# Requests whose acceptance lets a task act beyond the sandbox it was given: a command asking
+# to run outside it (or with network), a file change outside the writable roots, extra
+# permissions. (Codex 0.163 marks no escalation as such in the request, so all of them.)
+ESCALATING = frozenset({"command", "file_change", "permissions"})
+
+
+def contained(handler: ApprovalHandler) -> ApprovalHandler:
+    """``handler`` for an MCP client's run where the server's policy allows no escape from
+    the sandbox: escalating requests are declined without asking; others go to ``handler``."""
+
+    async def decide(request: ApprovalRequest) -> ApprovalDecision:
+        if request.kind in ESCALATING:
+            bind(log, run=request.run_id, task=request.task_id).info(
+                "%s -> decline (the server's policy: no escape from the sandbox for clients; "
+                "--allow-danger-full-access allows it)",
+                request.describe(),
+            )
+            return "decline"
+        return await handler(request)
+
+    return decide
+
+
 def redacting(handler: ApprovalHandler, redact: Callable[[str], str]) -> ApprovalHandler:
     """``handler`` seeing the request with the run's secrets redacted (the command, its reason,
     the params), so whoever is asked (an MCP client, a log) never reads them; Codex still gets

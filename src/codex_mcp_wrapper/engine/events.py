@@ -19,6 +19,7 @@ class RunStarted:
     mission: dict[str, Any]
     task_ids: tuple[str, ...]
     workspace_root: str
+    owner: str | None = None  # the MCP client identity that started it (None: the owner's)
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ from codex_mcp_wrapper.missions.model import (
     DEFAULT_TIMEOUT_SEC,
     Mission,
     Task,
+    defined_servers,
 )
 from codex_mcp_wrapper.missions.paths import task_cwd
 
@@ -28,7 +29,7 @@ def _pick(task: Task, mission: Mission, name: str, default: Any = None) -> Any:
 def task_config(task: Task, mission: Mission) -> dict[str, Any]:
     """Codex config overrides for the task's thread: config, MCP servers, command env."""
     config: dict[str, Any] = {**(mission.defaults.config or {}), **(task.config or {})}
-    servers = {**(mission.defaults.mcp_servers or {}), **(task.mcp_servers or {})}
+    servers = {**defined_servers(mission.defaults), **defined_servers(task)}
     if servers:
         config["mcp_servers"] = {
             name: server.model_dump(exclude_none=True) for name, server in servers.items()

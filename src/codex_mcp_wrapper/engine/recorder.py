@@ -104,7 +104,7 @@ class RunRecorder:
             self._write_mission(event.run_id, event.mission)
             self.db.execute(
                 "INSERT INTO runs (run_id, mission_id, status, pid, pid_start, created_at, "
-                "run_dir, workspace_root) VALUES (?, ?, 'running', ?, ?, ?, ?, ?) "
+                "run_dir, workspace_root, owner) VALUES (?, ?, 'running', ?, ?, ?, ?, ?, ?) "
                 "ON CONFLICT(run_id) DO UPDATE SET status = 'running', pid = excluded.pid, "
                 "pid_start = excluded.pid_start, finished_at = NULL",
                 (
@@ -115,6 +115,7 @@ class RunRecorder:
                     now,
                     str(run_dir),
                     event.workspace_root,
+                    event.owner,
                 ),
             )
             for idx, task_id in enumerate(event.task_ids):

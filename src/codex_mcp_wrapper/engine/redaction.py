@@ -18,7 +18,7 @@ from codex_mcp_wrapper.engine.events import (
     TaskUpdate,
 )
 from codex_mcp_wrapper.engine.results import RunSummary, TaskResult
-from codex_mcp_wrapper.missions.model import Mission
+from codex_mcp_wrapper.missions.model import Mission, defined_servers
 
 MIN_SECRET_LEN = 6
 MASK = "[REDACTED]"
@@ -71,11 +71,8 @@ def mission_redactor(mission: Mission) -> Redactor:
     redactor = Redactor.from_environment()
     for env in [mission.defaults.env or {}, *(t.env or {} for t in mission.tasks)]:
         redactor.add_env(env, all_values=True)
-    for servers in [
-        mission.defaults.mcp_servers or {},
-        *(t.mcp_servers or {} for t in mission.tasks),
-    ]:
-        for server in servers.values():  # often paths: only secret-looking names
+    for settings in [mission.defaults, *mission.tasks]:
+        for server in defined_servers(settings).values():  # often paths: only secret-looking names
             redactor.add_env(server.env)
     return redactor
 

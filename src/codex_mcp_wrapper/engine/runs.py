@@ -4,6 +4,10 @@ Runs a mission in the foreground (``run``) or in the background (``start``; owne
 object's task group, never fire-and-forget), resumes, continues threads (``reply``), cancels,
 and answers status, list, report and file queries. Everything it returns has the run's secrets
 redacted; the facades never touch the store, mission files or redaction themselves.
+
+For an MCP client (a ``client`` identity given; ``None`` is the server's owner), everything it
+sends goes through the server's ``ClientPolicy`` (``client_mission``, ``codex``), its runs are
+recorded as its own (``RunOptions.owner``) and it sees no run of another identity.
 """
 
 from __future__ import annotations
@@ -18,6 +22,8 @@ from types import TracebackType
 from typing import Any, Self
 
 from codex_mcp_wrapper.cassettes.model import write_cassette
+from codex_mcp_wrapper.engine.access import Identity, may_see
+from codex_mcp_wrapper.engine.approvals import contained, fixed
 from codex_mcp_wrapper.engine.events import Subscriber
 from codex_mcp_wrapper.engine.executor import ApprovalHandler, Backend
 from codex_mcp_wrapper.engine.redaction import mission_redactor
@@ -28,7 +34,9 @@ from codex_mcp_wrapper.engine.session import RunOptions, new_run_id, run_mission
 from codex_mcp_wrapper.engine.store import RunStore
 from codex_mcp_wrapper.engine.tracker import RunTracker
 from codex_mcp_wrapper.errors import InputError, StateDirError, WrapperError
+from codex_mcp_wrapper.missions.loading import load_mission, parse_mission
 from codex_mcp_wrapper.missions.model import Mission
+from codex_mcp_wrapper.missions.policy import ClientPolicy
 from codex_mcp_wrapper.missions.single import CodexRequest, codex_mission
 from codex_mcp_wrapper.settings import Settings, Timeouts
 
@@ -45,10 +53,16 @@ class Runs:
         backend: Backend,
         default_cwd: Path | None = None,
         cancel_timeout: float = CANCEL_TIMEOUT,
+        policy: ClientPolicy | None = None,
     ) -> None:
         self.settings = settings
         self.backend = backend
         self.default_cwd = default_cwd or Path.cwd()
+        # What MCP clients may do (``serve``); the default: the directory served, nothing
+        # beyond the safe sandboxes, the server's own provider, no commands of theirs.
+        self.policy = policy or ClientPolicy(
+            roots=(self.default_cwd.resolve(),), commands=settings.mission_commands
+        )
         self.cancel_timeout = cancel_timeout
         self._live: dict[str, RunTracker] = {}
         self._tasks: dict[str, asyncio.Task[RunSummary | None]] = {}
@@ -88,10 +102,13 @@ class Runs:
     # -- running -------------------------------------------------------------------------
     async def run(self, mission: Mission, options: RunOptions | None = None) -> RunSummary:
         """Run ``mission`` to the end; the summary has its secrets redacted."""
-        options = options or RunOptions()
+        options = self._for_owner(options or RunOptions())
         run_id = options.run_id or new_run_id()
         tracker = self._live.setdefault(
-            run_id, RunTracker(run_id, mission.mission_id, redactor=mission_redactor(mission))
+            run_id,
+            RunTracker(
+                run_id, mission.mission_id, redactor=mission_redactor(mission), owner=options.owner
+            ),
         )
         try:
             summary = await run_mission(
@@ -108,6 +125,15 @@ class Runs:
             self.cassette(summary, self.settings.record_dir / f"{name}-{run_id}.yaml")
         return summary
 
+    def _for_owner(self, options: RunOptions) -> RunOptions:
+        """A client's run (``owner`` set) answers its approvals within the policy: no escape
+        from the sandbox unless the owner allows danger-full-access."""
+        if options.owner is None or self.policy.escalation:
+            return options
+        return replace(
+            options, approvals=contained(options.approvals or fixed(self.settings.approvals))
+        )
+
     def cassette(self, summary: RunSummary, path: Path) -> int:
         """Write the cassette of a run recorded with ``Settings.record``; its exchanges."""
         threads = {t.thread_id: t.task_id for t in summary.tasks if t.thread_id}
@@ -121,7 +147,9 @@ class Runs:
         if run_id in self._tasks:
             raise InputError(f"run {run_id} is running; wait for it or cancel it first.")
         self.backend.check(mission)  # a run that cannot start at all is an error here, now
-        tracker = RunTracker(run_id, mission.mission_id, redactor=mission_redactor(mission))
+        tracker = RunTracker(
+            run_id, mission.mission_id, redactor=mission_redactor(mission), owner=options.owner
+        )
         self._live[run_id] = tracker
 
         async def background() -> RunSummary | None:
@@ -139,12 +167,15 @@ class Runs:
         self._tasks[run_id] = self._group.create_task(background(), name=f"run-{run_id}")
         return run_id
 
-    def _resume_plan(self, run_id: str) -> tuple[Mission, RunOptions]:
-        if run_id in self._tasks:
-            raise InputError(f"run {run_id} is running; wait for it or cancel it first.")
+    def _resume_plan(
+        self, run_id: str, client: Identity | None = None
+    ) -> tuple[Mission, RunOptions]:
         with RunStore.reader(self.settings.state_dir) as store:
+            owner = self._visible(store, run_id, client)
+            if run_id in self._tasks:
+                raise InputError(f"run {run_id} is running; wait for it or cancel it first.")
             mission, previous = resume_plan(store, run_id)
-        return mission, RunOptions(run_id=run_id, previous=previous)
+        return mission, RunOptions(run_id=run_id, previous=previous, owner=owner)
 
     async def resume(
         self,
@@ -156,29 +187,33 @@ class Runs:
         mission, options = self._resume_plan(run_id)
         return await self.run(mission, replace(options, observers=observers, approvals=approvals))
 
-    def start_resume(self, run_id: str) -> str:
-        """``resume`` in the background; returns the run id at once."""
-        mission, options = self._resume_plan(run_id)
+    def start_resume(self, run_id: str, client: Identity | None = None) -> str:
+        """``resume`` in the background; returns the run id at once. The run stays its
+        owner's."""
+        mission, options = self._resume_plan(run_id, client)
         return self.start(mission, options)
 
-    async def wait(self, run_id: str, timeout: float) -> dict[str, Any]:
+    async def wait(
+        self, run_id: str, timeout: float, client: Identity | None = None
+    ) -> dict[str, Any]:
+        self.status(run_id, client)  # an unknown or invisible run: at once
         tracker = self._live.get(run_id)
         if tracker is not None:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(timeout):
                     await tracker.done.wait()
-        return self.status(run_id)
+        return self.status(run_id, client)
 
-    async def cancel(self, run_id: str) -> dict[str, Any]:
+    async def cancel(self, run_id: str, client: Identity | None = None) -> dict[str, Any]:
+        state = self.status(run_id, client)
         task = self._tasks.get(run_id)
         if task is None:
-            state = self.status(run_id)
             return {**state, "cancelled": False, "message": "the run is not running here"}
         task.cancel()
         with contextlib.suppress(TimeoutError, asyncio.CancelledError):
             async with asyncio.timeout(self.cancel_timeout):
                 await asyncio.shield(task)
-        return {**self.status(run_id), "cancelled": True}
+        return {**self.status(run_id, client), "cancelled": True}
 
     # -- single Codex sessions -------------------------------------------------------------
     async def codex(
@@ -186,30 +221,54 @@ class Runs:
         request: CodexRequest,
         observers: Sequence[Subscriber] = (),
         approvals: ApprovalHandler | None = None,
+        client: Identity | None = None,
     ) -> TaskResult:
         """One Codex session as a one-task mission; continue it with ``reply``."""
-        mission = self._codex_mission(request)
-        summary = await self.run(
-            mission, RunOptions(observers=observers, approvals=approvals, reports=False)
-        )
+        mission = self._codex_mission(request, client)
+        options = RunOptions(observers=observers, approvals=approvals, reports=False)
+        summary = await self.run(mission, replace(options, owner=_name(client)))
         return summary.tasks[0]
 
-    def start_codex(self, request: CodexRequest, approvals: ApprovalHandler | None = None) -> str:
+    def start_codex(
+        self,
+        request: CodexRequest,
+        approvals: ApprovalHandler | None = None,
+        client: Identity | None = None,
+    ) -> str:
         """``codex`` in the background (a task of the MCP tasks extension, a call waiting on
         the client's answers); returns the run id at once. Its one task's result is the
         session's (``session_result``)."""
-        options = RunOptions(reports=False, approvals=approvals)
-        return self.start(self._codex_mission(request), options)
+        options = RunOptions(reports=False, approvals=approvals, owner=_name(client))
+        return self.start(self._codex_mission(request, client), options)
+
+    def _continuation(
+        self, thread_id: str, prompt: str, client: Identity | None
+    ) -> tuple[Mission, RunOptions]:
+        """The one-task mission continuing ``thread_id``, for whoever owns its run."""
+        with RunStore.reader(self.settings.state_dir) as store:
+            origin = store.thread_origin(thread_id)
+            if origin is not None and not may_see(client, store.run_owner(origin[0])[1]):
+                origin = None
+            if origin is None:
+                raise InputError(
+                    f"no Codex thread '{thread_id}' is known to this wrapper (state dir "
+                    f"{self.settings.state_dir}); start one with the codex tool."
+                )
+            owner = store.run_owner(origin[0])[1]
+            mission, threads = continuation(store, thread_id, prompt)
+        return mission, RunOptions(threads=threads, reports=False, owner=owner)
 
     def start_reply(
-        self, thread_id: str, prompt: str, approvals: ApprovalHandler | None = None
+        self,
+        thread_id: str,
+        prompt: str,
+        approvals: ApprovalHandler | None = None,
+        client: Identity | None = None,
     ) -> str:
         """``reply`` in the background (a call waiting on the client's answers); returns the
         run id at once (then ``session_result``)."""
-        with RunStore.reader(self.settings.state_dir) as store:
-            mission, threads = continuation(store, thread_id, prompt)
-        options = RunOptions(approvals=approvals, threads=threads, reports=False)
-        return self.start(mission, options)
+        mission, options = self._continuation(thread_id, prompt, client)
+        return self.start(mission, replace(options, approvals=approvals))
 
     async def session_result(self, run_id: str) -> TaskResult:
         """The result of a ``start_codex`` session, once it ends (as recorded)."""
@@ -237,13 +296,12 @@ class Runs:
         prompt: str,
         observers: Sequence[Subscriber] = (),
         approvals: ApprovalHandler | None = None,
+        client: Identity | None = None,
     ) -> TaskResult:
         """Continue a thread (after a restart too: it is resumed from its worker's home)."""
-        with RunStore.reader(self.settings.state_dir) as store:
-            mission, threads = continuation(store, thread_id, prompt)
+        mission, options = self._continuation(thread_id, prompt, client)
         summary = await self.run(
-            mission,
-            RunOptions(observers=observers, approvals=approvals, threads=threads, reports=False),
+            mission, replace(options, observers=observers, approvals=approvals)
         )
         return summary.tasks[0]
 
@@ -254,24 +312,76 @@ class Runs:
         prompt: str,
         observers: Sequence[Subscriber] = (),
         approvals: ApprovalHandler | None = None,
+        client: Identity | None = None,
     ) -> TaskResult:
         """Send a further prompt in the thread of a task of a run."""
         with RunStore.reader(self.settings.state_dir) as store:
+            self._visible(store, run_id, client)
             thread_id = task_thread(store, run_id, task_id)
-        return await self.reply(thread_id, prompt, observers, approvals)
+        return await self.reply(thread_id, prompt, observers, approvals, client)
 
-    def _codex_mission(self, request: CodexRequest) -> Mission:
+    def _codex_mission(self, request: CodexRequest, client: Identity | None = None) -> Mission:
         if self.settings.scripted and self.settings.script and request.script is None:
             request = replace(request, script=str(self.settings.script))
-        return codex_mission(request, self.default_cwd)
+        if client is None:
+            return codex_mission(request, self.default_cwd)
+        policy = self.policy  # a client's call: within the server's policy
+        cwd = Path(request.cwd).expanduser() if request.cwd else self.default_cwd
+        cwd = policy.directory(cwd if cwd.is_absolute() else self.default_cwd / cwd, "cwd")
+        policy.sandbox(request.sandbox or "read-only", "the call")
+        policy.config(request.config, "the call")
+        return codex_mission(replace(request, cwd=str(cwd)), self.default_cwd)
+
+    # -- a client's missions ---------------------------------------------------------------
+    def client_mission(
+        self,
+        mission: dict[str, Any] | str,
+        variables: dict[str, str] | None = None,
+    ) -> Mission:
+        """A mission argument of an MCP call (an object as in a mission file, or the path of
+        one) as a ``Mission`` the client may run: read within the server's policy (files
+        under its roots only, ``${VAR}`` from ``variables`` and the owner's exposed
+        variables only), then checked against it."""
+        policy = self.policy
+        if isinstance(mission, str):
+            path = policy.mission_file(mission)
+            parsed = load_mission(
+                path, variables, environ=policy.environ(), unset_hint=policy.unset_hint()
+            )
+            base = path.parent
+        else:
+            parsed = parse_mission(
+                mission,
+                "mission",
+                variables,
+                environ=policy.environ(),
+                unset_hint=policy.unset_hint(),
+            )
+            base = policy.roots[0]
+        return policy.check(parsed, base)
 
     # -- queries ---------------------------------------------------------------------------
-    def status(self, run_id: str) -> dict[str, Any]:
+    def _visible(self, store: RunStore, run_id: str, client: Identity | None) -> str | None:
+        """The owner of ``run_id`` if ``client`` may see it; else the sentence of a run that
+        does not exist (an identity cannot tell another's runs from none)."""
+        store.run_dir(run_id)  # a malformed id: its own sentence
+        tracker = self._live.get(run_id)
+        exists, owner = store.run_owner(run_id)
+        if tracker is not None:
+            exists, owner = True, tracker.owner
+        if not exists or not may_see(client, owner):
+            raise InputError(f"no run '{run_id}'; see `codex-mcp-wrapper runs list`.")
+        return owner
+
+    def status(self, run_id: str, client: Identity | None = None) -> dict[str, Any]:
         """A run's state: live when it runs here, else as recorded (secrets redacted)."""
         tracker = self._live.get(run_id)
         if tracker is not None:
+            if not may_see(client, tracker.owner):
+                raise InputError(f"no run '{run_id}'; see `codex-mcp-wrapper runs list`.")
             return tracker.state()
         with RunStore.reader(self.settings.state_dir) as store:
+            self._visible(store, run_id, client)
             info = store.require_run(run_id)
         if info.get("summary"):
             return {"run_id": run_id, "done": True, **info["summary"]}
@@ -286,15 +396,18 @@ class Runs:
             ],
         }
 
-    def show(self, run_id: str) -> dict[str, Any]:
+    def show(self, run_id: str, client: Identity | None = None) -> dict[str, Any]:
         """Everything recorded of a run: its summary when it finished, else its rows."""
         with RunStore.reader(self.settings.state_dir) as store:
+            self._visible(store, run_id, client)
             info = store.require_run(run_id)
         return info.get("summary") or info
 
-    def list(self, limit: int = 20) -> list[dict[str, Any]]:
+    def list(self, limit: int = 20, client: Identity | None = None) -> list[dict[str, Any]]:
+        """The newest runs ``client`` may see (all of them for the owner and admins)."""
+        owner = None if client is None or client.admin else client.name
         with RunStore.reader(self.settings.state_dir) as store:
-            return store.list_runs(limit)
+            return store.list_runs(limit, owner)
 
     def report(
         self, run_id: str, junit: Sequence[Path] = (), html: Sequence[Path] = ()
@@ -322,12 +435,19 @@ class Runs:
         copies = write_reports(summary, run_dir, mission.notes, junit, html, in_run_dir=False)
         return (*written, *copies)
 
-    def task_file(self, run_id: str, task_id: str, name: str) -> Path:
+    def task_file(
+        self, run_id: str, task_id: str, name: str, client: Identity | None = None
+    ) -> Path:
         """A file of a task's record (``events.jsonl``, ``final.md``, ``artifacts/NAME``),
         never a path outside the run's tasks folder."""
         with RunStore.reader(self.settings.state_dir) as store:
+            self._visible(store, run_id, client)
             base = store.run_dir(run_id) / "tasks"
         path = (base / task_id / name).resolve()
         if not path.is_relative_to(base.resolve()) or not path.is_file():
             raise InputError(f"no {name} for task '{task_id}' of run '{run_id}'.")
         return path
+
+
+def _name(client: Identity | None) -> str | None:
+    return None if client is None else client.name

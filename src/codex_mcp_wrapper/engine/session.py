@@ -35,6 +35,7 @@ from codex_mcp_wrapper.engine.results import RunSummary, TaskResult, summarise
 from codex_mcp_wrapper.engine.store import RunStore
 from codex_mcp_wrapper.engine.tools import PythonTool, tool_handler
 from codex_mcp_wrapper.errors import MissionError, RunDetached, WrapperError
+from codex_mcp_wrapper.missions.loading import check_servers_defined
 from codex_mcp_wrapper.missions.model import Mission
 from codex_mcp_wrapper.settings import Settings
 
@@ -70,6 +71,9 @@ class RunOptions:
     hooks: Mapping[str, Sequence[PythonHook]] = field(default_factory=dict)
     # Python tools Codex may call in every task of the run (``PythonTool``).
     tools: Sequence[PythonTool] = ()
+    # The identity of the MCP client the run is for: only it (and admins) see the run.
+    # None: the server's owner (the CLI, the Python API).
+    owner: str | None = None
 
 
 def mission_record(mission: Mission, settings: Settings, workspace_root: Path) -> dict[str, Any]:
@@ -109,6 +113,7 @@ async def run_mission(
     """Run a mission to the end and return its summary (secrets redacted); every outcome is
     recorded in the state dir before this returns, and on cancellation too."""
     options = options or RunOptions()
+    check_servers_defined(mission, "the mission")
     backend.check(mission)  # nothing is recorded of a run that cannot start at all
     workspace_root = _workspace(mission)
     redactor = mission_redactor(mission)
@@ -156,6 +161,7 @@ async def run_mission(
                 mission_record(mission, settings, workspace_root),
                 tuple(t.task_id for t in planned),
                 str(workspace_root),
+                options.owner,
             )
         )
         backoff = options.retry_backoff

@@ -46,7 +46,8 @@ CREATE TABLE IF NOT EXISTS runs (
     finished_at REAL,
     run_dir TEXT NOT NULL,
     workspace_root TEXT,
-    summary TEXT
+    summary TEXT,
+    owner TEXT
 );
 CREATE TABLE IF NOT EXISTS tasks (
     run_id TEXT NOT NULL,
@@ -185,10 +186,11 @@ class RunStore:
         columns = {row[1] for row in db.execute("PRAGMA table_info(tasks)")}
         if "turns_done" not in columns:  # a state dir from 0.1.0 before resume existed
             db.execute("ALTER TABLE tasks ADD COLUMN turns_done INTEGER DEFAULT 0")
-        if "pid_start" not in {row[1] for row in db.execute("PRAGMA table_info(runs)")}:
-            db.execute(
-                "ALTER TABLE runs ADD COLUMN pid_start INTEGER"
-            )  # added with pid-reuse checks
+        run_columns = {row[1] for row in db.execute("PRAGMA table_info(runs)")}
+        if "pid_start" not in run_columns:  # added with pid-reuse checks
+            db.execute("ALTER TABLE runs ADD COLUMN pid_start INTEGER")
+        if "owner" not in run_columns:  # added with MCP client identities
+            db.execute("ALTER TABLE runs ADD COLUMN owner TEXT")
         return db
 
     def __enter__(self) -> Self:
@@ -240,7 +242,7 @@ class RunStore:
                 f"the secrets of run {run_id} are gone ({secrets} was removed), so it cannot "
                 "run again as it was; run the mission again from its file."
             )
-        return parse_mission(data, str(path), variables={})
+        return parse_mission(data, str(path), expand=False)  # expanded when it first ran
 
     def summary(self, run_id: str) -> RunSummary | None:
         info = self.require_run(run_id)
@@ -280,9 +282,23 @@ class RunStore:
             out.append(info)
         return out
 
-    def list_runs(self, limit: int = 50) -> list[dict[str, Any]]:
-        rows = self._select_runs("ORDER BY created_at DESC LIMIT ?", (limit,))
+    def list_runs(self, limit: int = 50, owner: str | None = None) -> list[dict[str, Any]]:
+        """The newest runs; with ``owner``, only that identity's."""
+        if owner is None:
+            rows = self._select_runs("ORDER BY created_at DESC LIMIT ?", (limit,))
+        else:
+            rows = self._select_runs(
+                "WHERE owner = ? ORDER BY created_at DESC LIMIT ?", (owner, limit)
+            )
         return [{k: row[k] for k in self._RUN_COLUMNS} for row in rows]
+
+    def run_owner(self, run_id: str) -> tuple[bool, str | None]:
+        """(whether the run exists, the identity that started it: None for the owner's own
+        runs and those recorded before identities existed)."""
+        columns = {row[1] for row in self.db.execute("PRAGMA table_info(runs)")}
+        owner = "owner" if "owner" in columns else "NULL"
+        row = self.db.execute(f"SELECT {owner} FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+        return (row is not None, row[0] if row else None)
 
     def get_run(self, run_id: str) -> dict[str, Any] | None:
         rows = self._select_runs("WHERE run_id = ?", (run_id,))

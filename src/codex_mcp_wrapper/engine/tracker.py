@@ -20,6 +20,7 @@ class RunTracker:
     done: asyncio.Event = field(default_factory=asyncio.Event)
     error: str | None = None
     redactor: Redactor = field(default_factory=Redactor)
+    owner: str | None = None  # the MCP client identity the run is for (None: the owner's)
 
     def __call__(self, event: Event) -> None:
         if isinstance(event, RunStarted):

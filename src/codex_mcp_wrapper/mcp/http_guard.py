@@ -1,6 +1,7 @@
-"""What guards the HTTP transport: a bearer token (``BearerAuth``) and the Host/Origin
-allowlist against DNS rebinding (``host_allowlist``: the bind address, loopback, the machine's
-own names for a wildcard bind, and ``--allow-host`` values read by ``parse_allowed_host``)."""
+"""What guards the HTTP transport: bearer tokens, each an identity (``ClientTokens``), and
+the Host/Origin allowlist against DNS rebinding (``host_allowlist``: the bind address,
+loopback, the machine's own names for a wildcard bind, and ``--allow-host`` values read by
+``parse_allowed_host``)."""
 
 from __future__ import annotations
 
@@ -11,12 +12,16 @@ import ipaddress
 import re
 import socket
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
+from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser
+from mcp.server.auth.provider import AccessToken
 from mcp.server.transport_security import TransportSecuritySettings
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from codex_mcp_wrapper.engine.access import ANONYMOUS, Identity
 from codex_mcp_wrapper.errors import InputError
+from codex_mcp_wrapper.mcp.identity import SCOPE_KEY
 
 LOOPBACK_NAMES = ("localhost",)
 WILDCARD_BINDS = ("0.0.0.0", "::")
@@ -32,39 +37,57 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-# -- authentication ----------------------------------------------------------------------------
-class BearerAuth:
-    """Requires ``Authorization: Bearer TOKEN`` on every HTTP request. The scheme name is
-    case-insensitive (RFC 7235); the token is compared in constant time (as SHA-256 digests,
-    so not even its length shows in the timing)."""
+# -- authentication and identities --------------------------------------------------------
+class ClientTokens:
+    """Who each HTTP request comes from. With tokens, a request must carry
+    ``Authorization: Bearer TOKEN`` of one of them and is that token's identity (the scheme
+    name is case-insensitive, RFC 7235; tokens are compared in constant time, as SHA-256
+    digests, so not even their length shows in the timing); without, every request is the
+    one anonymous identity (loopback only, see ``serve_http``).
 
-    def __init__(self, app: ASGIApp, token: str) -> None:
+    The identity goes into the ASGI scope (``identity.SCOPE_KEY``, read by the tools) and as
+    ``scope["user"]``, by which the SDK binds an MCP session to the identity that opened it:
+    another token presenting its session id is answered "Session not found"."""
+
+    def __init__(self, app: ASGIApp, tokens: Mapping[str, Identity]) -> None:
         self.app = app
-        self.expected = hashlib.sha256(token.encode()).digest()
+        self.digests = [(_digest(token), who) for token, who in tokens.items()]
 
-    def accepts(self, header: bytes) -> bool:
+    def identify(self, header: bytes) -> Identity | None:
         scheme, _, credentials = header.strip().partition(b" ")
         given = hashlib.sha256(credentials.strip()).digest()
-        # Compare even when the scheme is wrong, so every refusal costs the same.
-        return hmac.compare_digest(given, self.expected) and scheme.lower() == b"bearer"
+        found = None
+        for digest, who in self.digests:  # every digest compared, so every refusal costs the same
+            if hmac.compare_digest(given, digest):
+                found = who
+        return found if scheme.lower() == b"bearer" else None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
-            given = dict(scope.get("headers") or []).get(b"authorization", b"")
-            if not self.accepts(given):
-                await send(
-                    {
-                        "type": "http.response.start",
-                        "status": 401,
-                        "headers": [
-                            (b"content-type", b"text/plain"),
-                            (b"www-authenticate", b"Bearer"),
-                        ],
-                    }
-                )
-                await send({"type": "http.response.body", "body": b"a bearer token is required\n"})
+            who: Identity | None = ANONYMOUS
+            if self.digests:
+                who = self.identify(dict(scope.get("headers") or []).get(b"authorization", b""))
+            if who is None:
+                await _refuse(send)
                 return
+            scope["user"] = AuthenticatedUser(AccessToken(token="", client_id=who.name, scopes=[]))
+            scope["state"] = {**(scope.get("state") or {}), SCOPE_KEY: who}
         await self.app(scope, receive, send)
+
+
+def _digest(token: str) -> bytes:
+    return hashlib.sha256(token.encode()).digest()
+
+
+async def _refuse(send: Send) -> None:
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 401,
+            "headers": [(b"content-type", b"text/plain"), (b"www-authenticate", b"Bearer")],
+        }
+    )
+    await send({"type": "http.response.body", "body": b"a bearer token is required\n"})
 
 
 # -- Host/Origin allowlist -------------------------------------------------------------------

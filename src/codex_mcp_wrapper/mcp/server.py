@@ -11,15 +11,16 @@ from __future__ import annotations
 
 import json
 
-from mcp.server.mcpserver import MCPServer
+from mcp.server.mcpserver import Context, MCPServer
 
 from codex_mcp_wrapper import __version__
 from codex_mcp_wrapper.engine.runs import Runs
+from codex_mcp_wrapper.mcp.identity import client_of
 from codex_mcp_wrapper.mcp.input_required import Parking
 from codex_mcp_wrapper.mcp.log_levels import LogLevels
 from codex_mcp_wrapper.mcp.strict import StrictArguments, StrictServer
 from codex_mcp_wrapper.mcp.tasks import Tasks
-from codex_mcp_wrapper.mcp.tools import read_mission, register_codex_tools, register_mission_tools
+from codex_mcp_wrapper.mcp.tools import register_codex_tools, register_mission_tools
 
 INSTRUCTIONS = (
     "Runs OpenAI Codex headlessly. `codex` starts a Codex session and `codex-reply` "
@@ -35,7 +36,7 @@ def build_server(runs: Runs) -> MCPServer:
         "codex-mcp-wrapper",
         version=__version__,
         instructions=INSTRUCTIONS,
-        extensions=[Tasks(runs, read_mission, parking)],
+        extensions=[Tasks(runs, parking)],
     )
     server.middleware.append(StrictArguments(server))
     levels = LogLevels()
@@ -53,8 +54,8 @@ def register_resources(server: MCPServer, runs: Runs) -> None:
         mime_type="application/json",
         description="A run's summary (JSON).",
     )
-    def run_summary(run_id: str) -> str:
-        return json.dumps(runs.status(run_id), indent=2)
+    def run_summary(run_id: str, ctx: Context) -> str:
+        return json.dumps(runs.status(run_id, client_of(ctx)), indent=2)
 
     @server.resource(
         "codex-wrapper://runs/{run_id}/tasks/{task_id}/transcript",
@@ -62,8 +63,9 @@ def register_resources(server: MCPServer, runs: Runs) -> None:
         mime_type="application/x-ndjson",
         description="Every Codex event of a task (JSON Lines, secrets redacted).",
     )
-    def task_transcript(run_id: str, task_id: str) -> str:
-        return runs.task_file(run_id, task_id, "events.jsonl").read_text(encoding="utf-8")
+    def task_transcript(run_id: str, task_id: str, ctx: Context) -> str:
+        path = runs.task_file(run_id, task_id, "events.jsonl", client_of(ctx))
+        return path.read_text(encoding="utf-8")
 
     @server.resource(
         "codex-wrapper://runs/{run_id}/tasks/{task_id}/final",
@@ -71,13 +73,15 @@ def register_resources(server: MCPServer, runs: Runs) -> None:
         mime_type="text/markdown",
         description="A task's final message.",
     )
-    def task_final(run_id: str, task_id: str) -> str:
-        return runs.task_file(run_id, task_id, "final.md").read_text(encoding="utf-8")
+    def task_final(run_id: str, task_id: str, ctx: Context) -> str:
+        return runs.task_file(run_id, task_id, "final.md", client_of(ctx)).read_text(
+            encoding="utf-8"
+        )
 
     @server.resource(
         "codex-wrapper://runs/{run_id}/tasks/{task_id}/artifacts/{name}",
         name="task-artifact",
         description="A file a task's `artifacts` copied.",
     )
-    def task_artifact(run_id: str, task_id: str, name: str) -> bytes:
-        return runs.task_file(run_id, task_id, f"artifacts/{name}").read_bytes()
+    def task_artifact(run_id: str, task_id: str, name: str, ctx: Context) -> bytes:
+        return runs.task_file(run_id, task_id, f"artifacts/{name}", client_of(ctx)).read_bytes()

@@ -29,6 +29,7 @@ from codex_mcp_wrapper.engine.results import RunSummary
 from codex_mcp_wrapper.engine.runs import Runs
 from codex_mcp_wrapper.engine.session import RunOptions
 from codex_mcp_wrapper.errors import WrapperError
+from codex_mcp_wrapper.mcp.identity import identity_of
 from codex_mcp_wrapper.mcp.input_required import Parking, Session
 from codex_mcp_wrapper.mcp.shaping import batch_result, codex_result, error_result, json_result
 from codex_mcp_wrapper.missions.single import CodexRequest
@@ -71,11 +72,10 @@ class Tasks(Extension):
 
     identifier = TASKS
 
-    def __init__(self, runs: Runs, mission_of: Any, parking: Parking) -> None:
-        """``mission_of(mission, vars)`` reads a mission argument as the tools do; approvals
-        of tasks whose client can answer wait in ``parking`` for ``tasks/update``."""
+    def __init__(self, runs: Runs, parking: Parking) -> None:
+        """Approvals of tasks whose client can answer wait in ``parking`` for
+        ``tasks/update``. A task is its client's: another identity cannot see or touch it."""
         self.runs = runs
-        self.mission_of = mission_of
         self.parking = parking
         self.asking: dict[str, Session] = {}  # task id -> its approvals waiting for answers
 
@@ -99,15 +99,17 @@ class Tasks(Extension):
         if params.name not in TASK_TOOLS or ctx.protocol_version not in MODERN or not declared:
             return await call_next(ctx)
         arguments = dict(params.arguments or {})
+        client = identity_of(ctx.request)
         session, approvals = None, None
         if capabilities is not None and capabilities.elicitation is not None:
             session, approvals = self.parking.begin()  # asked through tasks/get + tasks/update
         try:
             if params.name == "codex":
-                run_id = self.runs.start_codex(codex_request(arguments), approvals)
+                run_id = self.runs.start_codex(codex_request(arguments), approvals, client)
             else:
-                mission = self.mission_of(arguments["mission"], arguments.get("vars"))
-                run_id = self.runs.start(mission, RunOptions(approvals=approvals))
+                mission = self.runs.client_mission(arguments["mission"], arguments.get("vars"))
+                options = RunOptions(approvals=approvals, owner=client.name)
+                run_id = self.runs.start(mission, options)
         except WrapperError as exc:
             if session is not None:
                 self.parking.end(session)
@@ -135,14 +137,14 @@ class Tasks(Extension):
             fields["statusMessage"] = message
         return fields
 
-    def _state(self, task_id: str) -> dict[str, Any]:
+    def _state(self, task_id: str, ctx: ServerRequestContext[Any, Any]) -> dict[str, Any]:
         try:
-            return self.runs.status(task_id)
+            return self.runs.status(task_id, identity_of(ctx.request))
         except WrapperError as exc:
             raise MCPError(INVALID_PARAMS, f"no task {task_id}: {exc}") from exc
 
     async def get(self, ctx: ServerRequestContext[Any, Any], params: TaskParams) -> dict[str, Any]:
-        state = self._state(params.task_id)
+        state = self._state(params.task_id, ctx)
         status = state.get("status")
         session = self.asking.get(params.task_id)
         if not state.get("done"):
@@ -167,7 +169,9 @@ class Tasks(Extension):
                 **self._fields(params.task_id, "failed", message),
                 "error": {"code": -32603, "message": message},
             }
-        summary = RunSummary.model_validate(self.runs.show(params.task_id))
+        summary = RunSummary.model_validate(
+            self.runs.show(params.task_id, identity_of(ctx.request))
+        )
         if summary.mission_id == "codex" and len(summary.tasks) == 1:
             result = codex_result(summary.tasks[0])
         else:
@@ -179,7 +183,7 @@ class Tasks(Extension):
     async def update(
         self, ctx: ServerRequestContext[Any, Any], params: UpdateParams
     ) -> dict[str, Any]:
-        self._state(params.task_id)
+        self._state(params.task_id, ctx)
         session = self.asking.get(params.task_id)
         if session is not None:
             self.parking.answer(session, params.input_responses)
@@ -188,6 +192,7 @@ class Tasks(Extension):
     async def cancel(
         self, ctx: ServerRequestContext[Any, Any], params: TaskParams
     ) -> dict[str, Any]:
-        self._state(params.task_id)
-        await self.runs.cancel(params.task_id)
+        client = identity_of(ctx.request)
+        self._state(params.task_id, ctx)
+        await self.runs.cancel(params.task_id, client)
         return {}

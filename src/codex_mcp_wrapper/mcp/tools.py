@@ -11,7 +11,6 @@ import asyncio
 import functools
 import typing
 from collections.abc import Awaitable, Callable
-from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from mcp.server.mcpserver import Context, MCPServer
@@ -25,6 +24,7 @@ from codex_mcp_wrapper.engine.runs import Runs
 from codex_mcp_wrapper.engine.session import RunOptions
 from codex_mcp_wrapper.errors import InputError, WrapperError
 from codex_mcp_wrapper.mcp.calls import CallContext
+from codex_mcp_wrapper.mcp.identity import client_of
 from codex_mcp_wrapper.mcp.input_required import Parking
 from codex_mcp_wrapper.mcp.log_levels import LogLevels
 from codex_mcp_wrapper.mcp.shaping import (
@@ -34,8 +34,6 @@ from codex_mcp_wrapper.mcp.shaping import (
     error_result,
     json_result,
 )
-from codex_mcp_wrapper.missions.loading import commands_of, load_mission, parse_mission
-from codex_mcp_wrapper.missions.model import Mission
 from codex_mcp_wrapper.missions.single import CodexRequest
 
 WAIT_DEFAULT = 30.0
@@ -47,8 +45,8 @@ Approval = Literal["untrusted", "on-failure", "on-request", "never"]
 MissionArg = Annotated[
     dict[str, Any] | str,
     Field(
-        description="The mission: an object as in a mission file, or a path to a YAML/JSON "
-        "file the server can read."
+        description="The mission: an object as in a mission file, or the path of a .yaml, "
+        ".yml or .json mission file under the server's workspace (relative paths from it)."
     ),
 ]
 VarsArg = Annotated[
@@ -150,6 +148,7 @@ def register_codex_tools(
         ] = None,
     ) -> Annotated[CallToolResult, CodexOutput]:
         call = CallContext(ctx, runs.settings, levels, runs.settings.codex_events)
+        client = client_of(ctx)
         request = CodexRequest(
             prompt=prompt,
             cwd=cwd,
@@ -164,12 +163,12 @@ def register_codex_tools(
 
         if call.modern and call.can_elicit:  # approvals by the input-required round trip
             return await guarded(
-                lambda: asked_session(ctx, lambda asker: runs.start_codex(request, asker))
+                lambda: asked_session(ctx, lambda asker: runs.start_codex(request, asker, client))
             )
 
         async def work() -> CallToolResult:
             result = await call.run(
-                1, lambda: runs.codex(request, [call.observer], call.approvals())
+                1, lambda: runs.codex(request, [call.observer], call.approvals(), client)
             )
             return call.noted(codex_result(result))
 
@@ -215,41 +214,25 @@ def register_codex_tools(
         ] = None,
     ) -> Annotated[CallToolResult, CodexOutput]:
         call = CallContext(ctx, runs.settings, levels, runs.settings.codex_events)
+        client = client_of(ctx)
 
         thread = threadId or conversationId
         if thread and call.modern and call.can_elicit:  # the input-required round trip
             return await guarded(
-                lambda: asked_session(ctx, lambda asker: runs.start_reply(thread, prompt, asker))
+                lambda: asked_session(
+                    ctx, lambda asker: runs.start_reply(thread, prompt, asker, client)
+                )
             )
 
         async def work() -> CallToolResult:
             if not thread:
                 raise InputError("give threadId (from the codex tool's result).")
             result = await call.run(
-                1, lambda: runs.reply(thread, prompt, [call.observer], call.approvals())
+                1, lambda: runs.reply(thread, prompt, [call.observer], call.approvals(), client)
             )
             return call.noted(codex_result(result))
 
         return await guarded(work)
-
-
-def read_mission(
-    mission: dict[str, Any] | str, variables: dict[str, str] | None, commands: bool = False
-) -> Mission:
-    """A mission argument: an object as in a mission file, or a path to one. Its hooks and
-    tools run outside Codex's sandbox on this machine: refused unless the server allows them
-    (``serve --allow-mission-commands``)."""
-    if isinstance(mission, str):
-        parsed = load_mission(Path(mission).expanduser(), variables)
-    else:
-        parsed = parse_mission(mission, "mission", variables)
-    if not commands and commands_of(parsed):
-        raise InputError(
-            "this mission has hooks or tools, which run commands on the server's machine "
-            "outside Codex's sandbox; start the server with --allow-mission-commands to allow "
-            "them."
-        )
-    return parsed
 
 
 def register_mission_tools(server: MCPServer, runs: Runs, levels: LogLevels) -> None:
@@ -271,8 +254,10 @@ def register_mission_tools(server: MCPServer, runs: Runs, levels: LogLevels) -> 
         call = CallContext(ctx, runs.settings, levels)
 
         async def work() -> CallToolResult:
-            parsed = read_mission(mission, vars, runs.settings.mission_commands)
-            options = RunOptions(observers=[call.observer], approvals=call.approvals())
+            parsed = runs.client_mission(mission, vars)
+            options = RunOptions(
+                observers=[call.observer], approvals=call.approvals(), owner=client_of(ctx).name
+            )
             summary = await call.run(len(parsed.tasks), lambda: runs.run(parsed, options))
             data = batch_result(summary)
             result = json_result(data)
@@ -287,10 +272,12 @@ def register_mission_tools(server: MCPServer, runs: Runs, levels: LogLevels) -> 
         description="Start a mission in the background and return its run_id at once.",
         annotations=RUNS_CODEX,
     )
-    async def mission_start(mission: MissionArg, vars: VarsArg = None) -> CallToolResult:
+    async def mission_start(
+        mission: MissionArg, ctx: Context, vars: VarsArg = None
+    ) -> CallToolResult:
         async def work() -> CallToolResult:
-            parsed = read_mission(mission, vars, runs.settings.mission_commands)
-            run_id = runs.start(parsed)
+            parsed = runs.client_mission(mission, vars)
+            run_id = runs.start(parsed, RunOptions(owner=client_of(ctx).name))
             return json_result(
                 {
                     "run_id": run_id,
@@ -310,9 +297,10 @@ def register_mission_tools(server: MCPServer, runs: Runs, levels: LogLevels) -> 
         "Returns at once; follow it with mission_wait.",
         annotations=RUNS_CODEX,
     )
-    async def mission_resume(run_id: RunIdArg) -> CallToolResult:
+    async def mission_resume(run_id: RunIdArg, ctx: Context) -> CallToolResult:
         async def work() -> CallToolResult:
-            return json_result({"run_id": runs.start_resume(run_id), "status": "running"})
+            started = runs.start_resume(run_id, client_of(ctx))
+            return json_result({"run_id": started, "status": "running"})
 
         return await guarded(work)
 
@@ -322,9 +310,9 @@ def register_mission_tools(server: MCPServer, runs: Runs, levels: LogLevels) -> 
         annotations=READ_ONLY,
         description="The current state of a run: per-task status, and the summary when done.",
     )
-    async def mission_status(run_id: RunIdArg) -> CallToolResult:
+    async def mission_status(run_id: RunIdArg, ctx: Context) -> CallToolResult:
         async def work() -> CallToolResult:
-            return json_result(runs.status(run_id))
+            return json_result(runs.status(run_id, client_of(ctx)))
 
         return await guarded(work)
 
@@ -337,12 +325,14 @@ def register_mission_tools(server: MCPServer, runs: Runs, levels: LogLevels) -> 
     )
     async def mission_wait(
         run_id: RunIdArg,
+        ctx: Context,
         timeout: Annotated[
             float, Field(description=f"Seconds to wait at most (capped at {WAIT_MAX:g}).")
         ] = WAIT_DEFAULT,
     ) -> CallToolResult:
         async def work() -> CallToolResult:
-            return json_result(await runs.wait(run_id, max(0.0, min(timeout, WAIT_MAX))))
+            bounded = max(0.0, min(timeout, WAIT_MAX))
+            return json_result(await runs.wait(run_id, bounded, client_of(ctx)))
 
         return await guarded(work)
 
@@ -353,9 +343,9 @@ def register_mission_tools(server: MCPServer, runs: Runs, levels: LogLevels) -> 
         description="Cancel a running mission: its turns are stopped and its workers "
         "freed; finished results are kept.",
     )
-    async def mission_cancel(run_id: RunIdArg) -> CallToolResult:
+    async def mission_cancel(run_id: RunIdArg, ctx: Context) -> CallToolResult:
         async def work() -> CallToolResult:
-            return json_result(await runs.cancel(run_id))
+            return json_result(await runs.cancel(run_id, client_of(ctx)))
 
         return await guarded(work)
 
@@ -376,7 +366,9 @@ def register_mission_tools(server: MCPServer, runs: Runs, levels: LogLevels) -> 
         async def work() -> CallToolResult:
             result = await call.run(
                 1,
-                lambda: runs.reply_task(run_id, task_id, prompt, [call.observer], call.approvals()),
+                lambda: runs.reply_task(
+                    run_id, task_id, prompt, [call.observer], call.approvals(), client_of(ctx)
+                ),
             )
             return json_result(result.model_dump(mode="json"))
 
@@ -389,9 +381,10 @@ def register_mission_tools(server: MCPServer, runs: Runs, levels: LogLevels) -> 
         description="Recent runs, newest first.",
     )
     async def runs_list(
+        ctx: Context,
         limit: Annotated[int, Field(description="How many runs, newest first.")] = 20,
     ) -> CallToolResult:
         async def work() -> CallToolResult:
-            return json_result({"runs": runs.list(max(1, min(limit, 500)))})
+            return json_result({"runs": runs.list(max(1, min(limit, 500)), client_of(ctx))})
 
         return await guarded(work)

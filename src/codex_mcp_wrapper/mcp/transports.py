@@ -16,15 +16,16 @@ import contextlib
 import logging
 import socket
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import uvicorn
 from starlette.types import ASGIApp
 
+from codex_mcp_wrapper.engine.access import Identity
 from codex_mcp_wrapper.engine.runs import Runs
 from codex_mcp_wrapper.errors import EnvironmentProblem, InputError
 from codex_mcp_wrapper.mcp.http_guard import (
-    BearerAuth,
+    ClientTokens,
     host_allowlist,
     is_loopback,
     parse_allowed_host,
@@ -89,11 +90,13 @@ async def serve_http(
     runs: Runs,
     host: str,
     port: int,
-    token: str | None,
+    tokens: Mapping[str, Identity],
     allow_hosts: Sequence[str] = (),
     ready: asyncio.Event | None = None,
 ) -> None:
-    if not is_loopback(host) and not token:
+    """Serve over streamable HTTP; ``tokens`` maps each bearer token to its client's identity
+    (none: loopback only, every client one identity)."""
+    if not is_loopback(host) and not tokens:
         raise InputError(
             f"refusing to serve on {host} without a bearer token: pass --token-file, set "
             "CODEX_MCP_WRAPPER_TOKEN or pass --token (loopback binds do not need one)."
@@ -109,7 +112,7 @@ async def serve_http(
                 streamable_http_path=MCP_PATH, transport_security=security, host=host
             )
         )
-        app: ASGIApp = BearerAuth(streams, token) if token else streams
+        app: ASGIApp = ClientTokens(streams, tokens)
         config = uvicorn.Config(
             app,
             log_level="warning",

@@ -21,6 +21,7 @@ import yaml
 from pydantic import ValidationError
 
 from codex_mcp_wrapper.errors import MissionError, ScriptError
+from codex_mcp_wrapper.inputs import MAX_DEPTH, bounded_yaml, check_depth, read_text_file
 from codex_mcp_wrapper.missions.expect import (
     CommandCheck,
     Expect,
@@ -29,7 +30,14 @@ from codex_mcp_wrapper.missions.expect import (
     ToolCallCheck,
     VerifyCheck,
 )
-from codex_mcp_wrapper.missions.model import CustomProvider, McpServer, Mission, Task, TaskSettings
+from codex_mcp_wrapper.missions.model import (
+    CustomProvider,
+    McpServer,
+    Mission,
+    Task,
+    TaskSettings,
+    server_names,
+)
 from codex_mcp_wrapper.missions.orchestration import DynamicTool, Hook
 from codex_mcp_wrapper.scripted.script import Script, load_script, parse_script
 
@@ -38,8 +46,14 @@ MAX_MISSION_BYTES = 5_000_000
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 
-def expand_vars(data: Any, variables: Mapping[str, str], source: str) -> Any:
-    """Expand ``${VAR}`` / ``${VAR:-default}`` in every string; ``$${`` is a literal ``${``."""
+UNSET_HINT = "export it or pass --var {name}=VALUE"
+
+
+def expand_vars(
+    data: Any, variables: Mapping[str, str], source: str, hint: str = UNSET_HINT
+) -> Any:
+    """Expand ``${VAR}`` / ``${VAR:-default}`` in every string; ``$${`` is a literal ``${``;
+    an unset variable is an error ending with ``hint``."""
     if isinstance(data, str):
 
         def sub(match: re.Match[str]) -> str:
@@ -49,16 +63,15 @@ def expand_vars(data: Any, variables: Mapping[str, str], source: str) -> Any:
             if default is not None:
                 return default
             raise MissionError(
-                f"{source}: uses ${{{name}}} but {name} is not set; export it or pass "
-                f"--var {name}=VALUE."
+                f"{source}: uses ${{{name}}} but {name} is not set; " + hint.format(name=name) + "."
             )
 
         parts = data.split("$${")
         return "${".join(_VAR.sub(sub, part) for part in parts)
     if isinstance(data, list):
-        return [expand_vars(v, variables, source) for v in data]
+        return [expand_vars(v, variables, source, hint) for v in data]
     if isinstance(data, dict):
-        return {k: expand_vars(v, variables, source) for k, v in data.items()}
+        return {k: expand_vars(v, variables, source, hint) for k, v in data.items()}
     return data
 
 
@@ -136,15 +149,27 @@ def format_validation_error(exc: ValidationError, source: str) -> str:
 
 
 def parse_mission(
-    data: Any, source: str = "<mission>", variables: Mapping[str, str] | None = None
+    data: Any,
+    source: str = "<mission>",
+    variables: Mapping[str, str] | None = None,
+    *,
+    environ: Mapping[str, str] | None = None,
+    expand: bool = True,
+    unset_hint: str = UNSET_HINT,
 ) -> Mission:
+    """A validated ``Mission`` from parsed data. ``${VAR}`` is expanded from ``variables``
+    over ``environ`` (default: this process's environment; an MCP client's mission gets only
+    the variables the server's owner exposes), not at all when ``expand`` is off (a recorded
+    mission, already expanded; a ``codex`` call's prompt, which is the client's text)."""
     if not isinstance(data, dict):
         raise MissionError(
             f"{source}: a mission must be a mapping with a 'tasks' list, got {type(data).__name__}."
         )
-    env = dict(os.environ)
-    env.update(variables or {})
-    data = expand_vars(data, env, source)
+    check_depth(data, source, MissionError)
+    if expand:
+        env = dict(os.environ if environ is None else environ)
+        env.update(variables or {})
+        data = expand_vars(data, env, source, unset_hint)
     try:
         return Mission.model_validate(data)
     except ValidationError as exc:
@@ -152,24 +177,16 @@ def parse_mission(
 
 
 def read_mission_file(path: Path) -> Any:
+    """The parsed content of a mission file: a regular file (not a FIFO or a device, which
+    could block or never end), at most ``MAX_MISSION_BYTES``, its YAML aliases and nesting
+    bounded (``bounded_yaml``), so a hostile file is refused fast."""
+    text = read_text_file(path, "mission", MAX_MISSION_BYTES, MissionError)
     try:
-        size = path.stat().st_size
-    except FileNotFoundError as exc:
-        raise MissionError(f"{path}: no such mission file; check the path.") from exc
-    except OSError as exc:
-        raise MissionError(f"{path}: cannot read the mission ({exc.strerror}).") from exc
-    if size > MAX_MISSION_BYTES:
+        data = json.loads(text) if path.suffix.lower() == ".json" else bounded_yaml(text)
+    except RecursionError as exc:
         raise MissionError(
-            f"{path}: the mission is {size} bytes, over the limit of {MAX_MISSION_BYTES}."
-        )
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise MissionError(f"{path}: cannot read the mission ({exc}).") from exc
-    try:
-        if path.suffix.lower() == ".json":
-            return json.loads(text)
-        return yaml.safe_load(text)
+            f"{path}: the mission is nested too deeply (over {MAX_DEPTH} levels)."
+        ) from exc
     except json.JSONDecodeError as exc:
         raise MissionError(
             f"{path}: JSON syntax error at line {exc.lineno}, column {exc.colno}: {exc.msg}."
@@ -179,6 +196,8 @@ def read_mission_file(path: Path) -> Any:
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(exc, "problem", None) or "invalid syntax"
         raise MissionError(f"{path}: YAML syntax error{where}: {problem}.") from exc
+    check_depth(data, str(path), MissionError)
+    return data
 
 
 def builtin_variables(path: Path) -> dict[str, str]:
@@ -187,10 +206,20 @@ def builtin_variables(path: Path) -> dict[str, str]:
     return {"MISSION_DIR": str(path.resolve().parent), "WRAPPER_PYTHON": sys.executable}
 
 
-def load_mission(path: str | Path, variables: Mapping[str, str] | None = None) -> Mission:
+def load_mission(
+    path: str | Path,
+    variables: Mapping[str, str] | None = None,
+    *,
+    environ: Mapping[str, str] | None = None,
+    unset_hint: str = UNSET_HINT,
+) -> Mission:
+    """A mission file, validated, its relative paths made absolute from its folder; ``${VAR}``
+    from ``variables``, the built-ins and ``environ`` (default: this process's environment)."""
     path = Path(path)
     merged = {**builtin_variables(path), **(variables or {})}
-    mission = parse_mission(read_mission_file(path), str(path), merged)
+    mission = parse_mission(
+        read_mission_file(path), str(path), merged, environ=environ, unset_hint=unset_hint
+    )
     base = path.resolve().parent
     if not Path(mission.workspace_root).is_absolute():
         mission.workspace_root = str((base / mission.workspace_root).resolve())
@@ -201,7 +230,20 @@ def load_mission(path: str | Path, variables: Mapping[str, str] | None = None) -
         command.cwd = str((base / (command.cwd or ".")).resolve())
     load_task_scripts(mission)
     check_commands(mission, str(path))
+    check_servers_defined(mission, str(path))
     return mission
+
+
+def check_servers_defined(mission: Mission, source: str) -> None:
+    """A mission run as it is (not through ``serve``) must define each MCP server it uses:
+    names alone refer to servers only ``serve --config`` defines."""
+    names = server_names(mission)
+    if names:
+        raise MissionError(
+            f"{source}: mcp_servers names {', '.join(names)}, servers only an MCP server's "
+            "owner defines (serve --config, [mcp_servers]); here give each one as "
+            "NAME: {command: ...} or NAME: {url: ...}."
+        )
 
 
 SHELL_BUILTINS = frozenset(

@@ -83,6 +83,7 @@ class CustomProvider(_Model):
 
 
 ProviderChoice = Literal["codex", "scripted"] | CustomProvider
+ServerName = Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
 
 
 class TaskSettings(_Model):
@@ -97,7 +98,10 @@ class TaskSettings(_Model):
     developer_instructions: str | None = None
     env: dict[str, str] | None = None
     config: dict[str, Any] | None = None
-    mcp_servers: dict[str, McpServer] | None = None
+    # Servers defined here (NAME: {command|url ...}), or the names of servers the MCP server's
+    # owner defined (`serve --config`'s [mcp_servers] table): the only way a client of `serve`
+    # gets a stdio server. Resolved into definitions before a run is planned.
+    mcp_servers: dict[str, McpServer] | list[ServerName] | None = None
     output_schema: dict[str, Any] | None = None
     artifacts: list[ArtifactGlob] | None = None
     timeout_sec: PositiveSeconds | None = None
@@ -158,6 +162,21 @@ class Mission(_Model):
             if twice:
                 raise ValueError(f"task '{task.id}' has two tools named '{twice[0]}'")
         return self
+
+
+def defined_servers(settings: TaskSettings) -> dict[str, McpServer]:
+    """The MCP servers ``settings`` defines (names of the owner's servers resolve elsewhere)."""
+    servers = settings.mcp_servers
+    return dict(servers) if isinstance(servers, dict) else {}
+
+
+def server_names(mission: Mission) -> list[str]:
+    """The names of owner-defined MCP servers the mission refers to, in order, once each."""
+    names: list[str] = []
+    for settings in [mission.defaults, *mission.tasks]:
+        if isinstance(settings.mcp_servers, list):
+            names.extend(n for n in settings.mcp_servers if n not in names)
+    return names
 
 
 def find_cycle(graph: Mapping[str, list[str]]) -> list[str] | None:

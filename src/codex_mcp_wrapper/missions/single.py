@@ -52,5 +52,5 @@ def codex_mission(request: CodexRequest, default_cwd: Path) -> Mission:
     return parse_mission(
         {"mission_id": "codex", "workspace_root": str(cwd.resolve()), "tasks": [task]},
         "codex tool arguments",
-        variables={},
+        expand=False,  # the client's text as it is: ${X} in a prompt is not a variable
     )

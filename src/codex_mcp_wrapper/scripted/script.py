@@ -31,6 +31,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from codex_mcp_wrapper.errors import ScriptError
+from codex_mcp_wrapper.inputs import bounded_yaml, check_depth, read_text_file
 
 MAX_SCRIPT_BYTES = 1_000_000
 TEMPLATE_FIELDS = ("last_output", "prompt")
@@ -170,26 +171,20 @@ def parse_script(data: object, source: str = "<script>") -> Script:
 
 
 def load_script(path: str | Path) -> Script:
-    """Read and validate a YAML or JSON script file."""
+    """Read and validate a YAML or JSON script file (a regular file, size and aliases
+    bounded: ``inputs``)."""
     path = Path(path)
+    text = read_text_file(path, "script", MAX_SCRIPT_BYTES, ScriptError)
     try:
-        size = path.stat().st_size
-        if size > MAX_SCRIPT_BYTES:
-            raise ScriptError(
-                f"{path}: the script is {size} bytes, over the {MAX_SCRIPT_BYTES}-byte limit."
-            )
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError as exc:
-        raise ScriptError(f"{path}: no such script file; check the path.") from exc
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ScriptError(f"{path}: cannot read the script ({exc}).") from exc
-    try:
-        data = yaml.safe_load(text)
+        data = bounded_yaml(text)
+    except RecursionError as exc:
+        raise ScriptError(f"{path}: the script is nested too deeply.") from exc
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(exc, "problem", None) or "invalid syntax"
         raise ScriptError(f"{path}: YAML syntax error{where}: {problem}.") from exc
+    check_depth(data, str(path), ScriptError)
     return parse_script(data, source=str(path))
 
 
