@@ -137,6 +137,7 @@ async def test_approvals_take_the_old_decision_answers_and_carry_the_codex_field
         tmp_path / "s.json", [{"escalate": "touch approved.txt"}, {"say": "after: {last_output}"}]
     )
     args = ("--codex-bin", codex_bin, "--scripted", "--script", str(script))
+    args += ("--allow-danger-full-access",)  # the owner lets clients approve escalations
     asked: list[dict[str, Any]] = []
 
     def decide(decision: str) -> Any:
@@ -254,15 +255,23 @@ async def test_a_mission_may_not_send_any_server_variable_to_its_provider(
 ) -> None:
     provider = {"base_url": "http://127.0.0.1:9/v1", "env_key": "AWS_SECRET_ACCESS_KEY"}
     mission = {"workspace_root": str(workspace), "provider": provider, "tasks": [{"prompt": "x"}]}
-    async with raw_session(state_dir, "--workspace", str(workspace)) as session:
-        response = await session.request(
-            "tools/call", {"name": "batch", "arguments": {"mission": mission}}
-        )
-    assert response["result"]["isError"] is True
-    assert text_of(response) == (
-        "provider.env_key AWS_SECRET_ACCESS_KEY is not an API key variable (a name ending in "
-        "_API_KEY); to send it to http://127.0.0.1:9/v1 anyway, pass --pass-env "
-        "AWS_SECRET_ACCESS_KEY."
+    said = {}
+    for flags in ((), ("--allow-client-providers",)):
+        async with raw_session(state_dir, "--workspace", str(workspace), *flags) as session:
+            response = await session.request(
+                "tools/call", {"name": "batch", "arguments": {"mission": mission}}
+            )
+        assert response["result"]["isError"] is True
+        said[flags] = text_of(response)
+    assert said[()] == (
+        "refused by this server's policy: the mission's provider sends Codex's requests to "
+        "http://127.0.0.1:9/v1, and clients may not choose the model provider; the server's "
+        "owner can allow it with --allow-client-providers."
+    )
+    assert said[("--allow-client-providers",)] == (
+        "refused by this server's policy: provider.env_key AWS_SECRET_ACCESS_KEY would send a "
+        "variable of the server's to http://127.0.0.1:9/v1, and a client's provider never gets "
+        "a credential of the server's; drop env_key."
     )
 
 
@@ -271,7 +280,7 @@ async def test_a_mission_may_not_send_any_server_variable_to_its_provider(
     [
         ('pass_env = "FOO"', "option 'pass_env': Input should be a valid list."),
         ("progress_interval = 0", "option 'progress_interval': Input should be greater than"),
-        ("bogus = 1", "unknown option 'bogus'; known: affinity_wait, allow_host,"),
+        ("bogus = 1", "unknown option 'bogus'; known: affinity_wait, allow_client_config,"),
     ],
 )
 def test_a_bad_serve_config_file_is_one_sentence_and_exit_2(
@@ -309,6 +318,7 @@ async def test_an_approval_question_never_shows_the_runs_secrets(
         return {"action": "decline"}
 
     args = ("--codex-bin", codex_bin, "--scripted", "--workspace", str(workspace))
+    args += ("--allow-danger-full-access",)  # the owner lets clients approve escalations
     async with raw_session(state_dir, *args, capabilities={"elicitation": {}}) as session:
         response = await session.request(
             "tools/call", {"name": "batch", "arguments": {"mission": mission}}, decline

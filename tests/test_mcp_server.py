@@ -163,7 +163,9 @@ async def test_an_invalid_mission_is_an_error_result_with_the_reason(state_dir: 
     assert "unknown field 'oops'" in result.content[0].text  # type: ignore[union-attr]
 
 
-async def test_progress_and_log_notifications_are_standard(state_dir: Path) -> None:
+async def test_progress_and_log_notifications_are_standard(
+    state_dir: Path, workspace: Path
+) -> None:
     progress: list[tuple[float, float | None, str | None]] = []
     logs: list[str] = []
 
@@ -174,7 +176,7 @@ async def test_progress_and_log_notifications_are_standard(state_dir: Path) -> N
         logs.append(str(params.data))
 
     mission = {
-        "workspace_root": "/tmp",
+        "workspace_root": str(workspace),
         "tasks": [{"id": "a", "prompt": "x"}, {"id": "b", "prompt": "y"}],
     }
     async with stdio_client(
@@ -277,7 +279,11 @@ async def test_an_approval_becomes_a_standard_elicitation_and_a_decline_is_honou
     # Handshake-era clients (2025-06-18) take server-initiated elicitation/create requests;
     # the 2026-07-28 protocol forbids them, and there the configured policy applies.
     async with stdio_client(
-        state_dir, "--scripted", elicitation_callback=elicit, mode="legacy"
+        state_dir,
+        "--scripted",
+        "--allow-danger-full-access",  # the owner lets clients approve escalations
+        elicitation_callback=elicit,
+        mode="legacy",
     ) as client:
         result = await client.call_tool("batch", {"mission": mission})
     assert result.structured_content["status"] == "ok"  # type: ignore[index]
@@ -298,7 +304,7 @@ async def test_without_elicitation_an_approval_is_declined_by_policy(
             }
         ],
     }
-    async with stdio_client(state_dir, "--scripted") as client:
+    async with stdio_client(state_dir, "--scripted", "--allow-danger-full-access") as client:
         result = await client.call_tool("batch", {"mission": mission})
     assert result.structured_content["status"] == "ok"  # type: ignore[index]
     assert not (workspace / "escaped.txt").exists()

@@ -165,7 +165,10 @@ async def test_an_approval_is_answered_through_input_required_on_2026_07_28(
         asked.append(request.message)
         return mt.ElicitResult(action="accept", content={"approve": next(answers)})
 
-    argv = server_argv(state_dir, "--codex-bin", codex_bin, "--scripted", "--script", str(script))
+    argv = server_argv(
+        state_dir, "--codex-bin", codex_bin, "--scripted", "--allow-danger-full-access"
+    )
+    argv += ["--script", str(script)]
     argv += ["--workspace", str(workspace)]
     server = StdioServerParameters(command=argv[0], args=argv[1:], env=dict(os.environ))
     call = {"prompt": "go", "approval-policy": "on-request"}
@@ -189,7 +192,10 @@ async def test_a_tasks_approval_is_asked_by_input_required_and_answered_with_tas
     async def never(context: Any, request: mt.ElicitRequestParams) -> mt.ElicitResult:
         raise AssertionError("a task's question must come through tasks/get, not mid-call")
 
-    argv = server_argv(state_dir, "--codex-bin", codex_bin, "--scripted", "--script", str(script))
+    argv = server_argv(
+        state_dir, "--codex-bin", codex_bin, "--scripted", "--allow-danger-full-access"
+    )
+    argv += ["--script", str(script)]
     argv += ["--workspace", str(workspace)]
     server = StdioServerParameters(command=argv[0], args=argv[1:], env=dict(os.environ))
     tasks = TasksClient(approve=True)
@@ -215,7 +221,10 @@ async def test_codex_reply_asks_its_approvals_through_input_required_too(
         asked.append(request.message)
         return mt.ElicitResult(action="accept", content={"approve": True})
 
-    argv = server_argv(state_dir, "--codex-bin", codex_bin, "--scripted", "--script", str(script))
+    argv = server_argv(
+        state_dir, "--codex-bin", codex_bin, "--scripted", "--allow-danger-full-access"
+    )
+    argv += ["--script", str(script)]
     argv += ["--workspace", str(workspace)]
     server = StdioServerParameters(command=argv[0], args=argv[1:], env=dict(os.environ))
     async with Client(server, elicitation_callback=approve) as client:

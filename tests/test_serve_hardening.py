@@ -104,7 +104,8 @@ def served(
     if tty:
         master, slave = pty.openpty()
     proc = subprocess.Popen(
-        [str(CLI), "--state-dir", str(state_dir), "serve", *args],
+        [str(CLI), "--state-dir", str(state_dir), "serve"]
+        + ["--allow-workspace", str(state_dir.parent), *args],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=slave if tty else subprocess.PIPE,

@@ -206,8 +206,11 @@ class Settings:
         return self.codex_home or user_codex_home()
 
     def worker_base_env(self) -> dict[str, str]:
+        """A worker's environment: the allowlist and ``pass_env``. No API key: app-server logs
+        in from its home's auth.json, and a provider's ``env_key`` is added for its workers
+        alone, so the commands Codex runs never find a credential they need not have."""
         env = {k: os.environ[k] for k in ENV_ALLOWLIST if k in os.environ}
-        for name in (*API_KEY_VARS, *self.pass_env):
+        for name in self.pass_env:
             if name in os.environ:
                 env[name] = os.environ[name]
         no_proxy = os.environ.get("NO_PROXY", os.environ.get("no_proxy", ""))

@@ -36,6 +36,7 @@ def initialize_line(client: str = "test") -> str:
 def server_argv(state_dir: Path, *extra: str) -> list[str]:
     """``serve`` on ``state_dir``; its clients may use the test's temporary directory (the
     state dir's parent, where tests make their workspaces) besides the server's cwd."""
+    state_dir.parent.mkdir(parents=True, exist_ok=True)
     return [
         sys.executable,
         "-m",

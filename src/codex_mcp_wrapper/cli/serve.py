@@ -186,7 +186,8 @@ def serve(
     With a subcommand, manage this instance's background HTTP server instead."""
     if ctx.invoked_subcommand is not None:
         return
-    file_opts = read_serve_config(config_path(ctx, config_file))
+    config = config_path(ctx, config_file)
+    file_opts = read_serve_config(config)
     given = ctx.get_parameter_source
 
     def pick(name: str, value: Any) -> Any:
@@ -241,9 +242,13 @@ def serve(
         "allow_client_providers": allow_client_providers,
         "allow_client_config": allow_client_config,
         "expose_var": list(expose_var),
-        "mcp_servers": owner_servers(file_opts.get("mcp_servers", {})),
     }
-    policy = client_policy(lambda name, _: pick(name, local[name]), cwd, settings.mission_commands)
+    servers = owner_servers(
+        file_opts.get("mcp_servers"), config.resolve().parent if config else None
+    )
+    policy = client_policy(
+        lambda name, _: pick(name, local[name]), cwd, settings.mission_commands, servers
+    )
     runs = open_runs(settings, cwd, policy)
     try:
         if transport == "stdio":

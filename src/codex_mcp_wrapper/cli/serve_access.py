@@ -75,9 +75,12 @@ def access_options(command: Any) -> Any:
     return command
 
 
-def client_policy(pick: Pick, workspace: Path, mission_commands: bool) -> ClientPolicy:
+def client_policy(
+    pick: Pick, workspace: Path, mission_commands: bool, servers: dict[str, McpServer]
+) -> ClientPolicy:
     """The policy from the options and the config file (``pick(name, cli_value)``);
-    ``workspace`` is the first root (--workspace, else the directory served from)."""
+    ``workspace`` is the first root (--workspace, else the directory served from);
+    ``servers`` the owner's MCP servers (``owner_servers``)."""
     roots = [workspace.resolve()]
     for given in _strings(pick("allow_workspace", ()), "allow_workspace"):
         root = Path(given).expanduser().resolve()
@@ -98,7 +101,7 @@ def client_policy(pick: Pick, workspace: Path, mission_commands: bool) -> Client
         exposed_vars=tuple(names),
         commands=mission_commands,
         client_config=bool(pick("allow_client_config", False)),
-        mcp_servers=dict(pick("mcp_servers", {}) or {}),
+        mcp_servers=servers,
     )
 
 
@@ -198,17 +201,13 @@ def read_tokens_file(path: Path) -> dict[str, Identity]:
     return found
 
 
-def owner_servers(value: Any) -> dict[str, McpServer]:
-    """The config file's ``[mcp_servers]`` table, validated like a mission's."""
-    if not isinstance(value, dict):
-        raise InputError("mcp_servers in the config file must be a table of servers.")
+def owner_servers(value: Any, folder: Path | None) -> dict[str, McpServer]:
+    """The config file's ``[mcp_servers]`` table (validated as it was read); a stdio server
+    runs in the config file's ``folder`` unless it gives a ``cwd`` (relative: from there)."""
     servers: dict[str, McpServer] = {}
-    for name, spec in value.items():
-        try:
-            servers[name] = McpServer.model_validate(spec)
-        except ValueError as exc:
-            first = str(exc).splitlines()[1:3]
-            raise InputError(
-                f"mcp_servers.{name} in the config file: {' '.join(first).strip()}."
-            ) from exc
+    for name, spec in (value or {}).items():
+        server = McpServer.model_validate(spec)
+        if server.command is not None and folder is not None:
+            server.cwd = str((folder / (server.cwd or ".")).resolve())
+        servers[name] = server
     return servers

@@ -90,8 +90,11 @@ class WorkerFactory:
             write_api_key_auth(home, key[1])  # app-server logs in only from auth.json
         env = self.settings.worker_base_env()
         env["CODEX_HOME"] = str(home)
-        if self.provider.env_key and self.provider.env_key in os.environ:
-            env[self.provider.env_key] = os.environ[self.provider.env_key]
+        hidden = list(API_KEY_VARS)
+        if self.provider.env_key:
+            hidden.append(self.provider.env_key)
+            if self.provider.env_key in os.environ:
+                env[self.provider.env_key] = os.environ[self.provider.env_key]
         return AppServerWorker(
             WorkerSpec(
                 label=label,
@@ -101,6 +104,7 @@ class WorkerFactory:
                 log_path=state / "logs" / f"worker-{label}.log",
                 cwd=home.parent,  # a thread's cwd is its own; this one always exists
                 timeouts=self.settings.timeouts,
+                hidden_env=tuple(dict.fromkeys(hidden)),
             ),
         )
 

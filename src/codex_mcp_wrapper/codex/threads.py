@@ -8,15 +8,21 @@ from typing import Any
 from codex_mcp_wrapper.engine.executor import TaskSpec
 
 
-def thread_params(spec: TaskSpec) -> dict[str, Any]:
+def thread_params(spec: TaskSpec, hidden_env: tuple[str, ...] = ()) -> dict[str, Any]:
     """Everything a task sets on its own thread, so threads of many tasks (and workspaces)
-    can share one process."""
+    can share one process. ``hidden_env`` names variables of the worker's environment the
+    thread's commands must not see (Codex passes them all by default): they join the
+    ``shell_environment_policy.exclude`` list (a task's own ``env`` is set after it)."""
     params: dict[str, Any] = {
         "cwd": spec.cwd,
         "sandbox": spec.sandbox,
         "approvalPolicy": spec.approval_policy,
         "config": dict(spec.config),
     }
+    if hidden_env:
+        policy = dict(params["config"].get("shell_environment_policy") or {})
+        policy["exclude"] = [*(policy.get("exclude") or []), *hidden_env]
+        params["config"]["shell_environment_policy"] = policy
     if spec.profile:
         params["config"]["profile"] = spec.profile
     if spec.workspace_root:  # trusted per thread: threads of many workspaces share a process

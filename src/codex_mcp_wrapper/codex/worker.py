@@ -51,6 +51,9 @@ class WorkerSpec:
     log_path: Path
     cwd: Path | None = None
     timeouts: Timeouts = field(default_factory=Timeouts)
+    # Variables of ``env`` the commands Codex runs must not see (the provider's credential):
+    # excluded by every thread's shell_environment_policy.
+    hidden_env: tuple[str, ...] = ()
 
 
 class _McpServersFailed(Exception):
@@ -192,7 +195,7 @@ class AppServerWorker:
         """
         conn = self._conn_or_die()
         sink = running.sink
-        params = thread_params(request.spec)
+        params = thread_params(request.spec, self.spec.hidden_env)
         if request.thread_id:
             conn.inbox(request.thread_id)  # before resuming: its first notifications are kept
             self._running[request.thread_id] = running

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import os
 import re
@@ -25,6 +26,22 @@ MASK = "[REDACTED]"
 _SECRET_NAME = re.compile(r"(KEY|TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL|AUTH)", re.IGNORECASE)
 
 
+def variants(secret: str) -> set[str]:
+    """``secret`` and the cheap transforms a command might print it in: reversed, and its
+    base64 (standard and URL-safe) at each of the three alignments it can have inside a
+    longer encoded text (the whole groups of three bytes it fills), so ``echo $KEY | base64``
+    is caught too."""
+    raw = secret.encode()
+    found = {secret, secret[::-1]}
+    for skip in range(3):
+        body = raw[skip:]
+        body = body[: len(body) // 3 * 3]
+        if len(body) >= MIN_SECRET_LEN:
+            found.add(base64.b64encode(body).decode())
+            found.add(base64.urlsafe_b64encode(body).decode())
+    return found
+
+
 class Redactor:
     """Replaces known secret values with ``[REDACTED]`` in strings and nested data."""
 
@@ -34,7 +51,7 @@ class Redactor:
         self.add(secrets)
 
     def add(self, secrets: Iterable[str]) -> None:
-        new = {s for s in secrets if s and len(s) >= MIN_SECRET_LEN}
+        new = {v for s in secrets if s and len(s) >= MIN_SECRET_LEN for v in variants(s)}
         if new - self._secrets:
             self._secrets |= new
             ordered = sorted(self._secrets, key=len, reverse=True)

@@ -346,7 +346,11 @@ class Runs:
         if isinstance(mission, str):
             path = policy.mission_file(mission)
             parsed = load_mission(
-                path, variables, environ=policy.environ(), unset_hint=policy.unset_hint()
+                path,
+                variables,
+                environ=policy.environ(),
+                unset_hint=policy.unset_hint(),
+                server_names=True,
             )
             base = path.parent
         else:

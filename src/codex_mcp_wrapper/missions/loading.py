@@ -212,9 +212,12 @@ def load_mission(
     *,
     environ: Mapping[str, str] | None = None,
     unset_hint: str = UNSET_HINT,
+    server_names: bool = False,
 ) -> Mission:
     """A mission file, validated, its relative paths made absolute from its folder; ``${VAR}``
-    from ``variables``, the built-ins and ``environ`` (default: this process's environment)."""
+    from ``variables``, the built-ins and ``environ`` (default: this process's environment).
+    ``mcp_servers`` given as names are an error unless ``server_names`` (``serve`` fills
+    them in from its owner's servers)."""
     path = Path(path)
     merged = {**builtin_variables(path), **(variables or {})}
     mission = parse_mission(
@@ -230,7 +233,8 @@ def load_mission(
         command.cwd = str((base / (command.cwd or ".")).resolve())
     load_task_scripts(mission)
     check_commands(mission, str(path))
-    check_servers_defined(mission, str(path))
+    if not server_names:
+        check_servers_defined(mission, str(path))
     return mission
 
 

@@ -5,7 +5,8 @@ server is someone else (an agent behind a hub, acting on text it read), so every
 is checked here first, least privilege by default (docs/security.md):
 
 - workspaces (a mission's ``workspace_root``, a ``codex`` call's ``cwd``, a mission file, a
-  script file) only under the allowed roots, symlinks resolved, never created;
+  script file) only under the allowed roots, symlinks resolved; a call's ``cwd`` must exist
+  (a mission's workspace may be created below a root, as ``run`` does);
 - sandboxes ``read-only`` and ``workspace-write`` only (``danger-full-access`` and approvals
   of commands that ask to leave the sandbox only with the owner's allowance);
 - no model provider of the client's choosing (and never one holding a credential of the
@@ -93,17 +94,19 @@ class ClientPolicy:
     def _roots_text(self) -> str:
         return ", ".join(str(r) for r in self.roots)
 
-    def directory(self, path: Path, what: str) -> Path:
-        """``path`` (absolute) resolved: an existing directory under an allowed root."""
+    def directory(self, path: Path, what: str, missing_ok: bool = False) -> Path:
+        """``path`` (absolute) resolved: a directory under an allowed root, existing unless
+        ``missing_ok`` (a mission's workspace, created by the run as under ``run``; never a
+        root itself, which must exist)."""
         resolved = path.resolve()
         self._inside(resolved, what)
-        if not resolved.is_dir():
-            raise PolicyRefusal(
-                f"{what} {path} does not exist or is not a directory; this server never "
-                "creates one for a client: create it, or use an existing directory under "
-                f"{self._roots_text()}."
-            )
-        return resolved
+        if resolved.is_dir() or (missing_ok and not resolved.exists()):
+            return resolved
+        raise PolicyRefusal(
+            f"{what} {path} does not exist or is not a directory; this server never creates "
+            f"one for a client: create it, or use an existing directory under "
+            f"{self._roots_text()}."
+        )
 
     def _inside(self, resolved: Path, what: str) -> None:
         if not any(resolved == root or resolved.is_relative_to(root) for root in self.roots):
@@ -136,7 +139,9 @@ class ClientPolicy:
         mission = mission.model_copy(deep=True)
         root = Path(mission.workspace_root)
         mission.workspace_root = str(
-            self.directory(root if root.is_absolute() else base / root, "workspace_root")
+            self.directory(
+                root if root.is_absolute() else base / root, "workspace_root", missing_ok=True
+            )
         )
         self._provider(mission)
         if mission.hooks:
