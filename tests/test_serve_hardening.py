@@ -93,6 +93,11 @@ def server_env(**extra: str) -> dict[str, str]:
     return {**env, **extra}
 
 
+def allow_tmp(state_dir: Path) -> list[str]:
+    """Clients may use the test's temporary directory, where its workspaces are."""
+    return ["--allow-workspace", str(state_dir.parent)]
+
+
 @contextlib.contextmanager
 def served(
     state_dir: Path, *args: str, env: dict[str, str] | None = None, tty: bool = False
@@ -104,8 +109,7 @@ def served(
     if tty:
         master, slave = pty.openpty()
     proc = subprocess.Popen(
-        [str(CLI), "--state-dir", str(state_dir), "serve"]
-        + ["--allow-workspace", str(state_dir.parent), *args],
+        [str(CLI), "--state-dir", str(state_dir), "serve", *allow_tmp(state_dir), *args],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=slave if tty else subprocess.PIPE,

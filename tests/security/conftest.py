@@ -49,9 +49,11 @@ class Server:
             return
         assert self.url is not None
         headers = {"Authorization": f"Bearer {token}"} if token else {}
-        async with httpx2.AsyncClient(headers=headers, timeout=120) as http:
-            async with Client(streamable_http_client(self.url, http_client=http), **kwargs) as c:
-                yield c
+        async with (
+            httpx2.AsyncClient(headers=headers, timeout=120) as http,
+            Client(streamable_http_client(self.url, http_client=http), **kwargs) as client,
+        ):
+            yield client
 
 
 @contextmanager
