@@ -19,8 +19,8 @@ from mcp import types as mt
 from tests.security.conftest import API_KEY, DB_URL, serving, text
 
 pytestmark = pytest.mark.anyio
-REFUSE_WITHIN = 5.0  # seconds: a refusal reads no more than it must (a full read of
-# /dev/zero or an alias bomb would take minutes), generous for a loaded CI machine
+REFUSE_WITHIN = 30.0  # seconds: a refusal reads no more than it must (a full read of
+# /dev/zero or an alias bomb takes minutes), generous for a loaded CI machine
 
 ALIAS_BOMB = "\n".join(
     ["a0: &a0 [x, x, x, x, x, x, x, x, x]"]
@@ -197,6 +197,7 @@ async def test_an_escalation_is_declined_without_asking_the_client(
         return mt.ElicitResult(action="accept", content={"approve": True})
 
     mission = {
+        "approvals": {"default": "accept"},  # the client's own rules cannot let it out either
         "tasks": [
             {
                 "prompt": "p",
@@ -204,7 +205,7 @@ async def test_an_escalation_is_declined_without_asking_the_client(
                 "approval_policy": "on-request",
                 "script": [{"escalate": f"touch {target}"}, {"say": "after: {last_output}"}],
             }
-        ]
+        ],
     }
     with serving("stdio", state_dir, served_dir, codex_bin, "--scripted") as server:
         async with server.client(elicitation_callback=approve, mode="legacy") as client:

@@ -23,7 +23,6 @@ from typing import Any, Self
 
 from codex_mcp_wrapper.cassettes.model import write_cassette
 from codex_mcp_wrapper.engine.access import Identity, may_see
-from codex_mcp_wrapper.engine.approvals import contained, fixed
 from codex_mcp_wrapper.engine.events import Subscriber
 from codex_mcp_wrapper.engine.executor import ApprovalHandler, Backend
 from codex_mcp_wrapper.engine.redaction import mission_redactor
@@ -130,9 +129,7 @@ class Runs:
         from the sandbox unless the owner allows danger-full-access."""
         if options.owner is None or self.policy.escalation:
             return options
-        return replace(
-            options, approvals=contained(options.approvals or fixed(self.settings.approvals))
-        )
+        return replace(options, sandbox_escape=False)
 
     def cassette(self, summary: RunSummary, path: Path) -> int:
         """Write the cassette of a run recorded with ``Settings.record``; its exchanges."""

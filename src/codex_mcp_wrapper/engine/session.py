@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from codex_mcp_wrapper.engine.approvals import fixed
+from codex_mcp_wrapper.engine.approvals import contained, fixed
 from codex_mcp_wrapper.engine.events import (
     Event,
     EventBus,
@@ -74,6 +74,11 @@ class RunOptions:
     # The identity of the MCP client the run is for: only it (and admins) see the run.
     # None: the server's owner (the CLI, the Python API).
     owner: str | None = None
+    # Whether an approval may let a task leave its sandbox (a command asking to run outside
+    # it, a file change outside its roots, extra permissions). Off for an MCP client unless
+    # the server's owner allows danger-full-access: such requests are then declined before
+    # the mission's own rules or anyone else is asked.
+    sandbox_escape: bool = True
 
 
 def mission_record(mission: Mission, settings: Settings, workspace_root: Path) -> dict[str, Any]:
@@ -133,14 +138,18 @@ async def run_mission(
         started = time.time()
         hooks = HookRunner(run_id, mission.hooks, options.hooks, bus.publish, redactor.data)
         bus.subscribe(hooks)
-        approvals = options.approvals or fixed(settings.approvals)
+        approvals = rule_approvals(
+            mission, options.approvals or fixed(settings.approvals), bus.publish, hooks
+        )
+        if not options.sandbox_escape:
+            approvals = contained(approvals)
         context = RunContext(
             run_id=run_id,
             run_dir=run_dir,
             workspace_root=workspace_root,
             workers=min(settings.workers, len(mission.tasks)) or 1,
             thread_workers=_thread_workers(options),
-            approvals=rule_approvals(mission, approvals, bus.publish, hooks),
+            approvals=approvals,
             publish=bus.publish,
             redact=redactor.text,
             tools=tool_handler(mission, {t.name: t for t in options.tools}, redactor.text),
