@@ -93,7 +93,11 @@ async def test_a_release_and_a_dev_instance_serve_side_by_side(
     try:
         for name, port in ports.items():
             started = run_cli(
-                ["--instance", name, "serve", "start", "--port", str(port), "--scripted"], env
+                [
+                    *("--instance", name, "serve", "start", "--port", str(port)),
+                    *("--scripted", "--workspace", str(workspace)),
+                ],
+                env,
             )
             assert started.returncode == 0, started.stderr
         release_cmd = Path(f"/proc/{server_pid(release_home)}/cmdline").read_bytes()

@@ -271,7 +271,8 @@ async def test_a_mission_may_not_send_any_server_variable_to_its_provider(
     assert said[("--allow-client-providers",)] == (
         "refused by this server's policy: provider.env_key AWS_SECRET_ACCESS_KEY would send a "
         "variable of the server's to http://127.0.0.1:9/v1, and a client's provider never gets "
-        "a credential of the server's; drop env_key."
+        "a credential of the server's; drop env_key, or the server's owner can share the variable "
+        "with clients by --expose-var AWS_SECRET_ACCESS_KEY."
     )
 
 

@@ -159,7 +159,11 @@ async def test_serve_records_each_mcp_mission_as_a_cassette_that_run_replays(
         monkeypatch.setenv(key, value)
     path = mission(tmp_path, upstream)
     cassettes = tmp_path / "cassettes"
-    async with stdio_client(tmp_path / "served", "--record", str(cassettes)) as client:
+    # The mission names its provider, sends it a key and starts an fs MCP server: the owner
+    # trusts this client with all three.
+    trust = ("--allow-client-providers", "--expose-var", "UPSTREAM_API_KEY")
+    trust += ("--allow-mission-commands",)
+    async with stdio_client(tmp_path / "served", "--record", str(cassettes), *trust) as client:
         result = await client.call_tool("batch", {"mission": str(path)})
     assert not result.is_error and (result.structured_content or {})["status"] == "ok"
     (cassette,) = cassettes.glob("recorded-*.yaml")

@@ -304,11 +304,36 @@ def _host_list(value: Any) -> list[str]:
 @click.option("--port", type=click.IntRange(1, 65535), help="Port [default: the instance's].")
 @click.option("--scripted", is_flag=True, help="Every Codex turn uses the scripted model.")
 @click.option("--workers", type=click.IntRange(1, 64), help="Codex tasks at once.")
+@click.option(
+    "--workspace",
+    type=click.Path(path_type=Path, file_okay=False),
+    help="The directory (and below) its clients may use [default: the current directory].",
+)
+@click.option(
+    "--allow-workspace",
+    "allow_workspace",
+    multiple=True,
+    type=click.Path(path_type=Path, file_okay=False),
+    metavar="DIR",
+    help="Another directory its clients may use; repeatable (docs/security.md).",
+)
 @click.pass_context
-def serve_start(ctx: click.Context, port: int | None, scripted: bool, workers: int | None) -> None:
-    """Start this instance's HTTP server in the background (logs in its logs/serve-PORT.log)."""
+def serve_start(
+    ctx: click.Context,
+    port: int | None,
+    scripted: bool,
+    workers: int | None,
+    workspace: Path | None,
+    allow_workspace: tuple[Path, ...],
+) -> None:
+    """Start this instance's HTTP server in the background (logs in its logs/serve-PORT.log).
+    Its trust boundary is serve's: the flags here, or the instance's config file for the
+    rest (docs/security.md)."""
     inst = instance_or_default(ctx)
     extra = (["--scripted"] if scripted else []) + (["--workers", str(workers)] if workers else [])
+    extra += ["--workspace", str(Path(workspace or Path.cwd()).resolve())]
+    for root in allow_workspace:
+        extra += ["--allow-workspace", str(root.resolve())]
     codex_bin = codex_bin_option(ctx)
     env = {"CODEX_BIN": str(codex_bin)} if codex_bin else {}
     state = daemon.start(inst, port or inst.port, extra, all_instances(), env)

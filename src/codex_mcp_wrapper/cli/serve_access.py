@@ -52,8 +52,9 @@ def access_options(command: Any) -> Any:
             click.option(
                 "--allow-client-providers",
                 is_flag=True,
-                help="Let clients' missions name a model provider (a base_url); it never gets "
-                "a credential of this server's (default: the server's own provider only).",
+                help="Let clients' missions name a model provider (a base_url); it gets no "
+                "credential of this server's but a variable shared by --expose-var "
+                "(default: the server's own provider only).",
             ),
             click.option(
                 "--allow-client-config",

@@ -10,7 +10,7 @@ is checked here first, least privilege by default (docs/security.md):
 - sandboxes ``read-only`` and ``workspace-write`` only (``danger-full-access`` and approvals
   of commands that ask to leave the sandbox only with the owner's allowance);
 - no model provider of the client's choosing (and never one holding a credential of the
-  server's);
+  server's the owner did not share with clients by ``--expose-var``);
 - no commands on the server's machine: hooks, tools, ``expect.verify`` and stdio MCP servers
   given by the client; the owner's own MCP servers are used by name;
 - Codex config overrides from a short list that cannot change where Codex sends requests,
@@ -197,12 +197,13 @@ class ClientPolicy:
                 "clients may not choose the model provider",
                 "the server's owner can allow it with --allow-client-providers",
             )
-        if provider.env_key:
+        if provider.env_key and provider.env_key not in self.exposed_vars:
             raise refusal(
                 f"provider.env_key {provider.env_key} would send a variable of the server's "
                 f"to {provider.base_url}, and a client's provider never gets a credential of "
                 "the server's",
-                "drop env_key",
+                f"drop env_key, or the server's owner can share the variable with clients by "
+                f"--expose-var {provider.env_key}",
             )
 
     def _settings(self, settings: TaskSettings, where: str) -> None:
