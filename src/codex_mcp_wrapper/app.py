@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from codex_mcp_wrapper.codex.backend import LocalBackend
 from codex_mcp_wrapper.engine.executor import Backend
 from codex_mcp_wrapper.engine.results import RunSummary
 from codex_mcp_wrapper.engine.runs import Runs
@@ -27,6 +26,8 @@ def backend_for(settings: Settings) -> Backend:
         from codex_mcp_wrapper.temporal.backend import TemporalBackend  # only when asked
 
         return TemporalBackend(settings, settings.temporal)
+    from codex_mcp_wrapper.codex.backend import LocalBackend  # only to run: it loads uvicorn
+
     return LocalBackend(settings)
 
 
@@ -48,7 +49,7 @@ def open_runs(
     (default: ``Runs``' least-privilege one)."""
     return Runs(
         settings,
-        backend_for(settings),
+        lambda: backend_for(settings),
         default_cwd=default_cwd,
         cancel_timeout=settings.timeouts.cancel,
         policy=policy,

@@ -7,6 +7,7 @@ stderr and an exit code, never a traceback.
 
 from __future__ import annotations
 
+import importlib
 import os
 import sys
 from typing import NoReturn
@@ -14,16 +15,6 @@ from typing import NoReturn
 import click
 
 from codex_mcp_wrapper import __version__
-from codex_mcp_wrapper.cli import (
-    cassettes,
-    doctor,
-    instances,
-    missions,
-    model,
-    runs,
-    scaleout,
-    serve,
-)
 from codex_mcp_wrapper.cli.options import add_global_options, global_options
 from codex_mcp_wrapper.errors import (
     EXIT_INTERRUPTED,
@@ -35,8 +26,98 @@ from codex_mcp_wrapper.errors import (
 
 DEBUG_ENV = "CODEX_MCP_WRAPPER_DEBUG"
 
+# Every command: the module defining it, and its line in `--help` (a test checks that each
+# is the command's own short help, as click would show it). A command's module is imported
+# only when the command runs (or its own --help is asked for), so `--version`, `--help` and
+# the light commands never pay for what the others import (the MCP SDK, Temporal, uvicorn).
+COMMANDS: dict[str, tuple[str, str]] = {
+    "cassette": (
+        "cassettes",
+        "Cassettes: runs recorded with `run --record`, replayed with `run --replay`.",
+    ),
+    "doctor": (
+        "doctor",
+        "Check the Codex binary, its version, the sandbox, the state dir and auth.",
+    ),
+    "export": (
+        "instances",
+        "Configuration to paste into Codex, MCP clients, pm2 or an MCP hub for this instance.",
+    ),
+    "instances": ("instances", "Named instances (dev and release side by side)."),
+    "model": (
+        "model",
+        "The scripted model (a local Responses API server for offline, deterministic runs).",
+    ),
+    "release": ("instances", "Build releases and install them into instances."),
+    "reply": (
+        "missions",
+        "Send PROMPT as a further turn in the Codex thread of TASK_ID of RUN_ID and print "
+        "Codex's answer.",
+    ),
+    "report": (
+        "runs",
+        "Render RUN_ID's reports again: junit.xml and report.html in its run folder (and where "
+        "asked; only there when the state dir is read-only).",
+    ),
+    "resume": (
+        "missions",
+        "Finish RUN_ID: keep the tasks that ended ok, run the others again (continuing their "
+        "Codex threads where Codex still has them) and report the whole run.",
+    ),
+    "run": ("missions", "Run MISSION_FILE (YAML or JSON) and report each task's status."),
+    "runs": ("runs", "Inspect recorded runs."),
+    "scaffold": ("missions", "Write a starter mission to PATH that runs offline as it is."),
+    "schema": ("missions", "Print the mission JSON Schema."),
+    "serve": (
+        "serve",
+        "Serve Codex and missions to MCP clients (tools codex, codex-reply, batch, mission_*).",
+    ),
+    "validate": (
+        "missions",
+        "Check MISSION_FILE against the schema without running it (exit 0 or 2).",
+    ),
+    "worker": (
+        "scaleout",
+        "Take mission tasks from a Temporal server and run them on this machine's Codex "
+        "workers, until SIGTERM or Ctrl-C.",
+    ),
+}
+
+
+def load_command(name: str) -> click.Command:
+    """The command ``name`` from its module, with the global options added to it (and to
+    its subcommands, so they work after it too)."""
+    module = importlib.import_module(f"codex_mcp_wrapper.cli.{COMMANDS[name][0]}")
+    command: click.Command = next(c for c in module.COMMANDS if c.name == name)
+    if name not in _WITH_GLOBALS:
+        add_global_options(click.Group(commands=[command]))
+        _WITH_GLOBALS.add(name)
+    return command
+
+
+_WITH_GLOBALS: set[str] = set()  # commands given the global options already
+
+
+class LazyCommands(click.Group):
+    """The root group: lists every command from ``COMMANDS`` and loads one only when used."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        return load_command(cmd_name) if cmd_name in COMMANDS else None
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """The commands section of `--help`, from the table: no command module imported."""
+        names = self.list_commands(ctx)
+        limit = formatter.width - 6 - max(len(name) for name in names)
+        rows = [(n, click.Command(n, help=COMMANDS[n][1]).get_short_help_str(limit)) for n in names]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
 
 @click.group(
+    cls=LazyCommands,
     context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
     params=global_options(root=True),
 )
@@ -47,12 +128,6 @@ def cli() -> None:
 
     The global options (--state-dir, --codex-bin, --instance) work before or after the
     subcommand."""
-
-
-for module in (missions, runs, doctor, model, serve, scaleout, cassettes, instances):
-    for command in module.COMMANDS:
-        cli.add_command(command)
-add_global_options(cli)
 
 
 def one_line(message: str) -> str:

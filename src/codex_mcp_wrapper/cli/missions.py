@@ -6,12 +6,11 @@ import dataclasses
 import json
 import sys
 from pathlib import Path
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 import click
 
 from codex_mcp_wrapper.app import open_runs
-from codex_mcp_wrapper.cassettes.model import load_cassette, replay_mission
 from codex_mcp_wrapper.cli.options import (
     codex_setup_options,
     codex_setup_settings,
@@ -23,13 +22,15 @@ from codex_mcp_wrapper.cli.options import (
     worker_options,
     worker_settings,
 )
-from codex_mcp_wrapper.cli.progress import ProgressView
 from codex_mcp_wrapper.engine.results import RunSummary
 from codex_mcp_wrapper.engine.session import RunOptions
 from codex_mcp_wrapper.errors import InputError, RunDetached
 from codex_mcp_wrapper.missions.loading import load_mission
 from codex_mcp_wrapper.missions.model import mission_json_schema
 from codex_mcp_wrapper.settings import TemporalSettings, default_workers
+
+if TYPE_CHECKING:
+    from codex_mcp_wrapper.cli.progress import ProgressView
 
 SCAFFOLD = """\
 # A starter mission: `codex-mcp-wrapper run {name}` runs it offline on the scripted model.
@@ -55,6 +56,13 @@ tasks:
       - shell: "cat hello.txt"
       - say: "hello.txt says: {{last_output}}"
 """
+
+
+def progress_view() -> ProgressView:
+    """The live progress on stderr (rich is loaded only by the commands that run tasks)."""
+    from codex_mcp_wrapper.cli.progress import ProgressView
+
+    return ProgressView(sys.stderr)
 
 
 def _finish(summary: RunSummary, as_json: bool) -> None:
@@ -166,10 +174,12 @@ def run(
         settings = dataclasses.replace(settings, record=True)
     mission = load_mission(mission_file, settings.variables)
     if replay is not None:
+        from codex_mcp_wrapper.cassettes.model import load_cassette, replay_mission
+
         mission = replay_mission(mission, load_cassette(replay), replay_mode)  # type: ignore[arg-type]
     if workspace is not None:
         mission.workspace_root = str(workspace.resolve())
-    view = ProgressView(sys.stderr)
+    view = progress_view()
     options = RunOptions(
         observers=[view], junit=[junit] if junit else [], html=[report] if report else []
     )
@@ -244,7 +254,7 @@ def resume(
             as_json,
         ),
     )
-    view = ProgressView(sys.stderr)
+    view = progress_view()
     try:
         summary = run_async(open_runs(settings).resume(run_id, observers=[view]))
     except RunDetached as exc:
@@ -285,7 +295,7 @@ def reply(
         approvals="accept" if auto_approve else "decline",
         temporal=temporal_settings(temporal, namespace, task_queue, shared_dir, affinity_wait),
     )
-    view = ProgressView(sys.stderr)
+    view = progress_view()
     try:
         result = run_async(
             open_runs(settings).reply_task(run_id, task_id, prompt, observers=[view])

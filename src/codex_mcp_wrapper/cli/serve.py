@@ -36,7 +36,6 @@ from codex_mcp_wrapper.cli.serve_config import config_path, read_serve_config
 from codex_mcp_wrapper.errors import InputError
 from codex_mcp_wrapper.instances import daemon
 from codex_mcp_wrapper.instances.registry import all_instances
-from codex_mcp_wrapper.mcp.transports import serve_http, serve_stdio
 from codex_mcp_wrapper.scripted.script import load_script
 from codex_mcp_wrapper.settings import Timeouts, default_workers
 
@@ -250,6 +249,8 @@ def serve(
         lambda name, _: pick(name, local[name]), cwd, settings.mission_commands, servers
     )
     runs = open_runs(settings, cwd, policy)
+    from codex_mcp_wrapper.mcp.transports import serve_http, serve_stdio  # the MCP SDK: here
+
     try:
         if transport == "stdio":
             run_async(serve_stdio(runs))

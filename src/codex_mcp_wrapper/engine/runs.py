@@ -19,9 +19,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, Self, cast
 
-from codex_mcp_wrapper.cassettes.model import write_cassette
 from codex_mcp_wrapper.engine.access import Identity, may_see
 from codex_mcp_wrapper.engine.events import Subscriber
 from codex_mcp_wrapper.engine.executor import ApprovalHandler, Backend
@@ -49,13 +48,15 @@ class Runs:
     def __init__(
         self,
         settings: Settings,
-        backend: Backend,
+        backend: Backend | Callable[[], Backend],
         default_cwd: Path | None = None,
         cancel_timeout: float = CANCEL_TIMEOUT,
         policy: ClientPolicy | None = None,
     ) -> None:
         self.settings = settings
-        self.backend = backend
+        # A backend, or what builds one when a run first needs it: queries (status, list,
+        # show) never load the machinery that runs tasks.
+        self._backend = backend
         self.default_cwd = default_cwd or Path.cwd()
         # What MCP clients may do (``serve``); the default: the directory served, nothing
         # beyond the safe sandboxes, the server's own provider, no commands of theirs.
@@ -67,6 +68,12 @@ class Runs:
         self._tasks: dict[str, asyncio.Task[RunSummary | None]] = {}
         self._group: asyncio.TaskGroup | None = None
         self._warm: contextlib.AbstractAsyncContextManager[None] | None = None
+
+    @property
+    def backend(self) -> Backend:
+        if not hasattr(self._backend, "run_tasks"):
+            self._backend = self._backend()
+        return cast(Backend, self._backend)
 
     def __repr__(self) -> str:
         return f"<Runs {self.settings.state_dir} [{len(self._tasks)} in the background]>"
@@ -134,6 +141,8 @@ class Runs:
     def cassette(self, summary: RunSummary, path: Path) -> int:
         """Write the cassette of a run recorded with ``Settings.record``; its exchanges."""
         threads = {t.thread_id: t.task_id for t in summary.tasks if t.thread_id}
+        from codex_mcp_wrapper.cassettes.model import write_cassette  # only when recording
+
         return write_cassette(Path(summary.run_dir or ""), threads, summary.mission_id, path)
 
     def start(self, mission: Mission, options: RunOptions | None = None) -> str:

@@ -1,0 +1,86 @@
+"""Start-up: a light command imports nothing it does not use (the MCP SDK alone costs seconds
+cold), and the root `--help`, built without importing any command, says what each command
+says of itself."""
+
+from __future__ import annotations
+
+import importlib
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from codex_mcp_wrapper.cli.main import COMMANDS, cli, load_command
+from tests.helpers.cli import REPO
+
+# Modules only `serve`, `run`, `worker`, the cassette and model commands need.
+HEAVY = (
+    "mcp",
+    "mcp_types",
+    "temporalio",
+    "uvicorn",
+    "starlette",
+    "httpx",
+    "rich",
+    "codex_mcp_wrapper.mcp",
+    "codex_mcp_wrapper.temporal",
+    "codex_mcp_wrapper.cassettes",
+    "codex_mcp_wrapper.scripted.server",
+    "codex_mcp_wrapper.codex.backend",
+)
+_IMPORTED = re.compile(r"^import time:\s+\d+ \|\s+\d+ \|\s*(\S+)$", re.M)
+
+
+def imported_by(args: list[str], env: dict[str, str]) -> set[str]:
+    """Every module the command imports (``python -X importtime``)."""
+    done = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "codex_mcp_wrapper", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=REPO,
+        timeout=120,
+        stdin=subprocess.DEVNULL,
+    )
+    modules = set(_IMPORTED.findall(done.stderr))
+    assert "codex_mcp_wrapper.cli.main" in modules, done.stderr[-2000:]
+    return modules
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--version"],
+        ["--help"],
+        ["validate", "examples/hello.yaml"],
+        ["schema"],
+        ["scaffold", "{tmp}/starter.yaml"],
+        ["runs", "list"],
+        ["runs", "show", "20200101-000000-abcdef"],
+        ["doctor"],
+        ["run", "--help"],
+        ["serve", "--help"],
+    ],
+    ids=lambda args: " ".join(args).replace("{tmp}/", ""),
+)
+def test_a_light_command_imports_no_heavy_module(args: list[str], tmp_path: Path) -> None:
+    env = {**os.environ, "CODEX_MCP_WRAPPER_HOME": str(tmp_path / "state")}
+    modules = imported_by([a.replace("{tmp}", str(tmp_path)) for a in args], env)
+    heavy = sorted(m for m in modules if m.split(".")[0] in HEAVY or m.startswith(HEAVY))
+    assert not heavy, f"`{' '.join(args)}` imports {heavy[:8]}"
+
+
+def test_the_root_help_shows_each_commands_own_short_help() -> None:
+    defined = {
+        command.name
+        for module in {m for m, _ in COMMANDS.values()}
+        for command in importlib.import_module(f"codex_mcp_wrapper.cli.{module}").COMMANDS
+    }
+    assert defined == set(COMMANDS), "every command is in cli/main.py's COMMANDS table"
+    for name, (_, short) in COMMANDS.items():
+        command = load_command(name)
+        assert command.get_short_help_str(limit=1000) == short, name
+    assert cli.list_commands(None) == sorted(COMMANDS)  # type: ignore[arg-type]
