@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import click
+from click.core import ParameterSource
 
 from codex_mcp_wrapper.app import open_runs
 from codex_mcp_wrapper.cli.options import (
@@ -26,6 +29,7 @@ from codex_mcp_wrapper.cli.options import (
     worker_settings,
 )
 from codex_mcp_wrapper.cli.serve_access import (
+    NO_FAST_HANDSHAKE,
     TOKEN_ENV,
     access_options,
     client_policy,
@@ -36,8 +40,9 @@ from codex_mcp_wrapper.cli.serve_config import config_path, read_serve_config
 from codex_mcp_wrapper.errors import InputError
 from codex_mcp_wrapper.instances import daemon
 from codex_mcp_wrapper.instances.registry import all_instances
+from codex_mcp_wrapper.mcp.stdio_front import StdioFront
 from codex_mcp_wrapper.scripted.script import load_script
-from codex_mcp_wrapper.settings import Timeouts, default_workers
+from codex_mcp_wrapper.settings import Settings, Timeouts, default_workers
 
 
 @click.group(invoke_without_command=True)
@@ -187,79 +192,87 @@ def serve(
         return
     config = config_path(ctx, config_file)
     file_opts = read_serve_config(config)
-    given = ctx.get_parameter_source
 
-    def pick(name: str, value: Any) -> Any:
-        explicit = given(name) not in (None, click.core.ParameterSource.DEFAULT)
-        return value if explicit or name not in file_opts else file_opts[name]
+    def opt(name: str) -> Any:
+        """An option's value: the command line's (when given) over the config file's."""
+        explicit = ctx.get_parameter_source(name) not in (None, ParameterSource.DEFAULT)
+        return ctx.params[name] if explicit or name not in file_opts else file_opts[name]
 
-    transport, host, port = pick("transport", transport), pick("host", host), pick("port", port)
+    if opt("transport") == "stdio":  # ready for the handshake before anything heavy loads
+        with StdioFront({} if os.environ.get(NO_FAST_HANDSHAKE) else None) as front:
+            _serve(ctx, opt, file_opts, config, front)
+    else:
+        _serve(ctx, opt, file_opts, config, None)
+
+
+def _serve(
+    ctx: click.Context,
+    opt: Callable[[str], Any],
+    file_opts: dict[str, Any],
+    config: Path | None,
+    front: StdioFront | None,
+) -> None:
+    """``serve`` once its options are read: settings and policy, then the server behind
+    ``front`` (stdio) or on HTTP."""
+    port = opt("port")
     inst = current_instance(ctx)
-    if (
-        inst is not None
-        and given("port") == click.core.ParameterSource.DEFAULT
-        and "port" not in file_opts
-    ):
+    if inst is not None and "port" not in file_opts and _default(ctx, "port"):
         port = inst.port
-    tokens = identities(ctx, token, token_file, tokens_file, file_opts)
-    allowed = _host_list(pick("allow_host", list(allow_host)))
-    script = _script(pick("script", script), bool(pick("scripted", scripted)))
-    settings = settings_from(
-        ctx,
-        workers=pick("workers", workers),
-        scripted=bool(pick("scripted", scripted)),
-        approvals="accept" if pick("auto_approve", auto_approve) else "decline",
-        codex_events=bool(pick("codex_events", codex_events)),
-        mission_commands=bool(pick("allow_mission_commands", allow_mission_commands)),
-        record=pick("record", record) is not None or None,
-        record_dir=_path(pick("record", record)),
-        script=script,
-        timeouts=_timeouts(pick("progress_interval", progress_interval)),
-        **codex_setup_settings(
-            _path(pick("codex_home", codex_home)),
-            bool(pick("sync_codex_config", sync_codex_config)),
-            bool(pick("mirror_auth", mirror_auth)),
-            list(pick("pass_env", list(pass_env))),
-        ),
-        **worker_settings(
-            pick("threads_per_worker", threads_per_worker),
-            pick("recycle_after_threads", recycle_after_threads),
-            pick("recycle_above_mb", recycle_above_mb),
-        ),
-        temporal=temporal_settings(
-            pick("temporal", temporal),
-            pick("namespace", namespace),
-            pick("task_queue", task_queue),
-            _path(pick("shared_dir", shared_dir)),
-            float(pick("affinity_wait", affinity_wait)),
-        ),
-    )
-    cwd = Path(pick("workspace", workspace) or Path.cwd()).resolve()
-    local = {
-        "allow_workspace": list(allow_workspace),
-        "allow_danger_full_access": allow_danger_full_access,
-        "allow_client_providers": allow_client_providers,
-        "allow_client_config": allow_client_config,
-        "expose_var": list(expose_var),
-    }
-    servers = owner_servers(
-        file_opts.get("mcp_servers"), config.resolve().parent if config else None
-    )
-    policy = client_policy(
-        lambda name, _: pick(name, local[name]), cwd, settings.mission_commands, servers
-    )
+    tokens = identities(ctx, opt("token"), opt("token_file"), opt("tokens_file"), file_opts)
+    allowed = _host_list(opt("allow_host"))
+    settings = _settings(ctx, opt)
+    cwd = Path(opt("workspace") or Path.cwd()).resolve()
+    folder = config.resolve().parent if config else None
+    servers = owner_servers(file_opts.get("mcp_servers"), folder)
+    policy = client_policy(lambda name, _: opt(name), cwd, settings.mission_commands, servers)
     runs = open_runs(settings, cwd, policy)
     from codex_mcp_wrapper.mcp.transports import serve_http, serve_stdio  # the MCP SDK: here
 
     try:
-        if transport == "stdio":
-            run_async(serve_stdio(runs))
+        if front is not None:
+            run_async(serve_stdio(runs, front))
         else:
-            run_async(serve_http(runs, str(host), int(port), tokens, allowed))
+            run_async(serve_http(runs, str(opt("host")), int(port), tokens, allowed))
     except KeyboardInterrupt:
         # SIGTERM or Ctrl-C: the usual way to stop a server, not an error. The server has
         # stopped cleanly by now (calls cancelled, workers reaped), so exit 0 for both.
         click.echo("codex-mcp-wrapper MCP server stopped.", err=True)
+
+
+def _default(ctx: click.Context, name: str) -> bool:
+    return ctx.get_parameter_source(name) == ParameterSource.DEFAULT
+
+
+def _settings(ctx: click.Context, opt: Callable[[str], Any]) -> Settings:
+    script = _script(opt("script"), bool(opt("scripted")))
+    return settings_from(
+        ctx,
+        workers=opt("workers"),
+        scripted=bool(opt("scripted")),
+        approvals="accept" if opt("auto_approve") else "decline",
+        codex_events=bool(opt("codex_events")),
+        mission_commands=bool(opt("allow_mission_commands")),
+        record=opt("record") is not None or None,
+        record_dir=_path(opt("record")),
+        script=script,
+        timeouts=_timeouts(opt("progress_interval")),
+        **codex_setup_settings(
+            _path(opt("codex_home")),
+            bool(opt("sync_codex_config")),
+            bool(opt("mirror_auth")),
+            list(opt("pass_env")),
+        ),
+        **worker_settings(
+            opt("threads_per_worker"), opt("recycle_after_threads"), opt("recycle_above_mb")
+        ),
+        temporal=temporal_settings(
+            opt("temporal"),
+            opt("namespace"),
+            opt("task_queue"),
+            _path(opt("shared_dir")),
+            float(opt("affinity_wait")),
+        ),
+    )
 
 
 def _path(value: Any) -> Path | None:

@@ -16,6 +16,9 @@ from codex_mcp_wrapper.missions.model import McpServer
 from codex_mcp_wrapper.missions.policy import SAFE_SANDBOXES, ClientPolicy
 
 TOKEN_ENV = "CODEX_MCP_WRAPPER_TOKEN"
+# Set (to anything) to have the stdio server answer its handshake only once the MCP SDK is up
+# (the recorded answers are compared against that: scripts/handshake_manifest.py).
+NO_FAST_HANDSHAKE = "CODEX_MCP_WRAPPER_NO_FAST_HANDSHAKE"
 MAX_TOKENS_FILE_BYTES = 1_000_000
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")
 _VAR = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")

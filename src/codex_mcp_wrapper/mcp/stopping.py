@@ -2,17 +2,14 @@
 cancelling the serving coroutine; ``run_until_stopped`` then asks the server to wind down by
 itself and waits for it, instead of letting the cancellation tear through it. For HTTP,
 ``EndStreamsOnStop`` ends open SSE streams so uvicorn's graceful shutdown can go on to the
-ASGI lifespan shutdown; for stdio, ``StdinRelay`` gives the SDK's stdin reader end of input."""
+ASGI lifespan shutdown; for stdio, ``stdio_front.StdioFront`` gives the SDK's stdin reader end
+of input."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
-import select
-import threading
 from collections.abc import Callable
-from types import TracebackType
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -89,63 +86,3 @@ class EndStreamsOnStop:
         await self.app(scope, receive_until_stop, tracking_send)
         if started and not complete and self.stopping.is_set():
             await send({"type": "http.response.body", "body": b"", "more_body": False})
-
-
-class StdinRelay:
-    """Puts a pipe under fd 0, filled from the real stdin by a daemon thread, so that stopping
-    can end the SDK's input. The SDK reads stdin in a worker thread that cancellation has to wait
-    for; on a terminal or an idle client's pipe that read never returns, so SIGTERM and Ctrl-C
-    could not stop ``serve`` until the client wrote a line or closed stdin. ``stop`` makes the
-    relay close the pipe: the SDK reads end of input and its reader returns."""
-
-    def __init__(self) -> None:
-        self._stdin = -1
-        self._pipe_w = -1
-        self._wake_r, self._wake_w = os.pipe()
-
-    def __enter__(self) -> StdinRelay:
-        try:
-            self._stdin = os.dup(0)
-        except OSError:  # no stdin at all: the SDK reads end of input at once anyway
-            return self
-        pipe_r, self._pipe_w = os.pipe()
-        os.dup2(pipe_r, 0)
-        os.close(pipe_r)
-        threading.Thread(target=self._relay, name="stdin-relay", daemon=True).start()
-        return self
-
-    def stop(self) -> None:
-        with contextlib.suppress(OSError):
-            os.write(self._wake_w, b"x")
-
-    def _relay(self) -> None:
-        poller = select.poll()
-        poller.register(self._stdin, select.POLLIN)
-        poller.register(self._wake_r, select.POLLIN)
-        try:
-            while True:
-                ready = {fd for fd, _ in poller.poll()}
-                if self._wake_r in ready:
-                    break
-                data = os.read(self._stdin, 65536)
-                if not data:
-                    break
-                view = memoryview(data)
-                while view:
-                    view = view[os.write(self._pipe_w, view) :]
-        except OSError:
-            pass
-        finally:
-            os.close(self._pipe_w)
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
-        if self._stdin >= 0:
-            # The relay may still block reading the real stdin: keep its descriptor open.
-            with contextlib.suppress(OSError):
-                os.dup2(self._stdin, 0)

@@ -31,7 +31,8 @@ from codex_mcp_wrapper.mcp.http_guard import (
     parse_allowed_host,
 )
 from codex_mcp_wrapper.mcp.server import build_server
-from codex_mcp_wrapper.mcp.stopping import EndStreamsOnStop, StdinRelay, run_until_stopped
+from codex_mcp_wrapper.mcp.stdio_front import StdioFront
+from codex_mcp_wrapper.mcp.stopping import EndStreamsOnStop, run_until_stopped
 
 MCP_PATH = "/mcp"
 STDIO_BANNER = (
@@ -52,21 +53,21 @@ def _configure_logging() -> None:
     )
 
 
-async def serve_stdio(runs: Runs) -> None:
-    """Serve over stdin/stdout. Nothing but protocol ever goes to stdout; on a terminal a
-    one-line banner on stderr says that the server waits for a client."""
+async def serve_stdio(runs: Runs, front: StdioFront) -> None:
+    """Serve over stdin/stdout, behind ``front`` (entered by the caller before the SDK was
+    imported, so the handshake is answered at once). Nothing but protocol ever goes to stdout;
+    on a terminal a one-line banner on stderr says that the server waits for a client."""
     _configure_logging()
     if sys.stderr.isatty():
         print(STDIO_BANNER, file=sys.stderr, flush=True)
-    with StdinRelay() as relay:
-        async with runs:
-            task = asyncio.create_task(build_server(runs).run_stdio_async())
+    async with runs:
+        task = asyncio.create_task(build_server(runs).run_stdio_async())
 
-            def stop() -> None:
-                relay.stop()
-                task.cancel()
+        def stop() -> None:
+            front.stop()
+            task.cancel()
 
-            await run_until_stopped(task, stop)
+        await run_until_stopped(task, stop)
 
 
 def bind(host: str, port: int) -> socket.socket:
