@@ -29,6 +29,7 @@ BENCH_TIMEOUT = 300
         ("bench_recycle.py", ["--tasks", "4", "--max-threads", "2"], "peak memory on/off"),
         ("bench_mcp.py", ["--calls", "2"], "wrapper/direct"),
         ("bench_record.py", ["--requests", "3", "--pause", "0.01"], "proxy overhead per request"),
+        ("bench_startup.py", ["--repeat", "1"], "run one task - bare turn"),
         (
             "bench_temporal.py",
             ["--tasks", "4", "--latency", "0.2", "--workers", "2", "--chain", "3"],

@@ -18,8 +18,6 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from codex_mcp_wrapper.cassettes.model import RECORDING
-from codex_mcp_wrapper.cassettes.proxy import RecordingProxy
 from codex_mcp_wrapper.codex.auth import api_key_from_env, require_credentials
 from codex_mcp_wrapper.codex.budget import ProcessBudget
 from codex_mcp_wrapper.codex.executor import LocalExecutor
@@ -263,6 +261,9 @@ class LocalBackend:
         if not self.settings.record:
             yield spec, {}
             return
+        from codex_mcp_wrapper.cassettes.model import RECORDING  # only when recording: httpx
+        from codex_mcp_wrapper.cassettes.proxy import RecordingProxy
+
         proxy = RecordingProxy(spec.base_url or "", run.redact, run.run_dir / RECORDING)
         async with proxy.serve() as url:
             yield dataclasses.replace(spec, base_url=url), {}

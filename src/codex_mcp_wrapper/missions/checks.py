@@ -12,7 +12,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import jsonschema
 from pydantic import BaseModel
 
 from codex_mcp_wrapper import process
@@ -224,6 +223,8 @@ def check_message(
         if schema is None:
             ok, observed = False, "the task has no output_schema"
         else:
+            import jsonschema  # only for a task with an output_schema check (25 ms)
+
             try:
                 jsonschema.validate(json.loads(text), schema)
             except ValueError as exc:
