@@ -201,6 +201,9 @@ class Settings:
     record_dir: Path | None = None
     # Run missions as Temporal workflows on worker hosts instead of on this machine.
     temporal: TemporalSettings | None = None
+    # A mission that does not say `login_shell` runs Codex's commands in login shells
+    # (`run --login-shell`, `serve --login-shell`); see TaskSettings.login_shell.
+    login_shell: bool = False
 
     def user_codex_home(self) -> Path:
         return self.codex_home or user_codex_home()

@@ -110,6 +110,13 @@ def _finish(summary: RunSummary, as_json: bool) -> None:
     help="With --temporal: start the mission and print its run id at once; `resume RUN_ID "
     "--temporal ...` follows it to its end.",
 )
+@click.option(
+    "--login-shell",
+    is_flag=True,
+    help="Run Codex's commands in login shells that source your shell profile, for "
+    "missions that do not say login_shell (default: the worker's environment as it is; a "
+    "heavy profile then costs nothing per thread).",
+)
 @codex_setup_options
 @worker_options
 @temporal_options()
@@ -129,6 +136,7 @@ def run(
     replay: Path | None,
     replay_mode: str,
     detach: bool,
+    login_shell: bool,
     codex_home: Path | None,
     sync_codex_config: bool,
     mirror_auth: bool,
@@ -158,6 +166,7 @@ def run(
         scripted=scripted,
         approvals="accept" if auto_approve else "decline",
         variables=parse_vars(variables),
+        login_shell=login_shell,
         **worker_settings(threads_per_worker, recycle_after_threads, recycle_above_mb),
         **codex_setup_settings(codex_home, sync_codex_config, mirror_auth, pass_env),
         temporal=_submitting(

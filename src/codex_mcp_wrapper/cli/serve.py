@@ -140,6 +140,13 @@ from codex_mcp_wrapper.settings import Settings, Timeouts, default_workers
     "Codex's sandbox: hooks, tools, expect.verify and stdio MCP servers of their own "
     "(default: refused; the owner's [mcp_servers] in --config are used by name).",
 )
+@click.option(
+    "--login-shell",
+    is_flag=True,
+    help="Run Codex's commands in login shells that source your shell profile, for "
+    "missions that do not say login_shell (default: the worker's environment as it is; a "
+    "heavy profile then costs nothing per thread).",
+)
 @access_options
 @codex_setup_options
 @worker_options
@@ -164,6 +171,7 @@ def serve(
     progress_interval: float | None,
     record: Path | None,
     allow_mission_commands: bool,
+    login_shell: bool,
     allow_workspace: tuple[Path, ...],
     allow_danger_full_access: bool,
     allow_client_providers: bool,
@@ -249,6 +257,7 @@ def _settings(ctx: click.Context, opt: Callable[[str], Any]) -> Settings:
         ctx,
         workers=opt("workers"),
         scripted=bool(opt("scripted")),
+        login_shell=bool(opt("login_shell")),
         approvals="accept" if opt("auto_approve") else "decline",
         codex_events=bool(opt("codex_events")),
         mission_commands=bool(opt("allow_mission_commands")),

@@ -76,6 +76,7 @@ class ServeConfig(BaseModel):
     pass_env: list[str] | None = None
     allow_mission_commands: bool | None = None
     tokens_file: str | None = None
+    login_shell: bool | None = None
     allow_workspace: list[str] | None = None
     allow_danger_full_access: bool | None = None
     allow_client_providers: bool | None = None

@@ -34,6 +34,9 @@ def task_config(task: Task, mission: Mission) -> dict[str, Any]:
         config["mcp_servers"] = {
             name: server.model_dump(exclude_none=True) for name, server in servers.items()
         }
+    if not _pick(task, mission, "login_shell", False):  # no profile sourced, per thread or command
+        config["allow_login_shell"] = False
+        config["features"] = {**(config.get("features") or {}), "shell_snapshot": False}
     env = {**(mission.defaults.env or {}), **(task.env or {})}
     if env:
         policy = dict(config.get("shell_environment_policy") or {})

@@ -118,6 +118,9 @@ async def run_mission(
     """Run a mission to the end and return its summary (secrets redacted); every outcome is
     recorded in the state dir before this returns, and on cancellation too."""
     options = options or RunOptions()
+    if settings.login_shell and mission.defaults.login_shell is None:  # recorded with the run
+        defaults = mission.defaults.model_copy(update={"login_shell": True})
+        mission = mission.model_copy(update={"defaults": defaults})
     check_servers_defined(mission, "the mission")
     backend.check(mission)  # nothing is recorded of a run that cannot start at all
     workspace_root = _workspace(mission)

@@ -110,6 +110,10 @@ class TaskSettings(_Model):
     preferred_worker: str | None = None
     approvals: ApprovalRules | None = None  # rules answering Codex's approval requests
     tools: list[DynamicTool] | None = None  # the orchestrator's tools Codex may call
+    # Whether Codex runs commands in login shells that source the user's profile (and
+    # snapshots one per thread). Off by default: commands get the worker's environment as
+    # it is, and a thread costs the same whatever the profile does (pyenv, nvm, conda).
+    login_shell: bool | None = None
 
 
 class Task(TaskSettings):
