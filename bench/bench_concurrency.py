@@ -9,7 +9,13 @@ memory of every process below the measuring one (app-servers, their supervisors,
 four times a second; the scripted model runs inside the measuring process in both cases and is
 not counted. Prints wall time and peak whole-tree memory, and the wrapper/bare ratios.
 
+With ``--profile-burn S``, both run again with a HOME whose shell profile burns S seconds of
+CPU each time a shell sources it (pyenv, nvm and conda profiles cost 0.1-0.2 s), and the
+ratios to the clean HOME are printed: the wrapper's threads source no profile by default
+(``login_shell: false``), a bare app-server snapshots a login shell per thread.
+
     python bench/bench_concurrency.py [--tasks 32] [--latency 2] [--threads-per-worker 1 8 32]
+                                      [--profile-burn 0.2]
 """
 
 from __future__ import annotations
@@ -100,6 +106,7 @@ def main() -> None:
     parser.add_argument("--tasks", type=int, default=32)
     parser.add_argument("--latency", type=float, default=2.0, help="Seconds per model answer.")
     parser.add_argument("--threads-per-worker", type=int, nargs="+", default=[1, 8, 32])
+    parser.add_argument("--profile-burn", type=float, help="Seconds of CPU a profile burns.")
     parser.add_argument("--one", choices=["bare", "wrapper"], help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
@@ -107,7 +114,7 @@ def main() -> None:
         print(json.dumps(row))
         return
 
-    def measure(kind: str, per_worker: int) -> dict[str, Any]:
+    def measure(kind: str, per_worker: int, home: Path | None = None) -> dict[str, Any]:
         out = subprocess.run(
             [
                 *(sys.executable, __file__, "--one", kind, "--tasks", str(args.tasks)),
@@ -116,6 +123,7 @@ def main() -> None:
             capture_output=True,
             text=True,
             check=True,
+            env={**os.environ, "HOME": str(home)} if home else None,
         )
         row: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
         return row
@@ -134,6 +142,26 @@ def main() -> None:
             f"(x{row['peak_tree_mb'] / max(base['peak_tree_mb'], 1):.2f})",
             flush=True,
         )
+    if args.profile_burn:
+        with tempfile.TemporaryDirectory(prefix="cmw-home-") as home:
+            burning_home(Path(home), args.profile_burn)
+            per_worker = args.threads_per_worker[-1]
+            clean = measure("wrapper", per_worker)
+            burnt = measure("wrapper", per_worker, Path(home))
+            bare_burnt = measure("bare", 0, Path(home))
+        print(
+            f"profile burning {args.profile_burn} s: wrapper {burnt['seconds']:6.2f} s "
+            f"(x{burnt['seconds'] / clean['seconds']:.2f} the clean HOME), bare app-server "
+            f"{bare_burnt['seconds']:6.2f} s (x{bare_burnt['seconds'] / base['seconds']:.2f})",
+            flush=True,
+        )
+
+
+def burning_home(home: Path, seconds: float) -> None:
+    """A HOME whose login and interactive profiles each burn ``seconds`` of CPU."""
+    burn = f"timeout {seconds} sh -c 'while :; do :; done'\n"
+    for name in (".bash_profile", ".bashrc", ".profile"):
+        (home / name).write_text(burn)
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers.cli import run_cli
+from tests.helpers.cli import run_cli, subcommands
 from tests.helpers.procs import codex_processes, environ, wait_gone
 
 REPO = Path(__file__).resolve().parents[1]
@@ -241,7 +241,7 @@ def _leaf_commands() -> list[list[str]]:
     def walk(command: click.Command, path: list[str]) -> None:
         out.append(path)
         if isinstance(command, click.Group):
-            for name, sub in command.commands.items():
+            for name, sub in subcommands(command).items():
                 walk(sub, [*path, name])
 
     walk(cli, [])

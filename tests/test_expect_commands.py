@@ -32,6 +32,7 @@ def make_mission(tmp_path: Path, expect: dict[str, object]) -> Path:
                         "id": "build",
                         "prompt": "build it",
                         "sandbox": "workspace-write",
+                        "login_shell": True,  # Codex's own `/bin/bash -lc` around the command
                         "script": [{"shell": "make"}, {"say": "done"}],
                         "expect": expect,
                     }

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers.cli import subcommands
 from tests.helpers.mcp_client import initialize_line
 
 REPO = Path(__file__).resolve().parents[1]
@@ -166,7 +167,7 @@ def _command_paths() -> list[str]:
     from codex_mcp_wrapper.cli.main import cli
 
     paths = []
-    for name, command in sorted(cli.commands.items()):
+    for name, command in sorted(subcommands(cli).items()):
         if isinstance(command, click.Group):
             if command.invoke_without_command:
                 paths.append(name)  # `serve` runs as it is, and has subcommands

@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 from codex_mcp_wrapper.temporal.devserver import free_port, temporal_cli
-from tests.helpers.cli import REPO, run_cli
+from tests.helpers.cli import REPO, run_cli, subcommands
 from tests.helpers.procs import wait_until
 
 DOC = (REPO / "docs" / "scale-out.md").read_text()
@@ -78,7 +78,7 @@ def test_the_command_table_names_every_scale_out_option() -> None:
     from codex_mcp_wrapper.cli.main import cli
 
     table = DOC.split("## Commands", 1)[1].split("\n## ", 1)[0]
-    worker = cli.commands["worker"]
+    worker = subcommands(cli)["worker"]
     options = [o for p in worker.params for o in p.opts if o.startswith("--")]
     skipped = {"--help", "--state-dir", "--codex-bin", "--instance", "--affinity-wait"}
     shared = {

@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import click
+
 REPO = Path(__file__).resolve().parents[2]
 CLI_TIMEOUT = 300  # a bound on the whole command; a hang fails the test instead of stalling it
 
@@ -23,3 +25,10 @@ def run_cli(
         timeout=timeout,
         stdin=subprocess.DEVNULL,
     )
+
+
+def subcommands(group: click.Group) -> dict[str, click.Command]:
+    """A group's commands by name, loading lazy ones (the root loads each when asked)."""
+    ctx = click.Context(group)
+    found = {name: group.get_command(ctx, name) for name in group.list_commands(ctx)}
+    return {name: command for name, command in found.items() if command is not None}
