@@ -157,9 +157,14 @@ def main() -> None:
         )
 
 
+BURN_LOOPS_PER_SECOND = 500_000  # bash loop iterations per CPU second, measured here
+
+
 def burning_home(home: Path, seconds: float) -> None:
-    """A HOME whose login and interactive profiles each burn ``seconds`` of CPU."""
-    burn = f"timeout {seconds} sh -c 'while :; do :; done'\n"
+    """A HOME whose login and interactive profiles each burn about ``seconds`` of CPU (not
+    wall time: under load a sleep or a timeout would cost nothing)."""
+    loops = int(seconds * BURN_LOOPS_PER_SECOND)
+    burn = f"i=0; while [ $i -lt {loops} ]; do i=$((i+1)); done\n"
     for name in (".bash_profile", ".bashrc", ".profile"):
         (home / name).write_text(burn)
 
