@@ -27,7 +27,7 @@ from codex_mcp_wrapper.engine.session import RunOptions
 from codex_mcp_wrapper.errors import InputError, RunDetached
 from codex_mcp_wrapper.missions.loading import load_mission
 from codex_mcp_wrapper.missions.model import mission_json_schema
-from codex_mcp_wrapper.settings import TemporalSettings, default_workers
+from codex_mcp_wrapper.settings import MAX_WORKERS, TemporalSettings, default_workers
 
 if TYPE_CHECKING:
     from codex_mcp_wrapper.cli.progress import ProgressView
@@ -75,7 +75,9 @@ def _finish(summary: RunSummary, as_json: bool) -> None:
 @click.argument("mission_file", type=click.Path(path_type=Path))
 @click.option("--workspace", type=click.Path(path_type=Path), help="Override workspace_root.")
 @click.option(
-    "--workers", type=click.IntRange(1, 64), help=f"Pool size [default: {default_workers()}]."
+    "--workers",
+    type=click.IntRange(1, MAX_WORKERS),
+    help=f"Pool size [default: {default_workers()}].",
 )
 @click.option("--scripted", is_flag=True, help="Use the built-in scripted model for every task.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary JSON on stdout, only it.")
@@ -228,7 +230,7 @@ def _detached(exc: RunDetached, as_json: bool) -> NoReturn:
 
 @click.command()
 @click.argument("run_id")
-@click.option("--workers", type=click.IntRange(1, 64), help="Pool size.")
+@click.option("--workers", type=click.IntRange(1, MAX_WORKERS), help="Pool size.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary JSON on stdout, only it.")
 @click.option("--auto-approve", is_flag=True, help="Accept Codex's approval requests.")
 @worker_options

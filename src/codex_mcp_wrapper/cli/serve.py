@@ -42,7 +42,7 @@ from codex_mcp_wrapper.instances import daemon
 from codex_mcp_wrapper.instances.registry import all_instances
 from codex_mcp_wrapper.mcp.stdio_front import StdioFront
 from codex_mcp_wrapper.scripted.script import load_script
-from codex_mcp_wrapper.settings import Settings, Timeouts, default_workers
+from codex_mcp_wrapper.settings import MAX_WORKERS, Settings, Timeouts, default_workers
 
 
 @click.group(invoke_without_command=True)
@@ -91,7 +91,7 @@ from codex_mcp_wrapper.settings import Settings, Timeouts, default_workers
 )
 @click.option(
     "--workers",
-    type=click.IntRange(1, 64),
+    type=click.IntRange(1, MAX_WORKERS),
     help="Codex tasks at once, across every call and mission; the others wait their turn "
     f"[default: {default_workers()}].",
 )
@@ -326,7 +326,7 @@ def _host_list(value: Any) -> list[str]:
 @serve.command("start")
 @click.option("--port", type=click.IntRange(1, 65535), help="Port [default: the instance's].")
 @click.option("--scripted", is_flag=True, help="Every Codex turn uses the scripted model.")
-@click.option("--workers", type=click.IntRange(1, 64), help="Codex tasks at once.")
+@click.option("--workers", type=click.IntRange(1, MAX_WORKERS), help="Codex tasks at once.")
 @click.option(
     "--workspace",
     type=click.Path(path_type=Path, file_okay=False),

@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from codex_mcp_wrapper.cli.options import current_instance
 from codex_mcp_wrapper.errors import InputError
 from codex_mcp_wrapper.missions.model import McpServer
+from codex_mcp_wrapper.settings import MAX_WORKERS
 
 
 def config_path(ctx: click.Context, given: Path | None) -> Path | None:
@@ -60,7 +61,7 @@ class ServeConfig(BaseModel):
     token: str | None = None
     token_file: str | None = None
     allow_host: list[str] | None = None
-    workers: Annotated[int, Field(ge=1, le=64)] | None = None
+    workers: Annotated[int, Field(ge=1, le=MAX_WORKERS)] | None = None
     threads_per_worker: Annotated[int, Field(ge=1, le=256)] | None = None
     recycle_after_threads: Annotated[int, Field(ge=0)] | None = None
     recycle_above_mb: Annotated[int, Field(ge=0)] | None = None
