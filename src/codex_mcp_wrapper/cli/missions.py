@@ -77,7 +77,7 @@ def _finish(summary: RunSummary, as_json: bool) -> None:
 @click.option(
     "--workers",
     type=click.IntRange(1, MAX_WORKERS),
-    help=f"Pool size [default: {default_workers()}].",
+    help=f"Tasks at once, up to {MAX_WORKERS} [default: {default_workers()}].",
 )
 @click.option("--scripted", is_flag=True, help="Use the built-in scripted model for every task.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary JSON on stdout, only it.")
