@@ -137,16 +137,16 @@ async def test_a_crashed_process_fails_over_only_its_own_threads(
     assert {results[n].worker for n in untouched} == {"w2"}
 
 
-async def test_the_shell_snapshot_switch_spares_a_task_its_login_shell(
+async def test_a_task_reads_the_shell_profile_only_with_login_shell(
     workspace: Path,
     state_dir: Path,
     codex_bin: str,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """``config: {features: {shell_snapshot: false}}`` (docs/running.md): Codex takes no
-    login-shell snapshot for that task's thread, so a heavy shell profile costs it nothing;
-    without it, the snapshot reads the profile for every thread."""
+    """By default (``login_shell: false``, docs/running.md) Codex takes no login-shell snapshot
+    for a task's thread, so a heavy shell profile costs it nothing; with ``login_shell: true``
+    the snapshot reads the profile for every thread."""
     home = tmp_path / "home"
     home.mkdir()
     sourced = tmp_path / "sourced"
@@ -158,13 +158,12 @@ async def test_the_shell_snapshot_switch_spares_a_task_its_login_shell(
     def reads() -> int:
         return len(sourced.read_text().split()) if sourced.exists() else 0
 
-    off = {"features": {"shell_snapshot": False}}
-    without = await open_runs(settings).run(
-        _mission(workspace, [{"id": "without", "prompt": "w", "config": off}])
-    )
+    without = await open_runs(settings).run(_mission(workspace, [{"id": "without", "prompt": "w"}]))
     assert without.tasks[0].status == "ok"
     assert reads() == 0
-    with_it = await open_runs(settings).run(_mission(workspace, [{"id": "with", "prompt": "x"}]))
+    with_it = await open_runs(settings).run(
+        _mission(workspace, [{"id": "with", "prompt": "x", "login_shell": True}])
+    )
     assert with_it.tasks[0].status == "ok"
     assert reads() >= 1, "the snapshot did not read the profile"
 
