@@ -3,7 +3,6 @@ list`` for an instance's background HTTP server."""
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import sys
@@ -18,15 +17,11 @@ from codex_mcp_wrapper.app import open_runs
 from codex_mcp_wrapper.cli.options import (
     codex_bin_option,
     codex_setup_options,
-    codex_setup_settings,
     current_instance,
     instance_or_default,
     run_async,
-    settings_from,
     temporal_options,
-    temporal_settings,
     worker_options,
-    worker_settings,
 )
 from codex_mcp_wrapper.cli.serve_access import (
     NO_FAST_HANDSHAKE,
@@ -36,13 +31,16 @@ from codex_mcp_wrapper.cli.serve_access import (
     identities,
     owner_servers,
 )
-from codex_mcp_wrapper.cli.serve_config import config_path, read_serve_config
-from codex_mcp_wrapper.errors import InputError
+from codex_mcp_wrapper.cli.serve_config import (
+    config_path,
+    host_list,
+    read_serve_config,
+    serve_settings,
+)
 from codex_mcp_wrapper.instances import daemon
 from codex_mcp_wrapper.instances.registry import all_instances
 from codex_mcp_wrapper.mcp.stdio_front import StdioFront
-from codex_mcp_wrapper.scripted.script import load_script
-from codex_mcp_wrapper.settings import MAX_WORKERS, Settings, Timeouts, default_workers
+from codex_mcp_wrapper.settings import MAX_WORKERS, default_workers
 
 
 @click.group(invoke_without_command=True)
@@ -227,8 +225,8 @@ def _serve(
     if inst is not None and "port" not in file_opts and _default(ctx, "port"):
         port = inst.port
     tokens = identities(ctx, opt("token"), opt("token_file"), opt("tokens_file"), file_opts)
-    allowed = _host_list(opt("allow_host"))
-    settings = _settings(ctx, opt)
+    allowed = host_list(opt("allow_host"))
+    settings = serve_settings(ctx, opt)
     cwd = Path(opt("workspace") or Path.cwd()).resolve()
     folder = config.resolve().parent if config else None
     servers = owner_servers(file_opts.get("mcp_servers"), folder)
@@ -249,78 +247,6 @@ def _serve(
 
 def _default(ctx: click.Context, name: str) -> bool:
     return ctx.get_parameter_source(name) == ParameterSource.DEFAULT
-
-
-def _settings(ctx: click.Context, opt: Callable[[str], Any]) -> Settings:
-    script = _script(opt("script"), bool(opt("scripted")))
-    return settings_from(
-        ctx,
-        workers=opt("workers"),
-        scripted=bool(opt("scripted")),
-        login_shell=bool(opt("login_shell")),
-        approvals="accept" if opt("auto_approve") else "decline",
-        codex_events=bool(opt("codex_events")),
-        mission_commands=bool(opt("allow_mission_commands")),
-        record=opt("record") is not None or None,
-        record_dir=_path(opt("record")),
-        script=script,
-        timeouts=_timeouts(opt("progress_interval")),
-        **codex_setup_settings(
-            _path(opt("codex_home")),
-            bool(opt("sync_codex_config")),
-            bool(opt("mirror_auth")),
-            list(opt("pass_env")),
-        ),
-        **worker_settings(
-            opt("threads_per_worker"), opt("recycle_after_threads"), opt("recycle_above_mb")
-        ),
-        temporal=temporal_settings(
-            opt("temporal"),
-            opt("namespace"),
-            opt("task_queue"),
-            _path(opt("shared_dir")),
-            float(opt("affinity_wait")),
-        ),
-    )
-
-
-def _path(value: Any) -> Path | None:
-    return None if value is None else Path(value)
-
-
-def _timeouts(progress: Any) -> Timeouts | None:
-    """Timeouts with the progress interval given (checked: the config file's too)."""
-    if progress is None:
-        return None
-    if (
-        isinstance(progress, bool)
-        or not isinstance(progress, int | float)
-        or not (0.1 <= progress <= 60)
-    ):
-        raise InputError(
-            f"progress_interval must be a number of seconds from 0.1 to 60, not {progress!r}."
-        )
-    return dataclasses.replace(Timeouts(), progress=float(progress))
-
-
-def _script(path: Any, scripted: bool) -> Path | None:
-    """The --script file, checked now: a bad one is an error before any client connects."""
-    if path is None:
-        return None
-    if not scripted:
-        raise InputError("--script plays on the scripted model: add --scripted.")
-    resolved = Path(path).expanduser().resolve()
-    load_script(resolved)  # a ScriptError is an InputError: one sentence, exit 2
-    return resolved
-
-
-def _host_list(value: Any) -> list[str]:
-    """``allow_host`` from the command line or the config file (a string or a list of them)."""
-    if isinstance(value, str):
-        return [value]
-    if isinstance(value, list | tuple) and all(isinstance(v, str) for v in value):
-        return list(value)
-    raise InputError("allow_host in the config file must be a list of host names.")
 
 
 @serve.command("start")

@@ -1,20 +1,30 @@
 """`serve --config FILE`: the TOML file of serve's options, found and checked (types and ranges)
-before anything starts, so a bad key or value is one sentence and exit 2."""
+before anything starts, so a bad key or value is one sentence and exit 2; and the settings
+built from those options and the command line's."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import tomllib
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import click
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from codex_mcp_wrapper.cli.options import current_instance
+from codex_mcp_wrapper.cli.options import (
+    codex_setup_settings,
+    current_instance,
+    settings_from,
+    temporal_settings,
+    worker_settings,
+)
 from codex_mcp_wrapper.errors import InputError
 from codex_mcp_wrapper.missions.model import McpServer
-from codex_mcp_wrapper.settings import MAX_WORKERS
+from codex_mcp_wrapper.scripted.script import load_script
+from codex_mcp_wrapper.settings import MAX_WORKERS, Settings, Timeouts
 
 
 def config_path(ctx: click.Context, given: Path | None) -> Path | None:
@@ -91,3 +101,78 @@ class ServeConfig(BaseModel):
     task_queue: str | None = None
     shared_dir: str | None = None
     affinity_wait: Annotated[float, Field(ge=0.1, le=3600, strict=False)] | None = None
+
+
+def serve_settings(ctx: click.Context, opt: Callable[[str], Any]) -> Settings:
+    """The settings of a `serve` from its options (``opt(name)``: the command line's value
+    over the config file's), each checked: a bad one is one sentence before any client
+    connects."""
+    script = _script(opt("script"), bool(opt("scripted")))
+    return settings_from(
+        ctx,
+        workers=opt("workers"),
+        scripted=bool(opt("scripted")),
+        login_shell=bool(opt("login_shell")),
+        approvals="accept" if opt("auto_approve") else "decline",
+        codex_events=bool(opt("codex_events")),
+        mission_commands=bool(opt("allow_mission_commands")),
+        record=opt("record") is not None or None,
+        record_dir=path_or_none(opt("record")),
+        script=script,
+        timeouts=_timeouts(opt("progress_interval")),
+        **codex_setup_settings(
+            path_or_none(opt("codex_home")),
+            bool(opt("sync_codex_config")),
+            bool(opt("mirror_auth")),
+            list(opt("pass_env")),
+        ),
+        **worker_settings(
+            opt("threads_per_worker"), opt("recycle_after_threads"), opt("recycle_above_mb")
+        ),
+        temporal=temporal_settings(
+            opt("temporal"),
+            opt("namespace"),
+            opt("task_queue"),
+            path_or_none(opt("shared_dir")),
+            float(opt("affinity_wait")),
+        ),
+    )
+
+
+def path_or_none(value: Any) -> Path | None:
+    return None if value is None else Path(value)
+
+
+def _timeouts(progress: Any) -> Timeouts | None:
+    """Timeouts with the progress interval given (checked: the config file's too)."""
+    if progress is None:
+        return None
+    if (
+        isinstance(progress, bool)
+        or not isinstance(progress, int | float)
+        or not (0.1 <= progress <= 60)
+    ):
+        raise InputError(
+            f"progress_interval must be a number of seconds from 0.1 to 60, not {progress!r}."
+        )
+    return dataclasses.replace(Timeouts(), progress=float(progress))
+
+
+def _script(path: Any, scripted: bool) -> Path | None:
+    """The --script file, checked now: a bad one is an error before any client connects."""
+    if path is None:
+        return None
+    if not scripted:
+        raise InputError("--script plays on the scripted model: add --scripted.")
+    resolved = Path(path).expanduser().resolve()
+    load_script(resolved)  # a ScriptError is an InputError: one sentence, exit 2
+    return resolved
+
+
+def host_list(value: Any) -> list[str]:
+    """``allow_host`` from the command line or the config file (a string or a list of them)."""
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, list | tuple) and all(isinstance(v, str) for v in value):
+        return list(value)
+    raise InputError("allow_host in the config file must be a list of host names.")

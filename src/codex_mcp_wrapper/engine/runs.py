@@ -24,14 +24,14 @@ from typing import Any, Self, cast
 from codex_mcp_wrapper.engine.access import Identity, may_see
 from codex_mcp_wrapper.engine.events import Subscriber
 from codex_mcp_wrapper.engine.executor import ApprovalHandler, Backend
+from codex_mcp_wrapper.engine.queries import RunQueries
 from codex_mcp_wrapper.engine.redaction import mission_redactor
-from codex_mcp_wrapper.engine.reports import write_reports
 from codex_mcp_wrapper.engine.results import RunSummary, TaskResult
 from codex_mcp_wrapper.engine.resume import continuation, resume_plan, task_thread
 from codex_mcp_wrapper.engine.session import RunOptions, new_run_id, run_mission
 from codex_mcp_wrapper.engine.store import RunStore
 from codex_mcp_wrapper.engine.tracker import RunTracker
-from codex_mcp_wrapper.errors import InputError, StateDirError, WrapperError
+from codex_mcp_wrapper.errors import InputError, WrapperError
 from codex_mcp_wrapper.missions.loading import load_mission, parse_mission
 from codex_mcp_wrapper.missions.model import Mission
 from codex_mcp_wrapper.missions.policy import ClientPolicy
@@ -41,7 +41,7 @@ from codex_mcp_wrapper.settings import Settings, Timeouts
 CANCEL_TIMEOUT = Timeouts.cancel  # then ``cancel`` reports back; the run keeps stopping
 
 
-class Runs:
+class Runs(RunQueries):
     """The runs of one state dir, executed by ``backend``. Use as an async context manager
     when starting runs in the background; ``run``/``resume`` work without it."""
 
@@ -369,94 +369,6 @@ class Runs:
             )
             base = policy.roots[0]
         return policy.check(parsed, base)
-
-    # -- queries ---------------------------------------------------------------------------
-    def _visible(self, store: RunStore, run_id: str, client: Identity | None) -> str | None:
-        """The owner of ``run_id`` if ``client`` may see it; else the sentence of a run that
-        does not exist (an identity cannot tell another's runs from none)."""
-        store.run_dir(run_id)  # a malformed id: its own sentence
-        tracker = self._live.get(run_id)
-        exists, owner = store.run_owner(run_id)
-        if tracker is not None:
-            exists, owner = True, tracker.owner
-        if not exists or not may_see(client, owner):
-            raise InputError(f"no run '{run_id}'; see `codex-mcp-wrapper runs list`.")
-        return owner
-
-    def status(self, run_id: str, client: Identity | None = None) -> dict[str, Any]:
-        """A run's state: live when it runs here, else as recorded (secrets redacted)."""
-        tracker = self._live.get(run_id)
-        if tracker is not None:
-            if not may_see(client, tracker.owner):
-                raise InputError(f"no run '{run_id}'; see `codex-mcp-wrapper runs list`.")
-            return tracker.state()
-        with RunStore.reader(self.settings.state_dir) as store:
-            self._visible(store, run_id, client)
-            info = store.require_run(run_id)
-        if info.get("summary"):
-            return {"run_id": run_id, "done": True, **info["summary"]}
-        return {
-            "run_id": run_id,
-            "mission_id": info["mission_id"],
-            "status": info["status"],
-            "done": info["status"] != "running",
-            "tasks": [
-                {k: row[k] for k in ("task_id", "status", "worker", "thread_id")}
-                for row in info["tasks"]
-            ],
-        }
-
-    def show(self, run_id: str, client: Identity | None = None) -> dict[str, Any]:
-        """Everything recorded of a run: its summary when it finished, else its rows."""
-        with RunStore.reader(self.settings.state_dir) as store:
-            self._visible(store, run_id, client)
-            info = store.require_run(run_id)
-        return info.get("summary") or info
-
-    def list(self, limit: int = 20, client: Identity | None = None) -> list[dict[str, Any]]:
-        """The newest runs ``client`` may see (all of them for the owner and admins)."""
-        owner = None if client is None or client.admin else client.name
-        with RunStore.reader(self.settings.state_dir) as store:
-            return store.list_runs(limit, owner)
-
-    def report(
-        self, run_id: str, junit: Sequence[Path] = (), html: Sequence[Path] = ()
-    ) -> tuple[Path, ...]:
-        """Render a finished run's JUnit XML and HTML report again, in its run folder and at
-        the extra paths given; returns the paths written. When the run folder cannot be
-        written (a read-only or full state dir) it keeps the reports the run wrote, and only
-        the extra paths are written; with none given that is an error."""
-        with RunStore.reader(self.settings.state_dir) as store:
-            summary = store.summary(run_id)
-            run_dir = store.run_dir(run_id)
-            mission = store.read_mission(run_id) if summary is not None else None
-        if summary is None or mission is None:
-            raise InputError(f"run '{run_id}' has not finished; see `codex-mcp-wrapper runs list`.")
-        try:
-            written = write_reports(summary, run_dir, mission.notes)
-        except OSError as exc:
-            if not (junit or html):
-                raise StateDirError(
-                    f"cannot write the reports into {run_dir} ({exc.strerror or exc}); the ones "
-                    "the run wrote are there, or give --junit FILE / --html FILE to render them "
-                    "elsewhere."
-                ) from exc
-            written = []
-        copies = write_reports(summary, run_dir, mission.notes, junit, html, in_run_dir=False)
-        return (*written, *copies)
-
-    def task_file(
-        self, run_id: str, task_id: str, name: str, client: Identity | None = None
-    ) -> Path:
-        """A file of a task's record (``events.jsonl``, ``final.md``, ``artifacts/NAME``),
-        never a path outside the run's tasks folder."""
-        with RunStore.reader(self.settings.state_dir) as store:
-            self._visible(store, run_id, client)
-            base = store.run_dir(run_id) / "tasks"
-        path = (base / task_id / name).resolve()
-        if not path.is_relative_to(base.resolve()) or not path.is_file():
-            raise InputError(f"no {name} for task '{task_id}' of run '{run_id}'.")
-        return path
 
 
 def _name(client: Identity | None) -> str | None:
