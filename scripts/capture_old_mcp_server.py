@@ -54,27 +54,58 @@ async def capture(old_codex: str, root: Path) -> list[dict[str, Any]]:
                 message = json.loads(line)
                 seen.append(message)
                 if message.get("method") == "elicitation/create":
-                    await send({"jsonrpc": "2.0", "id": message["id"],
-                                "result": {"decision": "approved"}})
+                    await send(
+                        {"jsonrpc": "2.0", "id": message["id"], "result": {"decision": "approved"}}
+                    )
                 elif message.get("id") == request_id and "method" not in message:
                     return message
 
-        await send({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
-            "protocolVersion": "2025-06-18",
-            "capabilities": {"elicitation": {}},
-            "clientInfo": {"name": "capture", "version": "0"}}})
+        await send(
+            {
+                "jsonrpc": "2.0",
+                "id": 1,
+                "method": "initialize",
+                "params": {
+                    "protocolVersion": "2025-06-18",
+                    "capabilities": {"elicitation": {}},
+                    "clientInfo": {"name": "capture", "version": "0"},
+                },
+            }
+        )
         await until_response(1)
         await send({"jsonrpc": "2.0", "method": "notifications/initialized"})
         for n, (script, policy, sandbox) in enumerate(
             [("shell", "never", "workspace-write"), ("ask", "on-request", "read-only")], start=2
         ):
-            await send({"jsonrpc": "2.0", "id": n, "method": "tools/call", "params": {
-                "name": "codex", "arguments": {
-                    "prompt": f"do {script}", "model": f"scripted@{script}", "cwd": str(root),
-                    "approval-policy": policy, "sandbox": sandbox}}})
+            await send(
+                {
+                    "jsonrpc": "2.0",
+                    "id": n,
+                    "method": "tools/call",
+                    "params": {
+                        "name": "codex",
+                        "arguments": {
+                            "prompt": f"do {script}",
+                            "model": f"scripted@{script}",
+                            "cwd": str(root),
+                            "approval-policy": policy,
+                            "sandbox": sandbox,
+                        },
+                    },
+                }
+            )
             await until_response(n)
-        await send({"jsonrpc": "2.0", "id": 9, "method": "tools/call", "params": {
-            "name": "codex", "arguments": {"prompt": "x", "approval_policy": "never"}}})
+        await send(
+            {
+                "jsonrpc": "2.0",
+                "id": 9,
+                "method": "tools/call",
+                "params": {
+                    "name": "codex",
+                    "arguments": {"prompt": "x", "approval_policy": "never"},
+                },
+            }
+        )
         await until_response(9)
         proc.stdin.close()
         await proc.wait()

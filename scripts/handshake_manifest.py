@@ -28,11 +28,9 @@ def revisions() -> list[str]:
     return list(HANDSHAKE_PROTOCOL_VERSIONS)
 
 
-def ask(revision: str, state_dir: Path) -> dict[str, Any]:
-    """The full server's answers to initialize and tools/list on ``revision``."""
-    env = {**os.environ, "CODEX_MCP_WRAPPER_NO_FAST_HANDSHAKE": "1"}
-    argv = [sys.executable, "-m", "codex_mcp_wrapper", "--state-dir", str(state_dir), "serve"]
-    requests = [
+def handshake(revision: str) -> list[dict[str, Any]]:
+    """What a handshake-era client sends first: initialize, initialized, tools/list."""
+    return [
         {
             "jsonrpc": "2.0",
             "id": 1,
@@ -46,6 +44,13 @@ def ask(revision: str, state_dir: Path) -> dict[str, Any]:
         {"jsonrpc": "2.0", "method": "notifications/initialized"},
         {"jsonrpc": "2.0", "id": 2, "method": "tools/list", "params": {}},
     ]
+
+
+def ask(revision: str, state_dir: Path) -> dict[str, Any]:
+    """The full server's answers to initialize and tools/list on ``revision``."""
+    env = {**os.environ, "CODEX_MCP_WRAPPER_NO_FAST_HANDSHAKE": "1"}
+    argv = [sys.executable, "-m", "codex_mcp_wrapper", "--state-dir", str(state_dir), "serve"]
+    requests = handshake(revision)
     with subprocess.Popen(
         argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env
     ) as proc:

@@ -12,7 +12,6 @@ import subprocess
 import sys
 from pathlib import Path
 from types import ModuleType
-from typing import Any
 
 import pytest
 
@@ -57,7 +56,7 @@ def test_the_handshake_is_answered_even_while_the_sdk_cannot_load(tmp_path: Path
     ) as proc:
         assert proc.stdin is not None and proc.stdout is not None
         try:
-            for message in handshake("2025-06-18"):
+            for message in manifest_script().handshake("2025-06-18"):
                 proc.stdin.write((json.dumps(message) + "\n").encode())
             proc.stdin.flush()
             answers = [json.loads(proc.stdout.readline()) for _ in range(2)]
@@ -66,23 +65,6 @@ def test_the_handshake_is_answered_even_while_the_sdk_cannot_load(tmp_path: Path
     assert [a["id"] for a in answers] == [1, 2]
     assert answers[0]["result"]["serverInfo"]["name"] == "codex-mcp-wrapper"
     assert "codex" in {tool["name"] for tool in answers[1]["result"]["tools"]}
-
-
-def handshake(revision: str) -> list[dict[str, Any]]:
-    return [
-        {
-            "jsonrpc": "2.0",
-            "id": 1,
-            "method": "initialize",
-            "params": {
-                "protocolVersion": revision,
-                "capabilities": {},
-                "clientInfo": {"name": "t", "version": "0"},
-            },
-        },
-        {"jsonrpc": "2.0", "method": "notifications/initialized"},
-        {"jsonrpc": "2.0", "id": 2, "method": "tools/list", "params": {}},
-    ]
 
 
 async def test_codex_exec_calls_the_wrappers_codex_tool_on_its_first_turn(
