@@ -10,6 +10,10 @@ from pathlib import Path
 
 import pytest
 
+from codex_mcp_wrapper.errors import MissionError
+from codex_mcp_wrapper.missions.loading import load_mission
+from tests.helpers.cli import run_cli
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -89,3 +93,39 @@ def test_a_long_dependency_cycle_is_reported_not_a_crash(
     assert proc.returncode == 2
     assert "dependency cycle: t0 -> t1 -> t2" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_yaml_means_what_people_wrote_an_unquoted_on_is_a_hook_key(tmp_path: Path) -> None:
+    """YAML 1.2: `on:` is the key `on` (YAML 1.1 made it `true`), `yes` is a string, `010`
+    is ten; a duplicate key is an error naming its line."""
+    path = tmp_path / "m.yaml"
+    path.write_text(
+        "hooks:\n"
+        "  - on: task_end\n"
+        "    run: echo done\n"
+        "notes: yes\n"
+        "tasks:\n"
+        "  - prompt: hi\n"
+        "    retries: 010\n"
+    )
+    mission = load_mission(path)
+    assert mission.hooks[0].on == "task_end"
+    assert mission.notes == "yes" and mission.tasks[0].retries == 10
+    path.write_text("tasks:\n  - prompt: a\n    prompt: b\n")
+    with pytest.raises(MissionError, match=r"line 3, column 5: found duplicate key \"prompt\""):
+        load_mission(path)
+
+
+def test_a_hook_written_with_an_unquoted_on_runs(tmp_path: Path, cli_env: dict[str, str]) -> None:
+    path = tmp_path / "m.yaml"
+    path.write_text(
+        f"workspace_root: {tmp_path / 'ws'}\n"
+        "hooks:\n"
+        "  - on: task_end\n"
+        "    run: touch hook-ran\n"
+        "tasks:\n"
+        "  - prompt: hi\n"
+    )
+    done = run_cli(["run", str(path), "--scripted"], cli_env)
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "hook-ran").exists()

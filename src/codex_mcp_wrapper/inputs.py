@@ -1,10 +1,11 @@
-"""Reading files and YAML a user (or an MCP client) hands us, with bounds that make hostile
-input fail fast: regular files only (a FIFO would block, ``/dev/zero`` never ends), a size cap
-checked before reading, YAML aliases bounded by the size of the data they expand to (an alias
-bomb is a few hundred bytes that expand to billions of nodes), and nesting bounded.
+"""Reading files and YAML a user (or an MCP client) hands us: YAML 1.2 as people write it,
+and bounds that make hostile input fail fast: regular files only (a FIFO would block,
+``/dev/zero`` never ends), a size cap checked before reading, YAML aliases bounded by the size
+of the data they expand to (an alias bomb is a few hundred bytes that expand to billions of
+nodes), and nesting bounded.
 
-Used by mission files (``missions/loading``) and script files (``scripted/script``).
-"""
+Used by mission files (``missions/loading``), script files (``scripted/script``) and cassettes
+(``cassettes/model``)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,9 @@ import stat
 from pathlib import Path
 from typing import Any
 
-import yaml
+from ruamel.yaml import YAML
+from ruamel.yaml.error import YAMLError as YAMLError  # re-exported: what loaders catch
+from ruamel.yaml.nodes import MappingNode, Node, SequenceNode
 
 from codex_mcp_wrapper.errors import InputError
 
@@ -55,7 +58,7 @@ def read_text_file(path: Path, what: str, limit: int, error: type[InputError]) -
         raise error(f"{path}: the {what} is not UTF-8 text ({exc.reason}).") from exc
 
 
-class YamlTooLarge(yaml.YAMLError):
+class YamlTooLarge(YAMLError):
     """A document whose aliases expand past ``MAX_YAML_NODES`` (or refer to themselves)."""
 
     def __init__(self, problem: str) -> None:
@@ -65,36 +68,43 @@ class YamlTooLarge(yaml.YAMLError):
 
 
 def bounded_yaml(text: str, max_nodes: int = MAX_YAML_NODES) -> Any:
-    """``yaml.safe_load`` that refuses a document whose aliases expand past ``max_nodes``
-    nodes (counted on the composed node graph, before anything is built) or refer to
-    themselves. Raises ``yaml.YAMLError`` (``YamlTooLarge``) and ``RecursionError`` (nesting
-    deeper than the parser handles): the caller words them."""
-    loader = yaml.SafeLoader(text)
-    try:
-        node = loader.get_single_node()
-        if node is None:
-            return None
-        expanded_size(node, max_nodes)
-        return loader.construct_document(node)
-    finally:
-        loader.dispose()
+    """The data of a YAML document, read as YAML 1.2 (an unquoted ``on``, ``yes`` or ``off``
+    is a string, ``010`` is ten) by ruamel.yaml's safe loader; a duplicate key is an error.
+    A document whose aliases expand past ``max_nodes`` nodes (counted on the composed node
+    graph, before anything is built) or refer to themselves is refused. Raises ``YAMLError``
+    (``YamlTooLarge`` among them) and ``RecursionError`` (nesting deeper than the parser
+    handles): the caller words them with ``yaml_problem``."""
+    loader = YAML(typ="safe", pure=True)
+    node = loader.compose(text)
+    if node is None:
+        return None
+    expanded_size(node, max_nodes)
+    return loader.constructor.construct_document(node)
 
 
-def _children(node: yaml.Node) -> list[yaml.Node]:
-    if isinstance(node, yaml.MappingNode):
+def yaml_problem(exc: YAMLError) -> str:
+    """Where and what, in one line: `` at line L, column C: problem``."""
+    mark = getattr(exc, "problem_mark", None)
+    where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+    problem = " ".join(str(getattr(exc, "problem", None) or "invalid syntax").split())
+    return f"{where}: {problem}"
+
+
+def _children(node: Node) -> list[Node]:
+    if isinstance(node, MappingNode):
         return [part for pair in node.value for part in pair]
-    if isinstance(node, yaml.SequenceNode):
+    if isinstance(node, SequenceNode):
         return list(node.value)
     return []
 
 
-def expanded_size(root: yaml.Node, limit: int) -> int:
+def expanded_size(root: Node, limit: int) -> int:
     """How many nodes ``root`` stands for once every alias is expanded; ``YamlTooLarge`` past
     ``limit`` or on an alias inside its own anchor. Iterative (no recursion limit) and linear
     in the size of the document: each node's size is computed once."""
     sizes: dict[int, int] = {}
     on_path: set[int] = set()
-    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    stack: list[tuple[Node, bool]] = [(root, False)]
     while stack:
         node, children_done = stack.pop()
         key = id(node)

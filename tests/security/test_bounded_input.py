@@ -9,7 +9,7 @@ import os
 from pathlib import Path
 
 import pytest
-import yaml
+from ruamel.yaml import YAML
 
 from codex_mcp_wrapper.engine.redaction import MASK, Redactor
 from codex_mcp_wrapper.inputs import MAX_YAML_NODES, bounded_yaml, expanded_size
@@ -52,7 +52,7 @@ def test_validate_refuses_a_hostile_file_fast_in_one_line(
 def test_aliases_are_counted_where_used_and_ordinary_anchors_pass() -> None:
     merged = "base: &b {sandbox: read-only, retries: 1}\ntasks: [{<<: *b, prompt: x}]"
     assert bounded_yaml(merged)["tasks"][0]["retries"] == 1
-    node = yaml.compose("a: &a [1, 2, 3]\nb: [*a, *a, *a]", Loader=yaml.SafeLoader)
+    node = YAML(typ="safe", pure=True).compose("a: &a [1, 2, 3]\nb: [*a, *a, *a]")
     assert expanded_size(node, MAX_YAML_NODES) == 1 + (1 + 4) + (1 + 1 + 3 * 4)
 
 

@@ -9,15 +9,17 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
+import yaml  # writing; reading is inputs.bounded_yaml (YAML 1.2, bounded)
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from codex_mcp_wrapper.errors import InputError
+from codex_mcp_wrapper.inputs import YAMLError, bounded_yaml, read_text_file, yaml_problem
 from codex_mcp_wrapper.missions.model import Mission
 from codex_mcp_wrapper.scripted.player import SHELL_TOOLS
 from codex_mcp_wrapper.scripted.script import parse_script
 
 CASSETTE_VERSION = 1
+MAX_CASSETTE_BYTES = 50_000_000  # a long recorded run; read no further than this
 ReplayMode = Literal["strict", "echo"]
 _NAMESPACE = re.compile(r"^mcp__(.+?)_*$")
 
@@ -132,12 +134,15 @@ def dump_cassette(cassette: Cassette, path: Path) -> None:
 
 def load_cassette(path: Path) -> Cassette:
     """Read and check a cassette; ``InputError`` in one sentence when it is not one."""
+    if not path.exists():
+        raise InputError(f"{path}: no such cassette; record one with `run --record`.")
+    text = read_text_file(path, "cassette", MAX_CASSETTE_BYTES, InputError)
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except FileNotFoundError as exc:
-        raise InputError(f"{path}: no such cassette; record one with `run --record`.") from exc
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
-        raise InputError(f"{path}: cannot read the cassette ({exc}).") from exc
+        data = bounded_yaml(text)
+    except RecursionError as exc:
+        raise InputError(f"{path}: the cassette is nested too deeply.") from exc
+    except YAMLError as exc:
+        raise InputError(f"{path}: not a cassette: YAML syntax error{yaml_problem(exc)}.") from exc
     try:
         cassette = Cassette.model_validate(data)
     except ValidationError as exc:

@@ -17,11 +17,17 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import ValidationError
 
 from codex_mcp_wrapper.errors import MissionError, ScriptError
-from codex_mcp_wrapper.inputs import MAX_DEPTH, bounded_yaml, check_depth, read_text_file
+from codex_mcp_wrapper.inputs import (
+    MAX_DEPTH,
+    YAMLError,
+    bounded_yaml,
+    check_depth,
+    read_text_file,
+    yaml_problem,
+)
 from codex_mcp_wrapper.missions.expect import (
     CommandCheck,
     Expect,
@@ -191,11 +197,8 @@ def read_mission_file(path: Path) -> Any:
         raise MissionError(
             f"{path}: JSON syntax error at line {exc.lineno}, column {exc.colno}: {exc.msg}."
         ) from exc
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = getattr(exc, "problem", None) or "invalid syntax"
-        raise MissionError(f"{path}: YAML syntax error{where}: {problem}.") from exc
+    except YAMLError as exc:
+        raise MissionError(f"{path}: YAML syntax error{yaml_problem(exc)}.") from exc
     check_depth(data, str(path), MissionError)
     return data
 

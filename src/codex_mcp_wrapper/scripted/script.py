@@ -27,11 +27,16 @@ import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from codex_mcp_wrapper.errors import ScriptError
-from codex_mcp_wrapper.inputs import bounded_yaml, check_depth, read_text_file
+from codex_mcp_wrapper.inputs import (
+    YAMLError,
+    bounded_yaml,
+    check_depth,
+    read_text_file,
+    yaml_problem,
+)
 
 MAX_SCRIPT_BYTES = 1_000_000
 TEMPLATE_FIELDS = ("last_output", "prompt")
@@ -179,11 +184,8 @@ def load_script(path: str | Path) -> Script:
         data = bounded_yaml(text)
     except RecursionError as exc:
         raise ScriptError(f"{path}: the script is nested too deeply.") from exc
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = getattr(exc, "problem", None) or "invalid syntax"
-        raise ScriptError(f"{path}: YAML syntax error{where}: {problem}.") from exc
+    except YAMLError as exc:
+        raise ScriptError(f"{path}: YAML syntax error{yaml_problem(exc)}.") from exc
     check_depth(data, str(path), ScriptError)
     return parse_script(data, source=str(path))
 
