@@ -69,7 +69,7 @@ echo "== pytest pass 1/2: all tests, on Codex $(describe_codex)"
 # stays reproducible: a new Codex release must not turn CI red with no change here. Move it on
 # purpose, together with TESTED_CODEX_VERSIONS in src/codex_mcp_wrapper/settings.py, once the
 # suite passes on the new release (try one with CODEX_NPM_VERSION=X.Y.Z bash scripts/test.sh).
-CODEX_NPM_VERSION="${CODEX_NPM_VERSION:-0.169.0}"
+CODEX_NPM_VERSION="${CODEX_NPM_VERSION:-0.171.0}"
 npm_dir="$PWD/.codex-npm"  # git-ignored; reused when it already holds that version
 npm_codex() {  # the static binary of the platform package npm installed, e.g. codex-linux-x64
   local found=("$npm_dir"/node_modules/@openai/codex-linux-*/vendor/*-unknown-linux-musl/bin/codex)

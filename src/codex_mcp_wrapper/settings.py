@@ -23,7 +23,7 @@ PINNED_CODEX_VERSION = "0.163.0"
 # The Codex versions scripts/test.sh (and so CI) runs the real-Codex tests on: the pinned PyPI
 # package, then the npm @openai/codex release it installs (its CODEX_NPM_VERSION default).
 # `doctor` warns about any other version. Move together with that default.
-TESTED_CODEX_VERSIONS = ("0.163.0", "0.169.0")
+TESTED_CODEX_VERSIONS = ("0.163.0", "0.171.0")
 
 # Variables a worker inherits from the wrapper; everything else must be passed explicitly.
 ENV_ALLOWLIST = (
