@@ -38,7 +38,9 @@ async def test_the_codex_tool_refuses_unknown_and_invalid_arguments_in_one_sente
         tools = (await session.request("tools/list", {}))["result"]["tools"]
         for tool in tools:
             schema = tool["inputSchema"]
-            assert schema["additionalProperties"] is False, tool["name"]
+            # codex-reply's stays open, as 0.153.4's was (it ignored what it did not know)
+            closed = schema.get("additionalProperties") is False
+            assert closed == (tool["name"] != "codex-reply"), tool["name"]
             for name, prop in schema["properties"].items():
                 assert prop.get("description"), f"{tool['name']}.{name} has no description"
         codex = next(t for t in tools if t["name"] == "codex")
@@ -328,3 +330,31 @@ async def test_an_approval_question_never_shows_the_runs_secrets(
     (question,) = asked
     assert secret not in json.dumps(question) and "[REDACTED]" in question["message"]
     assert not (workspace / "sent.txt").exists()
+
+
+async def test_codex_reply_ignores_the_arguments_the_old_server_ignored(
+    state_dir: Path, workspace: Path
+) -> None:
+    """async-codex-mcp sends the session's `cwd` with every codex-reply: 0.153.4 ignored it
+    (and anything else it did not know), so the reply goes on; `codex` still refuses them. No
+    second session_configured on a reply, and the first carries what 0.153.4's did."""
+    async with raw_session(state_dir, "--scripted", "--workspace", str(workspace)) as session:
+        first = await session.request(
+            "tools/call", {"name": "codex", "arguments": {"prompt": "one", "cwd": str(workspace)}}
+        )
+        thread = first["result"]["structuredContent"]["threadId"]
+        configured = [e["msg"] for e in events_of(session, session.next_id)]
+        reply = await session.request(
+            "tools/call",
+            {
+                "name": "codex-reply",
+                "arguments": {"prompt": "two", "threadId": thread, "cwd": str(workspace), "x": 1},
+            },
+        )
+        again = [e["msg"]["type"] for e in events_of(session, session.next_id)]
+    assert reply["result"]["isError"] is False, reply
+    assert reply["result"]["structuredContent"] == {"threadId": thread, "content": "echo: two"}
+    session_configured = next(m for m in configured if m["type"] == "session_configured")
+    assert session_configured["approval_policy"] == "on-request"  # 0.153.4's default
+    assert session_configured["approvals_reviewer"] == "user"
+    assert "session_configured" not in again and "task_complete" in again

@@ -44,6 +44,14 @@ def thread_event(result: dict[str, Any], resumed: bool) -> tuple[str, dict[str, 
     thread/resume: Codex says how it configured a thread only there, not in a notification."""
     thread = result.get("thread") or {}
     params = {"threadId": thread.get("id"), "resumed": resumed, "path": thread.get("path")}
-    for key in ("model", "modelProvider", "approvalPolicy", "sandbox", "cwd"):
+    for key in (
+        "model",
+        "modelProvider",
+        "approvalPolicy",
+        "approvalsReviewer",
+        "reasoningEffort",
+        "sandbox",
+        "cwd",
+    ):
         params[key] = result.get(key)
     return "wrapper/thread", params

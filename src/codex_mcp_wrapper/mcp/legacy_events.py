@@ -87,18 +87,21 @@ class LegacyEvents:
         """The old messages for one app-server notification (often none)."""
         if method == "wrapper/thread":
             self.thread_id = str(p.get("threadId") or "") or self.thread_id
-            return [
-                {
-                    "type": "session_configured",
-                    "session_id": self.thread_id,
-                    "thread_id": self.thread_id,
-                    "model": p.get("model"),
-                    "model_provider_id": p.get("modelProvider"),
-                    "approval_policy": p.get("approvalPolicy"),
-                    "cwd": p.get("cwd"),
-                    "rollout_path": p.get("path"),
-                }
-            ]
+            if p.get("resumed"):  # codex-reply: the old server configured no new session
+                return []
+            configured = {
+                "type": "session_configured",
+                "session_id": self.thread_id,
+                "thread_id": self.thread_id,
+                "model": p.get("model"),
+                "model_provider_id": p.get("modelProvider"),
+                "approval_policy": p.get("approvalPolicy"),
+                "approvals_reviewer": p.get("approvalsReviewer"),
+                "reasoning_effort": p.get("reasoningEffort"),
+                "cwd": p.get("cwd"),
+                "rollout_path": p.get("path"),
+            }
+            return [{k: v for k, v in configured.items() if v is not None or k == "model"}]
         if method == "turn/started":
             turn = p.get("turn") or {}
             self.turn_id = str(turn.get("id") or "")

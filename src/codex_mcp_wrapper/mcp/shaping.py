@@ -11,6 +11,9 @@ from pydantic import BaseModel
 
 from codex_mcp_wrapper.engine.results import RunSummary, TaskResult
 
+# The `codex` tool's approval policy when a call gives none: codex mcp-server 0.153.4's.
+CODEX_TOOL_APPROVAL = "on-request"
+
 
 class CodexOutput(BaseModel):
     threadId: str

@@ -10,6 +10,7 @@ that checks each ``tools/call`` against them before the SDK's own validation run
 from __future__ import annotations
 
 import difflib
+import logging
 from collections.abc import Mapping
 from typing import Any
 
@@ -62,12 +63,21 @@ def _validator(schema: Mapping[str, Any]) -> jsonschema.Draft202012Validator:
     return validator
 
 
+# Tools whose schema stays open and whose unknown arguments are dropped (logged), as the
+# removed codex mcp-server's were: its `codex-reply` took and ignored anything (clients such as
+# async-codex-mcp send the session's `cwd` with every reply). Its `codex` refused them.
+OPEN_TOOLS = frozenset({"codex-reply"})
+log = logging.getLogger("codex_mcp_wrapper.mcp")
+
+
 class StrictServer(MCPServer):
-    """An ``MCPServer`` whose tools advertise closed input schemas."""
+    """An ``MCPServer`` whose tools advertise closed input schemas (but ``OPEN_TOOLS``)."""
 
     async def list_tools(self) -> list[MCPTool]:
         return [
-            tool.model_copy(update={"input_schema": closed(tool.input_schema)})
+            tool
+            if tool.name in OPEN_TOOLS
+            else tool.model_copy(update={"input_schema": closed(tool.input_schema)})
             for tool in await super().list_tools()
         ]
 
@@ -93,6 +103,8 @@ class StrictArguments:
         if ctx.method == "tools/call" and isinstance(params, dict):
             name = str(params.get("name"))
             schema = await self._schema(name)
+            if schema is not None and name in OPEN_TOOLS:
+                _drop_unknown(name, schema, params)
             if schema is not None:
                 error = argument_error(name, schema, params.get("arguments") or {})
                 if error is not None:
@@ -100,3 +112,15 @@ class StrictArguments:
                         content=[TextContent(type="text", text=error)], is_error=True
                     )
         return await call_next(ctx)
+
+
+def _drop_unknown(tool: str, schema: Mapping[str, Any], params: dict[str, Any]) -> None:
+    """Remove (and log) the arguments ``tool``'s schema does not name."""
+    arguments = params.get("arguments")
+    if not isinstance(arguments, dict):
+        return
+    known = set(schema.get("properties") or {})
+    ignored = sorted(key for key in arguments if key not in known)
+    if ignored:
+        log.info("%s ignores the arguments %s, as codex mcp-server did", tool, ", ".join(ignored))
+        params["arguments"] = {k: v for k, v in arguments.items() if k in known}

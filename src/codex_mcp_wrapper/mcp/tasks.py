@@ -15,6 +15,7 @@ SEP-2663 for FastMCP 4 only, not for ``MCPServer``).
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -31,7 +32,13 @@ from codex_mcp_wrapper.engine.session import RunOptions
 from codex_mcp_wrapper.errors import WrapperError
 from codex_mcp_wrapper.mcp.identity import identity_of
 from codex_mcp_wrapper.mcp.input_required import Parking, Session
-from codex_mcp_wrapper.mcp.shaping import batch_result, codex_result, error_result, json_result
+from codex_mcp_wrapper.mcp.shaping import (
+    CODEX_TOOL_APPROVAL,
+    batch_result,
+    codex_result,
+    error_result,
+    json_result,
+)
 from codex_mcp_wrapper.missions.single import CodexRequest
 
 TASKS = "io.modelcontextprotocol/tasks"
@@ -64,7 +71,8 @@ def created_at(run_id: str) -> str:
 
 def codex_request(arguments: dict[str, Any]) -> CodexRequest:
     """The ``codex`` tool's arguments (validated against its schema) as a request."""
-    return CodexRequest(**{key.replace("-", "_"): value for key, value in arguments.items()})
+    request = CodexRequest(**{key.replace("-", "_"): value for key, value in arguments.items()})
+    return replace(request, approval_policy=request.approval_policy or CODEX_TOOL_APPROVAL)
 
 
 class Tasks(Extension):

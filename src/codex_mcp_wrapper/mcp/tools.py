@@ -28,6 +28,7 @@ from codex_mcp_wrapper.mcp.identity import client_of
 from codex_mcp_wrapper.mcp.input_required import Parking
 from codex_mcp_wrapper.mcp.log_levels import LogLevels
 from codex_mcp_wrapper.mcp.shaping import (
+    CODEX_TOOL_APPROVAL,
     CodexOutput,
     batch_result,
     codex_result,
@@ -108,7 +109,8 @@ def register_codex_tools(
             Approval | None,
             Field(
                 alias="approval-policy",
-                description="When Codex asks before running a command (default: never).",
+                description="When Codex asks before running a command (default: on-request, "
+                "as codex mcp-server did).",
             ),
         ] = None,
         sandbox: Annotated[
@@ -153,7 +155,7 @@ def register_codex_tools(
             prompt=prompt,
             cwd=cwd,
             sandbox=sandbox,
-            approval_policy=approval_policy,
+            approval_policy=approval_policy or CODEX_TOOL_APPROVAL,
             model=model,
             config=config,
             base_instructions=base_instructions,
