@@ -17,8 +17,9 @@ from typing import Any
 import jsonschema
 from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
 from mcp.server.mcpserver import MCPServer
-from mcp.types import CallToolResult, TextContent
 from mcp.types import Tool as MCPTool
+
+from codex_mcp_wrapper.mcp.shaping import error_result
 
 
 def closed(schema: dict[str, Any]) -> dict[str, Any]:
@@ -107,10 +108,10 @@ class StrictArguments:
                 _drop_unknown(name, schema, params)
             if schema is not None:
                 error = argument_error(name, schema, params.get("arguments") or {})
-                if error is not None:
-                    return CallToolResult(
-                        content=[TextContent(type="text", text=error)], is_error=True
-                    )
+                if error is not None:  # shaped as a tool's error result: no resultType
+                    shaped = error_result(error).model_dump(by_alias=True, exclude_none=True)
+                    shaped.pop("resultType", None)
+                    return shaped
         return await call_next(ctx)
 
 
