@@ -183,6 +183,38 @@ async def test_an_approval_is_answered_through_input_required_on_2026_07_28(
     assert len(asked) == 2 and all("touch approved.txt" in m for m in asked)
 
 
+async def test_an_accepted_escalation_runs_even_where_the_shell_profile_would_block(
+    state_dir: Path, workspace: Path, tmp_path: Path, codex_bin: str
+) -> None:
+    """The flake of the test above, made deterministic. An accepted escalation runs its
+    command outside the sandbox; in a login shell that sources the profile, where pyenv's
+    rehash waits on a lock a killed shell left behind (other tests kill workers mid-command),
+    so under a full suite the command sometimes timed out and the file never appeared. Here the
+    profile waits on a lock that never goes: commands run in plain shells (`login_shell`
+    false), so the command runs at once."""
+    home, lock = tmp_path / "home", tmp_path / "stale.lock"
+    home.mkdir()
+    lock.touch()
+    for profile in (".bash_profile", ".bashrc", ".profile"):
+        (home / profile).write_text(f"while [ -e {lock} ]; do sleep 0.1; done\n")
+    script = tmp_path / "s.json"
+    script.write_text('[{"escalate": "touch approved.txt"}, {"say": "after: {last_output}"}]')
+
+    async def approve(context: Any, request: mt.ElicitRequestParams) -> mt.ElicitResult:
+        return mt.ElicitResult(action="accept", content={"approve": True})
+
+    argv = server_argv(
+        state_dir, "--codex-bin", codex_bin, "--scripted", "--allow-danger-full-access"
+    )
+    argv += ["--script", str(script), "--workspace", str(workspace)]
+    env = {**os.environ, "HOME": str(home)}
+    server = StdioServerParameters(command=argv[0], args=argv[1:], env=env)
+    async with Client(server, elicitation_callback=approve) as client:
+        result = await client.call_tool("codex", {"prompt": "go", "approval-policy": "on-request"})
+    assert not result.is_error, result.content
+    assert (workspace / "approved.txt").exists()
+
+
 async def test_a_tasks_approval_is_asked_by_input_required_and_answered_with_tasks_update(
     state_dir: Path, workspace: Path, tmp_path: Path, codex_bin: str
 ) -> None:
