@@ -2,8 +2,9 @@
 
 Drives it with a raw JSON-RPC client speaking 2025-06-18 (as its clients did), against the
 scripted model: a call whose script runs a shell command, then one that asks for approval
-(answered with the old `{"decision": "approved"}`), and prints every message it sent, as JSON
-lines. tests/data/old-mcp-server.jsonl was captured with it; the tests compare our drop-in's
+(answered with the old `{"decision": "approved"}`), a misspelled argument, `tools/list`, a call
+without `approval-policy` and a `codex-reply` with arguments it does not take, and prints every
+message it sent, as JSON lines. tests/data/old-mcp-server.jsonl was captured with it; the tests compare our drop-in's
 `codex/event` notifications and approval requests with that capture.
 
     python scripts/capture_old_mcp_server.py OLD_CODEX_BIN > tests/data/old-mcp-server.jsonl
@@ -107,6 +108,18 @@ async def capture(old_codex: str, root: Path) -> list[dict[str, Any]]:
             }
         )
         await until_response(9)
+        # What the drop-in must match besides: the tools' schemas, a call without
+        # approval-policy (its default), and a codex-reply carrying arguments it does not
+        # take (async-codex-mcp sends the session's cwd), which 0.153.4 ignored.
+        await send({"jsonrpc": "2.0", "id": 10, "method": "tools/list", "params": {}})
+        await until_response(10)
+        call = {"name": "codex", "arguments": {"prompt": "plain", "cwd": str(root)}}
+        await send({"jsonrpc": "2.0", "id": 11, "method": "tools/call", "params": call})
+        thread = (await until_response(11))["result"]["structuredContent"]["threadId"]
+        reply = {"prompt": "again", "threadId": thread, "cwd": str(root), "unknown": 1}
+        params = {"name": "codex-reply", "arguments": reply}
+        await send({"jsonrpc": "2.0", "id": 12, "method": "tools/call", "params": params})
+        await until_response(12)
         proc.stdin.close()
         await proc.wait()
     return seen

@@ -358,3 +358,22 @@ async def test_codex_reply_ignores_the_arguments_the_old_server_ignored(
     assert session_configured["approval_policy"] == "on-request"  # 0.153.4's default
     assert session_configured["approvals_reviewer"] == "user"
     assert "session_configured" not in again and "task_complete" in again
+
+
+def test_the_capture_shows_what_the_old_codex_reply_accepted() -> None:
+    """The ground truth the drop-in follows (tests/data/old-mcp-server.jsonl, captured from
+    0.153.4): codex-reply's schema is open and a reply with a `cwd` and an unknown argument
+    went on, with no second session_configured."""
+    messages = old_messages()
+    tools = next(m for m in messages if m.get("id") == 10)["result"]["tools"]
+    reply_schema = next(t for t in tools if t["name"] == "codex-reply")["inputSchema"]
+    assert "additionalProperties" not in reply_schema
+    assert set(reply_schema["properties"]) == {"prompt", "threadId", "conversationId"}
+    reply = next(m for m in messages if m.get("id") == 12)["result"]
+    assert "isError" not in reply and reply["structuredContent"]["content"] == "echo: again"
+    configured = [
+        m["params"]["_meta"]["requestId"]
+        for m in messages
+        if m.get("method") == "codex/event" and m["params"]["msg"]["type"] == "session_configured"
+    ]
+    assert 11 in configured and 12 not in configured
