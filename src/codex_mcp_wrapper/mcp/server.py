@@ -15,12 +15,13 @@ from mcp.server.mcpserver import Context, MCPServer
 
 from codex_mcp_wrapper import __version__
 from codex_mcp_wrapper.engine.runs import Runs
+from codex_mcp_wrapper.mcp.codex_tools import register_codex_tools
 from codex_mcp_wrapper.mcp.identity import client_of
 from codex_mcp_wrapper.mcp.input_required import Parking
 from codex_mcp_wrapper.mcp.log_levels import LogLevels
+from codex_mcp_wrapper.mcp.mission_tools import register_mission_tools
 from codex_mcp_wrapper.mcp.strict import StrictArguments, StrictServer
 from codex_mcp_wrapper.mcp.tasks import Tasks
-from codex_mcp_wrapper.mcp.tools import register_codex_tools, register_mission_tools
 
 INSTRUCTIONS = (
     "Runs OpenAI Codex headlessly. `codex` starts a Codex session and `codex-reply` "
