@@ -116,13 +116,12 @@ async def run_mission(
     mission: Mission, settings: Settings, backend: Backend, options: RunOptions | None = None
 ) -> RunSummary:
     """Run a mission to the end and return its summary (secrets redacted); every outcome is
-    recorded in the state dir before this returns, and on cancellation too."""
+    recorded in the state dir before this returns, and on cancellation too. Four steps:
+    prepare (checks that need nothing recorded), open (store, bus, subscribers), plan (the
+    run's context and tasks, announced with ``RunStarted``), execute (the backend runs the
+    tasks; whatever happens, the summary is recorded)."""
     options = options or RunOptions()
-    if settings.login_shell and mission.defaults.login_shell is None:  # recorded with the run
-        defaults = mission.defaults.model_copy(update={"login_shell": True})
-        mission = mission.model_copy(update={"defaults": defaults})
-    check_servers_defined(mission, "the mission")
-    backend.check(mission)  # nothing is recorded of a run that cannot start at all
+    mission = _prepared(mission, settings, backend)
     workspace_root = _workspace(mission)
     redactor = mission_redactor(mission)
     run_id = options.run_id or new_run_id()
@@ -132,38 +131,13 @@ async def run_mission(
         contextlib.closing(RunRecorder(store, redactor)) as recorder,
     ):
         run_dir = store.run_dir(run_id)
-        bus.subscribe(recorder)
-        if options.reports or options.junit or options.html:
-            bus.subscribe(ReportWriter(redactor, options.junit, options.html))
-        for observer in options.observers:  # outside observers see only redacted events
-            bus.subscribe(redacting(observer, redactor))
+        _subscribe(bus, recorder, redactor, options)
         run_dir.mkdir(parents=True, exist_ok=True)
-        started = time.time()
         hooks = HookRunner(run_id, mission.hooks, options.hooks, bus.publish, redactor.data)
         bus.subscribe(hooks)
-        approvals = rule_approvals(
-            mission, options.approvals or fixed(settings.approvals), bus.publish, hooks
-        )
-        if not options.sandbox_escape:
-            approvals = contained(approvals)
-        context = RunContext(
-            run_id=run_id,
-            run_dir=run_dir,
-            workspace_root=workspace_root,
-            workers=min(settings.workers, len(mission.tasks)) or 1,
-            thread_workers=_thread_workers(options),
-            approvals=approvals,
-            publish=bus.publish,
-            redact=redactor.text,
-            tools=tool_handler(mission, {t.name: t for t in options.tools}, redactor.text),
-        )
-        planned = plan_tasks(mission, workspace_root, run_dir, options.previous, options.threads)
-        if options.tools:  # the run's Python tools, offered to every task
-            extra = tuple(t.spec() for t in options.tools)
-            planned = [
-                dataclasses.replace(p, spec=dataclasses.replace(p.spec, tools=p.spec.tools + extra))
-                for p in planned
-            ]
+        where = (run_id, run_dir, workspace_root)
+        context = _context(mission, settings, options, where, bus, hooks, redactor)
+        planned = _planned(mission, options, workspace_root, run_dir)
         # Recorded before the backend opens: a run stopped or failing while its workers start
         # is still a run that status, list and resume know.
         bus.publish(
@@ -179,49 +153,149 @@ async def run_mission(
         backoff = options.retry_backoff
         if backoff is None:
             backoff = settings.timeouts.retry_backoff
-        finished: dict[str, TaskResult] = {}
-
-        def collect(event: Event) -> None:
-            if isinstance(event, TaskFinished):
-                finished[event.result.task_id] = event.result
-
-        bus.subscribe(collect)
-        cancelled = detached = False
-        unstarted = "the run stopped before this task finished."
-        try:
-            await backend.run_tasks(mission, context, planned, backoff)
-        except asyncio.CancelledError:
-            cancelled = True
-            raise
-        except RunDetached:  # it goes on elsewhere: its end is recorded when followed again
-            detached = True
-            raise
-        except WrapperError as exc:  # the backend could not start (no Codex, no credentials)
-            unstarted = f"the run could not start: {exc}"
-            raise
-        finally:
-            if not detached:
-                # Hooks end before the summary (it counts their failures); a cancelled run
-                # stops them, and nothing here may keep the summary from being written.
-                interrupted = cancelled or await _settle(hooks)
-                summary = summarise(
-                    run_id,
-                    mission.mission_id,
-                    _results(planned, finished, unstarted),
-                    started,
-                    time.time(),
-                    cancelled=cancelled,
-                    run_dir=str(run_dir),
-                    workspace_root=str(workspace_root),
-                    hook_failures=hooks.failures,
-                )
-                bus.publish(RunFinished(run_id, summary))
-                interrupted = interrupted or await _settle(hooks)  # run_end hooks
-                if interrupted:
-                    hooks.cancel()
-                    if not cancelled:
-                        raise asyncio.CancelledError  # it came while the hooks ran
+        summary = await _execute(mission, backend, context, planned, backoff, bus, hooks)
     return redacted(summary, redactor)
+
+
+def _prepared(mission: Mission, settings: Settings, backend: Backend) -> Mission:
+    """The mission as it will run (the run's login-shell default recorded in it), once what
+    would keep it from starting at all is checked: nothing is recorded of such a run."""
+    if settings.login_shell and mission.defaults.login_shell is None:
+        defaults = mission.defaults.model_copy(update={"login_shell": True})
+        mission = mission.model_copy(update={"defaults": defaults})
+    check_servers_defined(mission, "the mission")
+    backend.check(mission)
+    return mission
+
+
+def _subscribe(
+    bus: EventBus, recorder: RunRecorder, redactor: Redactor, options: RunOptions
+) -> None:
+    """The recorder, the report writer and the caller's observers (fed redacted events)."""
+    bus.subscribe(recorder)
+    if options.reports or options.junit or options.html:
+        bus.subscribe(ReportWriter(redactor, options.junit, options.html))
+    for observer in options.observers:
+        bus.subscribe(redacting(observer, redactor))
+
+
+def _context(
+    mission: Mission,
+    settings: Settings,
+    options: RunOptions,
+    where: tuple[str, Path, Path],
+    bus: EventBus,
+    hooks: HookRunner,
+    redactor: Redactor,
+) -> RunContext:
+    """What the backend runs the tasks with: the approval chain (the mission's rules, its
+    hooks, then the caller's handler; contained for a client without sandbox escape), the
+    orchestrator's tools, the run's redaction."""
+    approvals = rule_approvals(
+        mission, options.approvals or fixed(settings.approvals), bus.publish, hooks
+    )
+    if not options.sandbox_escape:
+        approvals = contained(approvals)
+    run_id, run_dir, workspace_root = where
+    return RunContext(
+        run_id=run_id,
+        run_dir=run_dir,
+        workspace_root=workspace_root,
+        workers=min(settings.workers, len(mission.tasks)) or 1,
+        thread_workers=_thread_workers(options),
+        approvals=approvals,
+        publish=bus.publish,
+        redact=redactor.text,
+        tools=tool_handler(mission, {t.name: t for t in options.tools}, redactor.text),
+    )
+
+
+def _planned(
+    mission: Mission, options: RunOptions, workspace_root: Path, run_dir: Path
+) -> list[PlannedTask]:
+    """The tasks, planned, with the run's Python tools offered to every one."""
+    planned = plan_tasks(mission, workspace_root, run_dir, options.previous, options.threads)
+    if not options.tools:
+        return planned
+    extra = tuple(t.spec() for t in options.tools)
+    return [
+        dataclasses.replace(p, spec=dataclasses.replace(p.spec, tools=p.spec.tools + extra))
+        for p in planned
+    ]
+
+
+async def _execute(
+    mission: Mission,
+    backend: Backend,
+    context: RunContext,
+    planned: list[PlannedTask],
+    backoff: Sequence[float],
+    bus: EventBus,
+    hooks: HookRunner,
+) -> RunSummary:
+    """The backend runs the tasks; the summary is recorded whatever happens (cancelled, the
+    backend unable to start), except when the run goes on elsewhere (``RunDetached``)."""
+    started = time.time()
+    finished: dict[str, TaskResult] = {}
+
+    def collect(event: Event) -> None:
+        if isinstance(event, TaskFinished):
+            finished[event.result.task_id] = event.result
+
+    bus.subscribe(collect)
+    cancelled = detached = False
+    unstarted = "the run stopped before this task finished."
+    try:
+        await backend.run_tasks(mission, context, planned, backoff)
+    except asyncio.CancelledError:
+        cancelled = True
+        raise
+    except RunDetached:  # it goes on elsewhere: its end is recorded when followed again
+        detached = True
+        raise
+    except WrapperError as exc:  # the backend could not start (no Codex, no credentials)
+        unstarted = f"the run could not start: {exc}"
+        raise
+    finally:
+        if not detached:
+            summary = await _finish(
+                mission, context, planned, finished, unstarted, started, cancelled, bus, hooks
+            )
+    return summary
+
+
+async def _finish(
+    mission: Mission,
+    context: RunContext,
+    planned: list[PlannedTask],
+    finished: dict[str, TaskResult],
+    unstarted: str,
+    started: float,
+    cancelled: bool,
+    bus: EventBus,
+    hooks: HookRunner,
+) -> RunSummary:
+    """Hooks end before the summary (it counts their failures); a cancelled run stops them,
+    and nothing here may keep the summary from being written."""
+    interrupted = cancelled or await _settle(hooks)
+    summary = summarise(
+        context.run_id,
+        mission.mission_id,
+        _results(planned, finished, unstarted),
+        started,
+        time.time(),
+        cancelled=cancelled,
+        run_dir=str(context.run_dir),
+        workspace_root=str(context.workspace_root),
+        hook_failures=hooks.failures,
+    )
+    bus.publish(RunFinished(context.run_id, summary))
+    interrupted = interrupted or await _settle(hooks)  # run_end hooks
+    if interrupted:
+        hooks.cancel()
+        if not cancelled:
+            raise asyncio.CancelledError  # it came while the hooks ran
+    return summary
 
 
 async def _settle(hooks: HookRunner) -> bool:
