@@ -26,8 +26,8 @@ from codex_mcp_wrapper.engine.results import RunSummary
 from codex_mcp_wrapper.engine.session import RunOptions
 from codex_mcp_wrapper.errors import InputError, RunDetached
 from codex_mcp_wrapper.missions.loading import load_mission
-from codex_mcp_wrapper.missions.model import mission_json_schema
-from codex_mcp_wrapper.settings import MAX_WORKERS, TemporalSettings, default_workers
+from codex_mcp_wrapper.missions.model import Mission, mission_json_schema
+from codex_mcp_wrapper.settings import MAX_WORKERS, Settings, TemporalSettings, default_workers
 
 if TYPE_CHECKING:
     from codex_mcp_wrapper.cli.progress import ProgressView
@@ -177,19 +177,8 @@ def run(
             as_json,
         ),
     )
-    if record is not None and replay is not None:
-        raise InputError("--record and --replay exclude each other: record once, replay after.")
-    if record is not None and settings.temporal is not None:
-        raise InputError("--record records runs on this machine; it does not work with --temporal.")
-    if record is not None:
-        settings = dataclasses.replace(settings, record=True)
-    mission = load_mission(mission_file, settings.variables)
-    if replay is not None:
-        from codex_mcp_wrapper.cassettes.model import load_cassette, replay_mission
-
-        mission = replay_mission(mission, load_cassette(replay), replay_mode)  # type: ignore[arg-type]
-    if workspace is not None:
-        mission.workspace_root = str(workspace.resolve())
+    settings = _recording(settings, record, replay)
+    mission = _mission_to_run(mission_file, settings, replay, replay_mode, workspace)
     view = progress_view()
     options = RunOptions(
         observers=[view], junit=[junit] if junit else [], html=[report] if report else []
@@ -205,6 +194,33 @@ def run(
         count = open_runs(settings).cassette(summary, record)
         click.echo(f"recorded {count} exchange(s) into {record}", err=True)
     _finish(summary, as_json)
+
+
+def _recording(settings: Settings, record: Path | None, replay: Path | None) -> Settings:
+    """The settings of a run that ``--record`` records (on this machine only)."""
+    if record is not None and replay is not None:
+        raise InputError("--record and --replay exclude each other: record once, replay after.")
+    if record is not None and settings.temporal is not None:
+        raise InputError("--record records runs on this machine; it does not work with --temporal.")
+    return dataclasses.replace(settings, record=True) if record is not None else settings
+
+
+def _mission_to_run(
+    mission_file: Path,
+    settings: Settings,
+    replay: Path | None,
+    replay_mode: str,
+    workspace: Path | None,
+) -> Mission:
+    """The mission file, loaded, played from a cassette with ``--replay``, in ``--workspace``."""
+    mission = load_mission(mission_file, settings.variables)
+    if replay is not None:
+        from codex_mcp_wrapper.cassettes.model import load_cassette, replay_mission
+
+        mission = replay_mission(mission, load_cassette(replay), replay_mode)  # type: ignore[arg-type]
+    if workspace is not None:
+        mission.workspace_root = str(workspace.resolve())
+    return mission
 
 
 def _submitting(

@@ -19,12 +19,17 @@ from pathlib import Path
 from typing import Any
 
 from codex_mcp_wrapper import __version__, process
+from codex_mcp_wrapper.codex.attempt import (
+    TASK_FAILURES,
+    McpServersFailed,
+    count_turn,
+    record_failure,
+)
 from codex_mcp_wrapper.codex.jsonrpc import JsonRpcConnection, RpcError, ServerRequest
 from codex_mcp_wrapper.codex.mcp_startup import await_mcp_servers
 from codex_mcp_wrapper.codex.server_requests import PendingItems, RunningTask, answer_request
 from codex_mcp_wrapper.codex.threads import thread_event, thread_params
-from codex_mcp_wrapper.codex.turn import Turn, TurnFailed, TurnTimedOut
-from codex_mcp_wrapper.codex.turn_errors import retryable_error
+from codex_mcp_wrapper.codex.turn import Turn
 from codex_mcp_wrapper.codex.worker_log import log_size, log_tail
 from codex_mcp_wrapper.engine.approvals import fixed
 from codex_mcp_wrapper.engine.executor import (
@@ -34,7 +39,7 @@ from codex_mcp_wrapper.engine.executor import (
     TaskRequest,
     ToolHandler,
 )
-from codex_mcp_wrapper.errors import WorkerDied, WorkerError, WorkerStalled, WorkerStartError
+from codex_mcp_wrapper.errors import WorkerDied, WorkerError, WorkerStartError
 from codex_mcp_wrapper.logs import bind
 from codex_mcp_wrapper.settings import Timeouts
 
@@ -54,14 +59,6 @@ class WorkerSpec:
     # Variables of ``env`` the commands Codex runs must not see (the provider's credential):
     # excluded by every thread's shell_environment_policy.
     hidden_env: tuple[str, ...] = ()
-
-
-class _McpServersFailed(Exception):
-    """A task's MCP server failed to start: the task cannot do what it is for."""
-
-
-class _SandboxUnavailable(Exception):
-    """Sandboxed commands fail before they start (no user namespaces): not a model error."""
 
 
 class AppServerWorker:
@@ -251,7 +248,7 @@ class AppServerWorker:
             self._timeouts.mcp_start,
         )
         if failures:
-            raise _McpServersFailed(
+            raise McpServersFailed(
                 f"MCP server(s) did not start: {'; '.join(failures)}; check their command and "
                 f"env in mcp_servers (Codex's log: {self.spec.log_path})."
             )
@@ -291,52 +288,17 @@ class AppServerWorker:
                 await self._await_mcp_servers(request, thread_id, sink)
             sink.thread_progress(request.task_id, outcome.thread_id, self.label, outcome.turns_done)
             for prompt in request.prompts[outcome.turns_done :]:
-                conn = self._conn_or_die()
-                current = Turn(
-                    conn,
-                    self.label,
-                    self.spec.log_path,
-                    outcome.thread_id,
-                    functools.partial(sink.codex_event, request.task_id),
-                    recent,
-                    self._timeouts,
-                    conn.inbox(outcome.thread_id),
-                    on_retry=functools.partial(
-                        sink.task_state, request.task_id, "running", self.label
-                    ),
-                )
+                current = self._turn(request, sink, outcome.thread_id, recent)
                 turn = await current.run(
                     prompt, request.spec.output_schema, request.spec.idle_timeout_sec, deadline
                 )
-                for key, value in turn.usage.items():
-                    outcome.usage[key] = outcome.usage.get(key, 0) + value
-                if turn.final_message is not None:
-                    outcome.final_message = turn.final_message
-                if turn.sandbox_error:
-                    raise _SandboxUnavailable(
-                        "Codex's sandbox cannot start on this machine, so its commands did not "
-                        f"run ({turn.sandbox_error}); enable unprivileged user namespaces, or use "
-                        "sandbox: danger-full-access in a disposable environment."
-                    )
-                outcome.turns_done += 1
+                count_turn(turn, outcome)
                 sink.thread_progress(
                     request.task_id, outcome.thread_id, self.label, outcome.turns_done
                 )
             outcome.status = "ok"
-        except TurnFailed as exc:
-            outcome.status, outcome.error, outcome.retryable = "failed", str(exc), exc.retryable
-        except TurnTimedOut as exc:
-            outcome.status, outcome.error = "timeout", str(exc)
-        except (_SandboxUnavailable, _McpServersFailed) as exc:
-            outcome.status, outcome.error = "failed", str(exc)
-        except WorkerStalled as exc:
-            outcome.status, outcome.error, outcome.worker_broken = "timeout", str(exc), True
-        except RpcError as exc:  # Codex answered, with an error: this task's, not the process's
-            outcome.status, outcome.error = "failed", str(exc)
-            outcome.retryable = retryable_error({"code": exc.code, "message": str(exc)})
-        except WorkerError as exc:
-            outcome.status, outcome.error = "failed", str(exc)
-            outcome.retryable = outcome.worker_broken = True
+        except TASK_FAILURES as exc:
+            record_failure(exc, outcome)
         except asyncio.CancelledError:
             await process.finish(self._abandon(current, outcome.thread_id))
             raise
@@ -350,6 +312,23 @@ class AppServerWorker:
         if outcome.thread_id and not outcome.worker_broken and outcome.status != "timeout":
             await self._unload(outcome.thread_id)
         return outcome
+
+    def _turn(
+        self, request: TaskRequest, sink: EventSink, thread_id: str, recent: deque[str]
+    ) -> Turn:
+        """The next turn of ``thread_id``, its events and retry notices going to ``sink``."""
+        conn = self._conn_or_die()
+        return Turn(
+            conn,
+            self.label,
+            self.spec.log_path,
+            thread_id,
+            functools.partial(sink.codex_event, request.task_id),
+            recent,
+            self._timeouts,
+            conn.inbox(thread_id),
+            on_retry=functools.partial(sink.task_state, request.task_id, "running", self.label),
+        )
 
     async def _abandon(self, turn: Turn | None, thread_id: str | None) -> None:
         """A task was cancelled: stop its turn, so the process goes on serving its other
