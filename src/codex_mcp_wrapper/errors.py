@@ -14,10 +14,10 @@ is wrong and what to do, and maps to an exit code at the CLI edge::
     │   ├── NoCredentials           Codex's own model provider has nothing to log in with
     │   └── WorkerStartError        a Codex worker did not come up
     ├── WorkerError                 a running worker failed (becomes a task status)
-    └── RunDetached                 not an error: the run goes on elsewhere (Temporal), unwatched
     │   ├── WorkerDied              the process exited
     │   ├── WorkerStalled           no event within the idle deadline
     │   └── ProtocolError           the worker answered something we cannot use
+    └── RunDetached                 not an error: the run goes on elsewhere (Temporal), unwatched
 
 Lower-layer errors (OSError, JSON errors, pydantic errors) are translated into these at the
 boundary where they happen, with ``raise ... from exc``.
