@@ -14,6 +14,7 @@ from codex_mcp_wrapper.app import open_runs
 from codex_mcp_wrapper.cli.options import (
     codex_setup_options,
     codex_setup_settings,
+    login_shell_option,
     parse_vars,
     run_async,
     settings_from,
@@ -112,13 +113,7 @@ def _finish(summary: RunSummary, as_json: bool) -> None:
     help="With --temporal: start the mission and print its run id at once; `resume RUN_ID "
     "--temporal ...` follows it to its end.",
 )
-@click.option(
-    "--login-shell",
-    is_flag=True,
-    help="Run Codex's commands in login shells that source your shell profile, for "
-    "missions that do not say login_shell (default: the worker's environment as it is; a "
-    "heavy profile then costs nothing per thread).",
-)
+@login_shell_option
 @codex_setup_options
 @worker_options
 @temporal_options()

@@ -225,6 +225,15 @@ def codex_setup_options(command: F) -> F:
     )(command)
 
 
+login_shell_option = click.option(
+    "--login-shell",
+    is_flag=True,
+    help="Run Codex's commands in login shells that source your shell profile, for "
+    "missions that do not say login_shell (default: the worker's environment as it is; a "
+    "heavy profile then costs nothing per thread).",
+)
+
+
 def codex_setup_settings(
     codex_home: Path | None, sync_codex_config: bool, mirror_auth: bool, pass_env: Sequence[str]
 ) -> dict[str, Any]:

@@ -19,6 +19,7 @@ from codex_mcp_wrapper.cli.options import (
     codex_setup_options,
     current_instance,
     instance_or_default,
+    login_shell_option,
     run_async,
     temporal_options,
     worker_options,
@@ -138,13 +139,7 @@ from codex_mcp_wrapper.settings import MAX_WORKERS, default_workers
     "Codex's sandbox: hooks, tools, expect.verify and stdio MCP servers of their own "
     "(default: refused; the owner's [mcp_servers] in --config are used by name).",
 )
-@click.option(
-    "--login-shell",
-    is_flag=True,
-    help="Run Codex's commands in login shells that source your shell profile, for "
-    "missions that do not say login_shell (default: the worker's environment as it is; a "
-    "heavy profile then costs nothing per thread).",
-)
+@login_shell_option
 @access_options
 @codex_setup_options
 @worker_options
