@@ -20,6 +20,7 @@ from starlette.routing import Route
 from codex_mcp_wrapper.process import finish
 from codex_mcp_wrapper.scripted.player import last_user_prompt, offered_tools, thread_key
 from codex_mcp_wrapper.scripted.server import serve_app
+from codex_mcp_wrapper.strings import map_strings
 
 HOP_HEADERS = {"host", "content-length", "connection", "transfer-encoding", "accept-encoding"}
 
@@ -41,7 +42,7 @@ class RecordingProxy:
         self._client = httpx.AsyncClient(timeout=httpx.Timeout(600.0, connect=30.0))
 
     def _keep(self, record: dict[str, Any]) -> None:
-        line = json.dumps(_each_string(record, self.redact))  # strings, not escaped JSON
+        line = json.dumps(map_strings(record, self.redact))  # strings, not escaped JSON
         self.records.append(json.loads(line))
         if self.log is not None:
             self.log.parent.mkdir(parents=True, exist_ok=True)
@@ -144,13 +145,3 @@ class RecordingProxy:
                 yield url
         finally:
             await finish(self._client.aclose())
-
-
-def _each_string(value: Any, redact: Callable[[str], str]) -> Any:
-    if isinstance(value, str):
-        return redact(value)
-    if isinstance(value, dict):
-        return {key: _each_string(item, redact) for key, item in value.items()}
-    if isinstance(value, list):
-        return [_each_string(item, redact) for item in value]
-    return value

@@ -11,11 +11,11 @@ import asyncio
 import dataclasses
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any
 
 from codex_mcp_wrapper.engine.executor import ApprovalDecision, ApprovalHandler, ApprovalRequest
 from codex_mcp_wrapper.logs import bind
 from codex_mcp_wrapper.settings import Timeouts
+from codex_mcp_wrapper.strings import map_strings
 
 log = logging.getLogger("codex_mcp_wrapper.approvals")
 # How long someone asked about an approval has to answer before the fallback decides: long
@@ -98,18 +98,8 @@ def redacting(handler: ApprovalHandler, redact: Callable[[str], str]) -> Approva
             request,
             command=redact(request.command) if request.command is not None else None,
             reason=redact(request.reason) if request.reason is not None else None,
-            params=_each_string(request.params, redact),
+            params=map_strings(request.params, redact),
         )
         return await handler(shown)
 
     return decide
-
-
-def _each_string(value: Any, redact: Callable[[str], str]) -> Any:
-    if isinstance(value, str):
-        return redact(value)
-    if isinstance(value, dict):
-        return {key: _each_string(item, redact) for key, item in value.items()}
-    if isinstance(value, list):
-        return [_each_string(item, redact) for item in value]
-    return value

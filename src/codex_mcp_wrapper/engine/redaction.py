@@ -20,6 +20,7 @@ from codex_mcp_wrapper.engine.events import (
 )
 from codex_mcp_wrapper.engine.results import RunSummary, TaskResult
 from codex_mcp_wrapper.missions.model import Mission, defined_servers
+from codex_mcp_wrapper.strings import map_strings
 
 MIN_SECRET_LEN = 6
 MASK = "[REDACTED]"
@@ -73,13 +74,8 @@ class Redactor:
         return self._pattern.sub(MASK, value)
 
     def data(self, value: Any) -> Any:
-        if isinstance(value, str):
-            return self.text(value)
-        if isinstance(value, list):
-            return [self.data(v) for v in value]
-        if isinstance(value, dict):
-            return {k: self.data(v) for k, v in value.items()}
-        return value
+        """``value`` (nested dicts and lists) with every string redacted."""
+        return map_strings(value, self.text)
 
 
 def mission_redactor(mission: Mission) -> Redactor:
