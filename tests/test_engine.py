@@ -12,7 +12,7 @@ import pytest
 
 from codex_mcp_wrapper.app import run_mission
 from codex_mcp_wrapper.engine.events import Event, ModelRequest
-from codex_mcp_wrapper.engine.session import RunOptions
+from codex_mcp_wrapper.engine.lifecycle import RunOptions
 from codex_mcp_wrapper.missions.loading import parse_mission
 from codex_mcp_wrapper.settings import Settings
 from tests.helpers.procs import codex_pids_with_home

@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 
 from codex_mcp_wrapper.codex.pool import Waiter, WorkerPool, assign
-from codex_mcp_wrapper.engine.executor import PlannedTask
 from codex_mcp_wrapper.engine.planning import plan_tasks
 from codex_mcp_wrapper.engine.results import TaskResult
+from codex_mcp_wrapper.engine.seams import PlannedTask
 from codex_mcp_wrapper.errors import WorkerStartError
 from codex_mcp_wrapper.missions.loading import parse_mission
 from tests.fakes import (

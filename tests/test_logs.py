@@ -6,8 +6,8 @@ import logging
 
 import pytest
 
-from codex_mcp_wrapper.engine.approvals import fixed
-from codex_mcp_wrapper.engine.executor import ApprovalRequest
+from codex_mcp_wrapper.engine.approval_policies import fixed
+from codex_mcp_wrapper.engine.seams import ApprovalRequest
 from codex_mcp_wrapper.logs import bind
 
 pytestmark = pytest.mark.anyio

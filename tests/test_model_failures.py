@@ -20,7 +20,7 @@ from mcp import Client
 from codex_mcp_wrapper.app import open_runs, run_mission
 from codex_mcp_wrapper.codex.auth import find_credentials
 from codex_mcp_wrapper.engine.events import Event, ModelRequest, TaskUpdate
-from codex_mcp_wrapper.engine.session import RunOptions
+from codex_mcp_wrapper.engine.lifecycle import RunOptions
 from codex_mcp_wrapper.mcp.server import build_server
 from codex_mcp_wrapper.missions.loading import parse_mission
 from codex_mcp_wrapper.scripted import ScriptedModel

@@ -13,8 +13,8 @@ import pytest
 
 from codex_mcp_wrapper.app import open_runs
 from codex_mcp_wrapper.engine.events import Event, ModelRequest, ThreadProgress
-from codex_mcp_wrapper.engine.executor import ApprovalDecision, ApprovalRequest
-from codex_mcp_wrapper.engine.session import RunOptions
+from codex_mcp_wrapper.engine.lifecycle import RunOptions
+from codex_mcp_wrapper.engine.seams import ApprovalDecision, ApprovalRequest
 from codex_mcp_wrapper.missions.loading import parse_mission
 from codex_mcp_wrapper.settings import Settings
 from tests.helpers.procs import codex_pids_with_home

@@ -16,7 +16,7 @@ import pytest
 import yaml
 
 from codex_mcp_wrapper import Settings, parse_mission, run_mission_sync
-from codex_mcp_wrapper.engine.session import RunOptions
+from codex_mcp_wrapper.engine.lifecycle import RunOptions
 from codex_mcp_wrapper.engine.tools import PythonTool
 from tests.helpers.cli import run_cli
 from tests.helpers.mcp_client import stdio_client

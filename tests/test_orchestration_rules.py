@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from codex_mcp_wrapper.engine.commands import OUTPUT_LIMIT, run_command
-from codex_mcp_wrapper.missions.orchestration import ApprovalRules, decide, match_rule
+from codex_mcp_wrapper.missions.rules import ApprovalRules, decide, match_rule
 from tests.helpers.cli import run_cli
 
 TASK = ApprovalRules.model_validate(

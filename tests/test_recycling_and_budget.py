@@ -186,8 +186,8 @@ async def test_a_dead_worker_is_started_afresh_once_for_the_threads_waiting_on_i
 
 
 def test_a_resume_claims_the_workers_holding_its_unfinished_threads() -> None:
+    from codex_mcp_wrapper.engine.lifecycle import RunOptions, _thread_workers
     from codex_mcp_wrapper.engine.results import TaskResult
-    from codex_mcp_wrapper.engine.session import RunOptions, _thread_workers
 
     previous = {
         "done": TaskResult(task_id="done", index=0, status="ok", thread_id="t0", worker="w1"),

@@ -28,7 +28,7 @@ def try_it_commands() -> list[list[str]]:
 
 def test_try_it_on_one_machine_runs_as_written(tmp_path: Path, cli_env: dict[str, str]) -> None:
     server, host_a, host_b, run = try_it_commands()
-    assert server[0] == "temporal" and [host_a[1], host_b[1], run[1]] == ["worker"] * 2 + ["run"]
+    assert server[0] == "temporal" and [host_a[1], host_b[1], run[1]] == ["host"] * 2 + ["run"]
     port = str(free_port())
     shutil.copytree(REPO / "examples", tmp_path / "examples")
 
@@ -78,7 +78,7 @@ def test_the_command_table_names_every_scale_out_option() -> None:
     from codex_mcp_wrapper.cli.main import cli
 
     table = DOC.split("## Commands", 1)[1].split("\n## ", 1)[0]
-    worker = subcommands(cli)["worker"]
+    worker = subcommands(cli)["host"]
     options = [o for p in worker.params for o in p.opts if o.startswith("--")]
     skipped = {"--help", "--state-dir", "--codex-bin", "--instance", "--affinity-wait"}
     shared = {
@@ -92,5 +92,5 @@ def test_the_command_table_names_every_scale_out_option() -> None:
     }
     missing = [o for o in options if o not in skipped | shared and o not in table]
     assert not missing, f"docs/scale-out.md's command table lacks {missing}"
-    for name in ("worker", "run", "resume", "reply", "serve"):
+    for name in ("host", "run", "resume", "reply", "serve"):
         assert f"`{name} " in table

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from codex_mcp_wrapper.codex.worker import AppServerWorker, WorkerSpec
-from codex_mcp_wrapper.engine.executor import ApprovalRequest, TaskRequest, TaskSpec
+from codex_mcp_wrapper.engine.seams import ApprovalRequest, TaskRequest, TaskSpec
 from codex_mcp_wrapper.scripted import ScriptedModel, parse_script
 from tests.helpers.codex_exec import codex_exec
 from tests.helpers.sinks import RecordingSink

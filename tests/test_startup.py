@@ -112,7 +112,7 @@ def test_a_default_install_has_no_temporal_and_says_how_to_get_it(tmp_path: Path
     }
     for args in (
         ["run", "examples/hello.yaml", "--scripted", "--temporal", "127.0.0.1:1"],
-        ["worker", "--temporal", "127.0.0.1:1"],
+        ["host", "--temporal", "127.0.0.1:1"],
     ):
         done = subprocess.run(
             [sys.executable, "-m", "codex_mcp_wrapper", *args],

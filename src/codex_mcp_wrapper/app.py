@@ -9,10 +9,10 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from codex_mcp_wrapper.engine.executor import Backend
+from codex_mcp_wrapper.engine.lifecycle import RunOptions
 from codex_mcp_wrapper.engine.results import RunSummary
 from codex_mcp_wrapper.engine.runs import Runs
-from codex_mcp_wrapper.engine.session import RunOptions
+from codex_mcp_wrapper.engine.seams import Backend
 from codex_mcp_wrapper.errors import EnvironmentProblem, InputError
 from codex_mcp_wrapper.missions.model import Mission
 from codex_mcp_wrapper.missions.policy import ClientPolicy
@@ -33,11 +33,11 @@ def temporal_missing(exc: ImportError) -> Exception:
 
 
 def backend_for(settings: Settings) -> Backend:
-    """Local Codex app-server workers, or worker hosts through Temporal when
+    """Local Codex app-server workers, or hosts through Temporal when
     ``settings.temporal`` says so."""
     if settings.temporal is not None:
         try:
-            from codex_mcp_wrapper.temporal.backend import TemporalBackend  # only when asked
+            from codex_mcp_wrapper.temporal.submitter import TemporalBackend  # only when asked
         except ImportError as exc:
             raise temporal_missing(exc) from exc
         return TemporalBackend(settings, settings.temporal)
@@ -47,12 +47,12 @@ def backend_for(settings: Settings) -> Backend:
 
 
 async def cancel_remote_run(settings: Settings, run_id: str) -> bool:
-    """Cancel a run that executes on worker hosts (``settings.temporal``), whoever watches
+    """Cancel a run that executes on hosts (``settings.temporal``), whoever watches
     it; False when it is not running there."""
     if settings.temporal is None:
         raise InputError("cancelling a run elsewhere needs --temporal HOST:PORT.")
     try:
-        from codex_mcp_wrapper.temporal.backend import TemporalBackend  # only when asked
+        from codex_mcp_wrapper.temporal.submitter import TemporalBackend  # only when asked
     except ImportError as exc:
         raise temporal_missing(exc) from exc
     return await TemporalBackend(settings, settings.temporal).cancel(run_id)
@@ -62,7 +62,7 @@ def open_runs(
     settings: Settings, default_cwd: Path | None = None, policy: ClientPolicy | None = None
 ) -> Runs:
     """The runs of ``settings.state_dir``, executed on local Codex app-server workers (or on
-    worker hosts, with ``settings.temporal``); ``policy`` is what MCP clients may ask for
+    hosts, with ``settings.temporal``); ``policy`` is what MCP clients may ask for
     (default: ``Runs``' least-privilege one)."""
     return Runs(
         settings,

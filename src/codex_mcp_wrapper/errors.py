@@ -101,7 +101,7 @@ class RunDetached(WrapperError):
     def __init__(self, run_id: str, interrupted: bool = False) -> None:
         how = "stopped watching" if interrupted else "detached from"
         super().__init__(
-            f"{how} run {run_id}, which goes on on the worker hosts; `codex-mcp-wrapper resume "
+            f"{how} run {run_id}, which goes on on the hosts; `codex-mcp-wrapper resume "
             f"{run_id} --temporal ...` follows it to its end and records it."
         )
         self.run_id = run_id

@@ -25,10 +25,10 @@ import pytest
 
 from codex_mcp_wrapper.app import run_mission_sync
 from codex_mcp_wrapper.codex.evidence import unwrap_shell
-from codex_mcp_wrapper.engine.executor import ApprovalHandler
-from codex_mcp_wrapper.engine.orchestration import PythonHook
+from codex_mcp_wrapper.engine.hooks import PythonHook
+from codex_mcp_wrapper.engine.lifecycle import RunOptions
 from codex_mcp_wrapper.engine.results import RunSummary
-from codex_mcp_wrapper.engine.session import RunOptions
+from codex_mcp_wrapper.engine.seams import ApprovalHandler
 from codex_mcp_wrapper.missions.loading import load_mission, parse_mission
 from codex_mcp_wrapper.missions.model import Mission
 from codex_mcp_wrapper.settings import Settings

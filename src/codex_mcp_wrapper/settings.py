@@ -154,7 +154,7 @@ def default_shared_dir() -> Path:
 @dataclass(frozen=True)
 class TemporalSettings:
     """Where missions run when they scale out: a Temporal server's address (HOST:PORT), its
-    namespace, the task queue worker hosts poll, and the directory every host and submitter
+    namespace, the task queue hosts poll, and the directory every host and submitter
     mount (events, artifacts, rollouts and missions travel through it; see
     docs/scale-out.md)."""
 
@@ -205,7 +205,7 @@ class Settings:
     # With ``record``: every run also writes its cassette here as MISSION-RUN_ID.yaml
     # (`serve --record DIR`; `run --record FILE` writes its one cassette itself).
     record_dir: Path | None = None
-    # Run missions as Temporal workflows on worker hosts instead of on this machine.
+    # Run missions as Temporal workflows on hosts instead of on this machine.
     temporal: TemporalSettings | None = None
     # A mission that does not say `login_shell` runs Codex's commands in login shells
     # (`run --login-shell`, `serve --login-shell`); see TaskSettings.login_shell.

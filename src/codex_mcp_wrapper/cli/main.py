@@ -59,6 +59,11 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "Render RUN_ID's reports again: junit.xml and report.html in its run folder (and where "
         "asked; only there when the state dir is read-only).",
     ),
+    "host": (
+        "scaleout",
+        "Take mission tasks from a Temporal server and run them on this machine's Codex "
+        "workers, until SIGTERM or Ctrl-C.",
+    ),
     "resume": (
         "missions",
         "Finish RUN_ID: keep the tasks that ended ok, run the others again (continuing their "
@@ -76,12 +81,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "missions",
         "Check MISSION_FILE against the schema without running it (exit 0 or 2).",
     ),
-    "worker": (
-        "scaleout",
-        "Take mission tasks from a Temporal server and run them on this machine's Codex "
-        "workers, until SIGTERM or Ctrl-C.",
-    ),
 }
+# Old command names, still accepted with a warning on stderr: "worker" was ambiguous (a Codex
+# process is a worker too); a machine serving Temporal tasks is a host.
+RENAMED = {"worker": "host"}
 
 
 def load_command(name: str) -> click.Command:
@@ -105,6 +108,13 @@ class LazyCommands(click.Group):
         return sorted(COMMANDS)
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in RENAMED:
+            click.echo(
+                f"warning: `{cmd_name}` is now `{RENAMED[cmd_name]}`; the old name will be "
+                "removed in a future release.",
+                err=True,
+            )
+            cmd_name = RENAMED[cmd_name]
         return load_command(cmd_name) if cmd_name in COMMANDS else None
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:

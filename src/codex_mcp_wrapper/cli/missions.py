@@ -23,8 +23,8 @@ from codex_mcp_wrapper.cli.options import (
     worker_options,
     worker_settings,
 )
+from codex_mcp_wrapper.engine.lifecycle import RunOptions
 from codex_mcp_wrapper.engine.results import RunSummary
-from codex_mcp_wrapper.engine.session import RunOptions
 from codex_mcp_wrapper.errors import InputError, RunDetached
 from codex_mcp_wrapper.missions.loading import load_mission
 from codex_mcp_wrapper.missions.model import Mission, mission_json_schema
@@ -149,8 +149,8 @@ def run(
 ) -> None:
     """Run MISSION_FILE (YAML or JSON) and report each task's status.
 
-    With --temporal the mission runs as a Temporal workflow on worker hosts
-    (`codex-mcp-wrapper worker`), with the same progress, summary and exit codes; Ctrl-C
+    With --temporal the mission runs as a Temporal workflow on hosts
+    (`codex-mcp-wrapper host`), with the same progress, summary and exit codes; Ctrl-C
     asks whether to cancel it on every host or stop watching (without a terminal, and with
     --json, it cancels).
 

@@ -150,7 +150,7 @@ def _temporal_options(command: F, required: bool) -> F:
         "--shared-dir",
         type=click.Path(path_type=Path, file_okay=False),
         envvar=SHARED_DIR_ENV,
-        help="A directory every worker host and submitter mounts: missions, events, artifacts "
+        help="A directory every host and submitter mounts: missions, events, artifacts "
         f"and rollouts travel through it [env {SHARED_DIR_ENV}; default: "
         f"{default_shared_dir()}].",
     )(command)
@@ -158,7 +158,7 @@ def _temporal_options(command: F, required: bool) -> F:
         "--task-queue",
         default=DEFAULT_TASK_QUEUE,
         show_default=True,
-        help="The Temporal task queue worker hosts poll.",
+        help="The Temporal task queue hosts poll.",
     )(command)
     command = click.option(
         "--namespace", default="default", show_default=True, help="The Temporal namespace."
@@ -166,7 +166,7 @@ def _temporal_options(command: F, required: bool) -> F:
     what = (
         "The Temporal server (HOST:PORT) to take tasks from"
         if required
-        else "Run on worker hosts through this Temporal server (HOST:PORT) instead of here"
+        else "Run on hosts through this Temporal server (HOST:PORT) instead of here"
     )
     return click.option(
         "--temporal",

@@ -1,5 +1,5 @@
 """``runs list``, ``runs show`` and ``report``: reading recorded runs (never writing the store);
-``runs cancel``: cancelling a run on worker hosts."""
+``runs cancel``: cancelling a run on hosts."""
 
 from __future__ import annotations
 
@@ -61,12 +61,12 @@ def runs_cancel(
     shared_dir: Path | None,
     affinity_wait: float,
 ) -> None:
-    """Cancel RUN_ID on every worker host (a run started with --temporal, watched or not) and
+    """Cancel RUN_ID on every host (a run started with --temporal, watched or not) and
     wait for its tasks to stop. The submitter watching it records the end; for a detached run
     `resume RUN_ID --temporal ...` does. Exit 0 when cancelled, 1 when it was not running."""
     target = temporal_settings(temporal, namespace, task_queue, shared_dir, affinity_wait)
     if run_async(cancel_remote_run(settings_from(ctx, temporal=target), run_id)):
-        click.echo(f"cancelled run {run_id} on every worker host.")
+        click.echo(f"cancelled run {run_id} on every host.")
         return
     click.echo(f"run {run_id} is not running on {temporal}.", err=True)
     sys.exit(EXIT_TASKS_FAILED)

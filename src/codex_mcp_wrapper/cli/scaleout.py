@@ -1,4 +1,4 @@
-"""``worker``: this machine as a worker host of a Temporal scale-out (docs/scale-out.md)."""
+"""``host``: this machine as a host of a Temporal scale-out (docs/scale-out.md)."""
 
 from __future__ import annotations
 
@@ -31,7 +31,7 @@ def default_host_id(state_dir: Path) -> str:
     return f"{socket.gethostname()}-{digest}"
 
 
-@click.command()
+@click.command(name="host")
 @click.option(
     "--workers",
     type=click.IntRange(1, 1024),
@@ -58,7 +58,7 @@ def default_host_id(state_dir: Path) -> str:
 @worker_options
 @temporal_options(required=True)
 @click.pass_context
-def worker(
+def host(
     ctx: click.Context,
     workers: int | None,
     host_id: str | None,
@@ -113,4 +113,4 @@ def worker(
         process.sweep_descendants()
 
 
-COMMANDS = (worker,)
+COMMANDS = (host,)

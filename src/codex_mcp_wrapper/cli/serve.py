@@ -185,7 +185,7 @@ def serve(
 ) -> None:
     """Serve Codex and missions to MCP clients (tools codex, codex-reply, batch, mission_*).
 
-    With --temporal every call and mission runs on worker hosts (`codex-mcp-wrapper worker`);
+    With --temporal every call and mission runs on hosts (`codex-mcp-wrapper host`);
     approvals are then decided by the hosts' policy, not asked of the client.
 
     With a subcommand, manage this instance's background HTTP server instead."""

@@ -8,7 +8,7 @@ from __future__ import annotations
 from codex_mcp_wrapper.codex.jsonrpc import RpcError
 from codex_mcp_wrapper.codex.turn import TurnFailed, TurnState, TurnTimedOut
 from codex_mcp_wrapper.codex.turn_errors import retryable_error
-from codex_mcp_wrapper.engine.executor import TaskOutcome
+from codex_mcp_wrapper.engine.seams import TaskOutcome
 from codex_mcp_wrapper.errors import WorkerError, WorkerStalled
 
 

@@ -31,10 +31,9 @@ from codex_mcp_wrapper.codex.home import (
     write_codex_home,
 )
 from codex_mcp_wrapper.codex.worker import AppServerWorker, WorkerSpec
-from codex_mcp_wrapper.engine.approvals import redacting
 from codex_mcp_wrapper.engine.events import ModelRequest
-from codex_mcp_wrapper.engine.executor import PlannedTask, RunContext, TaskExecutor
 from codex_mcp_wrapper.engine.runner import MissionRunner
+from codex_mcp_wrapper.engine.seams import PlannedTask, RunContext, TaskExecutor
 from codex_mcp_wrapper.errors import MissionError
 from codex_mcp_wrapper.logs import bind
 from codex_mcp_wrapper.missions.loading import load_task_scripts
@@ -163,15 +162,16 @@ class LocalBackend:
         retry_backoff: Sequence[float],
     ) -> None:
         """Schedule the tasks on this machine's workers (``Backend.run_tasks``); a task the
-        runner never reached (the workers could not start) is recorded by ``run_mission``."""
+        runner never reached (the workers could not start) is recorded by
+        ``engine.lifecycle.drive_run``."""
         async with self.open(mission, run) as executor:
             runner = MissionRunner(run.run_id, list(tasks), executor, run.publish, retry_backoff)
-            await runner.run()
+            await runner.schedule()
 
     @contextlib.asynccontextmanager
     async def open(self, mission: Mission, run: RunContext) -> AsyncIterator[TaskExecutor]:
         """The executor of one run: its share of the fleet's slots, its provider, its pool."""
-        self.check(mission)  # again: open() may be called without run_mission
+        self.check(mission)  # again: open() may be called without drive_run
         codex_bin, _origin = find_codex_bin(self.settings.codex_bin)
         async with (
             self.budget.take(run.workers, need=len(run.thread_workers)) as granted,
@@ -181,8 +181,7 @@ class LocalBackend:
             async with self.fleet.lease(
                 factory.profile(), factory, granted, run.thread_workers
             ) as pool:
-                approvals = redacting(run.approvals, run.redact)
-                yield LocalExecutor(pool, models, approvals, limit=granted, tools=run.tools)
+                yield LocalExecutor(pool, models, run.approvals, limit=granted, tools=run.tools)
 
     @contextlib.asynccontextmanager
     async def _scripted_model(self) -> AsyncIterator[ScriptedModel]:

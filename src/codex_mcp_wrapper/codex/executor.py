@@ -13,14 +13,14 @@ from typing import Any
 
 from codex_mcp_wrapper.codex.evidence import gather
 from codex_mcp_wrapper.codex.pool import WorkerPool
-from codex_mcp_wrapper.engine.executor import (
+from codex_mcp_wrapper.engine.results import TaskState
+from codex_mcp_wrapper.engine.seams import (
     ApprovalHandler,
     EventSink,
     TaskOutcome,
     TaskRequest,
     ToolHandler,
 )
-from codex_mcp_wrapper.engine.results import TaskState
 from codex_mcp_wrapper.errors import WorkerStartError
 from codex_mcp_wrapper.missions.checks import Evidence, evaluate, failure_message
 from codex_mcp_wrapper.missions.paths import inside

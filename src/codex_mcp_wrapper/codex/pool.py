@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Protocol, Self
 
-from codex_mcp_wrapper.engine.executor import (
+from codex_mcp_wrapper.engine.seams import (
     ApprovalHandler,
     EventSink,
     TaskOutcome,

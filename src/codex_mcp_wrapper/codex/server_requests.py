@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from codex_mcp_wrapper.codex.approvals import APPROVAL_METHODS, answer, read_request
+from codex_mcp_wrapper.codex.approval_wire import APPROVAL_METHODS, answer, read_request
 from codex_mcp_wrapper.codex.jsonrpc import Notification, ServerRequest
-from codex_mcp_wrapper.engine.executor import (
+from codex_mcp_wrapper.engine.seams import (
     ApprovalHandler,
     ApprovalRequest,
     EventSink,

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from codex_mcp_wrapper.engine.executor import TaskSpec
+from codex_mcp_wrapper.engine.seams import TaskSpec
 
 
 def thread_params(spec: TaskSpec, hidden_env: tuple[str, ...] = ()) -> dict[str, Any]:

@@ -31,8 +31,8 @@ from codex_mcp_wrapper.codex.server_requests import PendingItems, RunningTask, a
 from codex_mcp_wrapper.codex.threads import thread_event, thread_params
 from codex_mcp_wrapper.codex.turn import Turn
 from codex_mcp_wrapper.codex.worker_log import log_size, log_tail
-from codex_mcp_wrapper.engine.approvals import fixed
-from codex_mcp_wrapper.engine.executor import (
+from codex_mcp_wrapper.engine.approval_policies import fixed
+from codex_mcp_wrapper.engine.seams import (
     ApprovalHandler,
     EventSink,
     TaskOutcome,

@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from codex_mcp_wrapper.engine.executor import PlannedTask, TaskSpec
 from codex_mcp_wrapper.engine.results import TaskResult
+from codex_mcp_wrapper.engine.seams import PlannedTask, TaskSpec
 from codex_mcp_wrapper.engine.tools import tool_spec
 from codex_mcp_wrapper.missions.model import (
     DEFAULT_IDLE_TIMEOUT_SEC,

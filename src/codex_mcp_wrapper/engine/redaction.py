@@ -19,7 +19,6 @@ from codex_mcp_wrapper.engine.events import (
     TaskUpdate,
 )
 from codex_mcp_wrapper.engine.results import RunSummary, TaskResult
-from codex_mcp_wrapper.missions.model import Mission, defined_servers
 from codex_mcp_wrapper.strings import map_strings
 
 MIN_SECRET_LEN = 6
@@ -76,18 +75,6 @@ class Redactor:
     def data(self, value: Any) -> Any:
         """``value`` (nested dicts and lists) with every string redacted."""
         return map_strings(value, self.text)
-
-
-def mission_redactor(mission: Mission) -> Redactor:
-    """The redactor for a run of ``mission``: secret-looking variables of the wrapper's own
-    environment, every value of a task's ``env``, secret-looking MCP server env values."""
-    redactor = Redactor.from_environment()
-    for env in [mission.defaults.env or {}, *(t.env or {} for t in mission.tasks)]:
-        redactor.add_env(env, all_values=True)
-    for settings in [mission.defaults, *mission.tasks]:
-        for server in defined_servers(settings).values():  # often paths: only secret-looking names
-            redactor.add_env(server.env)
-    return redactor
 
 
 def redact_event(event: Event, redactor: Redactor) -> Event:

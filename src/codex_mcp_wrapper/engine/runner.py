@@ -22,13 +22,13 @@ from codex_mcp_wrapper.engine.events import (
     TaskUpdate,
     ThreadProgress,
 )
-from codex_mcp_wrapper.engine.executor import (
+from codex_mcp_wrapper.engine.results import TaskResult, TaskState
+from codex_mcp_wrapper.engine.seams import (
     PlannedTask,
     TaskExecutor,
     TaskOutcome,
     TaskRequest,
 )
-from codex_mcp_wrapper.engine.results import TaskResult, TaskState
 from codex_mcp_wrapper.settings import Timeouts
 
 # Seconds between attempts (Timeouts.retry_backoff): a model error or a lost worker often
@@ -91,7 +91,7 @@ class MissionRunner:
         self._done: dict[str, asyncio.Event] = {t.task_id: asyncio.Event() for t in tasks}
         self._sink = _Sink(run_id, publish, self.clock)
 
-    async def run(self) -> list[TaskResult]:
+    async def schedule(self) -> list[TaskResult]:
         """Run every task; on cancellation, unfinished tasks are recorded ``cancelled``."""
         try:
             async with asyncio.TaskGroup() as group:

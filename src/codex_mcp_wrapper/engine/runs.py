@@ -22,13 +22,13 @@ from types import TracebackType
 from typing import Any, Self, cast
 
 from codex_mcp_wrapper.engine.access import Identity, may_see
+from codex_mcp_wrapper.engine.assembly import run_redactor
 from codex_mcp_wrapper.engine.events import Subscriber
-from codex_mcp_wrapper.engine.executor import ApprovalHandler, Backend
+from codex_mcp_wrapper.engine.lifecycle import RunOptions, drive_run, new_run_id
 from codex_mcp_wrapper.engine.queries import RunQueries
-from codex_mcp_wrapper.engine.redaction import mission_redactor
 from codex_mcp_wrapper.engine.results import RunSummary, TaskResult
 from codex_mcp_wrapper.engine.resume import continuation, resume_plan, task_thread
-from codex_mcp_wrapper.engine.session import RunOptions, new_run_id, run_mission
+from codex_mcp_wrapper.engine.seams import ApprovalHandler, Backend
 from codex_mcp_wrapper.engine.store import RunStore
 from codex_mcp_wrapper.engine.tracker import RunTracker
 from codex_mcp_wrapper.errors import InputError, WrapperError
@@ -110,18 +110,15 @@ class Runs(RunQueries):
         """Run ``mission`` to the end; the summary has its secrets redacted."""
         options = self._for_owner(options or RunOptions())
         run_id = options.run_id or new_run_id()
-        tracker = self._live.setdefault(
-            run_id,
-            RunTracker(
-                run_id, mission.mission_id, redactor=mission_redactor(mission), owner=options.owner
-            ),
-        )
+        tracker = self._live.get(run_id) or self._tracker(run_id, mission, options)
+        self._live[run_id] = tracker
         try:
-            summary = await run_mission(
+            summary = await drive_run(
                 mission,
                 self.settings,
                 self.backend,
                 replace(options, run_id=run_id, observers=[tracker, *options.observers]),
+                tracker.redactor,
             )
         finally:
             tracker.done.set()
@@ -130,6 +127,13 @@ class Runs(RunQueries):
             name = re.sub(r"[^A-Za-z0-9._-]", "_", mission.mission_id).lstrip(".") or "mission"
             self.cassette(summary, self.settings.record_dir / f"{name}-{run_id}.yaml")
         return summary
+
+    @staticmethod
+    def _tracker(run_id: str, mission: Mission, options: RunOptions) -> RunTracker:
+        """The run's live state, holding the run's one redactor (the engine uses it too)."""
+        return RunTracker(
+            run_id, mission.mission_id, redactor=run_redactor(mission), owner=options.owner
+        )
 
     def _for_owner(self, options: RunOptions) -> RunOptions:
         """A client's run (``owner`` set) answers its approvals within the policy: no escape
@@ -153,10 +157,7 @@ class Runs(RunQueries):
         if run_id in self._tasks:
             raise InputError(f"run {run_id} is running; wait for it or cancel it first.")
         self.backend.check(mission)  # a run that cannot start at all is an error here, now
-        tracker = RunTracker(
-            run_id, mission.mission_id, redactor=mission_redactor(mission), owner=options.owner
-        )
-        self._live[run_id] = tracker
+        tracker = self._live[run_id] = self._tracker(run_id, mission, options)
 
         async def background() -> RunSummary | None:
             try:

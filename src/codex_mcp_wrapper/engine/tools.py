@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from codex_mcp_wrapper.engine.commands import run_command
-from codex_mcp_wrapper.engine.executor import ToolAnswer, ToolCall, ToolHandler
+from codex_mcp_wrapper.engine.seams import ToolAnswer, ToolCall, ToolHandler
 from codex_mcp_wrapper.missions.model import Mission
 
 

@@ -15,9 +15,9 @@ from mcp.server.mcpserver import Context
 from mcp.types import CallToolResult, Notification, TextContent
 from mcp.types.version import MODERN_PROTOCOL_VERSIONS
 
-from codex_mcp_wrapper.engine.approvals import asking, fixed
+from codex_mcp_wrapper.engine.approval_policies import asking, fixed
 from codex_mcp_wrapper.engine.events import CodexEvent, Event, TaskFinished, TaskUpdate
-from codex_mcp_wrapper.engine.executor import (
+from codex_mcp_wrapper.engine.seams import (
     ApprovalDecision,
     ApprovalHandler,
     ApprovalRequest,

@@ -16,8 +16,8 @@ from mcp.types import CallToolResult, InputRequiredResult
 from pydantic import Field
 
 from codex_mcp_wrapper import process
-from codex_mcp_wrapper.engine.executor import ApprovalHandler
 from codex_mcp_wrapper.engine.runs import Runs
+from codex_mcp_wrapper.engine.seams import ApprovalHandler
 from codex_mcp_wrapper.errors import InputError
 from codex_mcp_wrapper.mcp.calls import CallContext
 from codex_mcp_wrapper.mcp.identity import client_of

@@ -21,8 +21,8 @@ from typing import Any
 
 from mcp.types import ElicitRequest, ElicitRequestFormParams, InputRequiredResult
 
-from codex_mcp_wrapper.engine.approvals import asking
-from codex_mcp_wrapper.engine.executor import ApprovalHandler, ApprovalRequest
+from codex_mcp_wrapper.engine.approval_policies import asking
+from codex_mcp_wrapper.engine.seams import ApprovalHandler, ApprovalRequest
 from codex_mcp_wrapper.errors import InputError
 
 APPROVAL_SCHEMA: dict[str, Any] = {

@@ -11,8 +11,8 @@ from mcp.server.mcpserver import Context, MCPServer
 from mcp.types import CallToolResult, ToolAnnotations
 from pydantic import Field
 
+from codex_mcp_wrapper.engine.lifecycle import RunOptions
 from codex_mcp_wrapper.engine.runs import Runs
-from codex_mcp_wrapper.engine.session import RunOptions
 from codex_mcp_wrapper.mcp.calls import CallContext
 from codex_mcp_wrapper.mcp.identity import client_of
 from codex_mcp_wrapper.mcp.log_levels import LogLevels

@@ -26,9 +26,9 @@ from mcp.types import INVALID_PARAMS, CallToolRequestParams, RequestParams
 from mcp.types.version import MODERN_PROTOCOL_VERSIONS
 from pydantic import ConfigDict, Field
 
+from codex_mcp_wrapper.engine.lifecycle import RunOptions
 from codex_mcp_wrapper.engine.results import RunSummary
 from codex_mcp_wrapper.engine.runs import Runs
-from codex_mcp_wrapper.engine.session import RunOptions
 from codex_mcp_wrapper.errors import WrapperError
 from codex_mcp_wrapper.mcp.identity import identity_of
 from codex_mcp_wrapper.mcp.input_required import Parking, Session

@@ -44,7 +44,7 @@ from codex_mcp_wrapper.missions.model import (
     TaskSettings,
     server_names,
 )
-from codex_mcp_wrapper.missions.orchestration import DynamicTool, Hook
+from codex_mcp_wrapper.missions.rules import DynamicTool, Hook
 from codex_mcp_wrapper.scripted.script import Script, load_script, parse_script
 
 MAX_MISSION_BYTES = 5_000_000

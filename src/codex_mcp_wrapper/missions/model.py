@@ -12,8 +12,8 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from codex_mcp_wrapper.missions.expect import Expect
-from codex_mcp_wrapper.missions.orchestration import ApprovalRules, DynamicTool, Hook
 from codex_mcp_wrapper.missions.paths import check_relative
+from codex_mcp_wrapper.missions.rules import ApprovalRules, DynamicTool, Hook
 
 DEFAULT_TIMEOUT_SEC = 900.0
 DEFAULT_IDLE_TIMEOUT_SEC = 300.0

@@ -1,7 +1,7 @@
 """Scale-out on Temporal: missions as workflows (the engine's own runner inside), tasks as
-activities on worker hosts, big payloads through a shared store. See docs/scale-out.md.
+activities on hosts, big payloads through a shared store. See docs/scale-out.md.
 
 ``backend.TemporalBackend`` is the submitting side (``run --temporal``, ``serve --temporal``),
-``host.serve_host`` a worker host (``worker --temporal``), ``workflow`` the workflow and the
+``host.serve_host`` a host (``host --temporal``), ``workflow`` the workflow and the
 executor seam inside it, ``shared`` the store, ``devserver`` a loopback dev server.
 """

@@ -1,4 +1,4 @@
-"""A worker host: Temporal workers running mission workflows and task activities on this
+"""A host: Temporal workers running mission workflows and task activities on this
 machine's own fleet of ``codex app-server`` processes (its own state dir, homes and logs).
 
 Two Temporal workers share one ``LocalBackend``: one polls the shared task queue (workflows
@@ -31,14 +31,12 @@ from temporalio.worker import Worker
 
 from codex_mcp_wrapper.codex.backend import LocalBackend
 from codex_mcp_wrapper.codex.executor import LocalExecutor
-from codex_mcp_wrapper.engine.approvals import fixed
+from codex_mcp_wrapper.engine.assembly import Extras, RunWiring, assemble_run, run_redactor
 from codex_mcp_wrapper.engine.events import Event
-from codex_mcp_wrapper.engine.executor import RunContext, TaskOutcome, TaskRequest
-from codex_mcp_wrapper.engine.orchestration import HookRunner, rule_approvals
 from codex_mcp_wrapper.engine.planning import task_config
-from codex_mcp_wrapper.engine.redaction import Redactor, mission_redactor
+from codex_mcp_wrapper.engine.redaction import Redactor
 from codex_mcp_wrapper.engine.results import TaskState
-from codex_mcp_wrapper.engine.tools import tool_handler
+from codex_mcp_wrapper.engine.seams import TaskOutcome, TaskRequest
 from codex_mcp_wrapper.missions.model import Mission
 from codex_mcp_wrapper.settings import Settings, TemporalSettings
 from codex_mcp_wrapper.temporal.connect import connect, sandbox_runner
@@ -152,14 +150,14 @@ class HostActivities:
     ) -> AsyncIterator[LocalExecutor]:
         closing = self._closing.get(run_id)
         if closing is not None:  # that run's last attempt here is still letting go
-            await asyncio.shield(closing)
+            await asyncio.wait({closing})  # how it ended is not this attempt's business
         held = self._runs.get(run_id)
         if held is None:
             held = self._runs[run_id] = _OpenRun()
             held.holder = asyncio.create_task(self._hold(run_id, mission, redactor, held))
         held.users += 1
         try:
-            yield await asyncio.shield(held.executor)
+            yield await self._opened(held)
         finally:
             held.users -= 1
             if held.users == 0 and self._runs.get(run_id) is held:
@@ -168,6 +166,18 @@ class HostActivities:
                 assert held.holder is not None
                 self._closing[run_id] = held.holder
                 held.holder.add_done_callback(lambda _: self._closing.pop(run_id, None))
+
+    @staticmethod
+    async def _opened(held: _OpenRun) -> LocalExecutor:
+        """The run's executor once open; if it could not open, why (the holder's error).
+        Waiting here never cancels the holder: other attempts may share it."""
+        assert held.holder is not None
+        either: set[asyncio.Future[Any]] = {held.executor, held.holder}
+        await asyncio.wait(either, return_when=asyncio.FIRST_COMPLETED)
+        if held.executor.done():
+            return held.executor.result()
+        held.holder.result()  # raises what kept the executor from opening
+        raise RuntimeError("the run's executor holder ended without opening it")
 
     async def _hold(
         self, run_id: str, mission: Mission, redactor: Redactor, held: _OpenRun
@@ -180,30 +190,14 @@ class HostActivities:
             )
 
         # Approvals are decided here: the mission's rules and approval hooks, then this
-        # host's policy (nobody is asked across machines).
-        hooks = HookRunner(run_id, mission.hooks, publish=publish, redact=redactor.data)
-        context = RunContext(
-            run_id=run_id,
-            run_dir=run_dir,
-            workspace_root=Path(mission.workspace_root),
-            workers=self.settings.workers,
-            thread_workers=(),
-            approvals=rule_approvals(mission, fixed(self.settings.approvals), publish, hooks),
-            publish=publish,
-            redact=redactor.text,
-            tools=tool_handler(mission, {}, redactor.text),  # the mission's tools, run here
-        )
-        try:
-            run_dir.mkdir(parents=True, exist_ok=True)
-            async with self.backend.open(mission, context) as executor:
-                assert isinstance(executor, LocalExecutor)
-                held.executor.set_result(executor)
-                await held.release.wait()
-        except BaseException as exc:
-            if not held.executor.done():
-                held.executor.set_exception(exc)
-            if not isinstance(exc, Exception):
-                raise
+        # host's policy (nobody is asked across machines); the mission's tools run here.
+        wiring = RunWiring(run_id, run_dir, Path(mission.workspace_root), publish, redactor)
+        assembled = assemble_run(mission, self.settings, wiring, self.settings.workers, Extras())
+        run_dir.mkdir(parents=True, exist_ok=True)
+        async with self.backend.open(mission, assembled.context) as executor:
+            assert isinstance(executor, LocalExecutor)
+            held.executor.set_result(executor)
+            await held.release.wait()
 
     def _home(self, label: str) -> Path:
         return self.settings.state_dir / "workers" / label / "codex-home"
@@ -272,7 +266,7 @@ class HostActivities:
     async def run_task(self, request: TaskRequest) -> TaskOutcome:
         mission = self._mission(request.run_id)
         task = mission.tasks[request.index]
-        redactor = mission_redactor(mission)
+        redactor = run_redactor(mission)
         artifacts = self.settings.state_dir / "runs" / request.run_id / "artifacts"
         spec = dataclasses.replace(
             request.spec,

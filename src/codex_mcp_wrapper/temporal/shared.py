@@ -1,4 +1,4 @@
-"""The store every worker host and the submitter reach: what is too big (or too secret) for
+"""The store every host and the submitter reach: what is too big (or too secret) for
 the workflow history travels here, the history carries only keys.
 
 * ``missions/<run>.json``: the mission as it ran (0600: task env values are in it); hosts

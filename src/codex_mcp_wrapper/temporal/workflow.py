@@ -2,7 +2,7 @@
 
 The runner schedules by dependencies, owns retries, backoff and each task's wall-clock budget
 exactly as in a local run; only its clock (the workflow's, deterministic) and its executor
-differ. ``TemporalExecutor`` makes each attempt one ``run_task`` activity on a worker host:
+differ. ``TemporalExecutor`` makes each attempt one ``run_task`` activity on a host:
 
 * Temporal never retries an activity (``maximum_attempts=1``): the runner decides, so
   ``retries`` and ``timeout_sec`` keep their meaning;
@@ -34,13 +34,13 @@ from temporalio.exceptions import TimeoutError as TemporalTimeout
 
 with workflow.unsafe.imports_passed_through():
     from codex_mcp_wrapper.engine.events import Event, TaskFinished, TaskUpdate
-    from codex_mcp_wrapper.engine.executor import (
+    from codex_mcp_wrapper.engine.results import TaskResult
+    from codex_mcp_wrapper.engine.seams import (
         EventSink,
         PlannedTask,
         TaskOutcome,
         TaskRequest,
     )
-    from codex_mcp_wrapper.engine.results import TaskResult
 
 from codex_mcp_wrapper.engine.runner import Clock, MissionRunner
 
@@ -155,13 +155,13 @@ class TemporalExecutor:
             if host is not None:
                 self.lost_hosts.add(host)
             message = (
-                f"the worker host {host or '?'} went silent ({kind} timeout); the task "
+                f"the host {host or '?'} went silent ({kind} timeout); the task "
                 "continues on another host"
             )
         elif isinstance(cause, ApplicationError) and cause.type == "HostShutdown":
             message = str(cause.message)
         else:
-            message = f"the worker host could not run the task: {cause or exc}"
+            message = f"the host could not run the task: {cause or exc}"
         return TaskOutcome(
             status="failed",
             retryable=True,
@@ -204,7 +204,7 @@ class MissionWorkflow:
             clock=_workflow_clock(),
         )
         try:
-            results = await runner.run()
+            results = await runner.schedule()
         except asyncio.CancelledError:  # the runner recorded every unfinished task cancelled
             results = [runner.results[t.task_id] for t in spec.tasks]
             return MissionOutput(results, cancelled=True)

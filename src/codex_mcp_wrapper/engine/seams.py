@@ -197,7 +197,7 @@ class Backend(Protocol):
     ``check`` is the pre-flight, called before anything of the run is recorded: it raises the
     ``EnvironmentProblem`` that would make every task fail (no binary, no credentials).
     ``run_tasks`` schedules the tasks with the engine's ``MissionRunner`` (here, over local
-    workers; or inside a Temporal workflow, over worker hosts) and publishes each task's
+    workers; or inside a Temporal workflow, over hosts) and publishes each task's
     ``TaskFinished`` on ``run.publish``; cancelled, it publishes the unfinished ones as
     ``cancelled`` before the cancellation goes on."""
 

@@ -1,8 +1,10 @@
-"""Answers to approval requests (commands, file changes, permissions, elicitations).
+"""Approval policies: the handlers at the end of a run's approval chain, which a caller picks
+(``fixed``: the settings' policy; ``asking``: an MCP client or a person, with a deadline), and
+``redacting``, which shows whoever decides the request with the run's secrets masked.
 
 A headless run must never hang on an approval: every handler answers, and the interactive one
-(asking an MCP client or a person) has a deadline after which it falls back. Each decision is
-logged with the task it was for.
+has a deadline after which it falls back. Each decision is logged with the task it was for.
+How the chain in front of them is built is ``engine/approval_chain.py``.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import dataclasses
 import logging
 from collections.abc import Awaitable, Callable
 
-from codex_mcp_wrapper.engine.executor import ApprovalDecision, ApprovalHandler, ApprovalRequest
+from codex_mcp_wrapper.engine.seams import ApprovalDecision, ApprovalHandler, ApprovalRequest
 from codex_mcp_wrapper.logs import bind
 from codex_mcp_wrapper.settings import Timeouts
 from codex_mcp_wrapper.strings import map_strings
@@ -63,29 +65,6 @@ def asking(
         return decision
 
     return handler
-
-
-# Requests whose acceptance lets a task act beyond the sandbox it was given: a command asking
-# to run outside it (or with network), a file change outside the writable roots, extra
-# permissions. (Codex 0.163 marks no escalation as such in the request, so all of them.)
-ESCALATING = frozenset({"command", "file_change", "permissions"})
-
-
-def contained(handler: ApprovalHandler) -> ApprovalHandler:
-    """``handler`` for an MCP client's run where the server's policy allows no escape from
-    the sandbox: escalating requests are declined without asking; others go to ``handler``."""
-
-    async def decide(request: ApprovalRequest) -> ApprovalDecision:
-        if request.kind in ESCALATING:
-            bind(log, run=request.run_id, task=request.task_id).info(
-                "%s -> decline (the server's policy: no escape from the sandbox for clients; "
-                "--allow-danger-full-access allows it)",
-                request.describe(),
-            )
-            return "decline"
-        return await handler(request)
-
-    return decide
 
 
 def redacting(handler: ApprovalHandler, redact: Callable[[str], str]) -> ApprovalHandler:

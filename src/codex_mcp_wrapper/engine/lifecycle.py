@@ -1,6 +1,6 @@
 """One run of a mission, start to end: store, reports, backend, runner, events.
 
-``run_mission`` is what ``Runs`` (the application API) calls for every run, resume and reply;
+``drive_run`` is what ``Runs`` (the application API) calls for every run, resume and reply;
 it knows no Codex: the ``Backend`` it is given opens the executor.
 """
 
@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from codex_mcp_wrapper.engine.approvals import contained, fixed
+from codex_mcp_wrapper.engine.assembly import Extras, RunWiring, assemble_run, run_redactor
 from codex_mcp_wrapper.engine.events import (
     Event,
     EventBus,
@@ -25,15 +25,15 @@ from codex_mcp_wrapper.engine.events import (
     Subscriber,
     TaskFinished,
 )
-from codex_mcp_wrapper.engine.executor import ApprovalHandler, Backend, PlannedTask, RunContext
-from codex_mcp_wrapper.engine.orchestration import HookRunner, PythonHook, rule_approvals
+from codex_mcp_wrapper.engine.hooks import HookRunner, PythonHook
 from codex_mcp_wrapper.engine.planning import plan_tasks
 from codex_mcp_wrapper.engine.recorder import RunRecorder
-from codex_mcp_wrapper.engine.redaction import Redactor, mission_redactor, redacting
+from codex_mcp_wrapper.engine.redaction import Redactor, redacting
 from codex_mcp_wrapper.engine.reports import ReportWriter
 from codex_mcp_wrapper.engine.results import RunSummary, TaskResult, summarise
+from codex_mcp_wrapper.engine.seams import ApprovalHandler, Backend, PlannedTask, RunContext
 from codex_mcp_wrapper.engine.store import RunStore
-from codex_mcp_wrapper.engine.tools import PythonTool, tool_handler
+from codex_mcp_wrapper.engine.tools import PythonTool
 from codex_mcp_wrapper.errors import MissionError, RunDetached, WrapperError
 from codex_mcp_wrapper.missions.loading import check_servers_defined
 from codex_mcp_wrapper.missions.model import Mission
@@ -112,18 +112,23 @@ def _workspace(mission: Mission) -> Path:
     return workspace_root
 
 
-async def run_mission(
-    mission: Mission, settings: Settings, backend: Backend, options: RunOptions | None = None
+async def drive_run(
+    mission: Mission,
+    settings: Settings,
+    backend: Backend,
+    options: RunOptions | None = None,
+    redactor: Redactor | None = None,
 ) -> RunSummary:
-    """Run a mission to the end and return its summary (secrets redacted); every outcome is
-    recorded in the state dir before this returns, and on cancellation too. Four steps:
-    prepare (checks that need nothing recorded), open (store, bus, subscribers), plan (the
-    run's context and tasks, announced with ``RunStarted``), execute (the backend runs the
-    tasks; whatever happens, the summary is recorded)."""
+    """Drive one run of a mission to its end and return its summary (secrets redacted); every
+    outcome is recorded in the state dir before this returns, and on cancellation too. Four
+    steps: prepare (checks that need nothing recorded), open (store, bus, subscribers), plan
+    (the run's assembly and tasks, announced with ``RunStarted``), execute (the backend runs
+    the tasks; whatever happens, the summary is recorded). ``redactor``: the run's own, when
+    the caller made it already (``Runs`` does, for its live tracker)."""
     options = options or RunOptions()
     mission = _prepared(mission, settings, backend)
     workspace_root = _workspace(mission)
-    redactor = mission_redactor(mission)
+    redactor = redactor or run_redactor(mission)
     run_id = options.run_id or new_run_id()
     bus = EventBus()
     with (
@@ -133,10 +138,21 @@ async def run_mission(
         run_dir = store.run_dir(run_id)
         _subscribe(bus, recorder, redactor, options)
         run_dir.mkdir(parents=True, exist_ok=True)
-        hooks = HookRunner(run_id, mission.hooks, options.hooks, bus.publish, redactor.data)
-        bus.subscribe(hooks)
-        where = (run_id, run_dir, workspace_root)
-        context = _context(mission, settings, options, where, bus, hooks, redactor)
+        wiring = RunWiring(run_id, run_dir, workspace_root, bus.publish, redactor)
+        assembled = assemble_run(
+            mission,
+            settings,
+            wiring,
+            min(settings.workers, len(mission.tasks)) or 1,
+            Extras(
+                approvals=options.approvals,
+                hooks=options.hooks,
+                tools=options.tools,
+                sandbox_escape=options.sandbox_escape,
+                thread_workers=_thread_workers(options),
+            ),
+        )
+        bus.subscribe(assembled.hooks)
         planned = _planned(mission, options, workspace_root, run_dir)
         # Recorded before the backend opens: a run stopped or failing while its workers start
         # is still a run that status, list and resume know.
@@ -153,7 +169,9 @@ async def run_mission(
         backoff = options.retry_backoff
         if backoff is None:
             backoff = settings.timeouts.retry_backoff
-        summary = await _execute(mission, backend, context, planned, backoff, bus, hooks)
+        summary = await _execute(
+            mission, backend, assembled.context, planned, backoff, bus, assembled.hooks
+        )
     return redacted(summary, redactor)
 
 
@@ -177,37 +195,6 @@ def _subscribe(
         bus.subscribe(ReportWriter(redactor, options.junit, options.html))
     for observer in options.observers:
         bus.subscribe(redacting(observer, redactor))
-
-
-def _context(
-    mission: Mission,
-    settings: Settings,
-    options: RunOptions,
-    where: tuple[str, Path, Path],
-    bus: EventBus,
-    hooks: HookRunner,
-    redactor: Redactor,
-) -> RunContext:
-    """What the backend runs the tasks with: the approval chain (the mission's rules, its
-    hooks, then the caller's handler; contained for a client without sandbox escape), the
-    orchestrator's tools, the run's redaction."""
-    approvals = rule_approvals(
-        mission, options.approvals or fixed(settings.approvals), bus.publish, hooks
-    )
-    if not options.sandbox_escape:
-        approvals = contained(approvals)
-    run_id, run_dir, workspace_root = where
-    return RunContext(
-        run_id=run_id,
-        run_dir=run_dir,
-        workspace_root=workspace_root,
-        workers=min(settings.workers, len(mission.tasks)) or 1,
-        thread_workers=_thread_workers(options),
-        approvals=approvals,
-        publish=bus.publish,
-        redact=redactor.text,
-        tools=tool_handler(mission, {t.name: t for t in options.tools}, redactor.text),
-    )
 
 
 def _planned(

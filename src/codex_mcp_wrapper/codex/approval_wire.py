@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from codex_mcp_wrapper.codex.evidence import unwrap_shell
-from codex_mcp_wrapper.engine.executor import ApprovalDecision, ApprovalKind, ApprovalRequest
+from codex_mcp_wrapper.engine.seams import ApprovalDecision, ApprovalKind, ApprovalRequest
 
 COMMAND_APPROVALS = ("item/commandExecution/requestApproval", "execCommandApproval")
 FILE_APPROVALS = ("item/fileChange/requestApproval", "applyPatchApproval")

@@ -1,11 +1,12 @@
-"""``TemporalBackend``: the submitting side of a scaled-out run.
+"""``TemporalBackend``: the submitting side of a scaled-out run; the engine's ``Backend`` seam
+over Temporal, as ``codex/backend.py`` ``LocalBackend`` is the same seam over local Codex.
 
-``run_mission`` records, reports and summarises a Temporal run exactly like a local one; only
-``run_tasks`` differs: it puts the mission in the shared store, starts ``MissionWorkflow``
-(workflow id = run id) and relays onto the run's event bus what the hosts write to the shared
-store (Codex events, task states, threads) and what the workflow decides (queued, retrying,
-each task's result, its artifacts copied into the run folder). The workflow's result is
-authoritative: a result the relay has not seen is published from it.
+``engine.lifecycle.drive_run`` records, reports and summarises a Temporal run exactly like a
+local one; only ``run_tasks`` differs: it puts the mission in the shared store, starts
+``MissionWorkflow`` (workflow id = run id) and relays onto the run's event bus what the hosts
+write to the shared store (Codex events, task states, threads) and what the workflow decides
+(queued, retrying, each task's result, its artifacts copied into the run folder). The
+workflow's result is authoritative: a result the relay has not seen is published from it.
 
 Cancelled, it cancels the workflow (which stops every task's activity on every host) and
 waits, bounded, for the results of the cancelled tasks; ``detach`` only stops watching.
@@ -38,8 +39,8 @@ from codex_mcp_wrapper.engine.events import (
     TaskUpdate,
     ThreadProgress,
 )
-from codex_mcp_wrapper.engine.executor import PlannedTask, RunContext
 from codex_mcp_wrapper.engine.results import TaskResult
+from codex_mcp_wrapper.engine.seams import PlannedTask, RunContext
 from codex_mcp_wrapper.errors import EnvironmentProblem, RunDetached, WrapperError
 from codex_mcp_wrapper.missions.model import Mission
 from codex_mcp_wrapper.process import finish
@@ -58,8 +59,7 @@ def _ask_terminal(run_id: str) -> str:
     """Ask on the controlling terminal: "cancel" (the default) or "detach"."""
     with open("/dev/tty", "r+", encoding="utf-8") as tty:
         tty.write(
-            f"\nCancel run {run_id} on every worker host [C], or stop watching and leave it "
-            "running [w]? "
+            f"\nCancel run {run_id} on every host [C], or stop watching and leave it running [w]? "
         )
         tty.flush()
         answer = tty.readline().strip().lower()
@@ -96,7 +96,7 @@ def event_from_record(run_id: str, record: dict[str, Any]) -> Event | None:
 
 
 class TemporalBackend:
-    """The ``Backend`` of runs that execute as Temporal workflows on worker hosts."""
+    """The ``Backend`` of runs that execute as Temporal workflows on hosts."""
 
     def __init__(self, settings: Settings, target: TemporalSettings) -> None:
         self.settings = settings

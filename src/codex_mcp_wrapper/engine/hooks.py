@@ -1,10 +1,5 @@
-"""Orchestrating tool usage: the mission's approval rules and hooks, and Python callables,
-applied to a run.
+"""A run's hooks: the mission's hook commands and Python callables, run on the run's events.
 
-* ``rule_approvals`` answers Codex's approval requests by the rules first
-  (``missions.orchestration.decide``), then by ``approval`` hooks, then by the rules'
-  ``default``, then by the run's own handler (its policy, or asking someone). Each decision
-  is recorded as a ``wrapper/approval-rule`` event of the task, naming what decided.
 * ``HookRunner`` is a bus subscriber running hooks on run events (commands get the event as
   JSON on stdin; Python hooks get the dict); their results are recorded as ``wrapper/hook``
   events; ``drain`` waits for those still running (each bounded by its timeout).
@@ -30,92 +25,14 @@ from codex_mcp_wrapper.engine.events import (
     TaskFinished,
     TaskUpdate,
 )
-from codex_mcp_wrapper.engine.executor import (
-    ApprovalDecision,
-    ApprovalHandler,
-    ApprovalRequest,
-)
-from codex_mcp_wrapper.missions.model import Mission
-from codex_mcp_wrapper.missions.orchestration import Hook, HookEvent, match_rule, rule_default
-from codex_mcp_wrapper.missions.orchestration import Kind as RuleKind
+from codex_mcp_wrapper.engine.seams import ApprovalDecision, ApprovalRequest
+from codex_mcp_wrapper.missions.rules import Hook, HookEvent
 
 log = logging.getLogger("codex_mcp_wrapper.hooks")
 
 # A hook from Python: gets the event as a dict; an ``approval`` hook returns "accept" or
 # "decline" (anything else: no opinion). May be async.
 PythonHook = Callable[[dict[str, Any]], Any]
-
-
-def approval_subjects(request: ApprovalRequest) -> tuple[RuleKind, list[str]] | None:
-    """Which rules apply to ``request`` and what they match: the command, the changed
-    paths, or ``SERVER.TOOL``."""
-    if request.kind == "command" and request.command is not None:
-        return "commands", [request.command]
-    if request.kind == "file_change" and request.paths:
-        return "files", list(request.paths)
-    if request.tool is not None:
-        return "tools", [request.tool]
-    return None
-
-
-def _levels(mission: Mission, task_id: str) -> list[tuple[str, Any]]:
-    task = next((t for t in mission.tasks if t.id == task_id), None)
-    return [
-        ("task", task.approvals if task is not None else None),
-        ("defaults", mission.defaults.approvals),
-        ("mission", mission.approvals),
-    ]
-
-
-def rule_approvals(
-    mission: Mission,
-    fallback: ApprovalHandler,
-    publish: Callable[[Event], None],
-    hooks: HookRunner | None = None,
-) -> ApprovalHandler:
-    """The run's approval handler with the mission's rules and approval hooks in front."""
-    if not (
-        mission.approvals
-        or mission.defaults.approvals
-        or any(t.approvals for t in mission.tasks)
-        or (hooks is not None and hooks.has("approval"))
-    ):
-        return fallback
-
-    async def handler(request: ApprovalRequest) -> ApprovalDecision:
-        subjects = approval_subjects(request)
-        levels = _levels(mission, request.task_id)
-        rule = match_rule(levels, subjects[0], subjects[1]) if subjects else None
-        decided: tuple[ApprovalDecision, str] | None = None
-        if rule is not None and rule.decision != "ask":
-            decided = (rule.decision, rule.rule)
-        elif hooks is not None:
-            decided = await hooks.approval(request)
-        default = rule_default(levels)
-        if decided is None and default is not None and default.decision != "ask":
-            decided = (default.decision, default.rule)
-        if decided is None:
-            decided = (await fallback(request), "policy")
-        decision, by = decided
-        publish(
-            CodexEvent(
-                request.run_id,
-                request.task_id,
-                "wrapper/approval-rule",
-                {
-                    "kind": request.kind,
-                    "subject": request.describe(),
-                    "command": request.command,
-                    "paths": list(request.paths),
-                    "tool": request.tool,
-                    "decision": decision,
-                    "by": by,
-                },
-            )
-        )
-        return decision
-
-    return handler
 
 
 _TOOL_ITEMS = {"mcpToolCall": "tool_call", "commandExecution": "command"}
