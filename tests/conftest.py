@@ -3,7 +3,8 @@
 Tests that need Codex never skip: without a binary they fail and say how to install it.
 Every test that runs the real binary carries the ``codex`` marker (``pytest -m codex``), so
 scripts/test.sh can run them again on another Codex given by ``$CODEX_BIN``.
-After every test no Codex process started by this test session may remain.
+After every test no Codex process started by this test session may remain (processes of
+another session, such as a parallel pytest-xdist worker, are not this one's).
 """
 
 from __future__ import annotations
@@ -126,9 +127,9 @@ def no_stale_pyenv_lock() -> None:
 
 @pytest.fixture(autouse=True)
 def no_codex_left_behind(request: pytest.FixtureRequest) -> Iterator[None]:
-    before = set(codex_processes())
+    before = set(codex_processes(mine=True))
     yield
-    new = set(codex_processes()) - before
+    new = set(codex_processes(mine=True)) - before
     assert wait_gone(new, timeout=10), f"Codex processes left behind: {sorted(new)}"
 
 

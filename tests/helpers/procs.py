@@ -58,8 +58,9 @@ def _exe(pid: int) -> str:
         return ""
 
 
-def codex_processes() -> list[int]:
-    """PIDs of live processes running a binary named codex (zombies excluded)."""
+def codex_processes(mine: bool = False) -> list[int]:
+    """PIDs of live processes running a binary named codex (zombies excluded); with ``mine``,
+    only those this test session started (``started_by_this_session``)."""
     out = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
@@ -73,8 +74,46 @@ def codex_processes() -> list[int]:
             continue
         if stat.rsplit(")", 1)[-1].split()[0] == "Z":
             continue
+        if mine and not started_by_this_session(pid):
+            continue
         out.append(pid)
     return out
+
+
+def _parent(pid: int) -> int:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return 0
+    return int(stat.rsplit(")", 1)[-1].split()[1])
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return (
+            Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        )
+    except OSError:
+        return ""
+
+
+# What a test session's own process runs: pytest itself, or a pytest-xdist worker (started by
+# execnet, which reads its bootstrap code from stdin).
+SESSION_MARKS = ("pytest", "exec(eval(sys.stdin.readline()))")
+
+
+def started_by_this_session(pid: int) -> bool:
+    """Whether ``pid`` descends from this test process, or from no test process at all (an
+    orphan: its parents are gone, so it may be this session's leftover). Processes of another
+    test session (a parallel xdist worker, a suite run elsewhere on the machine) are not."""
+    me, ancestor, seen = os.getpid(), _parent(pid), 0
+    while ancestor > 1 and seen < 64:
+        if ancestor == me:
+            return True
+        if any(mark in _cmdline(ancestor) for mark in SESSION_MARKS):
+            return False
+        ancestor, seen = _parent(ancestor), seen + 1
+    return True
 
 
 def environ(pid: int) -> dict[str, str]:
