@@ -97,23 +97,20 @@ def _cmdline(pid: int) -> str:
         return ""
 
 
-# What a test session's own process runs: pytest itself, or a pytest-xdist worker (started by
-# execnet, which reads its bootstrap code from stdin).
-SESSION_MARKS = ("pytest", "exec(eval(sys.stdin.readline()))")
-
-
 def started_by_this_session(pid: int) -> bool:
-    """Whether ``pid`` descends from this test process, or from no test process at all (an
-    orphan: its parents are gone, so it may be this session's leftover). Processes of another
-    test session (a parallel xdist worker, a suite run elsewhere on the machine) are not."""
-    me, ancestor, seen = os.getpid(), _parent(pid), 0
-    while ancestor > 1 and seen < 64:
-        if ancestor == me:
+    """Whether ``pid`` descends from this test process, or was orphaned from a process tree
+    of ours (the top of its tree, adopted by init, is the wrapper or Codex itself: a leftover
+    whose parents are gone). Processes of other sessions (a parallel pytest-xdist worker, a
+    suite or a script run elsewhere on the machine) are not this session's."""
+    me, current, seen = os.getpid(), pid, 0
+    while seen < 64:
+        parent = _parent(current)
+        if parent == me:
             return True
-        if any(mark in _cmdline(ancestor) for mark in SESSION_MARKS):
-            return False
-        ancestor, seen = _parent(ancestor), seen + 1
-    return True
+        if parent <= 1:
+            return "codex" in _cmdline(current).lower()
+        current, seen = parent, seen + 1
+    return False
 
 
 def environ(pid: int) -> dict[str, str]:

@@ -1,13 +1,19 @@
-"""Run events and the bus that fans them out to subscribers (store, progress, MCP, reports).
+"""Run events, their one JSON codec, and the bus that fans them out to subscribers (store,
+progress, MCP, reports).
 
-The runner publishes; it never writes a file or a report itself.
+The runner publishes; it never writes a file or a report itself. ``to_record`` and
+``from_record`` are the only translation of an event to and from JSON (what Temporal hosts
+and the workflow send the submitter).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import dataclasses
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
+
+from pydantic import BaseModel, ValidationError
 
 from codex_mcp_wrapper.engine.results import RunSummary, TaskResult, TaskState
 
@@ -83,6 +89,61 @@ Event = (
     | RunFinished
 )
 Subscriber = Callable[[Event], None]
+EVENT_TYPES: dict[str, type[Event]] = {
+    cls.__name__: cls
+    for cls in (
+        RunStarted,
+        TaskUpdate,
+        CodexEvent,
+        ThreadProgress,
+        ModelRequest,
+        TaskFinished,
+        RunFinished,
+    )
+}
+# Fields holding models, read back with their own validation.
+_MODELS: dict[str, type[BaseModel]] = {"result": TaskResult, "summary": RunSummary}
+
+
+def to_record(event: Event) -> dict[str, Any]:
+    """The event as a JSON object: ``type`` (its class) and its fields, results and summaries
+    as their JSON; without its run id, which whoever reads it back knows."""
+    record: dict[str, Any] = {"type": type(event).__name__}
+    for f in dataclasses.fields(event):
+        value = getattr(event, f.name)
+        if f.name == "run_id":
+            continue
+        if isinstance(value, BaseModel):
+            value = value.model_dump(mode="json")
+        elif isinstance(value, tuple):
+            value = list(value)
+        record[f.name] = value
+    return record
+
+
+def from_record(run_id: str, record: Mapping[str, Any]) -> Event:
+    """The event ``to_record`` wrote, in run ``run_id``; ``ValueError`` when it is not one."""
+    kind = record.get("type")
+    cls = EVENT_TYPES.get(str(kind))
+    if cls is None:
+        raise ValueError(f"unknown event type {kind!r}")
+    values: dict[str, Any] = {}
+    for f in dataclasses.fields(cls):
+        if f.name == "run_id" or f.name not in record:
+            continue
+        value = record[f.name]
+        if f.name in _MODELS:
+            try:
+                value = _MODELS[f.name].model_validate(value)
+            except ValidationError as exc:
+                raise ValueError(f"{kind} {f.name}: {exc.error_count()} invalid fields") from exc
+        elif f.name == "task_ids":
+            value = tuple(value)
+        values[f.name] = value
+    try:
+        return cls(run_id=run_id, **values)
+    except TypeError as exc:  # a field missing
+        raise ValueError(f"{kind}: {exc}") from exc
 
 
 class EventBus:

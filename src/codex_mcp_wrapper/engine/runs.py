@@ -162,8 +162,6 @@ class Runs(RunQueries):
         async def background() -> RunSummary | None:
             try:
                 return await self.run(mission, replace(options, run_id=run_id))
-            except asyncio.CancelledError:
-                return None  # recorded as cancelled by the engine
             except Exception as exc:  # noqa: BLE001 - a background run's edge: keep the reason
                 tracker.error = str(exc)
                 return None
@@ -217,9 +215,7 @@ class Runs(RunQueries):
         if task is None:
             return {**state, "cancelled": False, "message": "the run is not running here"}
         task.cancel()
-        with contextlib.suppress(TimeoutError, asyncio.CancelledError):
-            async with asyncio.timeout(self.cancel_timeout):
-                await asyncio.shield(task)
+        await asyncio.wait({task}, timeout=self.cancel_timeout)  # the caller stays cancellable
         return {**self.status(run_id, client), "cancelled": True}
 
     # -- single Codex sessions -------------------------------------------------------------
@@ -281,7 +277,8 @@ class Runs(RunQueries):
         """The result of a ``start_codex`` session, once it ends (as recorded)."""
         task, tracker = self._tasks.get(run_id), self._live.get(run_id)
         if task is not None:
-            summary = await asyncio.shield(task)  # cancelling this wait leaves the run going
+            await asyncio.wait({task})  # cancelling this wait leaves the run going
+            summary = None if task.cancelled() else task.result()
             if summary is not None:
                 return summary.tasks[0]
             if tracker is not None and tracker.error:

@@ -32,7 +32,13 @@ from temporalio.worker import Worker
 from codex_mcp_wrapper.codex.backend import LocalBackend
 from codex_mcp_wrapper.codex.executor import LocalExecutor
 from codex_mcp_wrapper.engine.assembly import Extras, RunWiring, assemble_run, run_redactor
-from codex_mcp_wrapper.engine.events import Event
+from codex_mcp_wrapper.engine.events import (
+    CodexEvent,
+    Event,
+    TaskUpdate,
+    ThreadProgress,
+    to_record,
+)
 from codex_mcp_wrapper.engine.planning import task_config
 from codex_mcp_wrapper.engine.redaction import Redactor
 from codex_mcp_wrapper.engine.results import TaskState
@@ -50,13 +56,6 @@ from codex_mcp_wrapper.temporal.workflow import (
 
 log = logging.getLogger("codex_mcp_wrapper.temporal")
 ROLLOUT_POLLS = 100  # x 0.1 s: how long a finished attempt's rollout may take to appear
-
-
-def event_record(event: Event) -> dict[str, Any]:
-    """An event as a JSON object the submitter turns back into the event."""
-    data = dataclasses.asdict(event)
-    data.pop("run_id", None)
-    return {"type": type(event).__name__, **data}
 
 
 class _HostSink:
@@ -82,20 +81,16 @@ class _HostSink:
     def heartbeat(self) -> None:
         activity.heartbeat(self.details)
 
-    def _write(self, record: dict[str, Any]) -> None:
-        self.store.append_events(self.run_id, self.key, [self.redactor.data(record)])
-
-    def publish(self, event: Event) -> None:  # backend events (model requests)
-        self._write(event_record(event))
+    def publish(self, event: Event) -> None:  # backend events (model requests), and ours
+        self.store.append_events(self.run_id, self.key, [self.redactor.data(to_record(event))])
 
     def codex_event(self, task_id: str, method: str, params: dict[str, Any]) -> None:
         self.heartbeat()
-        self._write({"type": "CodexEvent", "task_id": task_id, "method": method, "params": params})
+        self.publish(CodexEvent(self.run_id, task_id, method, params))
 
     def task_state(self, task_id: str, state: TaskState, worker: str | None, message: str) -> None:
         self.heartbeat()
-        record = {"type": "TaskUpdate", "task_id": task_id, "status": state}
-        self._write({**record, "worker": self.worker(worker), "message": message})
+        self.publish(TaskUpdate(self.run_id, task_id, state, self.worker(worker), 0, message))
 
     def thread_progress(self, task_id: str, thread_id: str, worker: str, turns_done: int) -> None:
         self.details = {
@@ -104,7 +99,9 @@ class _HostSink:
             "turns_done": turns_done,
         }
         self.heartbeat()
-        self._write({"type": "ThreadProgress", "task_id": task_id, **self.details})
+        self.publish(
+            ThreadProgress(self.run_id, task_id, thread_id, str(self.worker(worker)), turns_done)
+        )
 
 
 @dataclass
@@ -185,9 +182,7 @@ class HostActivities:
         run_dir = self.settings.state_dir / "runs" / run_id
 
         def publish(event: Event) -> None:
-            self.store.append_events(
-                run_id, f"_run.{self.host}", [redactor.data(event_record(event))]
-            )
+            self.store.append_events(run_id, f"_run.{self.host}", [redactor.data(to_record(event))])
 
         # Approvals are decided here: the mission's rules and approval hooks, then this
         # host's policy (nobody is asked across machines); the mission's tools run here.

@@ -31,14 +31,7 @@ from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError
 
-from codex_mcp_wrapper.engine.events import (
-    CodexEvent,
-    Event,
-    ModelRequest,
-    TaskFinished,
-    TaskUpdate,
-    ThreadProgress,
-)
+from codex_mcp_wrapper.engine.events import Event, TaskFinished, from_record
 from codex_mcp_wrapper.engine.results import TaskResult
 from codex_mcp_wrapper.engine.seams import PlannedTask, RunContext
 from codex_mcp_wrapper.errors import EnvironmentProblem, RunDetached, WrapperError
@@ -67,31 +60,14 @@ def _ask_terminal(run_id: str) -> str:
 
 
 def event_from_record(run_id: str, record: dict[str, Any]) -> Event | None:
-    """The event a host or the workflow wrote (``temporal/host.py: event_record``)."""
-    kind = record.get("type")
-    data = {k: v for k, v in record.items() if k != "type"}
+    """The event a host or the workflow wrote (``engine.events.to_record``); None, with a
+    warning, for one this submitter cannot read."""
     try:
-        if kind == "CodexEvent":
-            return CodexEvent(run_id, data["task_id"], data["method"], data.get("params") or {})
-        if kind == "TaskUpdate":
-            return TaskUpdate(
-                run_id,
-                data["task_id"],
-                data["status"],
-                data.get("worker"),
-                int(data.get("attempt") or 0),
-                data.get("message") or "",
-            )
-        if kind == "ThreadProgress":
-            return ThreadProgress(
-                run_id, data["task_id"], data["thread_id"], data["worker"], data["turns_done"]
-            )
-        if kind == "ModelRequest":
-            return ModelRequest(run_id, data.get("task_id"), data.get("thread_id"), data["number"])
-        if kind == "TaskFinished":
-            return TaskFinished(run_id, TaskResult.model_validate(data["result"]))
-    except (KeyError, TypeError, ValueError) as exc:
-        log.warning("skipping an unreadable %s event of run %s: %s", kind, run_id, exc)
+        return from_record(run_id, record)
+    except ValueError as exc:
+        log.warning(
+            "skipping an unreadable %s event of run %s: %s", record.get("type"), run_id, exc
+        )
     return None
 
 

@@ -21,7 +21,6 @@ a stray ``time.time()`` in it then fails loudly instead of breaking replay.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -33,7 +32,7 @@ from temporalio.exceptions import CancelledError as TemporalCancelled
 from temporalio.exceptions import TimeoutError as TemporalTimeout
 
 with workflow.unsafe.imports_passed_through():
-    from codex_mcp_wrapper.engine.events import Event, TaskFinished, TaskUpdate
+    from codex_mcp_wrapper.engine.events import Event, TaskFinished, TaskUpdate, to_record
     from codex_mcp_wrapper.engine.results import TaskResult
     from codex_mcp_wrapper.engine.seams import (
         EventSink,
@@ -82,9 +81,9 @@ class MissionOutput:
 def _event_record(event: Event) -> dict[str, Any] | None:
     """What the submitter relays of the workflow's own events (hosts send the rest)."""
     if isinstance(event, TaskUpdate) and event.status in ("queued", "retrying", "worker-lost"):
-        return {"type": "TaskUpdate", **dataclasses.asdict(event)}
+        return to_record(event)
     if isinstance(event, TaskFinished):
-        return {"type": "TaskFinished", "result": event.result.model_dump(mode="json")}
+        return to_record(event)
     return None
 
 
