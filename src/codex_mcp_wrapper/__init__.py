@@ -42,6 +42,9 @@ _EXPORTS = {
     "TaskResult": "codex_mcp_wrapper.engine.results",
     "TaskStatus": "codex_mcp_wrapper.engine.results",
     "RunStatus": "codex_mcp_wrapper.engine.results",
+    "RunState": "codex_mcp_wrapper.engine.run_state",
+    "RunRow": "codex_mcp_wrapper.engine.run_state",
+    "RunRecord": "codex_mcp_wrapper.engine.run_state",
     "CheckResult": "codex_mcp_wrapper.missions.checks",
     "Event": "codex_mcp_wrapper.engine.events",
     "ApprovalRequest": "codex_mcp_wrapper.engine.seams",
@@ -71,6 +74,9 @@ __all__ = [
     "MissionError",
     "PythonTool",
     "RunOptions",
+    "RunRecord",
+    "RunRow",
+    "RunState",
     "RunStatus",
     "RunSummary",
     "Runs",
@@ -98,6 +104,7 @@ if TYPE_CHECKING:
     from codex_mcp_wrapper.engine.events import Event
     from codex_mcp_wrapper.engine.lifecycle import RunOptions
     from codex_mcp_wrapper.engine.results import RunStatus, RunSummary, TaskResult, TaskStatus
+    from codex_mcp_wrapper.engine.run_state import RunRecord, RunRow, RunState
     from codex_mcp_wrapper.engine.runs import Runs
     from codex_mcp_wrapper.engine.seams import ApprovalRequest
     from codex_mcp_wrapper.engine.tools import PythonTool

@@ -179,7 +179,7 @@ async def test_a_run_cancelled_while_its_workers_start_is_recorded_as_cancelled(
         assert await asyncio.to_thread(wait_until, marker.exists, 30)
         await runs.cancel(run_id)
         status = runs.status(run_id)
-    assert status["status"] == "cancelled", status
-    assert [t["status"] for t in status["tasks"]] == ["cancelled"]
+    assert status.status == "cancelled" and status.summary is not None, status
+    assert [t.status for t in status.summary.tasks] == ["cancelled"]
     with RunStore.reader(state_dir) as store:
         assert store.require_run(run_id)["status"] == "cancelled"

@@ -16,6 +16,7 @@ from codex_mcp_wrapper.cli.options import (
     temporal_options,
     temporal_settings,
 )
+from codex_mcp_wrapper.engine.results import RunSummary
 from codex_mcp_wrapper.errors import EXIT_TASKS_FAILED
 
 
@@ -32,12 +33,12 @@ def runs_list(ctx: click.Context, as_json: bool, limit: int) -> None:
     """List recent runs, newest first."""
     rows = open_runs(settings_from(ctx)).list(limit)
     if as_json:
-        click.echo(json.dumps(rows, indent=2))
+        click.echo(json.dumps([row.to_json() for row in rows], indent=2))
         return
     if not rows:
         click.echo("no runs yet")
     for row in rows:
-        click.echo(f"{row['run_id']}  {row['status']:<11} {row['mission_id']}")
+        click.echo(f"{row.run_id}  {row.status:<11} {row.mission_id}")
 
 
 @runs.command("show")
@@ -45,7 +46,9 @@ def runs_list(ctx: click.Context, as_json: bool, limit: int) -> None:
 @click.pass_context
 def runs_show(ctx: click.Context, run_id: str) -> None:
     """Show a run's summary as JSON (its task rows while it has none)."""
-    click.echo(json.dumps(open_runs(settings_from(ctx)).show(run_id), indent=2))
+    shown = open_runs(settings_from(ctx)).show(run_id)
+    data = shown.model_dump(mode="json") if isinstance(shown, RunSummary) else shown.to_json()
+    click.echo(json.dumps(data, indent=2))
 
 
 @runs.command("cancel")

@@ -7,10 +7,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 from codex_mcp_wrapper.engine.access import Identity, may_see
 from codex_mcp_wrapper.engine.reports import write_reports
+from codex_mcp_wrapper.engine.results import RunSummary
+from codex_mcp_wrapper.engine.run_state import RunRecord, RunRow, RunState, TaskRow
 from codex_mcp_wrapper.engine.store import RunStore
 from codex_mcp_wrapper.engine.tracker import RunTracker
 from codex_mcp_wrapper.errors import InputError, StateDirError
@@ -35,7 +36,7 @@ class RunQueries:
             raise InputError(f"no run '{run_id}'; see `codex-mcp-wrapper runs list`.")
         return owner
 
-    def status(self, run_id: str, client: Identity | None = None) -> dict[str, Any]:
+    def status(self, run_id: str, client: Identity | None = None) -> RunState:
         """A run's state: live when it runs here, else as recorded (secrets redacted)."""
         tracker = self._live.get(run_id)
         if tracker is not None:
@@ -46,30 +47,37 @@ class RunQueries:
             self._visible(store, run_id, client)
             info = store.require_run(run_id)
         if info.get("summary"):
-            return {"run_id": run_id, "done": True, **info["summary"]}
-        return {
-            "run_id": run_id,
-            "mission_id": info["mission_id"],
-            "status": info["status"],
-            "done": info["status"] != "running",
-            "tasks": [
-                {k: row[k] for k in ("task_id", "status", "worker", "thread_id")}
+            return RunState.of_summary(RunSummary.model_validate(info["summary"]))
+        return RunState(
+            run_id=run_id,
+            mission_id=info["mission_id"],
+            status=info["status"],
+            done=info["status"] != "running",
+            tasks=[
+                TaskRow(
+                    task_id=row["task_id"],
+                    status=row["status"],
+                    worker=row["worker"],
+                    thread_id=row["thread_id"],
+                )
                 for row in info["tasks"]
             ],
-        }
+        )
 
-    def show(self, run_id: str, client: Identity | None = None) -> dict[str, Any]:
+    def show(self, run_id: str, client: Identity | None = None) -> RunSummary | RunRecord:
         """Everything recorded of a run: its summary when it finished, else its rows."""
         with RunStore.reader(self.settings.state_dir) as store:
             self._visible(store, run_id, client)
             info = store.require_run(run_id)
-        return info.get("summary") or info
+        if info.get("summary"):
+            return RunSummary.model_validate(info["summary"])
+        return RunRecord.model_validate(info)
 
-    def list(self, limit: int = 20, client: Identity | None = None) -> list[dict[str, Any]]:
+    def list(self, limit: int = 20, client: Identity | None = None) -> list[RunRow]:
         """The newest runs ``client`` may see (all of them for the owner and admins)."""
         owner = None if client is None or client.admin else client.name
         with RunStore.reader(self.settings.state_dir) as store:
-            return store.list_runs(limit, owner)
+            return [RunRow.model_validate(row) for row in store.list_runs(limit, owner)]
 
     def report(
         self, run_id: str, junit: Sequence[Path] = (), html: Sequence[Path] = ()

@@ -10,6 +10,7 @@ One vocabulary for statuses, used everywhere (store, progress, MCP, reports)::
 
 from __future__ import annotations
 
+import warnings
 from typing import Any, Literal, SupportsIndex, get_args, overload
 
 from pydantic import BaseModel, Field, GetCoreSchemaHandler
@@ -92,7 +93,30 @@ class TaskList(list[TaskResult]):
         return core_schema.no_info_after_validator_function(cls, handler(list[TaskResult]))
 
 
-class RunSummary(BaseModel):
+class DictAccess:
+    """``value["key"]`` and ``value.get("key")`` on the JSON form, deprecated: these values were
+    dicts before 0.2. Read their attributes instead (or ``to_json()``)."""
+
+    def to_json(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def _json(self) -> dict[str, Any]:
+        warnings.warn(
+            f"reading a {type(self).__name__} like a dict is deprecated and will be removed; "
+            "use its attributes (or .to_json() for the JSON form).",
+            DeprecationWarning,
+            stacklevel=3,
+        )
+        return self.to_json()
+
+    def __getitem__(self, key: str) -> Any:
+        return self._json()[key]
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self._json().get(key, default)
+
+
+class RunSummary(DictAccess, BaseModel):
     run_id: str
     mission_id: str
     status: RunStatus
@@ -110,6 +134,9 @@ class RunSummary(BaseModel):
     def ok(self) -> bool:
         """Every task ended ok (and no required hook failed)."""
         return self.status == "ok"
+
+    def to_json(self) -> dict[str, Any]:
+        return self.model_dump(mode="json")
 
 
 def summarise(

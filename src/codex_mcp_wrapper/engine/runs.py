@@ -28,6 +28,7 @@ from codex_mcp_wrapper.engine.lifecycle import RunOptions, drive_run, new_run_id
 from codex_mcp_wrapper.engine.queries import RunQueries
 from codex_mcp_wrapper.engine.results import RunSummary, TaskResult
 from codex_mcp_wrapper.engine.resume import continuation, resume_plan, task_thread
+from codex_mcp_wrapper.engine.run_state import RunState
 from codex_mcp_wrapper.engine.seams import ApprovalHandler, Backend
 from codex_mcp_wrapper.engine.store import RunStore
 from codex_mcp_wrapper.engine.tracker import RunTracker
@@ -198,9 +199,7 @@ class Runs(RunQueries):
         mission, options = self._resume_plan(run_id, client)
         return self.start(mission, options)
 
-    async def wait(
-        self, run_id: str, timeout: float, client: Identity | None = None
-    ) -> dict[str, Any]:
+    async def wait(self, run_id: str, timeout: float, client: Identity | None = None) -> RunState:
         self.status(run_id, client)  # an unknown or invisible run: at once
         tracker = self._live.get(run_id)
         if tracker is not None:
@@ -209,14 +208,18 @@ class Runs(RunQueries):
                     await tracker.done.wait()
         return self.status(run_id, client)
 
-    async def cancel(self, run_id: str, client: Identity | None = None) -> dict[str, Any]:
+    async def cancel(self, run_id: str, client: Identity | None = None) -> RunState:
+        """Cancel a run going on in this process; its state after (``cancelled`` says whether
+        it was going on here)."""
         state = self.status(run_id, client)
         task = self._tasks.get(run_id)
         if task is None:
-            return {**state, "cancelled": False, "message": "the run is not running here"}
+            return state.model_copy(
+                update={"cancelled": False, "message": "the run is not running here"}
+            )
         task.cancel()
         await asyncio.wait({task}, timeout=self.cancel_timeout)  # the caller stays cancellable
-        return {**self.status(run_id, client), "cancelled": True}
+        return self.status(run_id, client).model_copy(update={"cancelled": True})
 
     # -- single Codex sessions -------------------------------------------------------------
     async def codex(
@@ -283,7 +286,10 @@ class Runs(RunQueries):
                 return summary.tasks[0]
             if tracker is not None and tracker.error:
                 raise WrapperError(tracker.error)
-        return RunSummary.model_validate(self.show(run_id)).tasks[0]
+        recorded = self.show(run_id)
+        if not isinstance(recorded, RunSummary):
+            raise WrapperError(f"run {run_id} ended without a summary; see `runs show {run_id}`.")
+        return recorded.tasks[0]
 
     def when_done(self, run_id: str, callback: Callable[[], None]) -> None:
         """Call ``callback`` once the background run ``run_id`` ends (now if it is not

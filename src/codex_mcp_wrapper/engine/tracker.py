@@ -9,6 +9,7 @@ from typing import Any
 from codex_mcp_wrapper.engine.events import Event, RunFinished, RunStarted, TaskFinished, TaskUpdate
 from codex_mcp_wrapper.engine.redaction import Redactor
 from codex_mcp_wrapper.engine.results import FINAL_STATUSES, RunSummary
+from codex_mcp_wrapper.engine.run_state import RunState, TaskRow
 
 
 @dataclass
@@ -39,21 +40,17 @@ class RunTracker:
     def finished_count(self) -> int:
         return sum(1 for row in self.tasks.values() if row.get("status") in FINAL_STATUSES)
 
-    def state(self) -> dict[str, Any]:
-        """The run's state, with the mission's secrets redacted."""
-        state: dict[str, Any] = self.redactor.data(self._state())
-        return state
-
-    def _state(self) -> dict[str, Any]:
+    def state(self) -> RunState:
+        """The run's state (its events reach the tracker redacted; its error is redacted here)."""
         if self.summary is not None:
-            return {"run_id": self.run_id, "done": True, **self.summary.model_dump(mode="json")}
-        return {
-            "run_id": self.run_id,
-            "mission_id": self.mission_id,
-            "status": "failed" if self.error else "running",
-            "done": self.done.is_set(),
-            "error": self.error,
-            "finished": self.finished_count(),
-            "total": len(self.tasks),
-            "tasks": list(self.tasks.values()),
-        }
+            return RunState.of_summary(self.summary)
+        return RunState(
+            run_id=self.run_id,
+            mission_id=self.mission_id,
+            status="failed" if self.error else "running",
+            done=self.done.is_set(),
+            error=self.redactor.text(self.error) if self.error else None,
+            finished=self.finished_count(),
+            total=len(self.tasks),
+            tasks=[TaskRow.model_validate(row) for row in self.tasks.values()],
+        )

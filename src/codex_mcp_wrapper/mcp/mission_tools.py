@@ -140,7 +140,7 @@ def register_mission_status(server: MCPServer, runs: Runs, levels: LogLevels) ->
     )
     async def mission_status(run_id: RunIdArg, ctx: Context) -> CallToolResult:
         async def work() -> CallToolResult:
-            return json_result(runs.status(run_id, client_of(ctx)))
+            return json_result(runs.status(run_id, client_of(ctx)).to_json())
 
         return await guarded(work)
 
@@ -164,7 +164,7 @@ def register_mission_wait(server: MCPServer, runs: Runs, levels: LogLevels) -> N
     ) -> CallToolResult:
         async def work() -> CallToolResult:
             bounded = max(0.0, min(timeout, WAIT_MAX))
-            return json_result(await runs.wait(run_id, bounded, client_of(ctx)))
+            return json_result((await runs.wait(run_id, bounded, client_of(ctx))).to_json())
 
         return await guarded(work)
 
@@ -181,7 +181,7 @@ def register_mission_cancel(server: MCPServer, runs: Runs, levels: LogLevels) ->
     )
     async def mission_cancel(run_id: RunIdArg, ctx: Context) -> CallToolResult:
         async def work() -> CallToolResult:
-            return json_result(await runs.cancel(run_id, client_of(ctx)))
+            return json_result((await runs.cancel(run_id, client_of(ctx))).to_json())
 
         return await guarded(work)
 
@@ -229,6 +229,8 @@ def register_runs_list(server: MCPServer, runs: Runs, levels: LogLevels) -> None
         limit: Annotated[int, Field(description="How many runs, newest first.")] = 20,
     ) -> CallToolResult:
         async def work() -> CallToolResult:
-            return json_result({"runs": runs.list(max(1, min(limit, 500)), client_of(ctx))})
+            return json_result(
+                {"runs": [r.to_json() for r in runs.list(max(1, min(limit, 500)), client_of(ctx))]}
+            )
 
         return await guarded(work)

@@ -56,7 +56,7 @@ def register_resources(server: MCPServer, runs: Runs) -> None:
         description="A run's summary (JSON).",
     )
     def run_summary(run_id: str, ctx: Context) -> str:
-        return json.dumps(runs.status(run_id, client_of(ctx)), indent=2)
+        return json.dumps(runs.status(run_id, client_of(ctx)).to_json(), indent=2)
 
     @server.resource(
         "codex-wrapper://runs/{run_id}/tasks/{task_id}/transcript",

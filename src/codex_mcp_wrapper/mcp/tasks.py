@@ -27,7 +27,7 @@ from mcp.types.version import MODERN_PROTOCOL_VERSIONS
 from pydantic import ConfigDict, Field
 
 from codex_mcp_wrapper.engine.lifecycle import RunOptions
-from codex_mcp_wrapper.engine.results import RunSummary
+from codex_mcp_wrapper.engine.run_state import RunState
 from codex_mcp_wrapper.engine.runs import Runs
 from codex_mcp_wrapper.errors import WrapperError
 from codex_mcp_wrapper.mcp.identity import identity_of
@@ -145,7 +145,7 @@ class Tasks(Extension):
             fields["statusMessage"] = message
         return fields
 
-    def _state(self, task_id: str, ctx: ServerRequestContext[Any, Any]) -> dict[str, Any]:
+    def _state(self, task_id: str, ctx: ServerRequestContext[Any, Any]) -> RunState:
         try:
             return self.runs.status(task_id, identity_of(ctx.request))
         except WrapperError as exc:
@@ -153,9 +153,9 @@ class Tasks(Extension):
 
     async def get(self, ctx: ServerRequestContext[Any, Any], params: TaskParams) -> dict[str, Any]:
         state = self._state(params.task_id, ctx)
-        status = state.get("status")
+        status = state.status
         session = self.asking.get(params.task_id)
-        if not state.get("done"):
+        if not state.done:
             question = self.parking.question(session) if session is not None else None
             if question is not None:
                 token, elicitation = question
@@ -177,9 +177,13 @@ class Tasks(Extension):
                 **self._fields(params.task_id, "failed", message),
                 "error": {"code": -32603, "message": message},
             }
-        summary = RunSummary.model_validate(
-            self.runs.show(params.task_id, identity_of(ctx.request))
-        )
+        summary = state.summary
+        if summary is None:
+            message = f"run {params.task_id} ended without a summary"
+            return {
+                **self._fields(params.task_id, "failed", message),
+                "error": {"code": -32603, "message": message},
+            }
         if summary.mission_id == "codex" and len(summary.tasks) == 1:
             result = codex_result(summary.tasks[0])
         else:
