@@ -299,6 +299,11 @@ tasks:
             ]
             run_id = page.inner_text("#run-id")
             heading = page.inner_text("h1")
+            checks = {
+                row.get_attribute("data-task"): row.query_selector_all("td")[-1].inner_text()
+                for row in page.query_selector_all("tr.task-row")
+            }
+            body = page.inner_text("body")
             page.screenshot(path=str(ARTIFACTS / "report.png"), full_page=True)
             links = {}  # where the browser goes from each page: the URLs as it resolved them
             for path in (page_path, copy_path):
@@ -310,6 +315,8 @@ tasks:
     assert bars == {"alpha": "ok", "beta": "failed", "delta": "ok"}  # gamma never ran
     assert set(lanes) <= {"w1", "w2"} and lanes
     assert run_id == summary["run_id"] and "failed" in heading
+    assert checks == {"alpha": "-", "beta": "-", "gamma": "-", "delta": "1 of 1 passed"}
+    assert "None" not in body  # a task that never ran shows no "worker None", "thread None"
     assert (ARTIFACTS / "report.png").stat().st_size > 10_000
 
     assert without_links(copy_path) == without_links(page_path)  # only the links differ

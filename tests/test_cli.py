@@ -48,7 +48,7 @@ tasks:
     assert saved == summary
     listed = run_cli(["runs", "list", "--json"], cli_env)
     assert json.loads(listed.stdout)[0]["run_id"] == summary["run_id"]
-    shown = run_cli(["runs", "show", summary["run_id"]], cli_env)
+    shown = run_cli(["runs", "show", summary["run_id"], "--json"], cli_env)
     assert json.loads(shown.stdout)["run_id"] == summary["run_id"]
 
 

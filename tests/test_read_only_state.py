@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -90,11 +91,11 @@ def test_runs_list_show_and_report_work_on_a_read_only_state_dir_and_change_noth
 
     listed = read_only(state_dir, [*CLI, "runs", "list"], cli_env)
     assert listed.returncode == 0, listed.stderr
-    assert f"{recorded_run}  ok" in listed.stdout and "recorded" in listed.stdout
+    assert re.search(rf"{recorded_run} +recorded +ok ", listed.stdout), listed.stdout
     as_json = read_only(state_dir, [*CLI, "runs", "list", "--json"], cli_env)
     assert as_json.returncode == 0, as_json.stderr
     assert [row["run_id"] for row in json.loads(as_json.stdout)] == [recorded_run]
-    shown = read_only(state_dir, [*CLI, "runs", "show", recorded_run], cli_env)
+    shown = read_only(state_dir, [*CLI, "runs", "show", recorded_run, "--json"], cli_env)
     assert shown.returncode == 0, shown.stderr
     summary = json.loads(shown.stdout)
     assert summary["run_id"] == recorded_run and summary["status"] == "ok"
@@ -135,7 +136,9 @@ def test_a_run_still_being_written_is_read_from_its_write_ahead_log_on_a_read_on
         recorder(RunStarted("20260101-000000-abcdef", "live", {}, ("only",), str(state_dir)))
         assert (state_dir / "state.db-wal").stat().st_size > 0  # the commit is in the log
         listed = read_only(state_dir, [*CLI, "runs", "list", "--json"], reader_env)
-        shown = read_only(state_dir, [*CLI, "runs", "show", "20260101-000000-abcdef"], reader_env)
+        shown = read_only(
+            state_dir, [*CLI, "runs", "show", "20260101-000000-abcdef", "--json"], reader_env
+        )
         recorder.close()
     assert listed.returncode == 0, listed.stderr
     (row,) = json.loads(listed.stdout)

@@ -261,7 +261,15 @@ def test_ctrl_c_cancels_the_workflow_and_stops_every_hosts_activities(
     assert kinds.count("EVENT_TYPE_ACTIVITY_TASK_CANCELED") == 4, kinds
     state = json.loads(
         run_cli(
-            ["runs", "show", run_id, "--state-dir", str(cli_env["CODEX_MCP_WRAPPER_HOME"])], cli_env
+            [
+                "runs",
+                "show",
+                run_id,
+                "--json",
+                "--state-dir",
+                str(cli_env["CODEX_MCP_WRAPPER_HOME"]),
+            ],
+            cli_env,
         ).stdout
     )
     assert [t["status"] for t in state["tasks"]] == ["cancelled"] * 4
@@ -335,7 +343,7 @@ def test_a_detached_run_goes_on_and_resume_follows_it_to_its_end(
     summary = json.loads(followed.stdout)
     assert summary["run_id"] == run_id
     assert [t["final_message"] for t in summary["tasks"]] == ["A done", "B done"]
-    shown = json.loads(run_cli(["runs", "show", run_id], cli_env).stdout)
+    shown = json.loads(run_cli(["runs", "show", run_id, "--json"], cli_env).stdout)
     assert shown["status"] == "ok"
     local = run_cli(["run", str(path), "--detach"], cli_env)
     assert local.returncode == 2 and "--detach needs --temporal" in local.stderr

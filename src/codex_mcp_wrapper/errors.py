@@ -17,6 +17,7 @@ is wrong and what to do, and maps to an exit code at the CLI edge::
     │   ├── WorkerDied              the process exited
     │   ├── WorkerStalled           no event within the idle deadline
     │   └── ProtocolError           the worker answered something we cannot use
+    ├── Interrupted                 exit 130: Ctrl-C or SIGTERM; says how to finish the run
     └── RunDetached                 not an error: the run goes on elsewhere (Temporal), unwatched
 
 Lower-layer errors (OSError, JSON errors, pydantic errors) are translated into these at the
@@ -89,6 +90,13 @@ class WorkerStalled(WorkerError):
 
 class ProtocolError(WorkerError):
     pass
+
+
+class Interrupted(WrapperError):
+    """The user stopped a run (Ctrl-C, SIGTERM); its finished tasks are kept and the message
+    says how to finish it."""
+
+    exit_code = EXIT_INTERRUPTED
 
 
 class RunDetached(WrapperError):

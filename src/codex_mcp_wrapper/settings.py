@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -66,6 +67,18 @@ def default_workers() -> int:
 
 def user_codex_home() -> Path:
     return Path(os.environ.get("CODEX_HOME") or Path.home() / ".codex")
+
+
+def wrapper_program(bare_when_on_path: bool = True) -> str:
+    """This installation's ``codex-mcp-wrapper``, for a command or a config a person pastes: the
+    bare name when the shell finds this very program by it (and ``bare_when_on_path``), else
+    its absolute path (the console script next to the running Python, as a venv has it)."""
+    name = "codex-mcp-wrapper"
+    script = Path(sys.executable).parent / name
+    found = shutil.which(name)
+    if found and (not script.exists() or Path(found).resolve() == script.resolve()):
+        return name if bare_when_on_path else str(Path(found).absolute())
+    return str(script.absolute()) if script.exists() else (found or name)
 
 
 def find_codex_bin(explicit: str | None = None) -> tuple[str, str]:

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import shlex
 import sys
+from collections.abc import Coroutine
 from pathlib import Path
-from typing import TYPE_CHECKING, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import click
 
@@ -25,10 +27,16 @@ from codex_mcp_wrapper.cli.options import (
 )
 from codex_mcp_wrapper.engine.lifecycle import RunOptions
 from codex_mcp_wrapper.engine.results import RunSummary
-from codex_mcp_wrapper.errors import InputError, RunDetached
+from codex_mcp_wrapper.errors import InputError, Interrupted, RunDetached
 from codex_mcp_wrapper.missions.loading import load_mission
 from codex_mcp_wrapper.missions.model import Mission, mission_json_schema
-from codex_mcp_wrapper.settings import MAX_WORKERS, Settings, TemporalSettings, default_workers
+from codex_mcp_wrapper.settings import (
+    MAX_WORKERS,
+    Settings,
+    TemporalSettings,
+    default_workers,
+    wrapper_program,
+)
 
 if TYPE_CHECKING:
     from codex_mcp_wrapper.cli.progress import ProgressView
@@ -59,11 +67,40 @@ tasks:
 """
 
 
-def progress_view() -> ProgressView:
-    """The live progress on stderr (rich is loaded only by the commands that run tasks)."""
+T = TypeVar("T")
+
+
+def progress_view(settings: Settings, answers: bool = True) -> ProgressView:
+    """The live progress on stderr, with each task's answer as it ends unless ``answers`` is
+    off (rich is loaded only by the commands that run tasks)."""
     from codex_mcp_wrapper.cli.progress import ProgressView
 
-    return ProgressView(sys.stderr)
+    return ProgressView(sys.stderr, answers=answers, runs_dir=settings.state_dir / "runs")
+
+
+def watched(view: ProgressView, work: Coroutine[Any, Any, T], as_json: bool) -> T:
+    """Run ``work`` with its progress on screen; a detached run exits as such, and an
+    interrupted one says how to finish it."""
+    try:
+        return run_async(work)
+    except RunDetached as exc:
+        view.close()
+        _detached(exc, as_json)
+    except KeyboardInterrupt:
+        view.close()
+        if view.run_id is None:
+            raise
+        raise Interrupted(
+            f"interrupted; the tasks that finished are kept, and `{wrapper_program()} resume "
+            f"{view.run_id}` runs the others."
+        ) from None
+    finally:
+        view.close()
+
+
+quiet_option = click.option(
+    "--quiet", "-q", is_flag=True, help="Show statuses only, not each task's answer as it ends."
+)
 
 
 def _finish(summary: RunSummary, as_json: bool) -> None:
@@ -82,6 +119,7 @@ def _finish(summary: RunSummary, as_json: bool) -> None:
 )
 @click.option("--scripted", is_flag=True, help="Use the built-in scripted model for every task.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary JSON on stdout, only it.")
+@quiet_option
 @click.option("--var", "variables", multiple=True, metavar="K=V", help="Set ${K} in the mission.")
 @click.option(
     "--auto-approve", is_flag=True, help="Accept Codex's approval requests (default: decline)."
@@ -120,6 +158,7 @@ def _finish(summary: RunSummary, as_json: bool) -> None:
 @click.pass_context
 def run(
     ctx: click.Context,
+    quiet: bool,
     mission_file: Path,
     workspace: Path | None,
     workers: int | None,
@@ -174,17 +213,11 @@ def run(
     )
     settings = _recording(settings, record, replay)
     mission = _mission_to_run(mission_file, settings, replay, replay_mode, workspace)
-    view = progress_view()
+    view = progress_view(settings, answers=not quiet)
     options = RunOptions(
         observers=[view], junit=[junit] if junit else [], html=[report] if report else []
     )
-    try:
-        summary = run_async(open_runs(settings).run(mission, options))
-    except RunDetached as exc:
-        view.close()
-        _detached(exc, as_json)
-    finally:
-        view.close()
+    summary = watched(view, open_runs(settings).run(mission, options), as_json)
     if record is not None:
         count = open_runs(settings).cassette(summary, record)
         click.echo(f"recorded {count} exchange(s) into {record}", err=True)
@@ -243,12 +276,14 @@ def _detached(exc: RunDetached, as_json: bool) -> NoReturn:
 @click.argument("run_id")
 @click.option("--workers", type=click.IntRange(1, MAX_WORKERS), help="Pool size.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary JSON on stdout, only it.")
+@quiet_option
 @click.option("--auto-approve", is_flag=True, help="Accept Codex's approval requests.")
 @worker_options
 @temporal_options()
 @click.pass_context
 def resume(
     ctx: click.Context,
+    quiet: bool,
     run_id: str,
     workers: int | None,
     as_json: bool,
@@ -276,14 +311,8 @@ def resume(
             as_json,
         ),
     )
-    view = progress_view()
-    try:
-        summary = run_async(open_runs(settings).resume(run_id, observers=[view]))
-    except RunDetached as exc:
-        view.close()
-        _detached(exc, as_json)
-    finally:
-        view.close()
+    view = progress_view(settings, answers=not quiet)
+    summary = watched(view, open_runs(settings).resume(run_id, observers=[view]), as_json)
     _finish(summary, as_json)
 
 
@@ -317,13 +346,10 @@ def reply(
         approvals="accept" if auto_approve else "decline",
         temporal=temporal_settings(temporal, namespace, task_queue, shared_dir, affinity_wait),
     )
-    view = progress_view()
-    try:
-        result = run_async(
-            open_runs(settings).reply_task(run_id, task_id, prompt, observers=[view])
-        )
-    finally:
-        view.close()
+    view = progress_view(settings, answers=False)  # the answer is printed on stdout
+    result = watched(
+        view, open_runs(settings).reply_task(run_id, task_id, prompt, observers=[view]), as_json
+    )
     click.echo(result.model_dump_json(indent=2) if as_json else (result.final_message or ""))
     sys.exit(0 if result.status == "ok" else 1)
 
@@ -353,7 +379,7 @@ def scaffold(path: Path) -> None:
         raise InputError(f"{path} exists already; choose a new path.")
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(SCAFFOLD.format(name=path), encoding="utf-8")
-    click.echo(f"wrote {path}; run it with: codex-mcp-wrapper run {path}")
+    click.echo(f"wrote {path}; run it with: {wrapper_program()} run {shlex.quote(str(path))}")
 
 
 COMMANDS = (run, resume, reply, validate, schema, scaffold)

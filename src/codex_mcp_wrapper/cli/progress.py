@@ -1,34 +1,42 @@
-"""Progress display: a live table on a terminal, plain lines otherwise (always on stderr)."""
+"""Progress display: a live table on a terminal, plain lines otherwise (always on stderr).
+
+As each task ends its answer is shown (on one line, shortened, with the path of the whole
+answer when cut), unless ``answers`` is off (``run --quiet``)."""
 
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import TextIO
 
 from rich.console import Console
 from rich.live import Live
+from rich.markup import escape
 from rich.table import Table
 
+from codex_mcp_wrapper.cli.formats import short_answer
+from codex_mcp_wrapper.cli.views import styled
 from codex_mcp_wrapper.engine.events import Event, RunFinished, RunStarted, TaskFinished, TaskUpdate
-
-_STYLE = {
-    "ok": "green",
-    "failed": "red",
-    "timeout": "red",
-    "cancelled": "yellow",
-    "skipped": "yellow",
-    "running": "cyan",
-    "retrying": "magenta",
-}
+from codex_mcp_wrapper.engine.results import TaskResult
 
 
 class ProgressView:
     """Subscribes to run events; call ``close()`` when the run ends."""
 
-    def __init__(self, stream: TextIO, live: bool | None = None) -> None:
-        self.console = Console(file=stream, stderr=True)
+    def __init__(
+        self,
+        stream: TextIO,
+        live: bool | None = None,
+        answers: bool = True,
+        runs_dir: Path | None = None,
+    ) -> None:
+        """``runs_dir``: the state dir's ``runs/``, to name where a whole answer is."""
+        self.console = Console(file=stream, stderr=True, highlight=False)
         self.live_mode = stream.isatty() if live is None else live
         self.stream = stream
+        self.answers = answers
+        self.runs_dir = runs_dir
+        self.run_id: str | None = None
         self.rows: dict[str, dict[str, str]] = {}
         self.started: dict[str, float] = {}
         self._live: Live | None = None
@@ -45,7 +53,7 @@ class ProgressView:
             )
             table.add_row(
                 task_id,
-                f"[{_STYLE.get(state, 'white')}]{state}[/]",
+                styled(state),
                 row.get("worker", ""),
                 elapsed,
                 row.get("note", "")[:60],
@@ -59,6 +67,7 @@ class ProgressView:
 
     def __call__(self, event: Event) -> None:
         if isinstance(event, RunStarted):
+            self.run_id = event.run_id
             for task_id in event.task_ids:
                 self.rows[task_id] = {"state": "pending"}
             self._line(f"run {event.run_id}: {len(event.task_ids)} task(s) of {event.mission_id}")
@@ -93,6 +102,7 @@ class ProgressView:
             )
             note = f": {row['note']}" if row["note"] else ""
             self._line(f"  {result.task_id}: {result.status} ({row['elapsed']}){note}")
+            self._answer(event.run_id, result)
         elif isinstance(event, RunFinished):
             self.close()
             summary = event.summary
@@ -103,6 +113,21 @@ class ProgressView:
                 highlight=False,
                 soft_wrap=True,
             )
+
+    def _answer(self, run_id: str, result: TaskResult) -> None:
+        """The task's answer under its line (above the live table on a terminal)."""
+        if not (self.answers and result.final_message):
+            return
+        answer, cut = short_answer(result.final_message)
+        line = f"    {result.task_id} answered: {answer}"
+        if cut and self.runs_dir is not None:
+            line += (
+                f" (whole answer: {self.runs_dir / run_id / 'tasks' / result.task_id / 'final.md'})"
+            )
+        if self._live is not None:
+            self._live.console.print(escape(line), soft_wrap=True)
+        else:
+            self._line(line)
 
     def close(self) -> None:
         if self._live is not None:

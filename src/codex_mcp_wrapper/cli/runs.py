@@ -26,29 +26,36 @@ def runs() -> None:
 
 
 @runs.command("list")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON (for machines).")
 @click.option("--limit", default=20, show_default=True, help="How many runs, newest first.")
 @click.pass_context
 def runs_list(ctx: click.Context, as_json: bool, limit: int) -> None:
-    """List recent runs, newest first."""
+    """List recent runs, newest first: run id, mission, status, tasks ok of all, when it
+    started and how long it took."""
     rows = open_runs(settings_from(ctx)).list(limit)
     if as_json:
         click.echo(json.dumps([row.to_json() for row in rows], indent=2))
         return
-    if not rows:
-        click.echo("no runs yet")
-    for row in rows:
-        click.echo(f"{row.run_id}  {row.status:<11} {row.mission_id}")
+    from codex_mcp_wrapper.cli.formats import colours, runs_table
+
+    click.echo(runs_table(rows, colours(sys.stdout)))
 
 
 @runs.command("show")
 @click.argument("run_id")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary JSON (for machines).")
 @click.pass_context
-def runs_show(ctx: click.Context, run_id: str) -> None:
-    """Show a run's summary as JSON (its task rows while it has none)."""
+def runs_show(ctx: click.Context, run_id: str, as_json: bool) -> None:
+    """Show a run: each task's status, answer, checks and errors, and where its files are
+    (--json: the summary JSON, or the task rows while the run has none)."""
     shown = open_runs(settings_from(ctx)).show(run_id)
-    data = shown.model_dump(mode="json") if isinstance(shown, RunSummary) else shown.to_json()
-    click.echo(json.dumps(data, indent=2))
+    if as_json:
+        data = shown.model_dump(mode="json") if isinstance(shown, RunSummary) else shown.to_json()
+        click.echo(json.dumps(data, indent=2))
+        return
+    from codex_mcp_wrapper.cli.views import console, run_details
+
+    run_details(shown, console(sys.stdout))
 
 
 @runs.command("cancel")

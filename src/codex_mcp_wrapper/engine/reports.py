@@ -33,8 +33,20 @@ STATUS_COLOUR = {
 }
 
 
+def _checks_cell(task: TaskResult) -> str:
+    """The checks of a task in the tasks table: how many passed, of how many, and failed."""
+    if not task.checks:
+        return "-"
+    passed = sum(1 for c in task.checks if c.ok)
+    failed = len(task.checks) - passed
+    text = f"{passed} of {len(task.checks)} passed"
+    return text + (f', <span class="failed">{failed} failed</span>' if failed else "")
+
+
 def _excerpt(task: TaskResult) -> str:
-    lines = [f"status: {task.status}", f"worker: {task.worker}", f"thread: {task.thread_id}"]
+    lines = [f"status: {task.status}"]
+    lines += [f"worker: {task.worker}"] if task.worker else []
+    lines += [f"thread: {task.thread_id}"] if task.thread_id else []
     for command in task.commands[-10:]:
         lines.append(f"$ {command.command}  (exit {command.exit_code})")
     for call in task.tool_calls[-10:]:
@@ -105,6 +117,7 @@ def junit_xml(summary: RunSummary) -> str:
 _CSS = """
 body{font:14px/1.45 system-ui,sans-serif;margin:24px;color:#1f2328;max-width:1200px}
 h1{font-size:22px;margin:0 0 4px}.muted{color:#656d76}
+.failed{color:#cf222e;font-weight:600}
 .badge{display:inline-block;padding:1px 8px;border-radius:10px;color:#fff;font-weight:600}
 table{border-collapse:collapse;width:100%;margin:12px 0}
 td,th{border-bottom:1px solid #d0d7de;padding:6px 8px;text-align:left;vertical-align:top}
@@ -217,11 +230,13 @@ def _task_section(task: TaskResult, run_dir: Path | None, page: Path | None) -> 
             f"<h4>Commands</h4><table><tr><th>command</th><th>exit</th></tr>{rows}</table>"
         )
     usage = ", ".join(f"{k} {v}" for k, v in task.usage.items()) or "none recorded"
-    parts.append(
-        f"<p><b>Tokens:</b> {html.escape(usage)} · <b>worker</b> "
-        f"{html.escape(str(task.worker))} · <b>attempts</b> {task.attempts} · "
-        f"<b>thread</b> <code>{html.escape(str(task.thread_id))}</code></p>"
-    )
+    facts = [f"<b>Tokens:</b> {html.escape(usage)}"]
+    if task.worker:  # a task that never ran (skipped, cancelled early) had none
+        facts.append(f"<b>worker</b> {html.escape(task.worker)}")
+    facts.append(f"<b>attempts</b> {task.attempts}")
+    if task.thread_id:
+        facts.append(f"<b>thread</b> <code>{html.escape(task.thread_id)}</code>")
+    parts.append(f"<p>{' · '.join(facts)}</p>")
     parts.append(f"<h4>Final message</h4><pre>{html.escape(task.final_message or '(none)')}</pre>")
     if run_dir is not None and (run_dir / "tasks" / task.task_id / "events.jsonl").is_file():
         href = transcript_href(run_dir, task.task_id, page)
@@ -250,7 +265,7 @@ def html_report(
         f'data-status="{html.escape(t.status)}"><td><a href="#task-{html.escape(t.task_id)}">'
         f"{html.escape(t.task_id)}</a></td><td>{_badge(t.status)}</td>"
         f"<td>{html.escape(str(t.worker or '-'))}</td><td>{t.duration_ms / 1000:.1f} s</td>"
-        f"<td>{sum(1 for c in t.checks if c.ok)}/{len(t.checks)}</td></tr>"
+        f"<td>{_checks_cell(t)}</td></tr>"
         for t in summary.tasks
     )
     started = datetime.fromtimestamp(summary.started_at, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")

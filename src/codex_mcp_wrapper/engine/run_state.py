@@ -114,6 +114,8 @@ class RunRow(DictAccess, BaseModel):
     created_at: float | None = None
     finished_at: float | None = None
     run_dir: str | None = None
+    counts: dict[str, int] = Field(default_factory=dict)  # tasks by status, once finished
+    duration_ms: int | None = None
 
     def to_json(self) -> dict[str, Any]:
         return self.model_dump(mode="json")
@@ -126,4 +128,5 @@ class RunRecord(RunRow):
     tasks: list[RecordedTask] = Field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
-        return {**self.model_dump(mode="json"), "summary": None}
+        data = self.model_dump(mode="json", exclude={"counts", "duration_ms"})
+        return {**data, "summary": None}

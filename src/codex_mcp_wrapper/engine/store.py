@@ -290,7 +290,14 @@ class RunStore:
             rows = self._select_runs(
                 "WHERE owner = ? ORDER BY created_at DESC LIMIT ?", (owner, limit)
             )
-        return [{k: row[k] for k in self._RUN_COLUMNS} for row in rows]
+        return [
+            {
+                **{k: row[k] for k in self._RUN_COLUMNS},
+                "counts": (row["summary"] or {}).get("counts", {}),
+                "duration_ms": (row["summary"] or {}).get("duration_ms"),
+            }
+            for row in rows
+        ]
 
     def run_owner(self, run_id: str) -> tuple[bool, str | None]:
         """(whether the run exists, the identity that started it: None for the owner's own

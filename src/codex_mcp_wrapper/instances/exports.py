@@ -4,23 +4,24 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 from typing import Any
 
 import tomli_w
 
 from codex_mcp_wrapper.instances.registry import Instance
+from codex_mcp_wrapper.settings import wrapper_program
 
 
 def command_for(inst: Instance) -> str:
     """The wrapper binary hubs should launch: $CODEX_WRAPPER_BIN, the instance's release
-    launcher, or the codex-mcp-wrapper on PATH."""
+    launcher, or this installation's codex-mcp-wrapper, by its absolute path (a client's PATH
+    is not the shell's)."""
     explicit = os.environ.get("CODEX_WRAPPER_BIN")
     if explicit:
         return explicit
     if inst.launcher.exists():
         return str(inst.launcher)
-    return shutil.which("codex-mcp-wrapper") or "codex-mcp-wrapper"
+    return wrapper_program(bare_when_on_path=False)
 
 
 def _args(inst: Instance) -> list[str]:

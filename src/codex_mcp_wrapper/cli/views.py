@@ -1,0 +1,82 @@
+"""What a person reads of one run (``runs show``), rendered with rich: colours on a terminal
+only, none with ``NO_COLOR`` or into a pipe, and no wrapping into a pipe. The plain formats
+(answers, times, the runs table) are ``cli/formats.py``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TextIO
+
+from rich.console import Console
+from rich.markup import escape
+
+from codex_mcp_wrapper.cli.formats import STYLE, duration, short_answer, when
+from codex_mcp_wrapper.engine.results import RunSummary, TaskResult
+from codex_mcp_wrapper.engine.run_state import RunRecord
+
+PIPE_WIDTH = 200  # the width rendered into a pipe or file (rich would wrap at 80)
+
+
+def console(stream: TextIO) -> Console:
+    return Console(file=stream, width=None if stream.isatty() else PIPE_WIDTH, highlight=False)
+
+
+def styled(status: str) -> str:
+    return f"[{STYLE.get(status, 'white')}]{escape(status)}[/]"
+
+
+def _task_lines(task: TaskResult, run_dir: Path) -> list[str]:
+    """A task of ``runs show``: its line, then its answer, checks, error and files."""
+    where = " · ".join(
+        part
+        for part in (
+            f"on {task.worker}" if task.worker else "",
+            duration(task.duration_ms) if task.started_at else "",
+            f"{task.attempts} attempts" if task.attempts > 1 else "",
+            f"{sum(task.usage.values())} tokens" if task.usage else "",
+        )
+        if part
+    )
+    lines = [f"  [bold]{escape(task.task_id)}[/] {styled(task.status)} {escape(where)}".rstrip()]
+    answer, _ = short_answer(task.final_message, 400)
+    if answer:
+        lines.append(f"    answer: {escape(answer)}")
+    if task.checks:
+        passed = sum(1 for c in task.checks if c.ok)
+        failed = [c.name for c in task.checks if not c.ok]
+        verdict = f"{passed} of {len(task.checks)} passed"
+        if failed:
+            verdict += f"; failed: {', '.join(failed)}"
+        lines.append(f"    checks: {escape(verdict)}")
+    if task.error:
+        lines.append(f"    [red]error:[/] {escape(short_answer(task.error, 400)[0])}")
+    files = run_dir / "tasks" / task.task_id
+    if task.final_message:
+        lines.append(f"    full answer: {escape(str(files / 'final.md'))}")
+    return lines
+
+
+def run_details(shown: RunSummary | RunRecord, out: Console) -> None:
+    """``runs show``: the run, then each task; everything a person looks for first."""
+    if isinstance(shown, RunRecord):
+        out.print(
+            f"run {shown.run_id} of {escape(shown.mission_id)}: {styled(shown.status)} "
+            f"(no summary yet), started {when(shown.created_at)}"
+        )
+        for row in shown.tasks:
+            worker = f" on {row.worker}" if row.worker else ""
+            out.print(f"  [bold]{escape(row.task_id)}[/] {styled(row.status)}{escape(worker)}")
+        out.print(f"files: {escape(str(shown.run_dir))}")
+        return
+    counts = ", ".join(f"{n} {status}" for status, n in sorted(shown.counts.items()))
+    out.print(
+        f"run {shown.run_id} of {escape(shown.mission_id)}: {styled(shown.status)} "
+        f"({counts}), started {when(shown.started_at)}, took {duration(shown.duration_ms)}"
+    )
+    run_dir = Path(shown.run_dir or ".")
+    for task in shown.tasks:
+        for line in _task_lines(task, run_dir):
+            out.print(line, soft_wrap=True)
+    for failure in shown.hook_failures:
+        out.print(f"[red]hook failed:[/] {escape(failure)}")
+    out.print(f"files: {escape(str(run_dir))} (summary.json, report.html, junit.xml, tasks/)")
