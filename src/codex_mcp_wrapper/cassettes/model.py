@@ -9,11 +9,11 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml  # writing; reading is inputs.bounded_yaml (YAML 1.2, bounded)
+import yaml  # writing; reading is inputs.parse_document (YAML 1.2, bounded)
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from codex_mcp_wrapper.errors import InputError
-from codex_mcp_wrapper.inputs import YAMLError, bounded_yaml, read_text_file, yaml_problem
+from codex_mcp_wrapper.inputs import parse_document, read_text_file
 from codex_mcp_wrapper.missions.model import Mission
 from codex_mcp_wrapper.scripted.player import SHELL_TOOLS
 from codex_mcp_wrapper.scripted.script import parse_script
@@ -137,12 +137,7 @@ def load_cassette(path: Path) -> Cassette:
     if not path.exists():
         raise InputError(f"{path}: no such cassette; record one with `run --record`.")
     text = read_text_file(path, "cassette", MAX_CASSETTE_BYTES, InputError)
-    try:
-        data = bounded_yaml(text)
-    except RecursionError as exc:
-        raise InputError(f"{path}: the cassette is nested too deeply.") from exc
-    except YAMLError as exc:
-        raise InputError(f"{path}: not a cassette: YAML syntax error{yaml_problem(exc)}.") from exc
+    data = parse_document(text, f"{path}: not a cassette", "cassette", InputError)
     try:
         cassette = Cassette.model_validate(data)
     except ValidationError as exc:
