@@ -108,6 +108,12 @@ def _finish(summary: RunSummary, as_json: bool) -> None:
     "not recorded) fails; echo: go on with the scripted model's echo.",
 )
 @click.option(
+    "--force",
+    is_flag=True,
+    help="With --replay: replay a cassette recorded for another mission, or for prompts that "
+    "have changed since.",
+)
+@click.option(
     "--detach",
     is_flag=True,
     help="With --temporal: start the mission and print its run id at once; `resume RUN_ID "
@@ -132,6 +138,7 @@ def run(
     record: Path | None,
     replay: Path | None,
     replay_mode: str,
+    force: bool,
     detach: bool,
     login_shell: bool,
     codex_home: Path | None,
@@ -173,7 +180,9 @@ def run(
         ),
     )
     settings = _recording(settings, record, replay)
-    mission = _mission_to_run(mission_file, settings, replay, replay_mode, workspace)
+    if force and replay is None:
+        raise InputError("--force goes with --replay: it replays a cassette of another mission.")
+    mission = _mission_to_run(mission_file, settings, (replay, force), replay_mode, workspace)
     view = progress_view()
     options = RunOptions(
         observers=[view], junit=[junit] if junit else [], html=[report] if report else []
@@ -203,16 +212,33 @@ def _recording(settings: Settings, record: Path | None, replay: Path | None) -> 
 def _mission_to_run(
     mission_file: Path,
     settings: Settings,
-    replay: Path | None,
+    replay: tuple[Path | None, bool],
     replay_mode: str,
     workspace: Path | None,
 ) -> Mission:
-    """The mission file, loaded, played from a cassette with ``--replay``, in ``--workspace``."""
+    """The mission file, loaded, played from a cassette with ``--replay`` (refused when the
+    cassette is not this mission's, unless ``--force``), in ``--workspace``."""
     mission = load_mission(mission_file, settings.variables)
-    if replay is not None:
-        from codex_mcp_wrapper.cassettes.model import load_cassette, replay_mission
+    cassette_path, force = replay
+    if cassette_path is not None:
+        from codex_mcp_wrapper.cassettes.model import (
+            identity_problems,
+            load_cassette,
+            replay_mission,
+        )
 
-        mission = replay_mission(mission, load_cassette(replay), replay_mode)  # type: ignore[arg-type]
+        cassette = load_cassette(cassette_path)
+        for problem in identity_problems(mission, cassette, str(cassette_path)) if force else []:
+            click.echo(f"warning: {problem}; replaying it anyway (--force).", err=True)
+        for line in cassette.warnings(str(cassette_path)):
+            click.echo(line, err=True)
+        mission = replay_mission(
+            mission,
+            cassette,
+            replay_mode,  # type: ignore[arg-type]
+            str(cassette_path),
+            force,
+        )
     if workspace is not None:
         mission.workspace_root = str(workspace.resolve())
     return mission
