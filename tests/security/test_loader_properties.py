@@ -1,4 +1,5 @@
-"""Property-based: every loader of user files (missions, scripts, cassettes) given arbitrary
+"""Property-based: every loader of user files (missions, scripts, cassettes, serve's TOML
+config) given arbitrary
 YAML or JSON text, or arbitrary parsed structures, either returns what it loads or raises an
 ``InputError`` of one line, never another exception, and within a bound; the CLI (`validate`,
 `cassette check`) turns the same inputs into exit 0 or 2 and one line on stderr.
@@ -19,11 +20,13 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import tomli_w
 import yaml
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from codex_mcp_wrapper.cassettes.model import load_cassette
+from codex_mcp_wrapper.cli.serve_config import read_serve_config
 from codex_mcp_wrapper.errors import InputError
 from codex_mcp_wrapper.missions.loading import load_mission, parse_mission
 from codex_mcp_wrapper.scripted.script import load_script, parse_script
@@ -148,6 +151,11 @@ HOSTILE = st.one_of(
 
 
 def _render(data: Any, how: str) -> str:
+    if how == "toml":  # the data as TOML where it can be (a table of TOML values), else JSON
+        try:
+            return tomli_w.dumps(data if isinstance(data, dict) else {"value": data})
+        except (TypeError, ValueError):
+            how = "json"
     if how == "json":
         return json.dumps(data, default=str)
     try:
@@ -205,6 +213,30 @@ def test_any_text_as_a_script_file_loads_or_is_refused_in_one_line(text: str, su
 @given(texts)
 def test_any_text_as_a_cassette_loads_or_is_refused_in_one_line(text: str) -> None:
     _on_file(text, ".yaml", load_cassette)
+
+
+TOML_HOSTILE = st.one_of(
+    st.sampled_from([1, 50, 101, 3000]).map(lambda n: "workers = " + "[" * n + "]" * n),
+    st.sampled_from([1, 101, 3000]).map(lambda n: "a = " + "{b = " * n + "1" + "}" * n),
+    st.integers(4301, 20_000).map(lambda n: "workers = " + "1" * n),
+    st.sampled_from(
+        [
+            'transport = "http"\nport = 70000',
+            "[serve]\nworkers = 2\n[serve]\nworkers = 3",
+            'host = "127.0.0.1"\ncolour = 1',
+            "workers = 1e999",
+            "[[mcp_servers]]\nx = 1",
+        ]
+    ),
+)
+
+
+@FAST
+@given(
+    st.one_of(st.text(max_size=300), TOML_HOSTILE, st.builds(_render, structures, st.just("json")))
+)
+def test_any_text_as_a_serve_config_loads_or_is_refused_in_one_line(text: str) -> None:
+    _on_file(text, ".toml", read_serve_config)
 
 
 @FAST

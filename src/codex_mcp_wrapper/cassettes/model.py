@@ -214,7 +214,11 @@ def load_cassette(path: Path) -> Cassette:
         cassette = Cassette.model_validate(data)
     except ValidationError as exc:
         err = exc.errors()[0]
-        where = ".".join(str(p) for p in err["loc"])
+        # a task id is the user's text: escaped, so the sentence stays one line
+        where = ".".join(
+            json.dumps(p, ensure_ascii=False)[1:-1] if isinstance(p, str) else str(p)
+            for p in err["loc"]
+        )
         raise InputError(f"{path}: not a cassette: {where}: {err['msg']}.") from exc
     if cassette.version not in READABLE_VERSIONS:
         raise InputError(
