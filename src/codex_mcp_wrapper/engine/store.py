@@ -164,7 +164,8 @@ class RunStore:
                 db.backup(memory)
             memory.executescript(SCHEMA)
             added = run_index.reindex(memory, state_dir, missing)
-            run_index.notice(path, added, run_index.problem(path, db is None), saved=False)
+            if added:
+                run_index.notice(path, added, run_index.problem(path, db is None), saved=False)
             return memory
         finally:
             if db is not None:
