@@ -150,7 +150,7 @@ def record_two_runs(state_dir: Path) -> None:
         recorder = RunRecorder(store, Redactor([]))
         for run_id in ("20260101-000000-aaaaaa", "20260101-000001-bbbbbb"):
             mission = {"mission_id": "m", "tasks": [{"id": "a"}, {"id": "b"}]}
-            recorder(RunStarted(run_id, "m", mission, ("a", "b"), "/ws"))
+            recorder(RunStarted(run_id, "m", mission, ("a", "b"), "/ws", owner="alice"))
             result = TaskResult(task_id="a", index=0, status="ok", final_message="A")
             recorder(TaskFinished(run_id, result))
             recorder(ThreadProgress(run_id, "b", f"thread-{run_id}", "w1", 1))
@@ -192,6 +192,8 @@ def test_a_writer_puts_back_only_the_runs_the_index_lacks_and_says_nothing_other
                 "20260101-000001-bbbbbb",
             }
             assert store.task_results("20260101-000000-aaaaaa")["a"].final_message == "A"
+            # an MCP client's run stays that client's: its owner is in the folder too
+            assert store.run_owner("20260101-000000-aaaaaa") == (True, "alice")
             assert store.thread_origin("thread-20260101-000000-aaaaaa") == (
                 "20260101-000000-aaaaaa",
                 "b",
