@@ -1,7 +1,7 @@
 """The run index (``state.db``) is rebuilt, never lost: the run folders are the truth. Real runs
 (the real Codex on the scripted model, one of them killed with SIGKILL), then ``state.db``
-truncated to 0 bytes, overwritten with garbage or deleted: ``runs list``, ``runs show`` and
-``resume`` still find every run, with one line saying the index was rebuilt."""
+truncated to 0 bytes, overwritten with garbage, its pages damaged or deleted: ``runs list``,
+``runs show`` and ``resume`` still find every run, with one line saying the index was rebuilt."""
 
 from __future__ import annotations
 
@@ -47,6 +47,9 @@ def damage(db: Path, how: str) -> None:
         db.write_bytes(b"")
     elif how == "garbage":
         db.write_bytes(b"this is not a database\n" * 200)
+    elif how == "damaged":  # a valid header over garbage pages: "disk image is malformed"
+        data = db.read_bytes()
+        db.write_bytes(data[:100] + b"Z" * (len(data) - 100))
     else:
         db.unlink()
 
@@ -107,7 +110,7 @@ def a_killed_run(tmp_path: Path, env: dict[str, str], state_dir: Path) -> str:
     return run_dir.name
 
 
-@pytest.mark.parametrize("how", ["truncate", "garbage", "delete"])
+@pytest.mark.parametrize("how", ["truncate", "garbage", "damaged", "delete"])
 def test_a_damaged_state_db_is_rebuilt_from_the_run_folders_and_no_run_is_lost(
     how: str, tmp_path: Path, cli_env: dict[str, str], state_dir: Path
 ) -> None:
@@ -125,7 +128,7 @@ def test_a_damaged_state_db_is_rebuilt_from_the_run_folders_and_no_run_is_lost(
     runs = {r["run_id"]: r for r in json.loads(listed.stdout)}
     assert runs[finished["run_id"]]["status"] == "ok"
     assert runs[killed]["status"] == "interrupted"
-    if how == "garbage":  # kept aside for a post-mortem, not deleted
+    if how in ("garbage", "damaged"):  # kept aside for a post-mortem, not deleted
         assert "kept as state.db.corrupt-" in listed.stderr
         assert list(state_dir.glob("state.db.corrupt-*"))
 
