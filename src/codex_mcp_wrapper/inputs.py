@@ -9,6 +9,7 @@ Used by mission files (``missions/loading``), script files (``scripted/script``)
 
 from __future__ import annotations
 
+import json
 import os
 import stat
 from pathlib import Path
@@ -17,6 +18,7 @@ from typing import Any
 from ruamel.yaml import YAML
 from ruamel.yaml.error import YAMLError as YAMLError  # re-exported: what loaders catch
 from ruamel.yaml.nodes import MappingNode, Node, SequenceNode
+from ruamel.yaml.scanner import Scanner
 
 from codex_mcp_wrapper.errors import InputError
 
@@ -67,19 +69,87 @@ class YamlTooLarge(YAMLError):
         self.problem_mark = None
 
 
+class YamlTooDeep(YAMLError):
+    """Flow collections (``[[[...`` or ``{a: {b: ...``) nested deeper than ``MAX_DEPTH``."""
+
+    def __init__(self, mark: Any) -> None:
+        super().__init__(f"nested deeper than {MAX_DEPTH} levels")
+        self.problem = f"nested deeper than {MAX_DEPTH} levels"
+        self.problem_mark = mark
+
+
+class _DepthBoundedScanner(Scanner):
+    """ruamel's scanner, refusing flow nesting past ``MAX_DEPTH`` as it reads it: its work per
+    token grows with the depth, so ``[[[[...`` thousands deep cost seconds before the composer's
+    recursion gave up."""
+
+    def fetch_flow_collection_start(self, TokenClass: Any, to_push: str) -> None:
+        if len(self.flow_context) >= MAX_DEPTH:
+            raise YamlTooDeep(self.reader.get_mark())
+        super().fetch_flow_collection_start(TokenClass, to_push)
+
+
 def bounded_yaml(text: str, max_nodes: int = MAX_YAML_NODES) -> Any:
     """The data of a YAML document, read as YAML 1.2 (an unquoted ``on``, ``yes`` or ``off``
     is a string, ``010`` is ten) by ruamel.yaml's safe loader; a duplicate key is an error.
     A document whose aliases expand past ``max_nodes`` nodes (counted on the composed node
-    graph, before anything is built) or refer to themselves is refused. Raises ``YAMLError``
-    (``YamlTooLarge`` among them) and ``RecursionError`` (nesting deeper than the parser
-    handles): the caller words them with ``yaml_problem``."""
+    graph, before anything is built) or refer to themselves is refused, and so are flow
+    collections nested past ``MAX_DEPTH``. Raises ``YAMLError`` (``YamlTooLarge``,
+    ``YamlTooDeep`` and ``YamlValueError`` among them) and ``RecursionError`` (block nesting
+    deeper than the parser handles): ``parse_document`` words them."""
     loader = YAML(typ="safe", pure=True)
+    loader.Scanner = _DepthBoundedScanner
     node = loader.compose(text)
     if node is None:
         return None
     expanded_size(node, max_nodes)
-    return loader.constructor.construct_document(node)
+    try:
+        return loader.constructor.construct_document(node)
+    except (ValueError, KeyError, TypeError, OverflowError) as exc:
+        # A scalar its type cannot hold: an unquoted 2001-13-45 (a date), !!bool maybe,
+        # a number of thousands of digits (int() refuses them).
+        raise YamlValueError(_unreadable(exc)) from exc
+
+
+def _unreadable(exc: Exception) -> str:
+    if "integer string conversion" in str(exc):
+        return "a number has more digits than can be read (over 4300); quote it to keep it as text"
+    detail = " ".join(str(exc).split()) or type(exc).__name__
+    return f"a value cannot be read as its type ({detail}); quote it to keep it as text"
+
+
+class YamlValueError(YAMLError):
+    """A scalar that parses but cannot be built into its type (a date out of range...)."""
+
+    def __init__(self, problem: str) -> None:
+        super().__init__(problem)
+        self.problem = problem
+        self.problem_mark = None
+
+
+def parse_document(
+    text: str, source: str, what: str, error: type[InputError], *, json_syntax: bool = False
+) -> Any:
+    """The data of a YAML document (JSON with ``json_syntax``) read from ``source``, its
+    nesting bounded; ``error`` in one sentence for anything else: bad syntax, aliases past the
+    bound, nesting deeper than ``MAX_DEPTH``, a value its type cannot hold. The one place the
+    loaders (missions, scripts, cassettes) turn parser errors into theirs."""
+    try:
+        data = json.loads(text) if json_syntax else bounded_yaml(text)
+    except (RecursionError, YamlTooDeep) as exc:
+        raise error(
+            f"{source}: the {what} is nested too deeply (over {MAX_DEPTH} levels)."
+        ) from exc
+    except json.JSONDecodeError as exc:
+        raise error(
+            f"{source}: JSON syntax error at line {exc.lineno}, column {exc.colno}: {exc.msg}."
+        ) from exc
+    except ValueError as exc:  # JSON: a number of thousands of digits
+        raise error(f"{source}: {_unreadable(exc)}.") from exc
+    except YAMLError as exc:
+        raise error(f"{source}: YAML syntax error{yaml_problem(exc)}.") from exc
+    check_depth(data, source, error)
+    return data
 
 
 def yaml_problem(exc: YAMLError) -> str:

@@ -183,3 +183,69 @@ async def test_a_run_cancelled_while_its_workers_start_is_recorded_as_cancelled(
     assert [t.status for t in status.summary.tasks] == ["cancelled"]
     with RunStore.reader(state_dir) as store:
         assert store.require_run(run_id)["status"] == "cancelled"
+
+
+def test_a_command_cut_short_by_kill_9_is_told_to_the_model_and_kept_as_evidence_on_resume(
+    tmp_path: Path, cli_env: dict[str, str], state_dir: Path
+) -> None:
+    """Codex's own record of a thread whose process died says the user interrupted it on
+    purpose ("aborted by user"); the resumed task is told the truth, and the command that was
+    running is in its result (and its checks) as ``interrupted``. The command appended its
+    line before the kill and is not run again: the line is there once."""
+    command = "echo line >> log.txt; sleep 30"
+    ws = tmp_path / "ws"
+    mission = {
+        "mission_id": "append",
+        "workspace_root": str(ws),
+        "provider": "scripted",
+        "defaults": {"sandbox": "workspace-write"},
+        "tasks": [
+            {
+                "id": "append",
+                "prompt": "Append a line to log.txt.",
+                "script": [{"shell": command}, {"say": "resumed with: {prompt}"}],
+                "expect": {"commands": [{"pattern": "sleep 30"}]},
+            }
+        ],
+    }
+    path = tmp_path / "append.json"
+    path.write_text(json.dumps(mission))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "codex_mcp_wrapper", "run", str(path)],
+        env=cli_env,
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+    def the_command_runs() -> bool:
+        events = list(state_dir.glob("runs/*/tasks/append/events.jsonl"))
+        return bool(events) and '"type": "commandExecution"' in events[0].read_text()
+
+    try:
+        assert wait_until(the_command_runs, timeout=60)
+        assert wait_until(lambda: (ws / "log.txt").exists(), timeout=30)
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+    (run_dir,) = (state_dir / "runs").iterdir()
+
+    resumed = subprocess.run(
+        [sys.executable, "-m", "codex_mcp_wrapper", "resume", run_dir.name, "--json"],
+        env=cli_env,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert resumed.returncode == 0, resumed.stderr
+    (task,) = json.loads(resumed.stdout)["tasks"]
+    told = task["final_message"]  # the scripted model says the prompt it was given
+    assert "cut short by a crash of the wrapper" in told and "(not by the user)" in told
+    assert f"while the command `{command}` was running" in told and "did not complete" in told
+    assert told.endswith("Append a line to log.txt.")
+    assert {"command": command, "exit_code": None, "status": "interrupted"} in task["commands"]
+    assert [c["ok"] for c in task["checks"]] == [True]  # the check saw it
+    assert (ws / "log.txt").read_text() == "line\n"  # once: it was not run again
+    events = (run_dir / "tasks" / "append" / "events.jsonl").read_text()
+    assert '"method": "wrapper/interrupted"' in events

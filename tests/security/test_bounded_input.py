@@ -29,6 +29,9 @@ REFUSE_WITHIN = 60
         ("deep.yaml", "tasks: " + "[" * 5000 + "]" * 5000, "nested too deeply"),
         ("deep.json", '{"tasks": ' + "[" * 5000 + "]" * 5000 + "}", "nested too deeply"),
         ("self.yaml", "a: &a [*a]\ntasks: [{prompt: x}]", "refers to the node"),
+        ("long.json", '{"tasks": [{"prompt": "x", "retries": ' + "1" * 5000 + "}]}", "digits"),
+        ("long.yaml", "tasks: [{prompt: x, retries: " + "1" * 5000 + "}]", "digits"),
+        ("date.yaml", "tasks: [{prompt: x, id: 2001-13-45}]", "quote it to keep it as text"),
         ("fifo.yaml", None, "not a regular file"),
         ("zero", "/dev/zero", "not a regular file"),
     ],
@@ -88,3 +91,28 @@ def test_a_bad_tokens_file_is_one_sentence_and_exit_2(
     assert done.returncode == 2
     assert says in done.stderr and done.stderr.count("\n") == 1, done.stderr
     assert "tok-1" not in done.stderr  # a token is never shown
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "says"),
+    [
+        ("fifo.toml", None, "not a regular file"),
+        ("zero", "/dev/zero", "not a regular file"),
+        ("deep.toml", "workers = " + "[" * 3000 + "]" * 3000, "nested too deeply"),
+        ("long.toml", "workers = " + "1" * 5000, "not a valid TOML config"),
+    ],
+)
+def test_serve_refuses_a_hostile_config_file_fast_in_one_line(
+    name: str, content: str | None, says: str, tmp_path: Path
+) -> None:
+    path = tmp_path / name
+    if content is None:
+        os.mkfifo(path)
+    elif content.startswith("/dev/"):
+        path = Path(content)
+    else:
+        path.write_text(content)
+    done = run_cli(["serve", "--config", str(path)], dict(os.environ), timeout=REFUSE_WITHIN)
+    assert done.returncode == 2, done.stderr
+    assert says in done.stderr and done.stderr.count("\n") == 1, done.stderr
+    assert "Traceback" not in done.stderr

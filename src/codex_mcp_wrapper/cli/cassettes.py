@@ -32,10 +32,13 @@ def cassette_show(path: Path) -> None:
 @cassette.command("check")
 @click.argument("path", type=click.Path(path_type=Path, dir_okay=False))
 def cassette_check(path: Path) -> None:
-    """Check CASSETTE (format, version, every step): exit 0, or 2 with one line."""
+    """Check CASSETTE (format, version, every step): exit 0, or 2 with one line. Exchanges
+    edited by hand since they were recorded are warnings (on stderr, exit 0)."""
     data = load_cassette(path)
     count = sum(len(t.exchanges) for t in data.tasks.values())
     click.echo(f"{path}: valid cassette of mission {data.mission_id}: {count} exchange(s).")
+    for line in data.warnings(str(path)):
+        click.echo(line, err=True)
 
 
 COMMANDS = (cassette,)

@@ -6,9 +6,8 @@ import dataclasses
 import json
 import shlex
 import sys
-from collections.abc import Coroutine
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING
 
 import click
 
@@ -18,16 +17,16 @@ from codex_mcp_wrapper.cli.options import (
     codex_setup_settings,
     login_shell_option,
     parse_vars,
-    run_async,
     settings_from,
     temporal_options,
     temporal_settings,
     worker_options,
     worker_settings,
 )
+from codex_mcp_wrapper.cli.watching import progress_view, quiet_option, watched
 from codex_mcp_wrapper.engine.lifecycle import RunOptions
 from codex_mcp_wrapper.engine.results import RunSummary
-from codex_mcp_wrapper.errors import InputError, Interrupted, RunDetached
+from codex_mcp_wrapper.errors import InputError
 from codex_mcp_wrapper.missions.loading import load_mission
 from codex_mcp_wrapper.missions.model import Mission, mission_json_schema
 from codex_mcp_wrapper.settings import (
@@ -39,7 +38,7 @@ from codex_mcp_wrapper.settings import (
 )
 
 if TYPE_CHECKING:
-    from codex_mcp_wrapper.cli.progress import ProgressView
+    pass
 
 SCAFFOLD = """\
 # A starter mission: `codex-mcp-wrapper run {name}` runs it offline on the scripted model.
@@ -65,42 +64,6 @@ tasks:
       - shell: "cat hello.txt"
       - say: "hello.txt says: {{last_output}}"
 """
-
-
-T = TypeVar("T")
-
-
-def progress_view(settings: Settings, answers: bool = True) -> ProgressView:
-    """The live progress on stderr, with each task's answer as it ends unless ``answers`` is
-    off (rich is loaded only by the commands that run tasks)."""
-    from codex_mcp_wrapper.cli.progress import ProgressView
-
-    return ProgressView(sys.stderr, answers=answers, runs_dir=settings.state_dir / "runs")
-
-
-def watched(view: ProgressView, work: Coroutine[Any, Any, T], as_json: bool) -> T:
-    """Run ``work`` with its progress on screen; a detached run exits as such, and an
-    interrupted one says how to finish it."""
-    try:
-        return run_async(work)
-    except RunDetached as exc:
-        view.close()
-        _detached(exc, as_json)
-    except KeyboardInterrupt:
-        view.close()
-        if view.run_id is None:
-            raise
-        raise Interrupted(
-            f"interrupted; the tasks that finished are kept, and `{wrapper_program()} resume "
-            f"{view.run_id}` runs the others."
-        ) from None
-    finally:
-        view.close()
-
-
-quiet_option = click.option(
-    "--quiet", "-q", is_flag=True, help="Show statuses only, not each task's answer as it ends."
-)
 
 
 def _finish(summary: RunSummary, as_json: bool) -> None:
@@ -146,6 +109,12 @@ def _finish(summary: RunSummary, as_json: bool) -> None:
     "not recorded) fails; echo: go on with the scripted model's echo.",
 )
 @click.option(
+    "--force",
+    is_flag=True,
+    help="With --replay: replay a cassette recorded for another mission, or for prompts that "
+    "have changed since.",
+)
+@click.option(
     "--detach",
     is_flag=True,
     help="With --temporal: start the mission and print its run id at once; `resume RUN_ID "
@@ -171,6 +140,7 @@ def run(
     record: Path | None,
     replay: Path | None,
     replay_mode: str,
+    force: bool,
     detach: bool,
     login_shell: bool,
     codex_home: Path | None,
@@ -212,7 +182,9 @@ def run(
         ),
     )
     settings = _recording(settings, record, replay)
-    mission = _mission_to_run(mission_file, settings, replay, replay_mode, workspace)
+    if force and replay is None:
+        raise InputError("--force goes with --replay: it replays a cassette of another mission.")
+    mission = _mission_to_run(mission_file, settings, (replay, force), replay_mode, workspace)
     view = progress_view(settings, answers=not quiet)
     options = RunOptions(
         observers=[view], junit=[junit] if junit else [], html=[report] if report else []
@@ -236,16 +208,33 @@ def _recording(settings: Settings, record: Path | None, replay: Path | None) -> 
 def _mission_to_run(
     mission_file: Path,
     settings: Settings,
-    replay: Path | None,
+    replay: tuple[Path | None, bool],
     replay_mode: str,
     workspace: Path | None,
 ) -> Mission:
-    """The mission file, loaded, played from a cassette with ``--replay``, in ``--workspace``."""
+    """The mission file, loaded, played from a cassette with ``--replay`` (refused when the
+    cassette is not this mission's, unless ``--force``), in ``--workspace``."""
     mission = load_mission(mission_file, settings.variables)
-    if replay is not None:
-        from codex_mcp_wrapper.cassettes.model import load_cassette, replay_mission
+    cassette_path, force = replay
+    if cassette_path is not None:
+        from codex_mcp_wrapper.cassettes.model import (
+            identity_problems,
+            load_cassette,
+            replay_mission,
+        )
 
-        mission = replay_mission(mission, load_cassette(replay), replay_mode)  # type: ignore[arg-type]
+        cassette = load_cassette(cassette_path)
+        for problem in identity_problems(mission, cassette, str(cassette_path)) if force else []:
+            click.echo(f"warning: {problem}; replaying it anyway (--force).", err=True)
+        for line in cassette.warnings(str(cassette_path)):
+            click.echo(line, err=True)
+        mission = replay_mission(
+            mission,
+            cassette,
+            replay_mode,  # type: ignore[arg-type]
+            str(cassette_path),
+            force,
+        )
     if workspace is not None:
         mission.workspace_root = str(workspace.resolve())
     return mission
@@ -261,15 +250,6 @@ def _submitting(
         return None
     ask = sys.stdin.isatty() and not as_json
     return dataclasses.replace(target, detach=detach, on_interrupt="ask" if ask else "cancel")
-
-
-def _detached(exc: RunDetached, as_json: bool) -> NoReturn:
-    if as_json:
-        click.echo(json.dumps({"run_id": exc.run_id, "detached": True}))
-    else:
-        click.echo(exc.run_id)
-    click.echo(str(exc), err=True)
-    sys.exit(exc.exit_code)
 
 
 @click.command()

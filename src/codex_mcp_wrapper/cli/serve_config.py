@@ -22,6 +22,7 @@ from codex_mcp_wrapper.cli.options import (
     worker_settings,
 )
 from codex_mcp_wrapper.errors import InputError
+from codex_mcp_wrapper.inputs import check_depth, read_text_file
 from codex_mcp_wrapper.missions.model import McpServer
 from codex_mcp_wrapper.scripted.script import load_script
 from codex_mcp_wrapper.settings import MAX_WORKERS, Settings, Timeouts
@@ -36,17 +37,23 @@ def config_path(ctx: click.Context, given: Path | None) -> Path | None:
     return inst.config_file if inst is not None and inst.config_file.is_file() else None
 
 
+MAX_CONFIG_BYTES = 1_000_000  # a config of options is a few kilobytes
+
+
 def read_serve_config(path: Path | None) -> dict[str, Any]:
     if path is None:
         return {}
 
+    # A regular file of bounded size (a FIFO would block, /dev/zero never ends), nesting bounded.
+    text = read_text_file(path, "config", MAX_CONFIG_BYTES, InputError)
     try:
-        with path.open("rb") as fh:
-            data = tomllib.load(fh)
-    except FileNotFoundError as exc:
-        raise InputError(f"{path}: no such config file.") from exc
-    except (OSError, tomllib.TOMLDecodeError) as exc:
-        raise InputError(f"{path}: not a valid TOML config ({exc}).") from exc
+        data = tomllib.loads(text)
+    except RecursionError as exc:
+        raise InputError(f"{path}: the config is nested too deeply.") from exc
+    except ValueError as exc:  # TOMLDecodeError, or a number of thousands of digits
+        detail = " ".join(str(exc).split(";")[0].split())
+        raise InputError(f"{path}: not a valid TOML config ({detail}).") from exc
+    check_depth(data, str(path), InputError)
     table = data.get("serve", data)
     try:
         config = ServeConfig.model_validate(table)

@@ -26,10 +26,18 @@ def unwrap_shell(command: str) -> str:
 
 
 def gather(evidence: Evidence, method: str, params: dict[str, Any]) -> None:
-    """Add what a Codex notification shows (an MCP tool call, a command) to ``evidence``."""
+    """Add what a Codex notification shows (an MCP tool call, a command) to ``evidence``; the
+    wrapper's ``wrapper/interrupted`` event adds what a crash cut short, ``interrupted``."""
+    if method == "wrapper/interrupted":
+        for cut in params.get("items") or []:
+            _add(evidence, {**cut, "status": "interrupted", "exitCode": None})
+        return
     if method != "item/completed":
         return
-    item = params.get("item") or {}
+    _add(evidence, params.get("item") or {})
+
+
+def _add(evidence: Evidence, item: dict[str, Any]) -> None:
     if item.get("type") == "mcpToolCall":
         evidence.tool_calls.append(
             ToolCallRecord(

@@ -55,3 +55,61 @@ def thread_event(result: dict[str, Any], resumed: bool) -> tuple[str, dict[str, 
     ):
         params[key] = result.get(key)
     return "wrapper/thread", params
+
+
+INTERRUPTED_EVENT = "wrapper/interrupted"  # the transcript event naming what a crash cut short
+SIGNALLED = 128  # a shell's exit status above this: killed by signal (status - 128)
+
+
+def _cut_short(item: dict[str, Any]) -> bool:
+    """Whether a thread item of an unfinished turn was running when the turn was cut: still
+    in progress, or marked failed by Codex without an outcome of its own: a command without an
+    exit code, with -1, or killed by a signal (128 + N: Codex's process was stopped with
+    SIGTERM, and its commands with it), a tool call without a result."""
+    status = item.get("status")
+    if item.get("type") == "commandExecution":
+        code = item.get("exitCode")
+        killed = code is None or not isinstance(code, int) or code == -1 or code > SIGNALLED
+        return status == "inProgress" or (status == "failed" and killed)
+    if item.get("type") == "mcpToolCall":
+        return status == "inProgress" or (status == "failed" and item.get("result") is None)
+    return item.get("type") == "fileChange" and status == "inProgress"
+
+
+def cut_short_items(result: dict[str, Any]) -> list[dict[str, Any]]:
+    """The commands, MCP tool calls and file changes that were running when the last turn of a
+    resumed thread (Codex's answer to ``thread/resume``) was cut short; none when it ended."""
+    turns = (result.get("thread") or {}).get("turns") or []
+    if not turns or turns[-1].get("status") == "completed":
+        return []
+    return [item for item in turns[-1].get("items") or [] if _cut_short(item)]
+
+
+def _describe(item: dict[str, Any]) -> str:
+    from codex_mcp_wrapper.codex.evidence import unwrap_shell
+
+    if item.get("type") == "commandExecution":
+        return f"the command `{unwrap_shell(str(item.get('command', '')))}`"
+    if item.get("type") == "mcpToolCall":
+        return f"the MCP tool call {item.get('server')}.{item.get('tool')}"
+    paths = [str(c.get("path")) for c in item.get("changes") or [] if isinstance(c, dict)]
+    return f"the file change to {', '.join(paths) or 'files'}"
+
+
+def crash_note(items: list[dict[str, Any]]) -> str:
+    """What the model is told first when a thread cut short by a crash of the wrapper goes on:
+    Codex's own record says the user interrupted it on purpose, which is not what happened."""
+    if not items:
+        what = "while you were working on it"
+        after = "Check what was done before, then carry on."
+    else:
+        what = "while " + " and ".join(_describe(item) for item in items) + " was running"
+        after = (
+            "It did not complete: it was killed part-way, so some of its effects may have "
+            "happened and others not. Check the state it left before running it again, then "
+            "carry on."
+        )
+    return (
+        "[codex-mcp-wrapper] This task was cut short by a crash of the wrapper that runs you "
+        f"(not by the user) {what}. {after}\n\n"
+    )

@@ -28,7 +28,13 @@ from codex_mcp_wrapper.codex.attempt import (
 from codex_mcp_wrapper.codex.jsonrpc import JsonRpcConnection, RpcError, ServerRequest
 from codex_mcp_wrapper.codex.mcp_startup import await_mcp_servers
 from codex_mcp_wrapper.codex.server_requests import PendingItems, RunningTask, answer_request
-from codex_mcp_wrapper.codex.threads import thread_event, thread_params
+from codex_mcp_wrapper.codex.threads import (
+    INTERRUPTED_EVENT,
+    crash_note,
+    cut_short_items,
+    thread_event,
+    thread_params,
+)
 from codex_mcp_wrapper.codex.turn import Turn
 from codex_mcp_wrapper.codex.worker_log import log_size, log_tail
 from codex_mcp_wrapper.engine.approval_policies import fixed
@@ -76,6 +82,8 @@ class AppServerWorker:
         self._proc: asyncio.subprocess.Process | None = None
         self._conn: JsonRpcConnection | None = None
         self._loaded_threads: set[str] = set()
+        # Per thread resumed after a crash: the note its next prompt starts with.
+        self._crash_notes: dict[str, str] = {}
         self.threads_run = 0  # threads started or resumed by this process (for recycling)
         self._running: dict[str, RunningTask] = {}  # thread id -> the task running in it
         self._items = PendingItems()  # what pending file changes and tool calls are about
@@ -209,6 +217,8 @@ class AppServerWorker:
                 self._loaded_threads.add(thread_id)
                 self.threads_run += 1
                 running.sink.codex_event(request.task_id, *thread_event(result, resumed=True))
+                if request.after_crash:
+                    self._crash_notes[thread_id] = self._after_crash(request, running, result)
                 return thread_id, request.turns_done, True
             except RpcError as exc:
                 self._forget(request.thread_id)
@@ -287,11 +297,16 @@ class AppServerWorker:
             if opened:
                 await self._await_mcp_servers(request, thread_id, sink)
             sink.thread_progress(request.task_id, outcome.thread_id, self.label, outcome.turns_done)
+            note = self._crash_notes.pop(thread_id, "")
             for prompt in request.prompts[outcome.turns_done :]:
                 current = self._turn(request, sink, outcome.thread_id, recent)
                 turn = await current.run(
-                    prompt, request.spec.output_schema, request.spec.idle_timeout_sec, deadline
+                    note + prompt,
+                    request.spec.output_schema,
+                    request.spec.idle_timeout_sec,
+                    deadline,
                 )
+                note = ""
                 count_turn(turn, outcome)
                 sink.thread_progress(
                     request.task_id, outcome.thread_id, self.label, outcome.turns_done
@@ -312,6 +327,18 @@ class AppServerWorker:
         if outcome.thread_id and not outcome.worker_broken and outcome.status != "timeout":
             await self._unload(outcome.thread_id)
         return outcome
+
+    def _after_crash(
+        self, request: TaskRequest, running: RunningTask, result: dict[str, Any]
+    ) -> str:
+        """A thread cut short by the wrapper's death goes on: what was running then is recorded
+        (the transcript's ``wrapper/interrupted`` event, evidence for the result and checks)
+        and the next prompt starts with a note saying so (``threads.crash_note``)."""
+        items = cut_short_items(result)
+        running.sink.codex_event(
+            request.task_id, INTERRUPTED_EVENT, {"reason": "crash", "items": items}
+        )
+        return crash_note(items)
 
     def _turn(
         self, request: TaskRequest, sink: EventSink, thread_id: str, recent: deque[str]

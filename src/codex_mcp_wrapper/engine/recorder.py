@@ -24,6 +24,7 @@ from codex_mcp_wrapper.engine.events import (
 )
 from codex_mcp_wrapper.engine.redaction import Redactor
 from codex_mcp_wrapper.engine.results import TRANSIENT_STATES, RunSummary, TaskResult
+from codex_mcp_wrapper.engine.run_index import RESULT_FILE, RUN_FILE, THREAD_FILE, read_json
 from codex_mcp_wrapper.engine.store import RunStore
 from codex_mcp_wrapper.errors import StateDirError
 
@@ -99,31 +100,7 @@ class RunRecorder:
     def _handle(self, event: Event) -> None:
         now = time.time()
         if isinstance(event, RunStarted):
-            run_dir = self.run_dir(event.run_id)
-            run_dir.mkdir(parents=True, exist_ok=True)
-            self._write_mission(event.run_id, event.mission)
-            self.db.execute(
-                "INSERT INTO runs (run_id, mission_id, status, pid, pid_start, created_at, "
-                "run_dir, workspace_root, owner) VALUES (?, ?, 'running', ?, ?, ?, ?, ?, ?) "
-                "ON CONFLICT(run_id) DO UPDATE SET status = 'running', pid = excluded.pid, "
-                "pid_start = excluded.pid_start, finished_at = NULL",
-                (
-                    event.run_id,
-                    event.mission_id,
-                    os.getpid(),
-                    process.start_time(os.getpid()),
-                    now,
-                    str(run_dir),
-                    event.workspace_root,
-                    event.owner,
-                ),
-            )
-            for idx, task_id in enumerate(event.task_ids):
-                self.db.execute(
-                    "INSERT INTO tasks (run_id, task_id, idx, status, updated_at) "
-                    "VALUES (?, ?, ?, 'pending', ?) ON CONFLICT(run_id, task_id) DO NOTHING",
-                    (event.run_id, task_id, idx, now),
-                )
+            self._run_started(event, now)
         elif isinstance(event, TaskUpdate):
             if event.status in TRANSIENT_STATES:
                 return  # scheduling detail: shown live, not worth a write per task
@@ -147,6 +124,11 @@ class RunRecorder:
                 (event.thread_id, event.worker, event.turns_done, now, event.run_id, event.task_id),
             )
             self._record_thread(event.thread_id, event.worker, event.run_id, event.task_id, now)
+            thread = {"thread_id": event.thread_id, "worker": event.worker}
+            self._write_json(
+                self.run_dir(event.run_id) / "tasks" / event.task_id / THREAD_FILE,
+                {**thread, "turns_done": event.turns_done},
+            )
         elif isinstance(event, CodexEvent):
             fh = self._events_file(event.run_id, event.task_id)
             record = {"ts": now, "method": event.method, "params": event.params}
@@ -157,6 +139,50 @@ class RunRecorder:
             self._task_finished(event.run_id, event.result, now)
         elif isinstance(event, RunFinished):
             self._run_finished(event.summary, now)
+
+    def _run_started(self, event: RunStarted, now: float) -> None:
+        """The run's row first, then its folder's files: a folder with its mission always has
+        its row, so a rebuild of the index never races a run that is starting."""
+        run_dir = self.run_dir(event.run_id)
+        pid, pid_start = os.getpid(), process.start_time(os.getpid())
+        self.db.execute(
+            "INSERT INTO runs (run_id, mission_id, status, pid, pid_start, created_at, "
+            "run_dir, workspace_root, owner) VALUES (?, ?, 'running', ?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT(run_id) DO UPDATE SET status = 'running', pid = excluded.pid, "
+            "pid_start = excluded.pid_start, finished_at = NULL",
+            (
+                event.run_id,
+                event.mission_id,
+                pid,
+                pid_start,
+                now,
+                str(run_dir),
+                event.workspace_root,
+                event.owner,
+            ),
+        )
+        for idx, task_id in enumerate(event.task_ids):
+            self.db.execute(
+                "INSERT INTO tasks (run_id, task_id, idx, status, updated_at) "
+                "VALUES (?, ?, ?, 'pending', ?) ON CONFLICT(run_id, task_id) DO NOTHING",
+                (event.run_id, task_id, idx, now),
+            )
+        run_dir.mkdir(parents=True, exist_ok=True)
+        before = run_dir / RUN_FILE
+        created = (read_json(before) or {}).get("created_at", now)
+        record = {
+            "run_id": event.run_id,
+            "mission_id": event.mission_id,
+            "task_ids": list(event.task_ids),
+            "workspace_root": event.workspace_root,
+            "owner": event.owner,
+            "created_at": created,
+            "started_at": now,
+            "pid": pid,
+            "pid_start": pid_start,
+        }
+        self._write_json(before, record)
+        self._write_mission(event.run_id, event.mission)
 
     def _task_finished(self, run_id: str, result: TaskResult, now: float) -> None:
         fh = self._event_files.pop((run_id, result.task_id), None)
@@ -169,6 +195,7 @@ class RunRecorder:
                 self.redactor.text(result.final_message), encoding="utf-8"
             )
         data = self.redactor.data(result.model_dump())
+        self._write_json(task_dir / RESULT_FILE, data)
         self.db.execute(
             "UPDATE tasks SET status = ?, worker = ?, attempt = ?, thread_id = ?, message = ?, "
             "result = ?, updated_at = ? WHERE run_id = ? AND task_id = ?",

@@ -39,6 +39,9 @@ TaskState = Literal[
 RunStatus = Literal["running", "ok", "failed", "cancelled", "interrupted"]
 FINAL_STATUSES: tuple[str, ...] = get_args(TaskStatus)
 TRANSIENT_STATES: tuple[str, ...] = ("queued", "waiting")  # shown live, not stored
+# The error of a task resume finds cut short by the death of its wrapper (kill -9, a crash):
+# its next attempt tells the model so (``TaskRequest.after_crash``).
+CUT_SHORT_BY_CRASH = "the wrapper running this task died before it finished (a crash or kill -9)."
 
 
 class TaskResult(BaseModel):

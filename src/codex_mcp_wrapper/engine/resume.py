@@ -6,7 +6,7 @@ Both read the run back from the store through the same two calls (``read_mission
 
 from __future__ import annotations
 
-from codex_mcp_wrapper.engine.results import TaskResult
+from codex_mcp_wrapper.engine.results import CUT_SHORT_BY_CRASH, FINAL_STATUSES, TaskResult
 from codex_mcp_wrapper.engine.store import RunStore
 from codex_mcp_wrapper.errors import InputError
 from codex_mcp_wrapper.missions.model import Mission
@@ -16,7 +16,9 @@ def resume_plan(store: RunStore, run_id: str) -> tuple[Mission, dict[str, TaskRe
     """The run's mission and what each task achieved so far.
 
     Tasks that ended ``ok`` are kept as they are. Any other task runs again; when it had a
-    thread, the thread is continued from the first prompt it had not finished.
+    thread, the thread is continued from the first prompt it had not finished. A task whose
+    wrapper died while it ran (``interrupted``) carries ``CUT_SHORT_BY_CRASH``: its next attempt
+    tells the model that what it was doing was cut short by a crash, not by the user.
     """
     info = store.require_run(run_id)
     if info["status"] == "running":
@@ -24,7 +26,12 @@ def resume_plan(store: RunStore, run_id: str) -> tuple[Mission, dict[str, TaskRe
     mission = store.read_mission(run_id)
     previous: dict[str, TaskResult] = {}
     for row in info["tasks"]:
-        if row["result"]:
+        # running when its wrapper died: the row says so once a writer has marked the run
+        crashed = bool(row["thread_id"]) and (
+            row["status"] == "interrupted"
+            or (info["status"] == "interrupted" and row["status"] not in FINAL_STATUSES)
+        )
+        if row["result"] and not crashed:
             previous[row["task_id"]] = TaskResult.model_validate(row["result"])
         elif row["thread_id"]:
             previous[row["task_id"]] = TaskResult(
@@ -34,9 +41,10 @@ def resume_plan(store: RunStore, run_id: str) -> tuple[Mission, dict[str, TaskRe
                 worker=row["worker"],
                 thread_id=row["thread_id"],
                 turns_done=row["turns_done"],
+                error=CUT_SHORT_BY_CRASH if crashed else None,
             )
     for result in previous.values():
-        if result.status != "ok":
+        if result.status != "ok" and result.error != CUT_SHORT_BY_CRASH:
             result.error = None  # a fresh attempt; the old reason stays in the transcript
     return mission, previous
 

@@ -22,7 +22,7 @@ from codex_mcp_wrapper.engine.events import (
     TaskUpdate,
     ThreadProgress,
 )
-from codex_mcp_wrapper.engine.results import TaskResult, TaskState
+from codex_mcp_wrapper.engine.results import CUT_SHORT_BY_CRASH, TaskResult, TaskState
 from codex_mcp_wrapper.engine.seams import (
     PlannedTask,
     TaskExecutor,
@@ -196,6 +196,7 @@ class MissionRunner:
                 thread_worker=thread_worker,
                 turns_done=turns_done,
                 spec=task.spec,
+                after_crash=attempt == 1 and prev is not None and prev.error == CUT_SHORT_BY_CRASH,
             )
             outcome = await self.executor.execute(request, self._sink)
             for key, value in outcome.usage.items():

@@ -148,7 +148,9 @@ class Runs(RunQueries):
         threads = {t.thread_id: t.task_id for t in summary.tasks if t.thread_id}
         from codex_mcp_wrapper.cassettes.model import write_cassette  # only when recording
 
-        return write_cassette(Path(summary.run_dir or ""), threads, summary.mission_id, path)
+        with RunStore.reader(self.settings.state_dir) as store:
+            mission = store.read_mission(summary.run_id)  # as it ran: its prompts' digests
+        return write_cassette(Path(summary.run_dir or ""), threads, mission, path)
 
     def start(self, mission: Mission, options: RunOptions | None = None) -> str:
         """Run a mission in the background; returns its run id at once."""

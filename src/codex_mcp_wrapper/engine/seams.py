@@ -79,6 +79,9 @@ class TaskRequest:
     thread_id: str | None = None  # continue this thread (a retry, a resume, a reply)
     thread_worker: str | None = None  # the worker whose CODEX_HOME holds that thread
     turns_done: int = 0  # prompts already answered in that thread
+    # The attempt before this one was cut short by the death of the wrapper (resume after a
+    # crash or kill -9): the model is told so, and what was running is recorded as evidence.
+    after_crash: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -3,17 +3,22 @@ side, a bus subscriber, is ``recorder.RunRecorder``.
 
 Layout under the state dir::
 
-    state.db                          runs, tasks and threads (SQLite, WAL)
+    state.db                          runs, tasks and threads (SQLite, WAL): an index of runs/
+    runs/<run_id>/run.json            mission id, task ids, owner, times, the pid running it
     runs/<run_id>/mission.json        the validated mission
     runs/<run_id>/summary.json        the run summary (also printed by --json)
     runs/<run_id>/tasks/<id>/events.jsonl   every Codex notification of the task (redacted)
     runs/<run_id>/tasks/<id>/final.md       the task's final message
+    runs/<run_id>/tasks/<id>/result.json    the task's result (redacted)
+    runs/<run_id>/tasks/<id>/thread.json    the task's Codex thread (id, worker, turns done)
     runs/<run_id>/tasks/<id>/artifacts/     copied artifacts
     workers/<label>/codex-home        a worker's CODEX_HOME
     logs/worker-<label>.log           a worker's stderr
 
 Every write is committed (or flushed) before ``publish`` returns, so a killed wrapper leaves a
 consistent store; runs left ``running`` by a dead process are marked ``interrupted`` on open.
+The run folders are the truth: a missing, empty or corrupt ``state.db`` is rebuilt from them
+on open (``run_index``), with a one-line notice; a corrupt one is kept aside.
 ``RunStore`` is a context manager; ``RunStore.reader`` opens one that never writes (for
 ``runs list``, ``runs show``, status), which works on a read-only or full state dir.
 """
@@ -21,7 +26,6 @@ consistent store; runs left ``running`` by a dead process are marked ``interrupt
 from __future__ import annotations
 
 import json
-import re
 import sqlite3
 import time
 from pathlib import Path
@@ -29,50 +33,15 @@ from types import TracebackType
 from typing import Any, Self
 
 from codex_mcp_wrapper import process
+from codex_mcp_wrapper.engine import run_index
 from codex_mcp_wrapper.engine.redaction import MASK
 from codex_mcp_wrapper.engine.results import FINAL_STATUSES, RunSummary, TaskResult
 from codex_mcp_wrapper.errors import InputError, MissionError, StateDirError
 from codex_mcp_wrapper.missions.loading import parse_mission
 from codex_mcp_wrapper.missions.model import Mission
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS runs (
-    run_id TEXT PRIMARY KEY,
-    mission_id TEXT NOT NULL,
-    status TEXT NOT NULL,
-    pid INTEGER,
-    pid_start INTEGER,
-    created_at REAL NOT NULL,
-    finished_at REAL,
-    run_dir TEXT NOT NULL,
-    workspace_root TEXT,
-    summary TEXT,
-    owner TEXT
-);
-CREATE TABLE IF NOT EXISTS tasks (
-    run_id TEXT NOT NULL,
-    task_id TEXT NOT NULL,
-    idx INTEGER NOT NULL,
-    status TEXT NOT NULL,
-    worker TEXT,
-    attempt INTEGER DEFAULT 0,
-    thread_id TEXT,
-    turns_done INTEGER DEFAULT 0,
-    updated_at REAL NOT NULL,
-    message TEXT,
-    result TEXT,
-    PRIMARY KEY (run_id, task_id)
-);
-CREATE TABLE IF NOT EXISTS threads (
-    thread_id TEXT PRIMARY KEY,
-    worker TEXT,
-    run_id TEXT,
-    task_id TEXT,
-    updated_at REAL NOT NULL
-);
-"""
-
-RUN_ID = re.compile(r"^[A-Za-z0-9._-]{1,80}$")
+RUN_ID = run_index.RUN_ID
+SCHEMA = run_index.SCHEMA
 SQLITE_BUSY_TIMEOUT = 30.0  # seconds another process may hold the write lock (runs share it)
 SNAPSHOT_ATTEMPTS = 3  # copies of state.db a reader tries before reading through the WAL
 
@@ -100,7 +69,7 @@ class RunStore:
         self.readonly = readonly
         try:
             if readonly:
-                self.db = self._open_readonly(state_dir / "state.db")
+                self.db = self._open_reader(state_dir)
             else:
                 self.db = self._open_writable(state_dir)
                 self.mark_interrupted()
@@ -170,6 +139,39 @@ class RunStore:
             ) from exc
         return db
 
+    def _open_reader(self, state_dir: Path) -> sqlite3.Connection:
+        """A reader's connection (``_open_readonly``) on an index that knows every run folder.
+        One that does not (missing, empty, corrupt, or missing runs) is repaired by a writer
+        first; where the state dir cannot be written, it is rebuilt in memory."""
+        path = state_dir / "state.db"
+        db: sqlite3.Connection | None = None
+        try:
+            db = self._open_readonly(path)
+            missing = run_index.unindexed(db, state_dir)
+        except sqlite3.DatabaseError as exc:
+            if not (run_index.is_corrupt(exc) or "no such table" in str(exc)):
+                raise
+            if db is not None:
+                db.close()
+            db, missing = None, run_index.run_folders(state_dir)
+        if db is not None and not missing:
+            return db
+        try:
+            RunStore(state_dir).close()  # the writer rebuilds the index for good, and says so
+        except StateDirError:  # a read-only state dir: rebuild it in memory, for this reader
+            memory = sqlite3.connect(":memory:", isolation_level=None)
+            if db is not None:
+                db.backup(memory)
+            memory.executescript(SCHEMA)
+            added = run_index.reindex(memory, state_dir, missing)
+            if added:
+                run_index.notice(path, added, run_index.problem(path, db is None), saved=False)
+            return memory
+        finally:
+            if db is not None:
+                db.close()
+        return self._open_readonly(path)
+
     def _open_writable(self, state_dir: Path) -> sqlite3.Connection:
         state_dir.mkdir(parents=True, exist_ok=True)
         (state_dir / "runs").mkdir(exist_ok=True)
@@ -177,20 +179,21 @@ class RunStore:
         probe = state_dir / ".write-probe"
         probe.write_text("ok")
         probe.unlink()
-        db = sqlite3.connect(
-            state_dir / "state.db", timeout=SQLITE_BUSY_TIMEOUT, isolation_level=None
-        )
-        db.execute("PRAGMA journal_mode=WAL")
-        db.execute("PRAGMA synchronous=NORMAL")
-        db.executescript(SCHEMA)
-        columns = {row[1] for row in db.execute("PRAGMA table_info(tasks)")}
-        if "turns_done" not in columns:  # a state dir from 0.1.0 before resume existed
-            db.execute("ALTER TABLE tasks ADD COLUMN turns_done INTEGER DEFAULT 0")
-        run_columns = {row[1] for row in db.execute("PRAGMA table_info(runs)")}
-        if "pid_start" not in run_columns:  # added with pid-reuse checks
-            db.execute("ALTER TABLE runs ADD COLUMN pid_start INTEGER")
-        if "owner" not in run_columns:  # added with MCP client identities
-            db.execute("ALTER TABLE runs ADD COLUMN owner TEXT")
+        path = state_dir / "state.db"
+        why = run_index.problem(path, corrupt=False)
+        try:
+            db, missing = run_index.connect(path, SQLITE_BUSY_TIMEOUT)
+        except sqlite3.DatabaseError as exc:
+            if not run_index.is_corrupt(exc):
+                raise
+            aside = run_index.set_aside(path)
+            why = f"not a readable database ({exc}); the damaged file is kept as {aside.name}"
+            db, missing = run_index.connect(path, SQLITE_BUSY_TIMEOUT)
+        if missing:
+            added = run_index.reindex(db, state_dir, missing)
+            run_index.notice(path, added, why)
+        elif why.startswith("not a readable"):
+            run_index.notice(path, 0, why)
         return db
 
     def __enter__(self) -> Self:

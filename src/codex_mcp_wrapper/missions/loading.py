@@ -7,7 +7,6 @@ sentence the user sees.
 from __future__ import annotations
 
 import difflib
-import json
 import os
 import re
 import shlex
@@ -20,14 +19,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from codex_mcp_wrapper.errors import MissionError, ScriptError
-from codex_mcp_wrapper.inputs import (
-    MAX_DEPTH,
-    YAMLError,
-    bounded_yaml,
-    check_depth,
-    read_text_file,
-    yaml_problem,
-)
+from codex_mcp_wrapper.inputs import check_depth, parse_document, read_text_file
 from codex_mcp_wrapper.missions.expect import (
     CommandCheck,
     Expect,
@@ -185,22 +177,10 @@ def parse_mission(
 def read_mission_file(path: Path) -> Any:
     """The parsed content of a mission file: a regular file (not a FIFO or a device, which
     could block or never end), at most ``MAX_MISSION_BYTES``, its YAML aliases and nesting
-    bounded (``bounded_yaml``), so a hostile file is refused fast."""
+    bounded (``inputs.parse_document``), so a hostile file is refused fast."""
     text = read_text_file(path, "mission", MAX_MISSION_BYTES, MissionError)
-    try:
-        data = json.loads(text) if path.suffix.lower() == ".json" else bounded_yaml(text)
-    except RecursionError as exc:
-        raise MissionError(
-            f"{path}: the mission is nested too deeply (over {MAX_DEPTH} levels)."
-        ) from exc
-    except json.JSONDecodeError as exc:
-        raise MissionError(
-            f"{path}: JSON syntax error at line {exc.lineno}, column {exc.colno}: {exc.msg}."
-        ) from exc
-    except YAMLError as exc:
-        raise MissionError(f"{path}: YAML syntax error{yaml_problem(exc)}.") from exc
-    check_depth(data, str(path), MissionError)
-    return data
+    json_syntax = path.suffix.lower() == ".json"
+    return parse_document(text, str(path), "mission", MissionError, json_syntax=json_syntax)
 
 
 def builtin_variables(path: Path) -> dict[str, str]:

@@ -30,13 +30,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from codex_mcp_wrapper.errors import ScriptError
-from codex_mcp_wrapper.inputs import (
-    YAMLError,
-    bounded_yaml,
-    check_depth,
-    read_text_file,
-    yaml_problem,
-)
+from codex_mcp_wrapper.inputs import parse_document, read_text_file
 
 MAX_SCRIPT_BYTES = 1_000_000
 TEMPLATE_FIELDS = ("last_output", "prompt")
@@ -180,14 +174,7 @@ def load_script(path: str | Path) -> Script:
     bounded: ``inputs``)."""
     path = Path(path)
     text = read_text_file(path, "script", MAX_SCRIPT_BYTES, ScriptError)
-    try:
-        data = bounded_yaml(text)
-    except RecursionError as exc:
-        raise ScriptError(f"{path}: the script is nested too deeply.") from exc
-    except YAMLError as exc:
-        raise ScriptError(f"{path}: YAML syntax error{yaml_problem(exc)}.") from exc
-    check_depth(data, str(path), ScriptError)
-    return parse_script(data, source=str(path))
+    return parse_script(parse_document(text, str(path), "script", ScriptError), source=str(path))
 
 
 def render_say(text: str, *, last_output: str, prompt: str) -> str:
