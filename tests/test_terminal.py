@@ -13,9 +13,11 @@ import signal
 import subprocess
 import sys
 import time
+import tomllib
 from pathlib import Path
 
 import pytest
+from mcp import Client, StdioServerParameters
 
 from tests.helpers.cli import REPO, run_cli
 
@@ -191,3 +193,36 @@ def test_scaffolds_hint_works_pasted_into_a_shell_whose_path_lacks_the_venv(
         cwd=tmp_path,
     )
     assert pasted.returncode == 0, pasted.stderr
+
+
+@pytest.fixture
+def exported(tmp_path: Path, path_without_the_venv: dict[str, str]) -> tuple[dict, dict]:
+    """``export --format codex`` run from a shell whose PATH lacks the venv: the server block
+    it prints, and that shell's environment."""
+    env = {**path_without_the_venv, "CODEX_MCP_WRAPPER_INSTANCES": str(tmp_path / "instances")}
+    env.pop("CODEX_MCP_WRAPPER_HOME", None)
+    script = Path(sys.executable).parent / "codex-mcp-wrapper"
+    done = subprocess.run(
+        [str(script), "export", "--format", "codex"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    (server,) = tomllib.loads(done.stdout)["mcp_servers"].values()
+    assert server["command"] == str(script)  # absolute: the client's PATH lacks the venv
+    return server, env
+
+
+@pytest.mark.anyio
+async def test_the_exported_codex_config_starts_the_server_for_a_client_whose_path_lacks_the_venv(
+    exported: tuple[dict, dict],
+) -> None:
+    server, env = exported
+    params = StdioServerParameters(
+        command=server["command"], args=server["args"], env={**env, **server["env"]}
+    )
+    async with Client(params) as client:  # as Codex would start it from that config
+        tools = {tool.name for tool in (await client.list_tools()).tools}
+    assert {"codex", "codex-reply", "batch"} <= tools
