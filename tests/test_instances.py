@@ -67,6 +67,7 @@ async def test_a_release_and_a_dev_instance_serve_side_by_side(
     dist = tmp_path / "dist"
     built = run_cli(["release", "build", "--source", str(REPO), "--out", str(dist)], env)
     assert built.returncode == 0, built.stderr
+    assert built.stderr.startswith("building the wheel of ")  # each long step is announced
     (release_dir,) = dist.iterdir()
     assert {p.name for p in release_dir.iterdir()} >= {"SHA256SUMS", "wrapper.toml", "install.sh"}
     installed = run_cli(
@@ -83,6 +84,11 @@ async def test_a_release_and_a_dev_instance_serve_side_by_side(
         timeout=600,
     )  # Codex comes from $CODEX_BIN here
     assert installed.returncode == 0, installed.stderr
+    assert [line.split()[0:2] for line in installed.stderr.splitlines()] == [
+        ["checking", "the"],
+        ["creating", "the"],
+        ["installing", "codex_mcp_wrapper-0.1.0-py3-none-any.whl"],
+    ], installed.stderr
     release_home = tmp_path / "instances" / "release"
     dev_home = tmp_path / "instances" / "dev"
     launcher = release_home / "bin" / "codex-mcp-wrapper"

@@ -11,6 +11,7 @@ import click
 
 from codex_mcp_wrapper import __version__
 from codex_mcp_wrapper.cli.options import instance_or_default
+from codex_mcp_wrapper.cli.steps import Steps
 from codex_mcp_wrapper.errors import InputError
 from codex_mcp_wrapper.instances import daemon, release
 from codex_mcp_wrapper.instances.exports import render
@@ -79,7 +80,8 @@ def release_group() -> None:
 @click.option("--version", "version", default=__version__, show_default=True)
 def release_build(source: Path, out: Path, version: str) -> None:
     """Build dist/releases/VERSION/: the wheel, SHA256SUMS, wrapper.toml and install.sh."""
-    target = release.build(source.resolve(), out, version)
+    with Steps() as steps:
+        target = release.build(source.resolve(), out, version, steps)
     click.echo(f"built {target}")
 
 
@@ -99,7 +101,8 @@ def release_install(ctx: click.Context, from_dir: Path | None, without_codex: bo
     build_dir = from_dir or Path("dist/releases") / __version__
     if not build_dir.is_dir():
         raise InputError(f"no built release at {build_dir}; run `codex-mcp-wrapper release build`.")
-    target = release.install(build_dir.resolve(), inst, with_codex=not without_codex)
+    with Steps() as steps:
+        target = release.install(build_dir.resolve(), inst, not without_codex, steps)
     click.echo(f"installed {target.name} into instance {inst.name}; launcher {inst.launcher}")
 
 

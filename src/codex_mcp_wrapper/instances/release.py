@@ -18,6 +18,7 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import tomli_w
@@ -39,6 +40,14 @@ LAUNCHER = """#!/bin/sh
 # Launcher of the installed codex-mcp-wrapper release for instance '{name}'.
 exec "{home}/releases/current/venv/bin/codex-mcp-wrapper" "$@"
 """
+
+
+# Told each long step as it begins (what it does, in a few words): the CLI shows it.
+Progress = Callable[[str], None]
+
+
+def _quiet(_: str) -> None:
+    pass
 
 
 def _run(argv: list[str], what: str, cwd: Path | None = None) -> None:
@@ -67,7 +76,7 @@ def sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def build(source: Path, out_root: Path, version: str) -> Path:
+def build(source: Path, out_root: Path, version: str, progress: Progress = _quiet) -> Path:
     """Build the wheel of ``source`` into ``out_root/<version>``; returns that folder."""
     if not (source / "pyproject.toml").is_file():
         raise InputError(f"{source} is not a checkout of codex-mcp-wrapper (no pyproject.toml).")
@@ -75,6 +84,7 @@ def build(source: Path, out_root: Path, version: str) -> Path:
     if target.exists():
         shutil.rmtree(target)
     target.mkdir(parents=True)
+    progress(f"building the wheel of {source}")
     _run(
         [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(target), str(source)],
         "building the wheel",
@@ -109,9 +119,12 @@ def verify(build_dir: Path) -> None:
             raise EnvironmentProblem(f"{build_dir / name}: checksum mismatch; rebuild it.")
 
 
-def install(build_dir: Path, inst: Instance, with_codex: bool = True) -> Path:
+def install(
+    build_dir: Path, inst: Instance, with_codex: bool = True, progress: Progress = _quiet
+) -> Path:
     """Install a built release into the instance; point ``releases/current`` and the launcher
     at it. Returns the release's folder."""
+    progress("checking the release's checksums")
     verify(build_dir)
     version = build_dir.name
     wheel = next(build_dir.glob("*.whl"))
@@ -119,8 +132,10 @@ def install(build_dir: Path, inst: Instance, with_codex: bool = True) -> Path:
     if target.exists():
         shutil.rmtree(target)
     target.mkdir(parents=True)
+    progress(f"creating the virtualenv {target / 'venv'}")
     _run([sys.executable, "-m", "venv", str(target / "venv")], "creating the virtualenv")
     packages = [str(wheel)] + (["openai-codex-cli-bin==0.163.0"] if with_codex else [])
+    progress(f"installing {wheel.name}" + (" and Codex" if with_codex else "") + " (pip)")
     _run(
         [str(target / "venv" / "bin" / "python"), "-m", "pip", "install", "-q", *packages],
         f"installing {wheel.name}",
