@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 import click
 
 from codex_mcp_wrapper.app import open_runs
+from codex_mcp_wrapper.cli.compare import Comparing, after_run, comparing_options
 from codex_mcp_wrapper.cli.options import (
     codex_setup_options,
     codex_setup_settings,
@@ -120,6 +121,7 @@ def _finish(summary: RunSummary, as_json: bool) -> None:
     help="With --temporal: start the mission and print its run id at once; `resume RUN_ID "
     "--temporal ...` follows it to its end.",
 )
+@comparing_options
 @login_shell_option
 @codex_setup_options
 @worker_options
@@ -128,6 +130,7 @@ def _finish(summary: RunSummary, as_json: bool) -> None:
 def run(
     ctx: click.Context,
     quiet: bool,
+    comparing: Comparing,
     mission_file: Path,
     workspace: Path | None,
     workers: int | None,
@@ -185,15 +188,22 @@ def run(
     if force and replay is None:
         raise InputError("--force goes with --replay: it replays a cassette of another mission.")
     mission = _mission_to_run(mission_file, settings, (replay, force), replay_mode, workspace)
-    view = progress_view(settings, answers=not quiet)
-    options = RunOptions(
-        observers=[view], junit=[junit] if junit else [], html=[report] if report else []
-    )
-    summary = watched(view, open_runs(settings).run(mission, options), as_json)
+    if comparing.repeat > 1 and (record is not None or detach):
+        raise InputError(
+            "--repeat runs the mission here, to the end: not with --record or --detach."
+        )
+    options = RunOptions(junit=[junit] if junit else [], html=[report] if report else [])
+    summaries = []
+    for number in range(comparing.repeat):
+        if comparing.repeat > 1:
+            click.echo(f"== run {number + 1} of {comparing.repeat}", err=True)
+        view = progress_view(settings, answers=not quiet)
+        work = open_runs(settings).run(mission, dataclasses.replace(options, observers=[view]))
+        summaries.append(watched(view, work, as_json))
     if record is not None:
-        count = open_runs(settings).cassette(summary, record)
+        count = open_runs(settings).cassette(summaries[-1], record)
         click.echo(f"recorded {count} exchange(s) into {record}", err=True)
-    _finish(summary, as_json)
+    sys.exit(after_run(settings, summaries, comparing, as_json))
 
 
 def _recording(settings: Settings, record: Path | None, replay: Path | None) -> Settings:

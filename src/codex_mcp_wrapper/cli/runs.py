@@ -10,6 +10,7 @@ from pathlib import Path
 import click
 
 from codex_mcp_wrapper.app import cancel_remote_run, open_runs
+from codex_mcp_wrapper.cli.compare import runs_diff, runs_history
 from codex_mcp_wrapper.cli.options import (
     run_async,
     settings_from,
@@ -95,5 +96,8 @@ def report(ctx: click.Context, run_id: str, junit: Path | None, html: Path | Non
     )
     click.echo(f"wrote {', '.join(str(path) for path in written)}")
 
+
+runs.add_command(runs_diff)
+runs.add_command(runs_history)
 
 COMMANDS = (runs, report)

@@ -5,10 +5,12 @@ sees every run, an MCP client only its own, and another's is to it a run that do
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Sequence
 from pathlib import Path
 
 from codex_mcp_wrapper.engine.access import Identity, may_see
+from codex_mcp_wrapper.engine.compare import RunComparison, compare_runs
 from codex_mcp_wrapper.engine.reports import write_reports
 from codex_mcp_wrapper.engine.results import RunSummary
 from codex_mcp_wrapper.engine.run_state import RunRecord, RunRow, RunState, TaskRow
@@ -78,6 +80,34 @@ class RunQueries:
         owner = None if client is None or client.admin else client.name
         with RunStore.reader(self.settings.state_dir) as store:
             return [RunRow.model_validate(row) for row in store.list_runs(limit, owner)]
+
+    def finished(self, run_id: str, client: Identity | None = None) -> RunSummary:
+        """A finished run's summary; one sentence when the run has none yet."""
+        shown = self.show(run_id, client)
+        if not isinstance(shown, RunSummary):
+            raise InputError(f"run '{run_id}' has not finished; see `codex-mcp-wrapper runs list`.")
+        return shown
+
+    def compare(self, base_id: str, run_id: str, client: Identity | None = None) -> RunComparison:
+        """What changed from run ``base_id`` to run ``run_id`` (both finished)."""
+        return compare_runs(self.finished(base_id, client), self.finished(run_id, client))
+
+    def history(
+        self, mission_id: str, limit: int = 20, client: Identity | None = None
+    ) -> builtins.list[RunSummary]:
+        """The last ``limit`` finished runs of ``mission_id``, oldest first."""
+        owner = None if client is None or client.admin else client.name
+        with RunStore.reader(self.settings.state_dir) as store:
+            return list(reversed(store.mission_summaries(mission_id, limit, owner)))
+
+    def last_ok(self, mission_id: str, before: str, client: Identity | None = None) -> str:
+        """The newest run of ``mission_id`` that ended ok, other than ``before``."""
+        for summary in reversed(self.history(mission_id, 50, client)):
+            if summary.ok and summary.run_id != before:
+                return summary.run_id
+        raise InputError(
+            f"no earlier run of mission '{mission_id}' ended ok; give --baseline RUN_ID."
+        )
 
     def report(
         self, run_id: str, junit: Sequence[Path] = (), html: Sequence[Path] = ()

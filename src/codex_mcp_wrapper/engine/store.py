@@ -302,6 +302,18 @@ class RunStore:
             for row in rows
         ]
 
+    def mission_summaries(
+        self, mission_id: str, limit: int, owner: str | None = None
+    ) -> list[RunSummary]:
+        """The summaries of the newest finished runs of ``mission_id`` (with ``owner``, only
+        that identity's), newest first."""
+        where = "WHERE mission_id = ? AND summary IS NOT NULL"
+        args: tuple[Any, ...] = (mission_id,)
+        if owner is not None:
+            where, args = where + " AND owner = ?", (*args, owner)
+        rows = self._select_runs(f"{where} ORDER BY created_at DESC LIMIT ?", (*args, limit))
+        return [RunSummary.model_validate(row["summary"]) for row in rows]
+
     def run_owner(self, run_id: str) -> tuple[bool, str | None]:
         """(whether the run exists, the identity that started it: None for the owner's own
         runs and those recorded before identities existed)."""
