@@ -15,6 +15,7 @@ import pytest
 from codex_mcp_wrapper.mcp.legacy_events import MSG_TYPES
 from tests.helpers.cli import run_cli
 from tests.helpers.mcp_client import raw_session
+from tests.helpers.missions import mission_data
 
 pytestmark = pytest.mark.anyio
 OLD_CAPTURE = Path(__file__).parent / "data" / "old-mcp-server.jsonl"
@@ -240,7 +241,7 @@ async def test_a_mission_may_not_send_any_server_variable_to_its_provider(
     state_dir: Path, workspace: Path
 ) -> None:
     provider = {"base_url": "http://127.0.0.1:9/v1", "env_key": "AWS_SECRET_ACCESS_KEY"}
-    mission = {"workspace_root": str(workspace), "provider": provider, "tasks": [{"prompt": "x"}]}
+    mission = mission_data(workspace, [{"prompt": "x"}], provider=provider)
     said = {}
     for flags in ((), ("--allow-client-providers",)):
         async with raw_session(state_dir, "--workspace", str(workspace), *flags) as session:
@@ -286,18 +287,14 @@ async def test_an_approval_question_never_shows_the_runs_secrets(
     state_dir: Path, workspace: Path, codex_bin: str
 ) -> None:
     secret = "s3cr3t-deploy-value"
-    mission = {
-        "workspace_root": str(workspace),
-        "tasks": [
-            {
-                "id": "deploy",
-                "prompt": "deploy",
-                "approval_policy": "on-request",
-                "env": {"DEPLOY_TOKEN": secret},
-                "script": [{"escalate": f"echo {secret} > sent.txt"}, {"say": "done"}],
-            }
-        ],
+    task = {
+        "id": "deploy",
+        "prompt": "deploy",
+        "approval_policy": "on-request",
+        "env": {"DEPLOY_TOKEN": secret},
+        "script": [{"escalate": f"echo {secret} > sent.txt"}, {"say": "done"}],
     }
+    mission = mission_data(workspace, [task])
     asked: list[dict[str, Any]] = []
 
     def decline(request: dict[str, Any]) -> dict[str, Any]:
