@@ -152,7 +152,8 @@ class MatrixServer:
         try:
             await self._stack.aclose()
             gone = await asyncio.to_thread(wait_gone, workers, STOP_TIMEOUT)
-            assert gone, f"{self.cell} server left Codex behind: {codex_of(self.state_dir)}"
+            left = codex_of(self.state_dir)
+            assert gone, f"{self.cell} server left Codex {left} behind: {''.join(self.stderr)}"
         finally:
             _RUNNING.discard(self.state_dir)
 
@@ -165,6 +166,7 @@ class MatrixServer:
         )  # fmt: skip
         self._stack.push_async_callback(self._stop_http, proc)
         assert proc.stderr is not None
+        match = None
         async with asyncio.timeout(START_TIMEOUT):
             while line := (await proc.stderr.readline()).decode(errors="replace"):
                 self.stderr.append(line)
