@@ -6,29 +6,17 @@ import json
 import os
 import signal
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from codex_mcp_wrapper.app import run_mission
 from codex_mcp_wrapper.engine.events import Event, ModelRequest
 from codex_mcp_wrapper.engine.lifecycle import RunOptions
-from codex_mcp_wrapper.missions.loading import parse_mission
 from codex_mcp_wrapper.settings import Settings
+from tests.helpers.missions import scripted_mission
 from tests.helpers.procs import codex_pids_with_home
 
 pytestmark = pytest.mark.anyio
-
-
-def _mission(workspace: Path, tasks: list[dict[str, Any]], **extra: Any) -> Any:
-    data = {
-        "mission_id": "t",
-        "workspace_root": str(workspace),
-        "provider": "scripted",
-        "tasks": tasks,
-        **extra,
-    }
-    return parse_mission(data)
 
 
 def _settings(state_dir: Path, codex_bin: str, workers: int = 2) -> Settings:
@@ -44,7 +32,7 @@ def _files(root: Path) -> list[Path]:
 async def test_three_tasks_with_a_dependency_run_on_two_workers_with_separate_homes(
     workspace: Path, state_dir: Path, codex_bin: str
 ) -> None:
-    mission = _mission(
+    mission = scripted_mission(
         workspace,
         [
             {"id": "a", "prompt": "A", "script": [{"delay": 0.3}, {"say": "from a"}]},
@@ -70,7 +58,7 @@ async def test_three_tasks_with_a_dependency_run_on_two_workers_with_separate_ho
 async def test_a_write_in_workspace_write_lands_and_one_in_read_only_is_refused(
     workspace: Path, state_dir: Path, codex_bin: str
 ) -> None:
-    mission = _mission(
+    mission = scripted_mission(
         workspace,
         [
             {
@@ -102,7 +90,7 @@ async def test_a_write_in_workspace_write_lands_and_one_in_read_only_is_refused(
 async def test_follow_ups_continue_the_same_thread(
     workspace: Path, state_dir: Path, codex_bin: str
 ) -> None:
-    mission = _mission(
+    mission = scripted_mission(
         workspace,
         [
             {
@@ -135,7 +123,7 @@ async def test_follow_ups_continue_the_same_thread(
 async def test_a_hanging_task_times_out_by_the_idle_deadline_while_the_others_finish(
     workspace: Path, state_dir: Path, codex_bin: str
 ) -> None:
-    mission = _mission(
+    mission = scripted_mission(
         workspace,
         [
             {
@@ -170,7 +158,7 @@ async def test_a_worker_killed_mid_turn_is_replaced_and_the_task_retried(
                 os.kill(pid, signal.SIGKILL)
                 killed.append(pid)
 
-    mission = _mission(
+    mission = scripted_mission(
         workspace,
         [
             {
@@ -198,7 +186,7 @@ async def test_a_worker_killed_mid_turn_is_replaced_and_the_task_retried(
 async def test_a_failing_dependency_skips_its_dependents(
     workspace: Path, state_dir: Path, codex_bin: str
 ) -> None:
-    mission = _mission(
+    mission = scripted_mission(
         workspace,
         [
             {"id": "broken", "prompt": "b", "retries": 0, "script": [{"fail": 400}]},
@@ -216,7 +204,7 @@ async def test_a_failing_dependency_skips_its_dependents(
 async def test_a_model_error_is_retried_in_the_same_thread(
     workspace: Path, state_dir: Path, codex_bin: str
 ) -> None:
-    mission = _mission(
+    mission = scripted_mission(
         workspace,
         [
             {
@@ -236,7 +224,7 @@ async def test_secrets_from_the_mission_env_never_reach_the_records(
     workspace: Path, state_dir: Path, codex_bin: str
 ) -> None:
     secret = "sk-test-SECRET-VALUE-123"
-    mission = _mission(
+    mission = scripted_mission(
         workspace,
         [
             {

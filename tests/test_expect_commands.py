@@ -14,33 +14,24 @@ from pydantic import ValidationError
 
 from codex_mcp_wrapper.missions.expect import Expect
 from tests.helpers.cli import run_cli
+from tests.helpers.missions import write_mission
 
 
 def make_mission(tmp_path: Path, expect: dict[str, object]) -> Path:
     workspace = tmp_path / "ws"
     workspace.mkdir()
     (workspace / "Makefile").write_text("all:\n\techo built > built.txt\n")
-    mission = tmp_path / "m.yaml"
-    mission.write_text(
-        json.dumps(
-            {
-                "mission_id": "make",
-                "workspace_root": str(workspace),
-                "provider": "scripted",
-                "tasks": [
-                    {
-                        "id": "build",
-                        "prompt": "build it",
-                        "sandbox": "workspace-write",
-                        "login_shell": True,  # Codex's own `/bin/bash -lc` around the command
-                        "script": [{"shell": "make"}, {"say": "done"}],
-                        "expect": expect,
-                    }
-                ],
-            }
-        )
+    task = {
+        "id": "build",
+        "prompt": "build it",
+        "sandbox": "workspace-write",
+        "login_shell": True,  # Codex's own `/bin/bash -lc` around the command
+        "script": [{"shell": "make"}, {"say": "done"}],
+        "expect": expect,
+    }
+    return write_mission(
+        tmp_path / "m.yaml", workspace, [task], mission_id="make", provider="scripted"
     )
-    return mission
 
 
 def test_an_anchored_pattern_matches_a_single_word_command_codex_ran_through_bash(

@@ -15,6 +15,7 @@ import pytest
 from codex_mcp_wrapper.mcp.legacy_events import MSG_TYPES
 from tests.helpers.cli import run_cli
 from tests.helpers.mcp_client import raw_session
+from tests.helpers.missions import mission_data
 
 pytestmark = pytest.mark.anyio
 OLD_CAPTURE = Path(__file__).parent / "data" / "old-mcp-server.jsonl"
@@ -28,46 +29,30 @@ def text_of(response: dict[str, Any]) -> str:
     return str(response["result"]["content"][0]["text"])
 
 
-async def test_the_codex_tool_refuses_unknown_and_invalid_arguments_in_one_sentence(
+async def test_the_tool_schemas_are_closed_and_described_as_the_old_codex_refused_unknowns(
     state_dir: Path, workspace: Path
 ) -> None:
+    """What a raw 2025-06-18 client sees in tools/list. The refusals themselves, one sentence
+    each, run over every transport and revision in tests/test_mcp_server.py."""
     # what the old server answered to a misspelled argument
     old = next(m for m in old_messages() if m.get("id") == 9)["result"]
     assert old["isError"] is True and "unknown field `approval_policy`" in text_of({"result": old})
     async with raw_session(state_dir, "--scripted", "--workspace", str(workspace)) as session:
         tools = (await session.request("tools/list", {}))["result"]["tools"]
-        for tool in tools:
-            schema = tool["inputSchema"]
-            # codex-reply's stays open, as 0.153.4's was (it ignored what it did not know)
-            closed = schema.get("additionalProperties") is False
-            assert closed == (tool["name"] != "codex-reply"), tool["name"]
-            for name, prop in schema["properties"].items():
-                assert prop.get("description"), f"{tool['name']}.{name} has no description"
-        codex = next(t for t in tools if t["name"] == "codex")
-        assert "profile" not in codex["inputSchema"]["properties"]  # 0.153.4 had none either
-
-        async def refused(arguments: dict[str, Any]) -> str:
-            response = await session.request(
-                "tools/call", {"name": "codex", "arguments": arguments}
-            )
-            assert response["result"]["isError"] is True, response
-            text = text_of(response)
-            assert "\n" not in text and "validation error" not in text, text
-            return text
-
-        misspelled = await refused({"prompt": "x", "approval_policy": "never"})
-        assert misspelled.startswith(
-            "codex does not take the argument `approval_policy` "
-            "(did you mean `approval-policy`?); it takes `prompt`"
+        refused = await session.request(
+            "tools/call", {"name": "codex", "arguments": {"prompt": "x", "approval_policy": "x"}}
         )
-        assert await refused({"prompt": "x", "sandbox": "bogus"}) == (
-            "codex: argument `sandbox`: 'bogus' is not one of "
-            "['read-only', 'workspace-write', 'danger-full-access']."
-        )
-        assert await refused({"sandbox": "read-only"}) == "codex: 'prompt' is a required property."
-        # nothing ran: a refused call starts no run
-        runs = await session.request("tools/call", {"name": "runs_list", "arguments": {}})
-        assert runs["result"]["structuredContent"]["runs"] == []
+    for tool in tools:
+        schema = tool["inputSchema"]
+        # codex-reply's stays open, as 0.153.4's was (it ignored what it did not know)
+        closed = schema.get("additionalProperties") is False
+        assert closed == (tool["name"] != "codex-reply"), tool["name"]
+        for name, prop in schema["properties"].items():
+            assert prop.get("description"), f"{tool['name']}.{name} has no description"
+    codex = next(t for t in tools if t["name"] == "codex")
+    assert "profile" not in codex["inputSchema"]["properties"]  # 0.153.4 had none either
+    # refused as the old server refused: a tool error result, with no 2026-era resultType
+    assert refused["result"]["isError"] is True and "resultType" not in refused["result"]
 
 
 def events_of(session: Any, request_id: int) -> list[dict[str, Any]]:
@@ -256,7 +241,7 @@ async def test_a_mission_may_not_send_any_server_variable_to_its_provider(
     state_dir: Path, workspace: Path
 ) -> None:
     provider = {"base_url": "http://127.0.0.1:9/v1", "env_key": "AWS_SECRET_ACCESS_KEY"}
-    mission = {"workspace_root": str(workspace), "provider": provider, "tasks": [{"prompt": "x"}]}
+    mission = mission_data(workspace, [{"prompt": "x"}], provider=provider)
     said = {}
     for flags in ((), ("--allow-client-providers",)):
         async with raw_session(state_dir, "--workspace", str(workspace), *flags) as session:
@@ -302,18 +287,14 @@ async def test_an_approval_question_never_shows_the_runs_secrets(
     state_dir: Path, workspace: Path, codex_bin: str
 ) -> None:
     secret = "s3cr3t-deploy-value"
-    mission = {
-        "workspace_root": str(workspace),
-        "tasks": [
-            {
-                "id": "deploy",
-                "prompt": "deploy",
-                "approval_policy": "on-request",
-                "env": {"DEPLOY_TOKEN": secret},
-                "script": [{"escalate": f"echo {secret} > sent.txt"}, {"say": "done"}],
-            }
-        ],
+    task = {
+        "id": "deploy",
+        "prompt": "deploy",
+        "approval_policy": "on-request",
+        "env": {"DEPLOY_TOKEN": secret},
+        "script": [{"escalate": f"echo {secret} > sent.txt"}, {"say": "done"}],
     }
+    mission = mission_data(workspace, [task])
     asked: list[dict[str, Any]] = []
 
     def decline(request: dict[str, Any]) -> dict[str, Any]:

@@ -17,6 +17,7 @@ from mcp.client.extension import ClaimContext, ClientExtension, ResultClaim
 from pydantic import ConfigDict, Field
 
 from tests.helpers.mcp_client import server_argv
+from tests.helpers.missions import mission_data
 
 pytestmark = pytest.mark.anyio
 TASKS = "io.modelcontextprotocol/tasks"
@@ -94,10 +95,9 @@ def params(state_dir: Path, codex_bin: str, workspace: Path) -> StdioServerParam
 async def test_batch_runs_as_a_task_polled_to_completion_and_found_after_a_restart(
     state_dir: Path, workspace: Path, codex_bin: str
 ) -> None:
-    mission = {
-        "workspace_root": str(workspace),
-        "tasks": [{"id": "slow", "prompt": "p", "script": [{"delay": 1}, {"say": "done"}]}],
-    }
+    mission = mission_data(
+        workspace, [{"id": "slow", "prompt": "p", "script": [{"delay": 1}, {"say": "done"}]}]
+    )
     tasks = TasksClient()
     server = params(state_dir, codex_bin, workspace)
     async with Client(server, extensions=[tasks]) as client:
@@ -118,10 +118,7 @@ async def test_batch_runs_as_a_task_polled_to_completion_and_found_after_a_resta
 async def test_a_task_is_cancelled_with_tasks_cancel_and_stays_cancelled_after_a_restart(
     state_dir: Path, workspace: Path, codex_bin: str
 ) -> None:
-    mission = {
-        "workspace_root": str(workspace),
-        "tasks": [{"id": "stuck", "prompt": "p", "script": [{"hang": 300}]}],
-    }
+    mission = mission_data(workspace, [{"id": "stuck", "prompt": "p", "script": [{"hang": 300}]}])
     tasks = TasksClient()
     server = params(state_dir, codex_bin, workspace)
     async with Client(server, extensions=[tasks]) as client:

@@ -7,7 +7,6 @@ import asyncio
 import os
 import signal
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -15,22 +14,11 @@ from codex_mcp_wrapper.app import open_runs
 from codex_mcp_wrapper.engine.events import Event, ModelRequest, ThreadProgress
 from codex_mcp_wrapper.engine.lifecycle import RunOptions
 from codex_mcp_wrapper.engine.seams import ApprovalDecision, ApprovalRequest
-from codex_mcp_wrapper.missions.loading import parse_mission
 from codex_mcp_wrapper.settings import Settings
+from tests.helpers.missions import scripted_mission
 from tests.helpers.procs import codex_pids_with_home
 
 pytestmark = pytest.mark.anyio
-
-
-def _mission(workspace: Path, tasks: list[dict[str, Any]]) -> Any:
-    return parse_mission(
-        {
-            "mission_id": "mux",
-            "workspace_root": str(workspace),
-            "provider": "scripted",
-            "tasks": tasks,
-        }
-    )
 
 
 async def test_four_tasks_run_at_once_on_one_process_and_see_only_their_own_env(
@@ -49,7 +37,7 @@ async def test_four_tasks_run_at_once_on_one_process_and_see_only_their_own_env(
         for n in names
     ]
     settings = Settings(state_dir=state_dir, codex_bin=codex_bin, workers=4, threads_per_worker=4)
-    summary = await open_runs(settings).run(_mission(workspace, tasks))
+    summary = await open_runs(settings).run(scripted_mission(workspace, tasks))
     results = {t.task_id: t for t in summary.tasks}
     assert [results[n].status for n in names] == ["ok"] * 4, [t.error for t in summary.tasks]
     assert {t.worker for t in summary.tasks} == {"w1"}  # one process ran all four
@@ -89,7 +77,7 @@ async def test_approvals_reach_the_task_whose_thread_asked_when_threads_share_a_
     ]
     settings = Settings(state_dir=state_dir, codex_bin=codex_bin, workers=2, threads_per_worker=2)
     summary = await open_runs(settings).run(
-        _mission(workspace, tasks), RunOptions(approvals=decide)
+        scripted_mission(workspace, tasks), RunOptions(approvals=decide)
     )
     assert {t.worker for t in summary.tasks} == {"w1"}
     assert sorted(asked) == ["allowed", "refused"]
@@ -120,7 +108,9 @@ async def test_a_crashed_process_fails_over_only_its_own_threads(
             both_in_turns.set()
 
     runs = open_runs(settings)
-    task = asyncio.create_task(runs.run(_mission(workspace, tasks), RunOptions(observers=[watch])))
+    task = asyncio.create_task(
+        runs.run(scripted_mission(workspace, tasks), RunOptions(observers=[watch]))
+    )
     async with asyncio.timeout(60):
         await both_in_turns.wait()
     pids = codex_pids_with_home(state_dir / "workers" / "w1" / "codex-home")
@@ -158,11 +148,13 @@ async def test_a_task_reads_the_shell_profile_only_with_login_shell(
     def reads() -> int:
         return len(sourced.read_text().split()) if sourced.exists() else 0
 
-    without = await open_runs(settings).run(_mission(workspace, [{"id": "without", "prompt": "w"}]))
+    without = await open_runs(settings).run(
+        scripted_mission(workspace, [{"id": "without", "prompt": "w"}])
+    )
     assert without.tasks[0].status == "ok"
     assert reads() == 0
     with_it = await open_runs(settings).run(
-        _mission(workspace, [{"id": "with", "prompt": "x", "login_shell": True}])
+        scripted_mission(workspace, [{"id": "with", "prompt": "x", "login_shell": True}])
     )
     assert with_it.tasks[0].status == "ok"
     assert reads() >= 1, "the snapshot did not read the profile"
@@ -178,7 +170,7 @@ async def test_a_task_codex_refuses_fails_alone_and_its_neighbours_keep_their_pr
         {"id": "refused", "prompt": "r", "profile": "no-such-profile", "retries": 1},
     ]
     settings = Settings(state_dir=state_dir, codex_bin=codex_bin, workers=2, threads_per_worker=2)
-    summary = await open_runs(settings).run(_mission(workspace, tasks))
+    summary = await open_runs(settings).run(scripted_mission(workspace, tasks))
     results = {t.task_id: t for t in summary.tasks}
     assert results["refused"].status == "failed"
     assert "profile" in (results["refused"].error or "")

@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
@@ -26,6 +25,7 @@ from codex_mcp_wrapper.temporal.connect import sandbox_runner
 from codex_mcp_wrapper.temporal.workflow import MissionWorkflow
 from tests.helpers.cli import REPO, run_cli
 from tests.helpers.mcp_client import stdio_client
+from tests.helpers.missions import write_mission
 from tests.helpers.procs import wait_until
 from tests.helpers.temporal import Rig, temporal_rig
 
@@ -39,15 +39,12 @@ def rig(tmp_path: Path, cli_env: dict[str, str]) -> Any:
 
 
 def mission(path: Path, tasks: list[dict[str, Any]], **defaults: Any) -> Path:
-    data = {
-        "mission_id": path.stem,
-        "workspace_root": str(path.parent / "ws"),
-        "provider": "scripted",
-        "defaults": {"sandbox": "workspace-write", **defaults},
-        "tasks": tasks,
-    }
-    path.write_text(yaml.safe_dump(data))
-    return path
+    """A mission named after its file, working in ``ws`` beside it, commands able to write."""
+    defaults = {"sandbox": "workspace-write", **defaults}
+    ws = path.parent / "ws"
+    return write_mission(
+        path, ws, tasks, mission_id=path.stem, provider="scripted", defaults=defaults
+    )
 
 
 def summary_of(proc: subprocess.CompletedProcess[str]) -> dict[str, Any]:

@@ -15,16 +15,12 @@ from codex_mcp_wrapper.app import open_runs
 from codex_mcp_wrapper.engine.events import Event, ModelRequest
 from codex_mcp_wrapper.engine.lifecycle import RunOptions
 from codex_mcp_wrapper.engine.seams import ApprovalDecision, ApprovalRequest
-from codex_mcp_wrapper.missions.loading import parse_mission
 from codex_mcp_wrapper.settings import Settings
 from tests.helpers.mcp_client import stdio_client
+from tests.helpers.missions import scripted_mission
 from tests.helpers.procs import codex_pids_with_home, wait_gone
 
 pytestmark = pytest.mark.anyio
-
-
-def _mission(workspace: Path, tasks: list[dict[str, Any]]) -> Any:
-    return parse_mission({"workspace_root": str(workspace), "provider": "scripted", "tasks": tasks})
 
 
 def _escalating(name: str) -> dict[str, Any]:
@@ -54,11 +50,11 @@ async def test_concurrent_runs_share_a_warm_process_and_keep_their_own_approvals
     async with open_runs(settings) as runs:
         yes, no = await asyncio.gather(
             runs.run(
-                _mission(workspace, [_escalating("yes")]),
+                scripted_mission(workspace, [_escalating("yes")]),
                 RunOptions(approvals=_only("accept", accepted)),
             ),
             runs.run(
-                _mission(workspace, [_escalating("no")]),
+                scripted_mission(workspace, [_escalating("no")]),
                 RunOptions(approvals=_only("decline", declined)),
             ),
         )
@@ -66,7 +62,7 @@ async def test_concurrent_runs_share_a_warm_process_and_keep_their_own_approvals
         (pid,) = codex_pids_with_home(home)
         assert (accepted, declined) == (["yes"], ["no"])  # each run answered its own thread
         assert (workspace / "yes.txt").exists() and not (workspace / "no.txt").exists()
-        later = await runs.run(_mission(workspace, [{"id": "later", "prompt": "hi"}]))
+        later = await runs.run(scripted_mission(workspace, [{"id": "later", "prompt": "hi"}]))
         assert later.tasks[0].status == "ok" and codex_pids_with_home(home) == [pid]  # warm
         # every run keeps its own record of the model requests its tasks made
         for summary in (yes, no, later):
@@ -90,13 +86,15 @@ async def test_cancelling_one_run_stops_its_turn_and_spares_its_neighbours_threa
     async with open_runs(settings) as runs:
         doomed = asyncio.create_task(
             runs.run(
-                _mission(workspace, [{"id": "hang", "prompt": "h", "script": [{"hang": 300}]}]),
+                scripted_mission(
+                    workspace, [{"id": "hang", "prompt": "h", "script": [{"hang": 300}]}]
+                ),
                 RunOptions(observers=[on]),
             )
         )
         neighbour = asyncio.create_task(
             runs.run(
-                _mission(
+                scripted_mission(
                     workspace,
                     [{"id": "slow", "prompt": "s", "script": [{"delay": 3}, {"say": "done"}]}],
                 )
@@ -112,7 +110,7 @@ async def test_cancelling_one_run_stops_its_turn_and_spares_its_neighbours_threa
         assert summary.tasks[0].status == "ok", summary.tasks[0].error
         assert summary.tasks[0].final_message == "done"
         assert codex_pids_with_home(home) == [pid]  # the process was spared, not restarted
-        after = await runs.run(_mission(workspace, [{"id": "next", "prompt": "n"}]))
+        after = await runs.run(scripted_mission(workspace, [{"id": "next", "prompt": "n"}]))
         assert after.tasks[0].status == "ok" and codex_pids_with_home(home) == [pid]
 
 
@@ -157,7 +155,9 @@ async def test_runs_in_different_workspaces_share_a_process_each_trusted_on_its_
             (workspace / ".codex" / "config.toml").write_text(
                 f'developer_instructions = "rules of {name}"\n'
             )
-            summaries.append(await runs.run(_mission(workspace, [{"id": name, "prompt": "go"}])))
+            summaries.append(
+                await runs.run(scripted_mission(workspace, [{"id": name, "prompt": "go"}]))
+            )
     assert [s.tasks[0].worker for s in summaries] == ["w1", "w1"]
     for summary, name, other in zip(summaries, ("alpha", "beta"), ("beta", "alpha"), strict=True):
         requests = (Path(summary.run_dir or "") / "model-requests.jsonl").read_text()

@@ -8,24 +8,19 @@ import os
 import shutil
 import signal
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from codex_mcp_wrapper.app import run_mission
 from codex_mcp_wrapper.engine.events import CodexEvent, Event, ModelRequest, TaskFinished
 from codex_mcp_wrapper.engine.lifecycle import RunOptions
-from codex_mcp_wrapper.missions.loading import parse_mission
 from codex_mcp_wrapper.settings import Settings
 from tests.helpers.cli import run_cli as _cli
+from tests.helpers.missions import scripted_mission
 from tests.helpers.procs import codex_pids_with_home
 
 pytestmark = pytest.mark.anyio
 REPO = Path(__file__).resolve().parents[2]
-
-
-def mission(workspace: Path, tasks: list[dict[str, Any]]) -> Any:
-    return parse_mission({"workspace_root": str(workspace), "provider": "scripted", "tasks": tasks})
 
 
 def settings(state_dir: Path, codex_bin: str, workers: int = 1) -> Settings:
@@ -44,7 +39,7 @@ async def test_a_worker_that_stops_answering_is_killed_replaced_and_its_task_tim
                 os.kill(pid, signal.SIGSTOP)  # alive, but answers nothing
                 frozen.append(pid)
 
-    m = mission(
+    m = scripted_mission(
         workspace,
         [
             {
@@ -76,7 +71,7 @@ async def test_a_bad_request_is_not_retried_but_a_server_error_is(
         if isinstance(event, ModelRequest) and event.task_id:
             requests[event.task_id] = requests.get(event.task_id, 0) + 1
 
-    m = mission(
+    m = scripted_mission(
         workspace,
         [
             {"id": "bad", "prompt": "p", "retries": 2, "script": [{"fail": 400}]},
@@ -106,7 +101,7 @@ async def test_a_workspace_that_disappears_fails_the_next_task_clearly(
         if isinstance(event, TaskFinished) and event.result.task_id == "first":
             shutil.rmtree(workspace / "sub")
 
-    m = mission(
+    m = scripted_mission(
         workspace,
         [
             {"id": "first", "prompt": "p", "cwd": "sub"},
@@ -134,7 +129,7 @@ async def test_a_missing_sandbox_is_reported_as_such_not_as_a_model_error(
         f'{codex_bin} "$@"\n'
     )
     no_userns.chmod(0o755)
-    m = mission(
+    m = scripted_mission(
         workspace,
         [
             {
@@ -188,7 +183,7 @@ async def test_artifacts_never_follow_a_symlink_out_of_the_workspace(
     (outside / "secret.txt").write_text("do not copy")
     (workspace / "link").symlink_to(outside)
     (workspace / "ok.txt").write_text("fine")
-    m = mission(workspace, [{"id": "a", "prompt": "p", "artifacts": ["*.txt", "link/*"]}])
+    m = scripted_mission(workspace, [{"id": "a", "prompt": "p", "artifacts": ["*.txt", "link/*"]}])
     summary = await run_mission(m, settings(state_dir, codex_bin))
     assert summary.tasks[0].artifacts == ["ok.txt"]
     copied = Path(summary.run_dir or "") / "tasks" / "a" / "artifacts"
@@ -206,7 +201,7 @@ async def test_two_hundred_tasks_four_at_a_time_none_lost_or_duplicated(
         if isinstance(event, CodexEvent) and event.method == "thread/started":
             threads.setdefault(event.task_id, set()).add(event.params["thread"]["id"])
 
-    m = mission(workspace, [{"id": f"t{n:03d}", "prompt": f"n={n}"} for n in range(200)])
+    m = scripted_mission(workspace, [{"id": f"t{n:03d}", "prompt": f"n={n}"} for n in range(200)])
     config = dataclasses.replace(
         settings(state_dir, codex_bin, 4), threads_per_worker=threads_per_worker
     )

@@ -1,6 +1,7 @@
 """The hostile client suite's harness: the MCP server started as a hub would start it (its own
 working directory, secrets in its environment), reached with the official ``mcp`` client over
-stdio and over streamable HTTP, so one test body proves a rule on both transports."""
+stdio and over streamable HTTP, each at protocol 2025-06-18 and 2026-07-28 (the ``transport``
+fixture's cells, tests/helpers/mcp_matrix.py), so one test body proves a rule everywhere."""
 
 from __future__ import annotations
 
@@ -18,6 +19,8 @@ import httpx2
 import pytest
 from mcp import Client, StdioServerParameters
 from mcp.client.streamable_http import streamable_http_client
+
+from tests.helpers.mcp_matrix import CELLS, Cell, open_client
 
 START_TIMEOUT = 30
 # Secrets of the server's owner, in the server's environment: no client may ever read them.
@@ -37,6 +40,16 @@ class Server:
     cwd: Path
     url: str | None = None
     stderr: list[str] = field(default_factory=list)
+    revision: str | None = None  # what its clients speak; None: the SDK's choice
+
+    @asynccontextmanager
+    async def _connect(self, target: Any, **kwargs: Any) -> AsyncIterator[Client]:
+        if self.revision is None:
+            async with Client(target, **kwargs) as client:
+                yield client
+        else:
+            async with open_client(target, self.revision, **kwargs) as client:
+                yield client
 
     @asynccontextmanager
     async def client(self, token: str | None = None, **kwargs: Any) -> AsyncIterator[Client]:
@@ -44,21 +57,21 @@ class Server:
             params = StdioServerParameters(
                 command=self.argv[0], args=self.argv[1:], env=self.env, cwd=str(self.cwd)
             )
-            async with Client(params, **kwargs) as client:
+            async with self._connect(params, **kwargs) as client:
                 yield client
             return
         assert self.url is not None
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         async with (
             httpx2.AsyncClient(headers=headers, timeout=120) as http,
-            Client(streamable_http_client(self.url, http_client=http), **kwargs) as client,
+            self._connect(streamable_http_client(self.url, http_client=http), **kwargs) as client,
         ):
             yield client
 
 
 @contextmanager
 def serving(
-    transport: str,
+    where: str | Cell,
     state_dir: Path,
     cwd: Path,
     codex_bin: str,
@@ -66,13 +79,16 @@ def serving(
     env: dict[str, str] | None = None,
 ) -> Iterator[Server]:
     """``serve`` as a hub starts it: in ``cwd`` (the directory it serves), with the owner's
-    secrets in its environment."""
+    secrets in its environment; ``where`` is a transport, or a cell (its clients then speak the
+    cell's revision)."""
+    cell = Cell(where, "") if isinstance(where, str) else where
+    transport, revision = cell.transport, cell.revision or None
     argv = [sys.executable, "-m", "codex_mcp_wrapper", "--state-dir", str(state_dir)]
     argv += ["--codex-bin", codex_bin, "serve", "--transport", transport, *flags]
     full_env = {**os.environ, **OWNER_ENV, **(env or {})}
     full_env.pop("CODEX_MCP_WRAPPER_TOKEN", None)
     if transport == "stdio":
-        yield Server(transport, argv, full_env, cwd)
+        yield Server(transport, argv, full_env, cwd, revision=revision)
         return
     proc = subprocess.Popen(
         [*argv, "--port", "0"],
@@ -84,7 +100,7 @@ def serving(
     )
     try:
         assert proc.stderr is not None
-        server = Server(transport, argv, full_env, cwd)
+        server = Server(transport, argv, full_env, cwd, revision=revision)
         for line in proc.stderr:  # bounded by the server's start and the test timeout
             server.stderr.append(line)
             match = re.search(r"MCP server on (http://\S+/mcp)", line)
@@ -98,9 +114,11 @@ def serving(
         proc.wait(timeout=START_TIMEOUT)
 
 
-@pytest.fixture(params=["stdio", "http"])
-def transport(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
+@pytest.fixture(params=CELLS, ids=str)
+def transport(request: pytest.FixtureRequest) -> Cell:
+    """Each cell of stdio/HTTP x 2025-06-18/2026-07-28, a server of its own per test."""
+    cell: Cell = request.param
+    return cell
 
 
 @pytest.fixture

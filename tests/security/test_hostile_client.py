@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 from mcp import types as mt
 
+from tests.helpers.mcp_matrix import Cell
 from tests.security.conftest import API_KEY, DB_URL, serving, text
 
 pytestmark = pytest.mark.anyio
@@ -131,7 +132,7 @@ def cases(hub: Path, outside: Path, sink: int) -> list[tuple[str, str, dict[str,
 
 
 async def test_every_attack_is_refused_fast_in_one_sentence_naming_the_option(
-    transport: str, state_dir: Path, served_dir: Path, tmp_path: Path, codex_bin: str
+    transport: Cell, state_dir: Path, served_dir: Path, tmp_path: Path, codex_bin: str
 ) -> None:
     (served_dir / "escape").symlink_to("/etc")
     (served_dir / "secrets.txt").write_text(f"password: {DB_URL}\n")
@@ -216,7 +217,7 @@ async def test_an_escalation_is_declined_without_asking_the_client(
 
 
 async def test_commands_codex_runs_see_no_credential_of_the_server(
-    transport: str, state_dir: Path, served_dir: Path, codex_bin: str
+    transport: Cell, state_dir: Path, served_dir: Path, codex_bin: str
 ) -> None:
     """The API key is not in the commands' environment (nor the prompt's ${...}); redaction
     catches its plain, reversed and base64 forms besides."""

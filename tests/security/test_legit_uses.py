@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers.mcp_matrix import Cell
 from tests.security.conftest import serving, text
 
 pytestmark = pytest.mark.anyio
@@ -28,7 +29,7 @@ def doc_block(language: str, first_line: str) -> str:
 
 
 async def test_the_hub_smoke_test_of_the_security_doc_runs_as_written(
-    transport: str, state_dir: Path, served_dir: Path, codex_bin: str
+    transport: Cell, state_dir: Path, served_dir: Path, codex_bin: str
 ) -> None:
     """stdio (or HTTP) ``serve --config serve.toml`` started in the hub's directory, ``batch``
     of the mission file there, whose workspace is that directory, using the owner's fs
@@ -49,7 +50,7 @@ async def test_the_hub_smoke_test_of_the_security_doc_runs_as_written(
 
 
 async def test_a_codex_call_and_a_mission_with_allowed_options_still_work(
-    transport: str, state_dir: Path, served_dir: Path, codex_bin: str
+    transport: Cell, state_dir: Path, served_dir: Path, codex_bin: str
 ) -> None:
     mission = {
         "workspace_root": "checkout",  # below the served directory: created, as `run` does

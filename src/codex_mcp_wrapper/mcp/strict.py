@@ -18,6 +18,7 @@ import jsonschema
 from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
 from mcp.server.mcpserver import MCPServer
 from mcp.types import Tool as MCPTool
+from mcp.types.version import MODERN_PROTOCOL_VERSIONS
 
 from codex_mcp_wrapper.mcp.shaping import error_result
 
@@ -108,9 +109,13 @@ class StrictArguments:
                 _drop_unknown(name, schema, params)
             if schema is not None:
                 error = argument_error(name, schema, params.get("arguments") or {})
-                if error is not None:  # shaped as a tool's error result: no resultType
+                if error is not None:  # shaped as a tool's error result, which this
+                    # middleware owns whole: no resultType on a handshake revision (the old
+                    # server's had none); 2026-07-28 requires it, its clients refuse one without
                     shaped = error_result(error).model_dump(by_alias=True, exclude_none=True)
                     shaped.pop("resultType", None)
+                    if ctx.protocol_version in MODERN_PROTOCOL_VERSIONS:
+                        shaped["resultType"] = "complete"
                     return shaped
         return await call_next(ctx)
 
