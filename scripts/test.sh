@@ -34,7 +34,7 @@ python3 -m venv .venv
 .venv/bin/mypy
 .venv/bin/lint-imports
 
-parallel=(-n "${TEST_WORKERS:-auto}")
+parallel=(-n "${TEST_WORKERS:-auto}" --dist loadscope)  # a module's tests share its servers
 if [ "$fast" = 1 ]; then
   echo "== pytest, fast tier: the tests that need no Codex"
   exec .venv/bin/python -m pytest -m "not codex" "${parallel[@]}" "$@"
