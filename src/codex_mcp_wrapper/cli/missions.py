@@ -14,6 +14,7 @@ from codex_mcp_wrapper.app import open_runs
 from codex_mcp_wrapper.cli.options import (
     codex_setup_options,
     codex_setup_settings,
+    json_option,
     login_shell_option,
     parse_vars,
     run_async,
@@ -25,7 +26,7 @@ from codex_mcp_wrapper.cli.options import (
 )
 from codex_mcp_wrapper.engine.lifecycle import RunOptions
 from codex_mcp_wrapper.engine.results import RunSummary
-from codex_mcp_wrapper.errors import InputError, RunDetached
+from codex_mcp_wrapper.errors import EXIT_INTERRUPTED, EXIT_OK, InputError, RunDetached
 from codex_mcp_wrapper.missions.loading import load_mission
 from codex_mcp_wrapper.missions.model import Mission, mission_json_schema
 from codex_mcp_wrapper.settings import MAX_WORKERS, Settings, TemporalSettings, default_workers
@@ -81,7 +82,7 @@ def _finish(summary: RunSummary, as_json: bool) -> None:
     help=f"Tasks at once, up to {MAX_WORKERS} [default: {default_workers()}].",
 )
 @click.option("--scripted", is_flag=True, help="Use the built-in scripted model for every task.")
-@click.option("--json", "as_json", is_flag=True, help="Print the summary JSON on stdout, only it.")
+@json_option("Print the summary JSON on stdout, only it.")
 @click.option("--var", "variables", multiple=True, metavar="K=V", help="Set ${K} in the mission.")
 @click.option(
     "--auto-approve", is_flag=True, help="Accept Codex's approval requests (default: decline)."
@@ -231,18 +232,24 @@ def _submitting(
 
 
 def _detached(exc: RunDetached, as_json: bool) -> NoReturn:
+    """The run goes on unwatched: its id on stdout; why on stderr (an error when the Temporal
+    server was lost, and then in the JSON too)."""
+    failed = exc.exit_code not in (EXIT_OK, EXIT_INTERRUPTED)
     if as_json:
-        click.echo(json.dumps({"run_id": exc.run_id, "detached": True}))
+        data: dict[str, object] = {"run_id": exc.run_id, "detached": True}
+        if failed:
+            data |= {"error": str(exc), "exit_code": exc.exit_code}
+        click.echo(json.dumps(data))
     else:
         click.echo(exc.run_id)
-    click.echo(str(exc), err=True)
+    click.echo(f"error: {exc}" if failed else str(exc), err=True)
     sys.exit(exc.exit_code)
 
 
 @click.command()
 @click.argument("run_id")
 @click.option("--workers", type=click.IntRange(1, MAX_WORKERS), help="Pool size.")
-@click.option("--json", "as_json", is_flag=True, help="Print the summary JSON on stdout, only it.")
+@json_option("Print the summary JSON on stdout, only it.")
 @click.option("--auto-approve", is_flag=True, help="Accept Codex's approval requests.")
 @worker_options
 @temporal_options()
@@ -291,7 +298,7 @@ def resume(
 @click.argument("run_id")
 @click.argument("task_id")
 @click.argument("prompt")
-@click.option("--json", "as_json", is_flag=True, help="Print the task's result JSON, only it.")
+@json_option("Print the task's result JSON, only it.")
 @click.option("--auto-approve", is_flag=True, help="Accept Codex's approval requests.")
 @temporal_options()
 @click.pass_context

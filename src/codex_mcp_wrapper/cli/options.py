@@ -37,6 +37,24 @@ def _remember(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
     return value
 
 
+class JsonOutput:
+    """Whether this (one-shot) CLI process was asked for ``--json``: then its stdout is JSON
+    whatever happens, an error included (``cli.main`` prints it as an object)."""
+
+    requested = False
+
+
+def json_option(help_text: str) -> Callable[[F], F]:
+    """``--json``: the command's result as JSON on stdout, only it; an error, as
+    ``{"error": SENTENCE, "exit_code": N}`` there too (and its line on stderr)."""
+
+    def requested(ctx: click.Context, param: click.Parameter, value: bool) -> bool:
+        JsonOutput.requested = JsonOutput.requested or value
+        return value
+
+    return click.option("--json", "as_json", is_flag=True, help=help_text, callback=requested)
+
+
 def global_options(root: bool = False) -> list[click.Option]:
     """``--state-dir``, ``--codex-bin`` and ``--instance``, as options of one command. Only
     the root reads the environment, so a subcommand's unset option never hides it."""

