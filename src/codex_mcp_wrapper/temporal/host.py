@@ -56,10 +56,6 @@ from codex_mcp_wrapper.temporal.workflow import (
 
 log = logging.getLogger("codex_mcp_wrapper.temporal")
 ROLLOUT_POLLS = 100  # x 0.1 s: how long a finished attempt's rollout may take to appear
-# How long a finished attempt holds its result for a Temporal server that is away (restarting):
-# a result the SDK gives up sending (it retries for about 10 s) would time the attempt out
-# and run the task again.
-RESULT_WAITS_FOR_SERVER = 600.0
 
 
 class _HostSink:
@@ -312,6 +308,7 @@ class HostActivities:
         if self.client is None:
             return
 
+        hold = self.settings.timeouts.temporal_result_hold  # the SDK gives up after ~10 s
         told: list[float] = []
 
         def waiting(seconds: float) -> None:
@@ -321,11 +318,11 @@ class HostActivities:
                 "(up to %g s)",
                 self.host,
                 task_id,
-                RESULT_WAITS_FOR_SERVER,
+                hold,
             )
             told.append(seconds)
 
-        if not await server_answers(self.client, RESULT_WAITS_FOR_SERVER, waiting):
+        if not await server_answers(self.client, hold, waiting):
             log.warning(
                 "host %s: the Temporal server did not come back; task %s's result may "
                 "be lost and the task run again",

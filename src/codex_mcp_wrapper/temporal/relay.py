@@ -4,10 +4,10 @@ task's host events before its result), until the workflow ends.
 
 A Temporal server that goes away (restarted, a network blip) is weather: the workflow lives
 in the server's database and the hosts carry on once it is back. The relay says so in one
-line, waits for the server (``connect.server_answers``: the SDK retries each call for about
-10 s, this bounds the whole outage), then follows the run again. A
-server still away after that: ``RunDetached`` with ``lost`` (exit 3, nothing recorded as
-failed; ``resume`` follows the run later).
+line, waits for the server (``connect.server_answers``, up to ``Timeouts.temporal_reconnect``;
+the SDK itself retries each call for only about 10 s), then follows the run again. A server
+still away after that: ``RunDetached`` with ``lost`` (exit 3, nothing recorded as failed;
+``resume`` follows the run later).
 """
 
 from __future__ import annotations
@@ -32,10 +32,6 @@ from codex_mcp_wrapper.temporal.workflow import MissionOutput
 log = logging.getLogger("codex_mcp_wrapper.temporal")
 
 POLL = 0.2  # seconds between looks at the shared store and the workflow's events
-# How long the submitter waits for a Temporal server that went away before it stops
-# watching (the run goes on): a restart takes seconds, a server moved to another machine
-# minutes.
-RECONNECT_WITHIN = 300.0
 NAG_AFTER = 10.0  # seconds of an outage before each retry is said on stderr, not only logged
 
 
@@ -61,7 +57,7 @@ class Relay:
         handle: WorkflowHandle[Any, MissionOutput],
         run: RunContext,
         address: str,
-        reconnect_within: float = RECONNECT_WITHIN,
+        reconnect_within: float,
     ) -> None:
         self.store = store
         self.client = client

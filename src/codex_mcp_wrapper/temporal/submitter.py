@@ -138,7 +138,14 @@ class TemporalBackend:
                 ) from exc
         if self.target.detach:
             raise RunDetached(run.run_id)
-        relay = Relay(self.store, client, handle, run, self.target.address)
+        relay = Relay(
+            self.store,
+            client,
+            handle,
+            run,
+            self.target.address,
+            self.settings.timeouts.temporal_reconnect,
+        )
         try:
             output = await relay.follow()
         except WorkflowFailureError as exc:
