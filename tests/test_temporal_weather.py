@@ -97,3 +97,28 @@ def test_a_temporal_server_restart_mid_run_is_weather_and_every_task_runs_once(
     for host in ("A", "B"):
         assert rig.hosts[host].poll() is None, rig.errors(host)  # the hosts rode it out
         assert "tcp connect error" in rig.errors(host)  # their SDK's retries, in their log
+
+
+def test_a_host_started_mid_run_takes_tasks_at_once(
+    rig: Rig, tmp_path: Path, cli_env: dict[str, str]
+) -> None:
+    rig.start_host("A", 1)  # one slot: the other tasks wait in the queue
+    ids = [f"j{i}" for i in range(1, 5)]
+    path = mission(tmp_path / "join.yaml", [appending(t, 8.0) for t in ids])
+    lines = tmp_path / "ws" / "lines.txt"
+    log = tmp_path / "submitter.err"
+    submit = submit_json(rig, path, cli_env, log)
+    try:
+        assert wait_until(lambda: running_on(rig, "A"), 60), rig.errors("A")
+        rig.start_host("B", 2)  # joins the run going on
+        assert wait_until(lambda: running_on(rig, "B"), 60), rig.errors("B")
+        # At once: B took queued tasks while A still ran its first one (no line yet).
+        assert not lines.exists(), lines.read_text()
+    finally:
+        out, _ = finish(submit, 150)
+    assert submit.returncode == 0, log.read_text()
+    tasks = json.loads(out)["tasks"]
+    assert [t["status"] for t in tasks] == ["ok"] * len(ids)
+    on_b = [t["task_id"] for t in tasks if t["worker"].startswith("B/")]
+    assert len(on_b) >= 2, tasks  # both of B's slots filled from the queue
+    assert sorted(lines.read_text().split()) == ids  # each task ran once
