@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from tests.helpers.cli import REPO
+from tests.helpers.cli import REPO, run_cli
 from tests.helpers.procs import wait_until
 from tests.helpers.temporal import Rig, temporal_rig
 from tests.test_temporal import mission, running_on
@@ -38,11 +38,14 @@ def appending(task_id: str, delay: float) -> dict[str, Any]:
     }
 
 
-def submit_json(rig: Rig, path: Path, env: dict[str, str], err: Path) -> subprocess.Popen[str]:
+def submit_json(
+    rig: Rig, path: Path, env: dict[str, str], err: Path, *extra: str
+) -> subprocess.Popen[str]:
     """`run --json` in the background, its stderr to ``err`` (to wait on its lines)."""
+    argv = ["run", str(path), "--json", *rig.flags(), *extra]
     with err.open("w") as sink:
         return subprocess.Popen(
-            [sys.executable, "-m", "codex_mcp_wrapper", "run", str(path), "--json", *rig.flags()],
+            [sys.executable, "-m", "codex_mcp_wrapper", *argv],
             stdout=subprocess.PIPE,
             stderr=sink,
             text=True,
@@ -97,6 +100,53 @@ def test_a_temporal_server_restart_mid_run_is_weather_and_every_task_runs_once(
     for host in ("A", "B"):
         assert rig.hosts[host].poll() is None, rig.errors(host)  # the hosts rode it out
         assert "tcp connect error" in rig.errors(host)  # their SDK's retries, in their log
+
+
+def test_a_server_away_too_long_stops_the_watch_in_one_line_and_resume_records_the_run(
+    rig: Rig, tmp_path: Path, cli_env: dict[str, str]
+) -> None:
+    rig.start_host("A")
+    ids = ["s1", "s2"]
+    path = mission(tmp_path / "away.yaml", [appending(t, 2.0) for t in ids])
+    log = tmp_path / "submitter.err"
+    submit = submit_json(rig, path, cli_env, log, "--reconnect-within", "2")
+    try:
+        assert wait_until(lambda: running_on(rig, "A"), 60), rig.errors("A")
+        rig.server.stop()  # and it stays away past the submitter's --reconnect-within
+    finally:
+        out, _ = finish(submit, 120)
+    err = log.read_text()
+    assert submit.returncode == 3, err
+    stopped = json.loads(out)  # still one JSON object on stdout: the run id and why
+    run_id = stopped["run_id"]
+    assert stopped["detached"] is True and stopped["exit_code"] == 3
+    last = err.strip().splitlines()[-1]
+    assert last.startswith(f"error: stopped watching run {run_id} (the Temporal server at "), err
+    assert f"`codex-mcp-wrapper resume {run_id} --temporal ...`" in last
+    assert "Traceback" not in err
+    # No end is recorded: not failed, no task cancelled (as for any run nobody watches).
+    shown = json.loads(run_cli(["runs", "show", run_id], cli_env).stdout)
+    assert shown["status"] == "interrupted" and not shown.get("summary"), shown
+    assert "cancelled" not in {t["status"] for t in shown["tasks"]}, shown
+    rig.server.start()
+    followed = run_cli(["resume", run_id, "--json", *rig.flags()], cli_env)
+    assert followed.returncode == 0, followed.stderr
+    summary = json.loads(followed.stdout)
+    assert [(t["status"], t["attempts"]) for t in summary["tasks"]] == [("ok", 1)] * len(ids)
+    assert sorted((tmp_path / "ws" / "lines.txt").read_text().split()) == ids
+
+
+def test_run_json_prints_an_error_object_when_the_server_cannot_be_reached(
+    tmp_path: Path, cli_env: dict[str, str]
+) -> None:
+    path = mission(tmp_path / "m.yaml", [appending("a", 0.1)])
+    argv = ["run", str(path), "--json", "--temporal", "127.0.0.1:1", "--shared-dir", "s"]
+    proc = run_cli(argv, cli_env, cwd=tmp_path, timeout=60)
+    assert proc.returncode == 3, proc.stderr
+    error = json.loads(proc.stdout)
+    assert error["exit_code"] == 3
+    assert error["error"].startswith("cannot reach the Temporal server at 127.0.0.1:1")
+    assert proc.stderr.strip().splitlines()[-1] == f"error: {error['error']}"
 
 
 def test_a_host_started_mid_run_takes_tasks_at_once(

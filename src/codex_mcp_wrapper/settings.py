@@ -119,12 +119,6 @@ class Timeouts:
     cancel: float = 30.0  # a cancelled run's turns stopping before `cancel` reports back
     label_lock: float = 300.0  # a worker holding a thread to continue, busy in another run
     retry_backoff: tuple[float, ...] = (0.5, 2.0, 5.0)  # between attempts of a task
-    # A Temporal server that went away (a restart takes seconds, a move to another machine
-    # minutes): the submitter waits this long, then stops watching (the run goes on).
-    temporal_reconnect: float = 300.0
-    # ... and a host holds a finished attempt's result this long for it (a result given up
-    # times the attempt out and runs the task again).
-    temporal_result_hold: float = 600.0
 
 
 # Measured (bench/bench_concurrency.py, N tasks each waiting 2 s on the model, vs one bare
@@ -171,6 +165,10 @@ class TemporalSettings:
     # An attempt continuing a thread waits this long for the host holding it, then goes to
     # any host (which resumes the thread from its rollout in the shared store).
     affinity_wait: float = 10.0
+    # A server that went away (a restart takes seconds, a move to another machine minutes):
+    # a submitter waits this long for it, then stops watching (the run goes on); a host holds
+    # a finished attempt's result this long (one given up would run the task again).
+    reconnect_within: float = 300.0
     # Start the workflow and return at once (`run --detach`).
     detach: bool = False
     # What an interrupted submitter does: cancel the workflow on every host, stop watching

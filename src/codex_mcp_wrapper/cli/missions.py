@@ -147,6 +147,7 @@ def run(
     task_queue: str,
     shared_dir: Path | None,
     affinity_wait: float,
+    reconnect_within: float,
 ) -> None:
     """Run MISSION_FILE (YAML or JSON) and report each task's status.
 
@@ -168,7 +169,9 @@ def run(
         **worker_settings(threads_per_worker, recycle_after_threads, recycle_above_mb),
         **codex_setup_settings(codex_home, sync_codex_config, mirror_auth, pass_env),
         temporal=_submitting(
-            temporal_settings(temporal, namespace, task_queue, shared_dir, affinity_wait),
+            temporal_settings(
+                temporal, namespace, task_queue, shared_dir, affinity_wait, reconnect_within
+            ),
             detach,
             as_json,
         ),
@@ -268,6 +271,7 @@ def resume(
     task_queue: str,
     shared_dir: Path | None,
     affinity_wait: float,
+    reconnect_within: float,
 ) -> None:
     """Finish RUN_ID: keep the tasks that ended ok, run the others again (continuing their
     Codex threads where Codex still has them) and report the whole run. With --temporal a run
@@ -278,7 +282,9 @@ def resume(
         approvals="accept" if auto_approve else "decline",
         **worker_settings(threads_per_worker, recycle_after_threads, recycle_above_mb),
         temporal=_submitting(
-            temporal_settings(temporal, namespace, task_queue, shared_dir, affinity_wait),
+            temporal_settings(
+                temporal, namespace, task_queue, shared_dir, affinity_wait, reconnect_within
+            ),
             False,
             as_json,
         ),
@@ -314,6 +320,7 @@ def reply(
     task_queue: str,
     shared_dir: Path | None,
     affinity_wait: float,
+    reconnect_within: float,
 ) -> None:
     """Send PROMPT as a further turn in the Codex thread of TASK_ID of RUN_ID and print
     Codex's answer. The thread continues on the worker (or, with --temporal, the host) that
@@ -322,7 +329,9 @@ def reply(
     settings = settings_from(
         ctx,
         approvals="accept" if auto_approve else "decline",
-        temporal=temporal_settings(temporal, namespace, task_queue, shared_dir, affinity_wait),
+        temporal=temporal_settings(
+            temporal, namespace, task_queue, shared_dir, affinity_wait, reconnect_within
+        ),
     )
     view = progress_view()
     try:

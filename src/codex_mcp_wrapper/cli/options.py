@@ -157,6 +157,15 @@ def temporal_options(required: bool = False) -> Callable[[F], F]:
 
 def _temporal_options(command: F, required: bool) -> F:
     command = click.option(
+        "--reconnect-within",
+        type=click.FloatRange(1, 86400),
+        default=TemporalSettings.reconnect_within,
+        show_default=True,
+        help="Seconds to wait for a Temporal server that went away (a restart): then a run "
+        "stops watching (it goes on; `resume` follows it) and a host gives up holding a "
+        "finished task's result.",
+    )(command)
+    command = click.option(
         "--affinity-wait",
         type=click.FloatRange(0.1, 3600),
         default=TemporalSettings.affinity_wait,
@@ -202,6 +211,7 @@ def temporal_settings(
     task_queue: str,
     shared_dir: Path | None,
     affinity_wait: float = TemporalSettings.affinity_wait,
+    reconnect_within: float = TemporalSettings.reconnect_within,
 ) -> TemporalSettings | None:
     """The settings ``temporal_options`` ask for (None: run here)."""
     if not temporal:
@@ -214,6 +224,7 @@ def temporal_settings(
         task_queue=task_queue,
         shared_dir=(shared_dir or default_shared_dir()).expanduser().resolve(),
         affinity_wait=affinity_wait,
+        reconnect_within=reconnect_within,
     )
 
 

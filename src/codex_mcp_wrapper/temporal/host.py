@@ -126,12 +126,14 @@ class HostActivities:
         store: SharedStore,
         host: str,
         client: Client | None = None,
+        hold: float = TemporalSettings.reconnect_within,
     ) -> None:
         self.settings = settings
         self.backend = backend
         self.store = store
         self.host = host
         self.client = client
+        self.hold = hold  # a finished attempt's result waits this long for an absent server
         self._runs: dict[str, _OpenRun] = {}
         self._closing: dict[str, asyncio.Task[None]] = {}
         self._copies: set[asyncio.Task[None]] = set()
@@ -308,7 +310,7 @@ class HostActivities:
         if self.client is None:
             return
 
-        hold = self.settings.timeouts.temporal_result_hold  # the SDK gives up after ~10 s
+        hold = self.hold  # the SDK itself gives up sending it after about 10 s
         told: list[float] = []
 
         def waiting(seconds: float) -> None:
@@ -359,7 +361,9 @@ async def serve_host(
     client: Client = await connect(target)
     backend = LocalBackend(settings)
     store = DirectoryStore(target.shared_dir)
-    activities = HostActivities(settings, backend, store, options.host, client)
+    activities = HostActivities(
+        settings, backend, store, options.host, client, target.reconnect_within
+    )
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):

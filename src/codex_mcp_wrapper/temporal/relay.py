@@ -4,7 +4,7 @@ task's host events before its result), until the workflow ends.
 
 A Temporal server that goes away (restarted, a network blip) is weather: the workflow lives
 in the server's database and the hosts carry on once it is back. The relay says so in one
-line, waits for the server (``connect.server_answers``, up to ``Timeouts.temporal_reconnect``;
+line, waits for the server (``connect.server_answers``, up to ``TemporalSettings.reconnect_within``;
 the SDK itself retries each call for only about 10 s), then follows the run again. A server
 still away after that: ``RunDetached`` with ``lost`` (exit 3, nothing recorded as failed;
 ``resume`` follows the run later).

@@ -144,7 +144,7 @@ class TemporalBackend:
             handle,
             run,
             self.target.address,
-            self.settings.timeouts.temporal_reconnect,
+            self.target.reconnect_within,
         )
         try:
             output = await relay.follow()
