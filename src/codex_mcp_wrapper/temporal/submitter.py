@@ -105,7 +105,7 @@ class TemporalBackend:
         tasks: Sequence[PlannedTask],
         retry_backoff: Sequence[float],
     ) -> None:
-        client = await self.client()
+        client = await self._client_for(run.run_id)
         try:
             self.store.write_mission(run.run_id, self._record(mission, run))
         except OSError as exc:
@@ -159,6 +159,18 @@ class TemporalBackend:
             await finish(self._cancel(handle, relay))
             raise
         relay.finish(output)
+
+    async def _client_for(self, run_id: str) -> Client:
+        """The client; a run submitted before (resumed) whose server cannot be reached is
+        not watched (its workflow may well be alive) rather than recorded as failed."""
+        try:
+            return await self.client()
+        except EnvironmentProblem as exc:
+            if self.store.read_mission(run_id) is None:
+                raise  # a new run: nothing of it started
+            raise RunDetached(
+                run_id, lost=f"the Temporal server at {self.target.address} cannot be reached"
+            ) from exc
 
     async def _adopt(
         self, client: Client, run_id: str, tasks: Sequence[PlannedTask]
