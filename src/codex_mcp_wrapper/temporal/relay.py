@@ -103,13 +103,18 @@ class Relay:
 
     async def follow(self) -> MissionOutput:
         """Relay until the workflow ends; its output. A server that goes away is waited for
-        (``_reconnect``), then the run is followed again."""
+        (``_reconnect``), then the run is followed again; any other answer of the server
+        stops the watch (``RunDetached``): the run's end is not recorded from a failed call."""
         while True:
             try:
                 return await self._follow_once()
             except RPCError as exc:
-                if not server_away(exc):
-                    raise
+                if not server_away(exc):  # not weather, but the workflow may be alive
+                    raise RunDetached(
+                        self.run_id,
+                        lost=f"the Temporal server at {self.address} could not report on it: "
+                        f"{exc.status.name} {exc.message}",
+                    ) from exc
                 await self._reconnect(exc)
 
     async def _follow_once(self) -> MissionOutput:
