@@ -183,6 +183,7 @@ def _exit(code: int | str | None) -> NoReturn:
 
 
 def _main(argv: list[str] | None) -> None:
+    JsonOutput.requested = False  # this invocation's --json sets it
     try:
         cli.main(args=argv, prog_name="codex-mcp-wrapper", standalone_mode=False)
     except click.exceptions.Exit as exc:
