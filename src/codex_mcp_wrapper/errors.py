@@ -101,18 +101,23 @@ class Interrupted(WrapperError):
 
 class RunDetached(WrapperError):
     """The run goes on without this process watching it (a Temporal workflow, after
-    ``--detach`` or Ctrl-C "stop watching"); nothing of its end is recorded here until
-    ``resume`` follows it again."""
+    ``--detach``, Ctrl-C "stop watching", or a Temporal server that did not come back in
+    time: ``lost`` says why, exit 3); nothing of its end is recorded here until ``resume``
+    follows it again."""
 
     exit_code = EXIT_OK
 
-    def __init__(self, run_id: str, interrupted: bool = False) -> None:
-        how = "stopped watching" if interrupted else "detached from"
+    def __init__(self, run_id: str, interrupted: bool = False, lost: str | None = None) -> None:
+        how = "stopped watching" if interrupted or lost else "detached from"
+        why = f" ({lost})" if lost else ""
         super().__init__(
-            f"{how} run {run_id}, which goes on on the hosts; `codex-mcp-wrapper resume "
+            f"{how} run {run_id}{why}, which goes on on the hosts; `codex-mcp-wrapper resume "
             f"{run_id} --temporal ...` follows it to its end and records it."
         )
         self.run_id = run_id
         self.interrupted = interrupted
+        self.lost = lost
         if interrupted:
             self.exit_code = EXIT_INTERRUPTED
+        elif lost:
+            self.exit_code = EXIT_ENVIRONMENT

@@ -178,6 +178,10 @@ class TemporalSettings:
     # An attempt continuing a thread waits this long for the host holding it, then goes to
     # any host (which resumes the thread from its rollout in the shared store).
     affinity_wait: float = 10.0
+    # A server that went away (a restart takes seconds, a move to another machine minutes):
+    # a submitter waits this long for it, then stops watching (the run goes on); a host holds
+    # a finished attempt's result this long (one given up would run the task again).
+    reconnect_within: float = 300.0
     # Start the workflow and return at once (`run --detach`).
     detach: bool = False
     # What an interrupted submitter does: cancel the workflow on every host, stop watching

@@ -8,6 +8,7 @@ stderr and an exit code, never a traceback.
 from __future__ import annotations
 
 import importlib
+import json
 import os
 import sys
 from typing import NoReturn
@@ -15,7 +16,7 @@ from typing import NoReturn
 import click
 
 from codex_mcp_wrapper import __version__
-from codex_mcp_wrapper.cli.options import add_global_options, global_options
+from codex_mcp_wrapper.cli.options import JsonOutput, add_global_options, global_options
 from codex_mcp_wrapper.errors import (
     EXIT_INTERRUPTED,
     EXIT_INVALID_INPUT,
@@ -147,6 +148,10 @@ def one_line(message: str) -> str:
 
 
 def _fail(message: str, code: int) -> NoReturn:
+    """One line on stderr and the exit code; with ``--json`` also an error object on stdout,
+    which then always parses."""
+    if JsonOutput.requested:
+        click.echo(json.dumps({"error": one_line(message), "exit_code": code}))
     click.echo(f"error: {one_line(message)}", err=True)
     sys.exit(code)
 
@@ -178,6 +183,7 @@ def _exit(code: int | str | None) -> NoReturn:
 
 
 def _main(argv: list[str] | None) -> None:
+    JsonOutput.requested = False  # this invocation's --json sets it
     try:
         cli.main(args=argv, prog_name="codex-mcp-wrapper", standalone_mode=False)
     except click.exceptions.Exit as exc:

@@ -16,6 +16,7 @@ from codex_mcp_wrapper.cli.compare import Comparing, after_run, comparing_option
 from codex_mcp_wrapper.cli.options import (
     codex_setup_options,
     codex_setup_settings,
+    json_option,
     login_shell_option,
     parse_vars,
     settings_from,
@@ -82,7 +83,7 @@ def _finish(summary: RunSummary, as_json: bool) -> None:
     help=f"Tasks at once, up to {MAX_WORKERS} [default: {default_workers()}].",
 )
 @click.option("--scripted", is_flag=True, help="Use the built-in scripted model for every task.")
-@click.option("--json", "as_json", is_flag=True, help="Print the summary JSON on stdout, only it.")
+@json_option("Print the summary JSON on stdout, only it.")
 @quiet_option
 @click.option("--var", "variables", multiple=True, metavar="K=V", help="Set ${K} in the mission.")
 @click.option(
@@ -158,6 +159,7 @@ def run(
     task_queue: str,
     shared_dir: Path | None,
     affinity_wait: float,
+    reconnect_within: float,
 ) -> None:
     """Run MISSION_FILE (YAML or JSON) and report each task's status.
 
@@ -179,7 +181,9 @@ def run(
         **worker_settings(threads_per_worker, recycle_after_threads, recycle_above_mb),
         **codex_setup_settings(codex_home, sync_codex_config, mirror_auth, pass_env),
         temporal=_submitting(
-            temporal_settings(temporal, namespace, task_queue, shared_dir, affinity_wait),
+            temporal_settings(
+                temporal, namespace, task_queue, shared_dir, affinity_wait, reconnect_within
+            ),
             detach,
             as_json,
         ),
@@ -265,7 +269,7 @@ def _submitting(
 @click.command()
 @click.argument("run_id")
 @click.option("--workers", type=click.IntRange(1, MAX_WORKERS), help="Pool size.")
-@click.option("--json", "as_json", is_flag=True, help="Print the summary JSON on stdout, only it.")
+@json_option("Print the summary JSON on stdout, only it.")
 @quiet_option
 @click.option("--auto-approve", is_flag=True, help="Accept Codex's approval requests.")
 @worker_options
@@ -286,6 +290,7 @@ def resume(
     task_queue: str,
     shared_dir: Path | None,
     affinity_wait: float,
+    reconnect_within: float,
 ) -> None:
     """Finish RUN_ID: keep the tasks that ended ok, run the others again (continuing their
     Codex threads where Codex still has them) and report the whole run. With --temporal a run
@@ -296,7 +301,9 @@ def resume(
         approvals="accept" if auto_approve else "decline",
         **worker_settings(threads_per_worker, recycle_after_threads, recycle_above_mb),
         temporal=_submitting(
-            temporal_settings(temporal, namespace, task_queue, shared_dir, affinity_wait),
+            temporal_settings(
+                temporal, namespace, task_queue, shared_dir, affinity_wait, reconnect_within
+            ),
             False,
             as_json,
         ),
@@ -310,7 +317,7 @@ def resume(
 @click.argument("run_id")
 @click.argument("task_id")
 @click.argument("prompt")
-@click.option("--json", "as_json", is_flag=True, help="Print the task's result JSON, only it.")
+@json_option("Print the task's result JSON, only it.")
 @click.option("--auto-approve", is_flag=True, help="Accept Codex's approval requests.")
 @temporal_options()
 @click.pass_context
@@ -326,6 +333,7 @@ def reply(
     task_queue: str,
     shared_dir: Path | None,
     affinity_wait: float,
+    reconnect_within: float,
 ) -> None:
     """Send PROMPT as a further turn in the Codex thread of TASK_ID of RUN_ID and print
     Codex's answer. The thread continues on the worker (or, with --temporal, the host) that
@@ -334,7 +342,9 @@ def reply(
     settings = settings_from(
         ctx,
         approvals="accept" if auto_approve else "decline",
-        temporal=temporal_settings(temporal, namespace, task_queue, shared_dir, affinity_wait),
+        temporal=temporal_settings(
+            temporal, namespace, task_queue, shared_dir, affinity_wait, reconnect_within
+        ),
     )
     view = progress_view(settings, answers=False)  # the answer is printed on stdout
     result = watched(

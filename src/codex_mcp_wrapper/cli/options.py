@@ -37,6 +37,24 @@ def _remember(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
     return value
 
 
+class JsonOutput:
+    """Whether this (one-shot) CLI process was asked for ``--json``: then its stdout is JSON
+    whatever happens, an error included (``cli.main`` prints it as an object)."""
+
+    requested = False
+
+
+def json_option(help_text: str) -> Callable[[F], F]:
+    """``--json``: the command's result as JSON on stdout, only it; an error, as
+    ``{"error": SENTENCE, "exit_code": N}`` there too (and its line on stderr)."""
+
+    def requested(ctx: click.Context, param: click.Parameter, value: bool) -> bool:
+        JsonOutput.requested = JsonOutput.requested or value
+        return value
+
+    return click.option("--json", "as_json", is_flag=True, help=help_text, callback=requested)
+
+
 def global_options(root: bool = False) -> list[click.Option]:
     """``--state-dir``, ``--codex-bin`` and ``--instance``, as options of one command. Only
     the root reads the environment, so a subcommand's unset option never hides it."""
@@ -139,6 +157,15 @@ def temporal_options(required: bool = False) -> Callable[[F], F]:
 
 def _temporal_options(command: F, required: bool) -> F:
     command = click.option(
+        "--reconnect-within",
+        type=click.FloatRange(1, 86400),
+        default=TemporalSettings.reconnect_within,
+        show_default=True,
+        help="Seconds to wait for a Temporal server that went away (a restart): then a run "
+        "stops watching (it goes on; `resume` follows it) and a host gives up holding a "
+        "finished task's result.",
+    )(command)
+    command = click.option(
         "--affinity-wait",
         type=click.FloatRange(0.1, 3600),
         default=TemporalSettings.affinity_wait,
@@ -184,6 +211,7 @@ def temporal_settings(
     task_queue: str,
     shared_dir: Path | None,
     affinity_wait: float = TemporalSettings.affinity_wait,
+    reconnect_within: float = TemporalSettings.reconnect_within,
 ) -> TemporalSettings | None:
     """The settings ``temporal_options`` ask for (None: run here)."""
     if not temporal:
@@ -196,6 +224,7 @@ def temporal_settings(
         task_queue=task_queue,
         shared_dir=(shared_dir or default_shared_dir()).expanduser().resolve(),
         affinity_wait=affinity_wait,
+        reconnect_within=reconnect_within,
     )
 
 

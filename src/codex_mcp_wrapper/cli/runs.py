@@ -71,11 +71,14 @@ def runs_cancel(
     task_queue: str,
     shared_dir: Path | None,
     affinity_wait: float,
+    reconnect_within: float,
 ) -> None:
     """Cancel RUN_ID on every host (a run started with --temporal, watched or not) and
     wait for its tasks to stop. The submitter watching it records the end; for a detached run
     `resume RUN_ID --temporal ...` does. Exit 0 when cancelled, 1 when it was not running."""
-    target = temporal_settings(temporal, namespace, task_queue, shared_dir, affinity_wait)
+    target = temporal_settings(
+        temporal, namespace, task_queue, shared_dir, affinity_wait, reconnect_within
+    )
     if run_async(cancel_remote_run(settings_from(ctx, temporal=target), run_id)):
         click.echo(f"cancelled run {run_id} on every host.")
         return

@@ -76,6 +76,7 @@ def host(
     task_queue: str,
     shared_dir: Path | None,
     affinity_wait: float,
+    reconnect_within: float,
 ) -> None:
     """Take mission tasks from a Temporal server and run them on this machine's Codex
     workers, until SIGTERM or Ctrl-C.
@@ -90,7 +91,9 @@ def host(
     except ImportError as exc:
         raise temporal_missing(exc) from exc
 
-    target = temporal_settings(temporal, namespace, task_queue, shared_dir, affinity_wait)
+    target = temporal_settings(
+        temporal, namespace, task_queue, shared_dir, affinity_wait, reconnect_within
+    )
     assert target is not None
     settings = settings_from(
         ctx,

@@ -182,6 +182,7 @@ def serve(
     task_queue: str,
     shared_dir: Path | None,
     affinity_wait: float,
+    reconnect_within: float,
 ) -> None:
     """Serve Codex and missions to MCP clients (tools codex, codex-reply, batch, mission_*).
 

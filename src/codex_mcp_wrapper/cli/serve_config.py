@@ -108,6 +108,7 @@ class ServeConfig(BaseModel):
     task_queue: str | None = None
     shared_dir: str | None = None
     affinity_wait: Annotated[float, Field(ge=0.1, le=3600, strict=False)] | None = None
+    reconnect_within: Annotated[float, Field(ge=1, le=86400, strict=False)] | None = None
 
 
 def serve_settings(ctx: click.Context, opt: Callable[[str], Any]) -> Settings:
@@ -142,6 +143,7 @@ def serve_settings(ctx: click.Context, opt: Callable[[str], Any]) -> Settings:
             opt("task_queue"),
             path_or_none(opt("shared_dir")),
             float(opt("affinity_wait")),
+            float(opt("reconnect_within")),
         ),
     )
 

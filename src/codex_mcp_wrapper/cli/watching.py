@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 import click
 
 from codex_mcp_wrapper.cli.options import run_async
-from codex_mcp_wrapper.errors import Interrupted, RunDetached
+from codex_mcp_wrapper.errors import EXIT_INTERRUPTED, EXIT_OK, Interrupted, RunDetached
 from codex_mcp_wrapper.settings import Settings, wrapper_program
 
 if TYPE_CHECKING:
@@ -55,9 +55,15 @@ quiet_option = click.option(
 
 
 def _detached(exc: RunDetached, as_json: bool) -> NoReturn:
+    """The run goes on unwatched: its id on stdout; why on stderr (an error when the Temporal
+    server was lost, and then in the JSON too)."""
+    failed = exc.exit_code not in (EXIT_OK, EXIT_INTERRUPTED)
     if as_json:
-        click.echo(json.dumps({"run_id": exc.run_id, "detached": True}))
+        data: dict[str, object] = {"run_id": exc.run_id, "detached": True}
+        if failed:
+            data |= {"error": str(exc), "exit_code": exc.exit_code}
+        click.echo(json.dumps(data))
     else:
         click.echo(exc.run_id)
-    click.echo(str(exc), err=True)
+    click.echo(f"error: {exc}" if failed else str(exc), err=True)
     sys.exit(exc.exit_code)

@@ -1,15 +1,58 @@
 """Connecting to Temporal the same way on every side: the pydantic data converter (the
-engine's dataclasses hold pydantic models), one sentence when the server is not there, and
-the workflow sandbox's pass-through modules."""
+engine's dataclasses hold pydantic models), one sentence when the server is not there, the
+SDK core's own log lines routed to Python logging, waiting (bounded) for a server that went
+away, and the workflow sandbox's pass-through modules.
+
+The SDK core writes its log lines (``WARN temporalio_client::retry ... tcp connect error``
+while the server restarts) to the console, which is stdout: ``run --json`` could then not be
+parsed. ``runtime()`` forwards them to the ``codex_mcp_wrapper.temporal.sdk`` logger instead
+(stderr, or a host's log).
+"""
 
 from __future__ import annotations
 
+import functools
+import logging
+import time
+from collections.abc import Callable
+from datetime import timedelta
+
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.runtime import (
+    LogForwardingConfig,
+    LoggingConfig,
+    Runtime,
+    TelemetryConfig,
+    TelemetryFilter,
+)
+from temporalio.service import RPCError, RPCStatusCode
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    retry_if_exception,
+    retry_if_result,
+    stop_after_delay,
+    wait_exponential,
+)
 
 from codex_mcp_wrapper.errors import EnvironmentProblem
 from codex_mcp_wrapper.settings import TemporalSettings
+
+SDK_LOG = logging.getLogger("codex_mcp_wrapper.temporal.sdk")
+
+# What a server that is away or restarting answers; anything else is not weather.
+SERVER_AWAY = frozenset(
+    {
+        RPCStatusCode.UNAVAILABLE,
+        RPCStatusCode.DEADLINE_EXCEEDED,
+        RPCStatusCode.RESOURCE_EXHAUSTED,
+        RPCStatusCode.ABORTED,
+        RPCStatusCode.UNKNOWN,
+    }
+)
+HEALTH_CHECK_TIMEOUT = timedelta(seconds=5)  # one look at the server, within its retries
 
 # Third-party modules the engine imports that may not be re-imported in the sandbox
 # (jsonschema -> attrs calls platform.* at import); they hold no workflow state.
@@ -25,18 +68,82 @@ PASSTHROUGH = (
 )
 
 
+@functools.cache
+def runtime() -> Runtime:
+    """This process's Temporal runtime, its core's log lines forwarded to ``SDK_LOG``; made
+    the SDK's default (the one a program embedding the wrapper set first is kept)."""
+    ours = Runtime(
+        telemetry=TelemetryConfig(
+            logging=LoggingConfig(
+                filter=TelemetryFilter(core_level="WARN", other_level="ERROR"),
+                forwarding=LogForwardingConfig(logger=SDK_LOG),
+            )
+        )
+    )
+    try:
+        Runtime.set_default(ours)
+    except RuntimeError:  # a default exists: clients made with it stay on it anyway
+        return Runtime.default()
+    return ours
+
+
+class _DemotedRetries(logging.Filter):
+    """The core's per-call retry warnings, as debug lines: the submitter says in its own words
+    that it lost the server and when it has it back."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if "temporalio_client::retry" in record.name:
+            record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+        return record.levelno >= SDK_LOG.getEffectiveLevel()
+
+
+def demote_retry_warnings() -> None:
+    if not any(isinstance(f, _DemotedRetries) for f in SDK_LOG.filters):
+        SDK_LOG.addFilter(_DemotedRetries())
+
+
 async def connect(target: TemporalSettings) -> Client:
     """A client of ``target``; raises ``EnvironmentProblem`` in one sentence when it is not
     reachable."""
     try:
         return await Client.connect(
-            target.address, namespace=target.namespace, data_converter=pydantic_data_converter
+            target.address,
+            namespace=target.namespace,
+            data_converter=pydantic_data_converter,
+            runtime=runtime(),
         )
     except RuntimeError as exc:
         raise EnvironmentProblem(
             f"cannot reach the Temporal server at {target.address} ({_reason(exc)}); start it "
             "(`temporal server start-dev`, see docs/scale-out.md) or fix --temporal."
         ) from exc
+
+
+def server_away(exc: BaseException) -> bool:
+    """The call failed because the server is not there (yet), not because of what it asked."""
+    return isinstance(exc, RPCError) and exc.status in SERVER_AWAY
+
+
+async def server_answers(
+    client: Client, within: float, still_away: Callable[[float], None] = lambda _: None
+) -> bool:
+    """True once the server answers a health check, at once or within ``within`` seconds
+    (retried by tenacity, backing off to 5 s; ``still_away(seconds)`` before each retry);
+    False when it has not by then."""
+    since = time.monotonic()
+
+    def retrying(state: RetryCallState) -> None:
+        still_away(time.monotonic() - since)
+
+    retries = AsyncRetrying(
+        retry=retry_if_exception(server_away) | retry_if_result(lambda ok: not ok),
+        stop=stop_after_delay(within),
+        wait=wait_exponential(multiplier=0.25, max=5.0),
+        before_sleep=retrying,
+        retry_error_callback=lambda _: False,
+    )
+    answered: bool = await retries(client.service_client.check_health, timeout=HEALTH_CHECK_TIMEOUT)
+    return answered
 
 
 def _reason(exc: RuntimeError) -> str:

@@ -45,7 +45,7 @@ from codex_mcp_wrapper.engine.results import TaskState
 from codex_mcp_wrapper.engine.seams import TaskOutcome, TaskRequest
 from codex_mcp_wrapper.missions.model import Mission
 from codex_mcp_wrapper.settings import Settings, TemporalSettings
-from codex_mcp_wrapper.temporal.connect import connect, sandbox_runner
+from codex_mcp_wrapper.temporal.connect import connect, sandbox_runner, server_answers
 from codex_mcp_wrapper.temporal.shared import DirectoryStore, SharedStore
 from codex_mcp_wrapper.temporal.workflow import (
     RUN_TASK,
@@ -120,12 +120,20 @@ class HostActivities:
     """The ``run_task`` activity of one host."""
 
     def __init__(
-        self, settings: Settings, backend: LocalBackend, store: SharedStore, host: str
+        self,
+        settings: Settings,
+        backend: LocalBackend,
+        store: SharedStore,
+        host: str,
+        client: Client | None = None,
+        hold: float = TemporalSettings.reconnect_within,
     ) -> None:
         self.settings = settings
         self.backend = backend
         self.store = store
         self.host = host
+        self.client = client
+        self.hold = hold  # a finished attempt's result waits this long for an absent server
         self._runs: dict[str, _OpenRun] = {}
         self._closing: dict[str, asyncio.Task[None]] = {}
         self._copies: set[asyncio.Task[None]] = set()
@@ -293,7 +301,36 @@ class HostActivities:
                 self._keep_thread(thread_id)
         self.store.put_artifacts(request.run_id, request.task_id, artifacts / request.task_id)
         outcome.worker = sink.worker(outcome.worker)
+        await self._server_back(request.task_id)
         return outcome
+
+    async def _server_back(self, task_id: str) -> None:
+        """Hold a finished attempt's result while the server is away (bounded), so that it
+        is delivered, not lost: a lost result would run the task again."""
+        if self.client is None:
+            return
+
+        hold = self.hold  # the SDK itself gives up sending it after about 10 s
+        told: list[float] = []
+
+        def waiting(seconds: float) -> None:
+            log.log(
+                logging.DEBUG if told else logging.WARNING,
+                "host %s: the Temporal server is away; the result of task %s waits for it "
+                "(up to %g s)",
+                self.host,
+                task_id,
+                hold,
+            )
+            told.append(seconds)
+
+        if not await server_answers(self.client, hold, waiting):
+            log.warning(
+                "host %s: the Temporal server did not come back; task %s's result may "
+                "be lost and the task run again",
+                self.host,
+                task_id,
+            )
 
     @staticmethod
     async def _keepalive(sink: _HostSink, idle_timeout: float) -> None:
@@ -323,7 +360,10 @@ async def serve_host(
     and every Codex process of the host is stopped."""
     client: Client = await connect(target)
     backend = LocalBackend(settings)
-    activities = HostActivities(settings, backend, DirectoryStore(target.shared_dir), options.host)
+    store = DirectoryStore(target.shared_dir)
+    activities = HostActivities(
+        settings, backend, store, options.host, client, target.reconnect_within
+    )
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):

@@ -7,6 +7,7 @@ local one; only ``run_tasks`` differs: it puts the mission in the shared store, 
 write to the shared store (Codex events, task states, threads) and what the workflow decides
 (queued, retrying, each task's result, its artifacts copied into the run folder). The
 workflow's result is authoritative: a result the relay has not seen is published from it.
+A server that goes away meanwhile is waited for (``relay.Relay``): the run is not failed.
 
 Cancelled, it cancels the workflow (which stops every task's activity on every host) and
 waits, bounded, for the results of the cancelled tasks; ``detach`` only stops watching.
@@ -31,20 +32,18 @@ from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError
 
-from codex_mcp_wrapper.engine.events import Event, TaskFinished, from_record
-from codex_mcp_wrapper.engine.results import TaskResult
 from codex_mcp_wrapper.engine.seams import PlannedTask, RunContext
 from codex_mcp_wrapper.errors import EnvironmentProblem, RunDetached, WrapperError
 from codex_mcp_wrapper.missions.model import Mission
 from codex_mcp_wrapper.process import finish
 from codex_mcp_wrapper.settings import Settings, TemporalSettings
-from codex_mcp_wrapper.temporal.connect import connect
-from codex_mcp_wrapper.temporal.shared import DirectoryStore, EventCursor
+from codex_mcp_wrapper.temporal.connect import connect, demote_retry_warnings
+from codex_mcp_wrapper.temporal.relay import Relay
+from codex_mcp_wrapper.temporal.shared import DirectoryStore
 from codex_mcp_wrapper.temporal.workflow import MissionInput, MissionOutput, MissionWorkflow
 
 log = logging.getLogger("codex_mcp_wrapper.temporal")
 
-POLL = 0.2  # seconds between looks at the shared store and the workflow's events
 ASK_WITHIN = 60.0  # an interrupted run asks what to do this long, then cancels
 
 
@@ -57,18 +56,6 @@ def _ask_terminal(run_id: str) -> str:
         tty.flush()
         answer = tty.readline().strip().lower()
     return "detach" if answer.startswith("w") else "cancel"
-
-
-def event_from_record(run_id: str, record: dict[str, Any]) -> Event | None:
-    """The event a host or the workflow wrote (``engine.events.to_record``); None, with a
-    warning, for one this submitter cannot read."""
-    try:
-        return from_record(run_id, record)
-    except ValueError as exc:
-        log.warning(
-            "skipping an unreadable %s event of run %s: %s", record.get("type"), run_id, exc
-        )
-    return None
 
 
 class TemporalBackend:
@@ -98,6 +85,7 @@ class TemporalBackend:
     async def client(self) -> Client:
         if self._client is not None:
             return self._client
+        demote_retry_warnings()  # the relay says in its own words when the server is away
         client = await connect(self.target)
         if self._warm:
             self._client = client
@@ -117,7 +105,7 @@ class TemporalBackend:
         tasks: Sequence[PlannedTask],
         retry_backoff: Sequence[float],
     ) -> None:
-        client = await self.client()
+        client = await self._client_for(run.run_id)
         try:
             self.store.write_mission(run.run_id, self._record(mission, run))
         except OSError as exc:
@@ -150,7 +138,14 @@ class TemporalBackend:
                 ) from exc
         if self.target.detach:
             raise RunDetached(run.run_id)
-        relay = _Relay(self.store, handle, run)
+        relay = Relay(
+            self.store,
+            client,
+            handle,
+            run,
+            self.target.address,
+            self.target.reconnect_within,
+        )
         try:
             output = await relay.follow()
         except WorkflowFailureError as exc:
@@ -164,6 +159,18 @@ class TemporalBackend:
             await finish(self._cancel(handle, relay))
             raise
         relay.finish(output)
+
+    async def _client_for(self, run_id: str) -> Client:
+        """The client; a run submitted before (resumed) whose server cannot be reached is
+        not watched (its workflow may well be alive) rather than recorded as failed."""
+        try:
+            return await self.client()
+        except EnvironmentProblem as exc:
+            if self.store.read_mission(run_id) is None:
+                raise  # a new run: nothing of it started
+            raise RunDetached(
+                run_id, lost=f"the Temporal server at {self.target.address} cannot be reached"
+            ) from exc
 
     async def _adopt(
         self, client: Client, run_id: str, tasks: Sequence[PlannedTask]
@@ -206,7 +213,7 @@ class TemporalBackend:
         except (TimeoutError, OSError):
             return "cancel"
 
-    async def _cancel(self, handle: WorkflowHandle[Any, MissionOutput], relay: _Relay) -> None:
+    async def _cancel(self, handle: WorkflowHandle[Any, MissionOutput], relay: Relay) -> None:
         """Cancel the workflow (its activities stop on every host) and record the tasks'
         results as it ends them, within the cancel bound."""
         with contextlib.suppress(RPCError):
@@ -218,67 +225,3 @@ class TemporalBackend:
             log.warning("run %s: the workflow did not end after its cancel: %s", relay.run_id, exc)
             return
         relay.finish(output)
-
-
-class _Relay:
-    """Republishes a workflow run's events on the submitter's bus, in order per task: a
-    task's host events before its result."""
-
-    def __init__(
-        self, store: DirectoryStore, handle: WorkflowHandle[Any, MissionOutput], run: RunContext
-    ) -> None:
-        self.store = store
-        self.handle = handle
-        self.run = run
-        self.run_id = run.run_id
-        self.cursor = EventCursor()
-        self.seen = 0  # workflow events relayed
-        self.finished: set[str] = set()
-
-    def _host_events(self) -> None:
-        for record in self.store.read_events(self.run_id, self.cursor):
-            event = event_from_record(self.run_id, record)
-            if event is not None:
-                self.run.publish(event)
-
-    def _finished(self, result: TaskResult) -> None:
-        if result.task_id in self.finished:
-            return
-        self._host_events()
-        dest = self.run.run_dir / "tasks" / result.task_id / "artifacts"
-        if result.artifacts:
-            with contextlib.suppress(OSError):
-                self.store.get_artifacts(self.run_id, result.task_id, dest)
-        self.finished.add(result.task_id)
-        self.run.publish(TaskFinished(self.run_id, result))
-
-    async def _workflow_events(self) -> None:
-        try:
-            records = await self.handle.query("events", self.seen, result_type=list[dict[str, Any]])
-        except Exception as exc:  # noqa: BLE001 - no host answers yet; the result will tell
-            log.debug("run %s: events query failed: %s", self.run_id, exc)
-            return
-        self.seen += len(records)
-        for record in records:
-            event = event_from_record(self.run_id, record)
-            if isinstance(event, TaskFinished):
-                self._finished(event.result)
-            elif event is not None:
-                self.run.publish(event)
-
-    async def follow(self) -> MissionOutput:
-        """Relay until the workflow ends; its output."""
-        result = asyncio.ensure_future(self.handle.result())
-        try:
-            while not result.done():
-                self._host_events()
-                await self._workflow_events()
-                await asyncio.wait({result}, timeout=POLL)
-            return result.result()
-        finally:
-            result.cancel()
-
-    def finish(self, output: MissionOutput) -> None:
-        self._host_events()
-        for task_result in output.results:
-            self._finished(task_result)
