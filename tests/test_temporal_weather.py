@@ -148,13 +148,16 @@ def test_a_server_away_too_long_stops_the_watch_in_one_line_and_resume_records_t
     assert f"`codex-mcp-wrapper resume {run_id} --temporal ...`" in last
     assert "Traceback" not in err
     # No end is recorded: not failed, no task cancelled (as for any run nobody watches).
-    shown = json.loads(run_cli(["runs", "show", run_id], cli_env).stdout)
+    shown = json.loads(run_cli(["runs", "show", run_id, "--json"], cli_env).stdout)
     assert shown["status"] == "interrupted" and not shown.get("summary"), shown
     assert "cancelled" not in {t["status"] for t in shown["tasks"]}, shown
     early = run_cli(["resume", run_id, "--json", *rig.flags()], cli_env)  # still away
     assert early.returncode == 3 and json.loads(early.stdout)["detached"], early.stderr
     assert "cannot be reached" in early.stderr and "Traceback" not in early.stderr
-    assert json.loads(run_cli(["runs", "show", run_id], cli_env).stdout)["status"] != "failed"
+    assert (
+        json.loads(run_cli(["runs", "show", run_id, "--json"], cli_env).stdout)["status"]
+        != "failed"
+    )
     rig.server.start()
     followed = run_cli(["resume", run_id, "--json", *rig.flags()], cli_env)
     assert followed.returncode == 0, followed.stderr
