@@ -16,6 +16,7 @@ import logging
 import os
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from codex_mcp_wrapper.codex.auth import api_key_from_env, require_credentials
@@ -78,13 +79,7 @@ class WorkerFactory:
                 else None,
             ),
         )
-        if self.settings.mirror_auth and mirror_auth(self.settings.user_codex_home(), home):
-            bind(log, worker=label).warning(
-                "copied auth.json into this worker: ChatGPT logins use single-use refresh "
-                "tokens and break across copies; prefer OPENAI_API_KEY."
-            )
-        elif self.provider.kind == "codex" and (key := api_key_from_env()) is not None:
-            write_api_key_auth(home, key[1])  # app-server logs in only from auth.json
+        forget = self._log_in(home, label)
         env = self.settings.worker_base_env()
         env["CODEX_HOME"] = str(home)
         hidden = list(API_KEY_VARS)
@@ -102,8 +97,27 @@ class WorkerFactory:
                 cwd=home.parent,  # a thread's cwd is its own; this one always exists
                 timeouts=self.settings.timeouts,
                 hidden_env=tuple(dict.fromkeys(hidden)),
+                forget_on_close=forget,
             ),
         )
+
+    def _log_in(self, home: Path, label: str) -> tuple[Path, ...]:
+        """Make the home's login this run's own, every time a worker is built: the API key of
+        this run, the user's login with ``--mirror-auth``, else none (an ``auth.json`` an
+        earlier run left is removed, never used silently). Returns the files the worker removes
+        when it stops (a key is kept only while its run's worker runs)."""
+        auth = home / "auth.json"
+        if self.settings.mirror_auth and mirror_auth(self.settings.user_codex_home(), home):
+            bind(log, worker=label).warning(
+                "copied auth.json into this worker: ChatGPT logins use single-use refresh "
+                "tokens and break across copies; prefer OPENAI_API_KEY."
+            )
+            return ()
+        if self.provider.kind == "codex" and (key := api_key_from_env()) is not None:
+            write_api_key_auth(home, key[1])  # app-server logs in only from auth.json
+            return (auth,)
+        auth.unlink(missing_ok=True)
+        return ()
 
 
 class LocalBackend:

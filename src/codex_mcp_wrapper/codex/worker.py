@@ -59,6 +59,9 @@ class WorkerSpec:
     # Variables of ``env`` the commands Codex runs must not see (the provider's credential):
     # excluded by every thread's shell_environment_policy.
     hidden_env: tuple[str, ...] = ()
+    # Files of this run's credentials in ``codex_home`` (an API key's auth.json), removed when
+    # the worker stops: the next run on this home brings its own or none.
+    forget_on_close: tuple[Path, ...] = ()
 
 
 class AppServerWorker:
@@ -167,6 +170,8 @@ class AppServerWorker:
             await self._conn.aclose()
         if self._proc is not None:
             await process.stop(self._proc, self._timeouts.term_grace)
+        for path in self.spec.forget_on_close:
+            path.unlink(missing_ok=True)
 
     async def _on_server_request(self, request: ServerRequest) -> dict[str, Any]:
         self.recent.append(f"request {request.method}")
