@@ -9,6 +9,7 @@ import socket
 import stat
 import subprocess
 import sys
+import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -290,6 +291,39 @@ async def test_reconnect_attempts_do_not_hold_off_the_idle_deadline(
     # after the last one; it ends idle_timeout_sec after the model's last progress instead.
     last_retry = max(t for t in retried_at if t <= ended_at)
     assert ended_at - last_retry < idle - 1
+
+
+async def test_a_provider_on_a_closed_port_fails_the_task_in_under_a_minute_naming_the_url(
+    state_dir: Path, workspace: Path, codex_bin: str, dead_port: int
+) -> None:
+    """Codex retries a refused connection forever ("Reconnecting... waiting for network");
+    with the default deadlines (idle 300 s, task 900 s) the task fails after
+    Timeouts.model_unreachable instead, once, with the URL and what to check."""
+    url = f"http://127.0.0.1:{dead_port}/v1"
+    mission = parse_mission(
+        {
+            "workspace_root": str(workspace),
+            "provider": {"base_url": url, "model": "m"},
+            "tasks": [{"id": "t", "prompt": "hello"}],
+        }
+    )
+    settings = Settings(state_dir=state_dir, codex_bin=codex_bin, workers=1)
+    started = time.monotonic()
+    summary = await run_mission(mission, settings)
+    took = time.monotonic() - started
+    task = summary.tasks[0]
+    assert task.status == "failed" and task.attempts == 1, task.error  # not retried
+    bound = settings.timeouts.model_unreachable
+    assert bound <= took < 60
+    assert task.error is not None
+    assert task.error.startswith(
+        f"the model provider at {url} could not be reached for {bound:g} s (Codex retried "
+    )
+    assert "last: Reconnecting... waiting for network" in task.error
+    assert task.error.endswith(
+        "check that it is running and listening at that address and that this machine can "
+        "reach it (network, proxy, firewall)."
+    )
 
 
 # -- 3. a prompt Codex refuses: failed once, never retried ----------------------------------

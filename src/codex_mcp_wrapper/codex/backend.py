@@ -98,6 +98,7 @@ class WorkerFactory:
                 timeouts=self.settings.timeouts,
                 hidden_env=tuple(dict.fromkeys(hidden)),
                 forget_on_close=forget,
+                model_url=self.provider.base_url,
             ),
         )
 

@@ -67,3 +67,19 @@ def sandbox_failure(item: dict[str, Any]) -> str | None:
         return None
     match = SANDBOX_FAILURE.search(str(item.get("aggregatedOutput") or ""))
     return match.group(0) if match else None
+
+
+# What to check when a model provider cannot be reached (a task's error, `doctor`'s line).
+REACH_ADVICE = (
+    "check that it is running and listening at that address and that this machine can reach it "
+    "(network, proxy, firewall)"
+)
+
+
+def unreachable_sentence(url: str | None, seconds: float, retries: int, last: str) -> str:
+    """The one sentence of a task whose model Codex could not reach: the URL and what to check."""
+    where = f"the model provider at {url}" if url else "Codex's own model provider"
+    return (
+        f"{where} could not be reached for {seconds:g} s (Codex retried {retries} time(s), "
+        f"last: {last}): {REACH_ADVICE}."
+    )

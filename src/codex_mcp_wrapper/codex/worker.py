@@ -62,6 +62,8 @@ class WorkerSpec:
     # Files of this run's credentials in ``codex_home`` (an API key's auth.json), removed when
     # the worker stops: the next run on this home brings its own or none.
     forget_on_close: tuple[Path, ...] = ()
+    # The model provider's base URL (None: Codex's own), named when Codex cannot reach it.
+    model_url: str | None = None
 
 
 class AppServerWorker:
@@ -333,6 +335,8 @@ class AppServerWorker:
             self._timeouts,
             conn.inbox(thread_id),
             on_retry=functools.partial(sink.task_state, request.task_id, "running", self.label),
+            model_url=str(request.spec.config.get("openai_base_url") or self.spec.model_url or "")
+            or None,
         )
 
     async def _abandon(self, turn: Turn | None, thread_id: str | None) -> None:
