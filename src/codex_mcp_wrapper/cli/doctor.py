@@ -141,8 +141,9 @@ def provider_check(mission_file: Path, settings: Settings) -> Check:
 @click.argument("mission_file", required=False, type=click.Path(path_type=Path))
 @click.pass_context
 def doctor(ctx: click.Context, mission_file: Path | None) -> None:
-    """Check the Codex binary, its version, the sandbox, the state dir and auth; with
-    MISSION_FILE, also that its model provider can be reached."""
+    """Check the Codex binary, its version, the sandbox, the state dir and auth.
+
+    With MISSION_FILE, also that the mission's model provider can be reached."""
     settings = settings_from(ctx)
     checks = run_checks(settings)
     if mission_file is not None:

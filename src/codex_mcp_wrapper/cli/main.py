@@ -79,7 +79,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     ),
     "validate": (
         "missions",
-        "Check MISSION_FILE against the schema without running it (exit 0 or 2).",
+        "Check MISSION_FILE as `run` would, without running it (exit 0 or 2).",
     ),
 }
 # Old command names, still accepted with a warning on stderr: "worker" was ambiguous (a Codex

@@ -28,6 +28,7 @@ from codex_mcp_wrapper.engine.results import RunSummary
 from codex_mcp_wrapper.errors import InputError, RunDetached
 from codex_mcp_wrapper.missions.loading import load_mission
 from codex_mcp_wrapper.missions.model import Mission, mission_json_schema
+from codex_mcp_wrapper.missions.runnable import BROAD_FLAG, check_runnable
 from codex_mcp_wrapper.settings import MAX_WORKERS, Settings, TemporalSettings, default_workers
 
 if TYPE_CHECKING:
@@ -57,6 +58,15 @@ tasks:
       - shell: "cat hello.txt"
       - say: "hello.txt says: {{last_output}}"
 """
+
+
+broad_workspace_option = click.option(
+    BROAD_FLAG,
+    "allow_broad_workspace",
+    is_flag=True,
+    help="Allow a workspace_root that is /, your home directory or a system directory "
+    "(refused by default: Codex could change anything in it).",
+)
 
 
 def progress_view() -> ProgressView:
@@ -113,6 +123,7 @@ def _finish(summary: RunSummary, as_json: bool) -> None:
     help="With --temporal: start the mission and print its run id at once; `resume RUN_ID "
     "--temporal ...` follows it to its end.",
 )
+@broad_workspace_option
 @login_shell_option
 @codex_setup_options
 @worker_options
@@ -133,6 +144,7 @@ def run(
     replay: Path | None,
     replay_mode: str,
     detach: bool,
+    allow_broad_workspace: bool,
     login_shell: bool,
     codex_home: Path | None,
     sync_codex_config: bool,
@@ -174,6 +186,9 @@ def run(
     )
     settings = _recording(settings, record, replay)
     mission = _mission_to_run(mission_file, settings, replay, replay_mode, workspace)
+    check_runnable(
+        mission, str(mission_file), allow_broad=allow_broad_workspace, pass_env=settings.pass_env
+    )
     view = progress_view()
     options = RunOptions(
         observers=[view], junit=[junit] if junit else [], html=[report] if report else []
@@ -331,9 +346,22 @@ def reply(
 @click.command()
 @click.argument("mission_file", type=click.Path(path_type=Path))
 @click.option("--var", "variables", multiple=True, metavar="K=V", help="Set ${K} in the mission.")
-def validate(mission_file: Path, variables: tuple[str, ...]) -> None:
-    """Check MISSION_FILE against the schema without running it (exit 0 or 2)."""
+@click.option(
+    "--pass-env", multiple=True, metavar="NAME", help="As `run --pass-env` would be given."
+)
+@broad_workspace_option
+def validate(
+    mission_file: Path,
+    variables: tuple[str, ...],
+    pass_env: tuple[str, ...],
+    allow_broad_workspace: bool,
+) -> None:
+    """Check MISSION_FILE as `run` would, without running it (exit 0 or 2).
+
+    The schema, and what the mission needs of this machine: its workspace, the programs of its
+    MCP servers, hooks and tools."""
     mission = load_mission(mission_file, parse_vars(variables))
+    check_runnable(mission, str(mission_file), allow_broad=allow_broad_workspace, pass_env=pass_env)
     click.echo(
         f"{mission_file}: valid mission '{mission.mission_id}' with {len(mission.tasks)} task(s)."
     )

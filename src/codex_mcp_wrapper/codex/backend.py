@@ -39,6 +39,7 @@ from codex_mcp_wrapper.errors import MissionError
 from codex_mcp_wrapper.logs import bind
 from codex_mcp_wrapper.missions.loading import load_task_scripts
 from codex_mcp_wrapper.missions.model import CustomProvider, Mission
+from codex_mcp_wrapper.missions.runnable import check_env_key
 from codex_mcp_wrapper.scripted.server import ScriptedModel
 from codex_mcp_wrapper.settings import API_KEY_VARS, Settings, find_codex_bin
 
@@ -142,17 +143,7 @@ class LocalBackend:
         find_codex_bin(self.settings.codex_bin)
         if not self.settings.scripted and mission.provider == "codex":
             require_credentials(self.settings)
-        provider = mission.provider
-        if isinstance(provider, CustomProvider) and provider.env_key:
-            allowed = (*API_KEY_VARS, *self.settings.pass_env)
-            if provider.env_key not in allowed and not provider.env_key.endswith("_API_KEY"):
-                # A mission (from an MCP client, say) must not make workers send any
-                # variable of this process, AWS_SECRET_ACCESS_KEY say, to a URL it chooses.
-                raise MissionError(
-                    f"provider.env_key {provider.env_key} is not an API key variable (a name "
-                    f"ending in _API_KEY); to send it to {provider.base_url} anyway, pass "
-                    f"--pass-env {provider.env_key}."
-                )
+        check_env_key(mission, self.settings.pass_env)
 
     @contextlib.asynccontextmanager
     async def warm(self) -> AsyncIterator[None]:
