@@ -17,6 +17,7 @@ is wrong and what to do, and maps to an exit code at the CLI edge::
     │   ├── WorkerDied              the process exited
     │   ├── WorkerStalled           no event within the idle deadline
     │   └── ProtocolError           the worker answered something we cannot use
+    ├── Interrupted                 exit 130: SIGTERM or Ctrl-C stopped the command
     └── RunDetached                 not an error: the run goes on elsewhere (Temporal), unwatched
 
 Lower-layer errors (OSError, JSON errors, pydantic errors) are translated into these at the
@@ -89,6 +90,12 @@ class WorkerStalled(WorkerError):
 
 class ProtocolError(WorkerError):
     pass
+
+
+class Interrupted(WrapperError):
+    """SIGTERM or Ctrl-C stopped the command (after its clean-up)."""
+
+    exit_code = EXIT_INTERRUPTED
 
 
 class RunDetached(WrapperError):

@@ -31,7 +31,7 @@ from codex_mcp_wrapper.engine.resume import continuation, resume_plan, task_thre
 from codex_mcp_wrapper.engine.seams import ApprovalHandler, Backend
 from codex_mcp_wrapper.engine.store import RunStore
 from codex_mcp_wrapper.engine.tracker import RunTracker
-from codex_mcp_wrapper.errors import InputError, WrapperError
+from codex_mcp_wrapper.errors import InputError, Interrupted, WrapperError
 from codex_mcp_wrapper.missions.loading import load_mission, parse_mission
 from codex_mcp_wrapper.missions.model import Mission
 from codex_mcp_wrapper.missions.policy import ClientPolicy
@@ -66,6 +66,9 @@ class Runs(RunQueries):
         self.cancel_timeout = cancel_timeout
         self._live: dict[str, RunTracker] = {}
         self._tasks: dict[str, asyncio.Task[RunSummary | None]] = {}
+        # Each run's own task (``run`` awaits it): ``stop_runs`` cancels the run, not its caller.
+        self._driving: dict[str, asyncio.Task[RunSummary]] = {}
+        self._stopping = False
         self._group: asyncio.TaskGroup | None = None
         self._warm: contextlib.AbstractAsyncContextManager[None] | None = None
 
@@ -108,25 +111,43 @@ class Runs(RunQueries):
     # -- running -------------------------------------------------------------------------
     async def run(self, mission: Mission, options: RunOptions | None = None) -> RunSummary:
         """Run ``mission`` to the end; the summary has its secrets redacted."""
+        if self._stopping:
+            raise Interrupted("the run was not started: the server is stopping.")
         options = self._for_owner(options or RunOptions())
         run_id = options.run_id or new_run_id()
         tracker = self._live.get(run_id) or self._tracker(run_id, mission, options)
         self._live[run_id] = tracker
-        try:
-            summary = await drive_run(
+        driving = self._driving[run_id] = asyncio.ensure_future(
+            drive_run(
                 mission,
                 self.settings,
                 self.backend,
                 replace(options, run_id=run_id, observers=[tracker, *options.observers]),
                 tracker.redactor,
             )
+        )
+        try:
+            summary = await _ended(driving, tracker)
         finally:
             tracker.done.set()
             self._live.pop(run_id, None)
+            self._driving.pop(run_id, None)
         if self.settings.record and self.settings.record_dir is not None:
             name = re.sub(r"[^A-Za-z0-9._-]", "_", mission.mission_id).lstrip(".") or "mission"
             self.cassette(summary, self.settings.record_dir / f"{name}-{run_id}.yaml")
         return summary
+
+    async def stop_runs(self) -> None:
+        """Cancel every run in progress here and wait for each to be recorded ``cancelled``
+        (bounded by ``cancel_timeout``); a caller of ``run`` gets the cancelled summary back,
+        so each MCP call in flight is answered when ``serve`` stops. Runs asked for after
+        this are refused."""
+        self._stopping = True
+        running = [*self._driving.values(), *self._tasks.values()]
+        for task in running:
+            task.cancel()
+        if running:
+            await asyncio.wait(running, timeout=self.cancel_timeout)
 
     @staticmethod
     def _tracker(run_id: str, mission: Mission, options: RunOptions) -> RunTracker:
@@ -374,3 +395,15 @@ class Runs(RunQueries):
 
 def _name(client: Identity | None) -> str | None:
     return None if client is None else client.name
+
+
+async def _ended(driving: asyncio.Task[RunSummary], tracker: RunTracker) -> RunSummary:
+    """The summary of a run's task; when the run alone was cancelled (``stop_runs``), the
+    cancelled summary it recorded. Cancelling the caller cancels the run and goes on up."""
+    try:
+        return await driving
+    except asyncio.CancelledError:
+        caller = asyncio.current_task()
+        if (caller is not None and caller.cancelling()) or tracker.summary is None:
+            raise
+        return tracker.summary
