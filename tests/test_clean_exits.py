@@ -173,8 +173,9 @@ def _sse_messages(body: bytes) -> list[dict[str, Any]]:
 
 
 @pytest.mark.codex
-def test_an_http_server_answers_a_call_in_flight_with_a_cancellation_result_on_sigterm(
-    state_dir: Path, workspace: Path
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_an_http_server_answers_a_call_in_flight_with_a_cancellation_result_on_a_signal(
+    state_dir: Path, workspace: Path, sig: signal.Signals
 ) -> None:
     with served(state_dir, "--transport", "http", "--port", "0", "--scripted") as (proc, out):
         url = out.wait_for(URL_LINE, START_TIMEOUT).group(1).decode()
@@ -191,7 +192,7 @@ def test_an_http_server_answers_a_call_in_flight_with_a_cancellation_result_on_s
             with http.stream("POST", url, json=_call(2, mission), headers=headers) as post:
                 assert post.status_code == 200
                 assert wait_until(lambda: model_asked(state_dir), START_TIMEOUT), out.text()
-                proc.send_signal(signal.SIGTERM)
+                proc.send_signal(sig)
                 body = post.read()  # ended properly (a cut-off stream raises here)
         assert wait_gone([proc.pid], timeout=STOP_TIMEOUT)
         assert proc.wait(timeout=STOP_TIMEOUT) == 0
