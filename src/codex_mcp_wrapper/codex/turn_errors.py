@@ -74,12 +74,17 @@ REACH_ADVICE = (
     "check that it is running and listening at that address and that this machine can reach it "
     "(network, proxy, firewall)"
 )
+OWN_PROVIDER_ADVICE = (
+    "check that this machine can reach api.openai.com (network, HTTPS_PROXY, firewall), or "
+    "use --scripted or a mission provider"
+)
 
 
 def unreachable_sentence(url: str | None, seconds: float, retries: int, last: str) -> str:
     """The one sentence of a task whose model Codex could not reach: the URL and what to check."""
-    where = f"the model provider at {url}" if url else "Codex's own model provider"
+    where = f"the model provider at {url}" if url else "Codex's own model provider (OpenAI)"
+    advice = REACH_ADVICE if url else OWN_PROVIDER_ADVICE
     return (
         f"{where} could not be reached for {seconds:g} s (Codex retried {retries} time(s), "
-        f"last: {last}): {REACH_ADVICE}."
+        f"last: {last}): {advice}."
     )
