@@ -30,7 +30,7 @@ from codex_mcp_wrapper.engine.results import RunSummary, TaskResult
 from codex_mcp_wrapper.engine.resume import continuation, resume_plan, task_thread
 from codex_mcp_wrapper.engine.seams import ApprovalHandler, Backend
 from codex_mcp_wrapper.engine.store import RunStore
-from codex_mcp_wrapper.engine.tracker import RunTracker
+from codex_mcp_wrapper.engine.tracker import RunTracker, run_ended
 from codex_mcp_wrapper.errors import InputError, Interrupted, WrapperError
 from codex_mcp_wrapper.missions.loading import load_mission, parse_mission
 from codex_mcp_wrapper.missions.model import Mission
@@ -127,7 +127,7 @@ class Runs(RunQueries):
             )
         )
         try:
-            summary = await _ended(driving, tracker)
+            summary = await run_ended(driving, tracker)
         finally:
             tracker.done.set()
             self._live.pop(run_id, None)
@@ -395,15 +395,3 @@ class Runs(RunQueries):
 
 def _name(client: Identity | None) -> str | None:
     return None if client is None else client.name
-
-
-async def _ended(driving: asyncio.Task[RunSummary], tracker: RunTracker) -> RunSummary:
-    """The summary of a run's task; when the run alone was cancelled (``stop_runs``), the
-    cancelled summary it recorded. Cancelling the caller cancels the run and goes on up."""
-    try:
-        return await driving
-    except asyncio.CancelledError:
-        caller = asyncio.current_task()
-        if (caller is not None and caller.cancelling()) or tracker.summary is None:
-            raise
-        return tracker.summary
