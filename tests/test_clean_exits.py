@@ -164,6 +164,34 @@ def test_a_stdio_server_answers_a_call_in_flight_with_a_cancellation_result_on_a
     assert_cancellation_result(_answer(messages, 2))
 
 
+@pytest.mark.codex
+def test_a_codex_call_in_flight_gets_an_error_result_saying_it_was_cancelled_on_sigterm(
+    state_dir: Path, workspace: Path, tmp_path: Path
+) -> None:
+    """The drop-in ``codex`` tool: its call in flight ends as the removed server's failures
+    did, ``isError`` with the reason, and the thread id to continue it."""
+    script = tmp_path / "slow.yaml"
+    script.write_text("- delay: 300\n- say: late\n")
+    with served(state_dir, "--scripted", "--script", str(script)) as (proc, out):
+        assert proc.stdin is not None and proc.stdout is not None
+        call = {"jsonrpc": "2.0", "id": 2, "method": "tools/call"}
+        call["params"] = {"name": "codex", "arguments": {"prompt": "wait", "cwd": str(workspace)}}
+        initialized = {"jsonrpc": "2.0", "method": "notifications/initialized"}
+        proc.stdin.write(initialize_line().encode())
+        proc.stdin.write((json.dumps(initialized) + "\n" + json.dumps(call) + "\n").encode())
+        proc.stdin.flush()
+        assert wait_until(lambda: model_asked(state_dir), START_TIMEOUT), out.text()
+        stderr = stop(proc, out, signal.SIGTERM)
+        stdout = Output(proc.stdout.fileno()).read_to_end(STOP_TIMEOUT)
+    assert_clean(stderr)
+    assert_no_traceback(stderr)
+    messages = [json.loads(line) for line in stdout.splitlines() if line.strip()]
+    result = _answer(messages, 2)["result"]
+    assert result["isError"] is True
+    assert "cancelled" in result["content"][0]["text"], result
+    assert result["structuredContent"]["threadId"]
+
+
 def _sse_messages(body: bytes) -> list[dict[str, Any]]:
     return [
         json.loads(line[len("data:") :])
