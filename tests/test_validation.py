@@ -151,6 +151,7 @@ MISSING_SERVER = "no-such-mcp-server-3f9c"
     [
         ("file", "exists and is not a directory; point workspace_root at a directory"),
         ("empty-command", "'command' is empty: give the program that starts the server"),
+        ("empty-url", "'url' is empty: give the server's URL"),
         (
             "missing-program",
             f"MCP server 'fs': the program `{MISSING_SERVER}` is not found on PATH (or not "
@@ -178,6 +179,8 @@ def test_validate_and_run_refuse_what_cannot_or_should_not_run_in_the_same_line(
     if case in ("empty-command", "missing-program"):
         command = "" if case == "empty-command" else MISSING_SERVER
         task["mcp_servers"] = {"fs": {"command": command}}
+    if case == "empty-url":
+        task["mcp_servers"] = {"web": {"url": " "}}
     checked, ran = _both(tmp_path, {"workspace_root": workspace, "tasks": [task]}, env)
     for proc in (checked, ran):
         assert proc.returncode == 2, proc.stdout + proc.stderr
