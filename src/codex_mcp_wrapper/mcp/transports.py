@@ -65,11 +65,15 @@ async def serve_stdio(runs: Runs, front: StdioFront) -> None:
     if sys.stderr.isatty():
         print(STDIO_BANNER, file=sys.stderr, flush=True)
     async with runs:
-        server, wind_down = _stoppable(runs)
+        server, settle = _stoppable(runs)
         task = asyncio.create_task(server.run_stdio_async())
 
+        async def wind_down() -> None:
+            await settle()  # the calls have their results: wait for them to reach stdout
+            await asyncio.to_thread(front.answered, STOP_GRACE)
+
         def stop() -> None:
-            front.stop()  # the SDK reads end of input and ends by itself, its answers written
+            front.stop()  # the SDK reads end of input and ends by itself
             asyncio.get_running_loop().call_later(STOP_GRACE, task.cancel)
 
         await run_until_stopped(task, stop, wind_down)
