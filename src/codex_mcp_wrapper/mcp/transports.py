@@ -2,11 +2,13 @@
 and Host/Origin checks guard HTTP, see ``http_guard``).
 
 Stopping: the CLI's ``run_async`` turns SIGTERM and Ctrl-C into cancelling the serving
-coroutine. Both transports then stop their server from the inside and wait for it, instead of
+coroutine. Both transports then first cancel the runs in progress and wait for the calls
+running them to be answered with their cancelled results (``_stoppable``; for stdio until the
+answers are on stdout), then stop their server from the inside and wait for it, instead of
 letting the cancellation tear through it (``stopping``): for HTTP, uvicorn's own graceful
 shutdown (open streams ended, then the ASGI lifespan shutdown that closes the SDK's session
-manager); for stdio, end of input for the SDK's stdin reader. Then the runs are cancelled and
-their workers reaped, and the cancellation goes on up.
+manager); for stdio, end of input for the SDK's stdin reader. Then the workers are reaped, and
+the cancellation goes on up.
 """
 
 from __future__ import annotations
