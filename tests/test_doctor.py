@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -16,9 +17,9 @@ REPO = Path(__file__).resolve().parents[1]
 TESTED = ", ".join(TESTED_CODEX_VERSIONS)
 
 
-def doctor(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+def doctor(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "codex_mcp_wrapper", "doctor"],
+        [sys.executable, "-m", "codex_mcp_wrapper", "doctor", *args],
         capture_output=True,
         text=True,
         env=env,
@@ -86,3 +87,32 @@ def test_a_codex_whose_version_command_fails_is_a_failure(tmp_path: Path) -> Non
     proc = doctor(fake_codex(tmp_path, "echo broken >&2; exit 7"))
     assert proc.returncode == 3
     assert "[FAIL] codex version: `codex --version` exited 7: broken\n" in proc.stdout
+
+
+def test_doctor_given_a_mission_says_whether_its_provider_can_be_reached(
+    tmp_path: Path, cli_env: dict[str, str]
+) -> None:
+    """A TCP connect to the mission provider's base URL (127.0.0.1 here): a closed port is a
+    failure naming the URL and what to check; a listening one is ok."""
+    mission = tmp_path / "m.yaml"
+    with socket.socket() as closed, socket.socket() as listening:
+        closed.bind(("127.0.0.1", 0))  # bound, never listening: connections are refused
+        listening.bind(("127.0.0.1", 0))
+        listening.listen()
+        for sock in (closed, listening):
+            url = f"http://127.0.0.1:{sock.getsockname()[1]}/v1"
+            mission.write_text(
+                f"workspace_root: {tmp_path}\nprovider: {{base_url: '{url}'}}\n"
+                "tasks: [{prompt: hi}]\n"
+            )
+            proc = doctor(cli_env, str(mission))
+            if sock is closed:
+                assert proc.returncode == 3, proc.stdout
+                assert (
+                    f"[FAIL] provider: {url} cannot be reached (Connection refused): check that "
+                    "it is running and listening at that address and that this machine can reach "
+                    "it (network, proxy, firewall)\n"
+                ) in proc.stdout
+            else:
+                assert proc.returncode == 0, proc.stdout
+                assert f"[ok  ] provider: {url} accepts connections\n" in proc.stdout

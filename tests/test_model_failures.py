@@ -9,6 +9,7 @@ import socket
 import stat
 import subprocess
 import sys
+import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -21,6 +22,7 @@ from codex_mcp_wrapper.app import open_runs, run_mission
 from codex_mcp_wrapper.codex.auth import find_credentials
 from codex_mcp_wrapper.engine.events import Event, ModelRequest, TaskUpdate
 from codex_mcp_wrapper.engine.lifecycle import RunOptions
+from codex_mcp_wrapper.errors import NoCredentials
 from codex_mcp_wrapper.mcp.server import build_server
 from codex_mcp_wrapper.missions.loading import parse_mission
 from codex_mcp_wrapper.scripted import ScriptedModel
@@ -98,7 +100,7 @@ async def test_the_mcp_tools_answer_the_same_sentence_as_an_error_result(
     assert not (state_dir / "workers").exists()
 
 
-def test_credentials_come_from_a_key_a_mirrored_login_or_a_worker_home(
+def test_credentials_come_from_a_key_or_a_mirrored_login_never_from_a_worker_home(
     state_dir: Path, no_login: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     settings = Settings(state_dir=state_dir)
@@ -115,10 +117,8 @@ def test_credentials_come_from_a_key_a_mirrored_login_or_a_worker_home(
     user_auth.unlink()
     kept = state_dir / "workers" / "w1" / "codex-home" / "auth.json"
     kept.parent.mkdir(parents=True)
-    kept.write_text("{}")
-    assert (
-        find_credentials(settings).source == f"{kept} (kept in a worker's home from an earlier run)"
-    )
+    kept.write_text("{}")  # left by an earlier run (killed before its workers stopped)
+    assert find_credentials(settings).missing == NO_CREDENTIALS
 
     kept.unlink()
     monkeypatch.setenv("CODEX_API_KEY", SECRET_KEY)
@@ -136,10 +136,15 @@ async def test_an_api_key_in_the_environment_logs_workers_in_to_codexs_own_provi
     """Codex's app-server reads no key from its environment, only auth.json: the wrapper
     writes the key there, so setting OPENAI_API_KEY (the pre-flight's advice) works."""
     monkeypatch.setenv("OPENAI_API_KEY", SECRET_KEY)
+    auth = state_dir / "workers" / "w1" / "codex-home" / "auth.json"
     authorization: list[str | None] = []
-    model.listeners.append(
-        lambda headers, _body: authorization.append(headers.get("authorization"))
-    )
+    modes: list[int] = []
+
+    def seen(headers: dict[str, str], _body: dict[str, Any]) -> None:
+        authorization.append(headers.get("authorization"))
+        modes.append(stat.S_IMODE(auth.stat().st_mode))  # while the worker runs
+
+    model.listeners.append(seen)
     mission = parse_mission(
         {
             "workspace_root": str(workspace),
@@ -153,8 +158,42 @@ async def test_an_api_key_in_the_environment_logs_workers_in_to_codexs_own_provi
     )
     assert summary.tasks[0].status == "ok", summary.tasks[0].error
     assert authorization == [f"Bearer {SECRET_KEY}"]
-    auth = state_dir / "workers" / "w1" / "codex-home" / "auth.json"
-    assert stat.S_IMODE(auth.stat().st_mode) == 0o600
+    assert modes == [0o600]
+    assert not auth.exists()  # the key went with the run's worker
+
+
+async def test_a_key_given_for_one_run_is_not_used_by_a_later_run_that_has_none(
+    state_dir: Path,
+    workspace: Path,
+    codex_bin: str,
+    model: ScriptedModel,
+    no_login: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Credentials are per run: a worker home holding an earlier run's key (a run killed
+    before its workers stopped leaves one) neither counts as a login nor logs a later run in;
+    the next worker built on that home removes it."""
+    settings = Settings(state_dir=state_dir, codex_bin=codex_bin, workers=1)
+    stale = state_dir / "workers" / "w1" / "codex-home" / "auth.json"
+    stale.parent.mkdir(parents=True)
+    stale.write_text(json.dumps({"OPENAI_API_KEY": SECRET_KEY}))
+    own = parse_mission({"workspace_root": str(workspace), "tasks": [{"prompt": "hi"}]})
+    with pytest.raises(NoCredentials, match="no OPENAI_API_KEY"):
+        await run_mission(own, settings)
+
+    authorization: list[str | None] = []
+    model.listeners.append(lambda headers, _b: authorization.append(headers.get("authorization")))
+    custom = parse_mission(
+        {
+            "workspace_root": str(workspace),
+            "provider": {"name": "local", "base_url": model.base_url},
+            "tasks": [{"prompt": "hi", "retries": 0}],
+        }
+    )
+    summary = await run_mission(custom, settings)
+    assert summary.tasks[0].status == "ok", summary.tasks[0].error
+    assert authorization == [None]  # the earlier key was not sent
+    assert not stale.exists()
 
 
 # -- 2. a model Codex cannot reach: reported, and not progress -----------------------------
@@ -252,6 +291,39 @@ async def test_reconnect_attempts_do_not_hold_off_the_idle_deadline(
     # after the last one; it ends idle_timeout_sec after the model's last progress instead.
     last_retry = max(t for t in retried_at if t <= ended_at)
     assert ended_at - last_retry < idle - 1
+
+
+async def test_a_provider_on_a_closed_port_fails_the_task_in_under_a_minute_naming_the_url(
+    state_dir: Path, workspace: Path, codex_bin: str, dead_port: int
+) -> None:
+    """Codex retries a refused connection forever ("Reconnecting... waiting for network");
+    with the default deadlines (idle 300 s, task 900 s) the task fails after
+    Timeouts.model_unreachable instead, once, with the URL and what to check."""
+    url = f"http://127.0.0.1:{dead_port}/v1"
+    mission = parse_mission(
+        {
+            "workspace_root": str(workspace),
+            "provider": {"base_url": url, "model": "m"},
+            "tasks": [{"id": "t", "prompt": "hello"}],
+        }
+    )
+    settings = Settings(state_dir=state_dir, codex_bin=codex_bin, workers=1)
+    started = time.monotonic()
+    summary = await run_mission(mission, settings)
+    took = time.monotonic() - started
+    task = summary.tasks[0]
+    assert task.status == "failed" and task.attempts == 1, task.error  # not retried
+    bound = settings.timeouts.model_unreachable
+    assert bound <= took < 60
+    assert task.error is not None
+    assert task.error.startswith(
+        f"the model provider at {url} could not be reached for {bound:g} s (Codex retried "
+    )
+    assert "last: Reconnecting... waiting for network" in task.error
+    assert task.error.endswith(
+        "check that it is running and listening at that address and that this machine can "
+        "reach it (network, proxy, firewall)."
+    )
 
 
 # -- 3. a prompt Codex refuses: failed once, never retried ----------------------------------

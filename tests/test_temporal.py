@@ -448,3 +448,34 @@ def test_runs_cancel_stops_a_detached_run_and_resume_records_its_end(
     statuses = {t["task_id"]: t["status"] for t in summary["tasks"]}
     assert statuses == {"slow": "cancelled", "quick": "ok"}, recorded.stderr
     assert recorded.returncode == 1
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_a_host_and_a_submitter_signalled_mid_task_stop_without_a_traceback(
+    rig: Rig, tmp_path: Path, cli_env: dict[str, str], sig: signal.Signals
+) -> None:
+    """A host stopped while its task waits on the model exits 0 and hands the task back; the
+    submitter then stopped (it cancels the run) exits 130 with one line; neither prints a
+    traceback."""
+    host = rig.start_host("A", 1, "--drain", "0")
+    path = mission(
+        tmp_path / "stop.yaml",
+        [{"id": "slow", "prompt": "wait", "script": [{"delay": 300}, {"say": "late"}]}],
+    )
+    submit = start_run(rig, path, cli_env)
+    try:
+        assert wait_until(lambda: running_on(rig, "A"), 60), rig.errors("A")
+        host.send_signal(sig)
+        assert host.wait(60) == 0, rig.errors("A")
+        submit.send_signal(sig)
+        _, err = submit.communicate(timeout=120)
+    finally:
+        if submit.poll() is None:
+            submit.kill()
+            submit.wait()
+    for stderr in (rig.errors("A"), err):
+        assert "Traceback" not in stderr and "CancelledError" not in stderr, stderr
+    assert submit.returncode == 130, err
+    assert [line for line in err.splitlines() if line.startswith("error:")] == [
+        "error: interrupted."
+    ], err

@@ -129,3 +129,83 @@ def test_a_hook_written_with_an_unquoted_on_runs(tmp_path: Path, cli_env: dict[s
     done = run_cli(["run", str(path), "--scripted"], cli_env)
     assert done.returncode == 0, done.stderr
     assert (tmp_path / "hook-ran").exists()
+
+
+def _both(
+    tmp_path: Path, mission: dict, env: dict[str, str], *flags: str
+) -> list[subprocess.CompletedProcess[str]]:
+    """``validate`` and ``run --scripted`` of the same mission file."""
+    path = tmp_path / "m.json"
+    path.write_text(json.dumps(mission))
+    return [
+        run_cli(["validate", str(path), *flags], env),
+        run_cli(["run", str(path), "--scripted", "--json", *flags], env),
+    ]
+
+
+MISSING_SERVER = "no-such-mcp-server-3f9c"
+
+
+@pytest.mark.parametrize(
+    ("case", "fragment"),
+    [
+        ("file", "exists and is not a directory; point workspace_root at a directory"),
+        ("empty-command", "'command' is empty: give the program that starts the server"),
+        ("empty-url", "'url' is empty: give the server's URL"),
+        (
+            "missing-program",
+            f"MCP server 'fs': the program `{MISSING_SERVER}` is not found on PATH (or not "
+            "executable); install it, or give its full path as mcp_servers.fs.command.",
+        ),
+        ("root", "workspace_root / is the filesystem root, where Codex could change anything"),
+        ("home", "is your home directory, where Codex could change anything; point"),
+        ("usr", "workspace_root /usr is a system directory"),
+    ],
+)
+def test_validate_and_run_refuse_what_cannot_or_should_not_run_in_the_same_line(
+    tmp_path: Path, cli_env: dict[str, str], case: str, fragment: str
+) -> None:
+    home = tmp_path / "home"
+    home.mkdir()
+    env = {**cli_env, "HOME": str(home)}
+    (tmp_path / "a-file").write_text("")
+    workspace = {
+        "file": str(tmp_path / "a-file"),
+        "root": "/",
+        "home": str(home),
+        "usr": "/usr",
+    }.get(case, str(tmp_path / "ws"))
+    task: dict = {"prompt": "hi"}
+    if case in ("empty-command", "missing-program"):
+        command = "" if case == "empty-command" else MISSING_SERVER
+        task["mcp_servers"] = {"fs": {"command": command}}
+    if case == "empty-url":
+        task["mcp_servers"] = {"web": {"url": " "}}
+    checked, ran = _both(tmp_path, {"workspace_root": workspace, "tasks": [task]}, env)
+    for proc in (checked, ran):
+        assert proc.returncode == 2, proc.stdout + proc.stderr
+        assert proc.stderr.count("\n") == 1 and proc.stderr.startswith("error: "), proc.stderr
+        assert fragment in proc.stderr
+    assert checked.stderr == ran.stderr
+    assert not (Path(cli_env["CODEX_MCP_WRAPPER_HOME"]) / "runs").exists()  # nothing started
+    if case in ("root", "home", "usr"):
+        assert proc.stderr.rstrip().endswith("or pass --allow-broad-workspace if you mean it.")
+
+
+def test_a_broad_workspace_runs_when_asked_for_and_an_installed_server_validates(
+    tmp_path: Path, cli_env: dict[str, str]
+) -> None:
+    """What validate accepts, run runs: / as the workspace with the flag (read-only), and a
+    stdio MCP server whose program is on PATH."""
+    mission = {
+        "workspace_root": "/",
+        "defaults": {"sandbox": "read-only"},
+        "tasks": [{"id": "look", "prompt": "hi", "script": [{"say": "looked"}]}],
+    }
+    checked, ran = _both(tmp_path, mission, cli_env, "--allow-broad-workspace")
+    assert checked.returncode == 0, checked.stderr
+    assert ran.returncode == 0, ran.stderr
+    assert json.loads(ran.stdout)["tasks"][0]["final_message"] == "looked"
+    server = {"workspace_root": str(tmp_path / "ws"), "tasks": [{"prompt": "hi"}]}
+    server["tasks"][0]["mcp_servers"] = {"sh": {"command": "sh"}}  # type: ignore[index]
+    assert validate(tmp_path, server, cli_env).returncode == 0

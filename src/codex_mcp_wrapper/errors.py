@@ -17,7 +17,7 @@ is wrong and what to do, and maps to an exit code at the CLI edge::
     │   ├── WorkerDied              the process exited
     │   ├── WorkerStalled           no event within the idle deadline
     │   └── ProtocolError           the worker answered something we cannot use
-    ├── Interrupted                 exit 130: Ctrl-C or SIGTERM; says how to finish the run
+    ├── Interrupted                 exit 130: SIGTERM or Ctrl-C; a run's says how to finish it
     └── RunDetached                 not an error: the run goes on elsewhere (Temporal), unwatched
 
 Lower-layer errors (OSError, JSON errors, pydantic errors) are translated into these at the
@@ -93,8 +93,8 @@ class ProtocolError(WorkerError):
 
 
 class Interrupted(WrapperError):
-    """The user stopped a run (Ctrl-C, SIGTERM); its finished tasks are kept and the message
-    says how to finish it."""
+    """SIGTERM or Ctrl-C stopped the command (after its clean-up); for a run, the message says
+    how to finish it (its finished tasks are kept)."""
 
     exit_code = EXIT_INTERRUPTED
 

@@ -131,6 +131,11 @@ class Timeouts:
     progress: float = 5.0  # an MCP call with no news sends a progress notification this often
     cancel: float = 30.0  # a cancelled run's turns stopping before `cancel` reports back
     label_lock: float = 300.0  # a worker holding a thread to continue, busy in another run
+    # Codex retrying a model it cannot reach ("Reconnecting... waiting for network": connection
+    # refused, no DNS) with no answer from the model for this long fails the task, naming the
+    # URL, rather than letting it wait out idle_timeout_sec / timeout_sec. Measured on 0.163.0:
+    # Codex retries a refused connection forever, 5, 10, 20, 25 s apart (the first two fit).
+    model_unreachable: float = 25.0
     retry_backoff: tuple[float, ...] = (0.5, 2.0, 5.0)  # between attempts of a task
 
 

@@ -1,21 +1,30 @@
-"""``doctor``: checks of the Codex binary, its version, the sandbox, the state dir and auth."""
+"""``doctor``: checks of the Codex binary, its version, the sandbox, the state dir and auth;
+given a mission file, also whether its model provider can be reached."""
 
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 import tempfile
 from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
 
 import click
 
 from codex_mcp_wrapper.cli.options import settings_from
 from codex_mcp_wrapper.codex.auth import find_credentials
+from codex_mcp_wrapper.codex.turn_errors import REACH_ADVICE
 from codex_mcp_wrapper.errors import EXIT_ENVIRONMENT, EXIT_OK, CodexNotFound
 from codex_mcp_wrapper.settings import TESTED_CODEX_VERSIONS, Settings, find_codex_bin
 
 CHECK_TIMEOUT = 30.0
+# A TCP connect to a model provider: a reachable one answers in milliseconds; DNS and a
+# firewall dropping packets take longest.
+CONNECT_TIMEOUT = 5.0
+OPENAI_BASE_URL = "https://api.openai.com/v1"  # Codex's own provider, with an API key
 
 
 @dataclass(frozen=True)
@@ -100,11 +109,45 @@ def run_checks(settings: Settings) -> list[Check]:
     return checks
 
 
+def reach(url: str, timeout: float = CONNECT_TIMEOUT) -> Check:
+    """Whether a TCP connection to the host and port of ``url`` is accepted."""
+    parts = urlsplit(url)
+    try:
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        with socket.create_connection((parts.hostname or "", port), timeout=timeout):
+            pass
+    except (OSError, ValueError) as exc:
+        why = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+        return Check("provider", False, f"{url} cannot be reached ({why}): {REACH_ADVICE}")
+    return Check("provider", True, f"{url} accepts connections")
+
+
+def provider_check(mission_file: Path, settings: Settings) -> Check:
+    """The model provider of a mission: a connection to its base URL (Codex's own provider:
+    to api.openai.com); the scripted model needs none."""
+    from codex_mcp_wrapper.missions.loading import load_mission
+    from codex_mcp_wrapper.missions.model import CustomProvider
+
+    provider = load_mission(mission_file).provider
+    if settings.scripted or provider == "scripted":
+        return Check("provider", True, "the scripted model (the wrapper starts it on 127.0.0.1)")
+    if isinstance(provider, CustomProvider):
+        return reach(provider.base_url)
+    own = reach(OPENAI_BASE_URL)
+    return Check("provider", own.ok, f"Codex's own: {own.detail}", required=False)
+
+
 @click.command()
+@click.argument("mission_file", required=False, type=click.Path(path_type=Path))
 @click.pass_context
-def doctor(ctx: click.Context) -> None:
-    """Check the Codex binary, its version, the sandbox, the state dir and auth."""
-    checks = run_checks(settings_from(ctx))
+def doctor(ctx: click.Context, mission_file: Path | None) -> None:
+    """Check the Codex binary, its version, the sandbox, the state dir and auth.
+
+    With MISSION_FILE, also that the mission's model provider can be reached."""
+    settings = settings_from(ctx)
+    checks = run_checks(settings)
+    if mission_file is not None:
+        checks.append(provider_check(mission_file, settings))
     for check in checks:
         mark = "ok  " if check.ok else ("FAIL" if check.required else "warn")
         click.echo(f"[{mark}] {check.name}: {check.detail}")

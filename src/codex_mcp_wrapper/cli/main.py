@@ -72,15 +72,15 @@ COMMANDS: dict[str, tuple[str, str]] = {
     ),
     "run": ("missions", "Run MISSION_FILE (YAML or JSON) and report each task's status."),
     "runs": ("runs", "Inspect recorded runs."),
-    "scaffold": ("missions", "Write a starter mission to PATH that runs offline as it is."),
-    "schema": ("missions", "Print the mission JSON Schema."),
+    "scaffold": ("authoring", "Write a starter mission to PATH that runs offline as it is."),
+    "schema": ("authoring", "Print the mission JSON Schema."),
     "serve": (
         "serve",
         "Serve Codex and missions to MCP clients (tools codex, codex-reply, batch, mission_*).",
     ),
     "validate": (
-        "missions",
-        "Check MISSION_FILE against the schema without running it (exit 0 or 2).",
+        "authoring",
+        "Check MISSION_FILE as `run` would, without running it (exit 0 or 2).",
     ),
 }
 # Old command names, still accepted with a warning on stderr: "worker" was ambiguous (a Codex

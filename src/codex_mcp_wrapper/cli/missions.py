@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import json
-import shlex
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -12,6 +10,7 @@ from typing import TYPE_CHECKING
 import click
 
 from codex_mcp_wrapper.app import open_runs
+from codex_mcp_wrapper.cli.authoring import broad_workspace_option
 from codex_mcp_wrapper.cli.compare import Comparing, after_run, comparing_options
 from codex_mcp_wrapper.cli.options import (
     codex_setup_options,
@@ -30,42 +29,17 @@ from codex_mcp_wrapper.engine.lifecycle import RunOptions
 from codex_mcp_wrapper.engine.results import RunSummary
 from codex_mcp_wrapper.errors import InputError
 from codex_mcp_wrapper.missions.loading import load_mission
-from codex_mcp_wrapper.missions.model import Mission, mission_json_schema
+from codex_mcp_wrapper.missions.model import Mission
+from codex_mcp_wrapper.missions.runnable import check_runnable
 from codex_mcp_wrapper.settings import (
     MAX_WORKERS,
     Settings,
     TemporalSettings,
     default_workers,
-    wrapper_program,
 )
 
 if TYPE_CHECKING:
     pass
-
-SCAFFOLD = """\
-# A starter mission: `codex-mcp-wrapper run {name}` runs it offline on the scripted model.
-# Drop `provider: scripted` and the `script:` blocks to run the same tasks on a real model.
-mission_id: starter
-workspace_root: ./workspace
-provider: scripted
-defaults:
-  sandbox: workspace-write
-  timeout_sec: 300
-tasks:
-  - id: write-hello
-    prompt: Create hello.txt containing a greeting.
-    script:
-      - shell: "echo 'hello from codex' > hello.txt"
-      - say: "Created hello.txt"
-    artifacts: ["hello.txt"]
-  - id: read-back
-    depends_on: [write-hello]
-    sandbox: read-only
-    prompt: Show me hello.txt.
-    script:
-      - shell: "cat hello.txt"
-      - say: "hello.txt says: {{last_output}}"
-"""
 
 
 def _finish(summary: RunSummary, as_json: bool) -> None:
@@ -123,6 +97,7 @@ def _finish(summary: RunSummary, as_json: bool) -> None:
     "--temporal ...` follows it to its end.",
 )
 @comparing_options
+@broad_workspace_option
 @login_shell_option
 @codex_setup_options
 @worker_options
@@ -146,6 +121,7 @@ def run(
     replay_mode: str,
     force: bool,
     detach: bool,
+    allow_broad_workspace: bool,
     login_shell: bool,
     codex_home: Path | None,
     sync_codex_config: bool,
@@ -192,6 +168,9 @@ def run(
     if force and replay is None:
         raise InputError("--force goes with --replay: it replays a cassette of another mission.")
     mission = _mission_to_run(mission_file, settings, (replay, force), replay_mode, workspace)
+    check_runnable(
+        mission, str(mission_file), allow_broad=allow_broad_workspace, pass_env=settings.pass_env
+    )
     if comparing.repeat > 1 and (record is not None or detach):
         raise InputError(
             "--repeat runs the mission here, to the end: not with --record or --detach."
@@ -354,32 +333,4 @@ def reply(
     sys.exit(0 if result.status == "ok" else 1)
 
 
-@click.command()
-@click.argument("mission_file", type=click.Path(path_type=Path))
-@click.option("--var", "variables", multiple=True, metavar="K=V", help="Set ${K} in the mission.")
-def validate(mission_file: Path, variables: tuple[str, ...]) -> None:
-    """Check MISSION_FILE against the schema without running it (exit 0 or 2)."""
-    mission = load_mission(mission_file, parse_vars(variables))
-    click.echo(
-        f"{mission_file}: valid mission '{mission.mission_id}' with {len(mission.tasks)} task(s)."
-    )
-
-
-@click.command()
-def schema() -> None:
-    """Print the mission JSON Schema."""
-    click.echo(json.dumps(mission_json_schema(), indent=2))
-
-
-@click.command()
-@click.argument("path", type=click.Path(path_type=Path))
-def scaffold(path: Path) -> None:
-    """Write a starter mission to PATH that runs offline as it is."""
-    if path.exists():
-        raise InputError(f"{path} exists already; choose a new path.")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(SCAFFOLD.format(name=path), encoding="utf-8")
-    click.echo(f"wrote {path}; run it with: {wrapper_program()} run {shlex.quote(str(path))}")
-
-
-COMMANDS = (run, resume, reply, validate, schema, scaffold)
+COMMANDS = (run, resume, reply)

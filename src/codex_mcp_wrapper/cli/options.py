@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 import click
 
 from codex_mcp_wrapper import process
-from codex_mcp_wrapper.errors import InputError
+from codex_mcp_wrapper.errors import InputError, Interrupted
 from codex_mcp_wrapper.instances.registry import INSTANCE_ENV, Instance, instance
 from codex_mcp_wrapper.settings import (
     DEFAULT_TASK_QUEUE,
@@ -325,7 +325,8 @@ def run_async(coro: Coroutine[Any, Any, T]) -> T:
     process.adopt_orphans()
     try:
         return asyncio.run(main())
-    except asyncio.CancelledError:
-        raise KeyboardInterrupt from None
+    except (asyncio.CancelledError, KeyboardInterrupt):
+        # One line at the outer edge, not Click's Abort (which prints an empty line first).
+        raise Interrupted("interrupted.") from None
     finally:
         process.sweep_descendants()

@@ -38,6 +38,7 @@ from codex_mcp_wrapper.cli.serve_config import (
     read_serve_config,
     serve_settings,
 )
+from codex_mcp_wrapper.errors import Interrupted
 from codex_mcp_wrapper.instances import daemon
 from codex_mcp_wrapper.instances.registry import all_instances
 from codex_mcp_wrapper.mcp.stdio_front import StdioFront
@@ -235,7 +236,7 @@ def _serve(
             run_async(serve_stdio(runs, front))
         else:
             run_async(serve_http(runs, str(opt("host")), int(port), tokens, allowed))
-    except KeyboardInterrupt:
+    except Interrupted:
         # SIGTERM or Ctrl-C: the usual way to stop a server, not an error. The server has
         # stopped cleanly by now (calls cancelled, workers reaped), so exit 0 for both.
         click.echo("codex-mcp-wrapper MCP server stopped.", err=True)

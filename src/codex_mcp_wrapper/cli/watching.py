@@ -37,7 +37,7 @@ def watched(view: ProgressView, work: Coroutine[Any, Any, T], as_json: bool) -> 
     except RunDetached as exc:
         view.close()
         _detached(exc, as_json)
-    except KeyboardInterrupt:
+    except (Interrupted, KeyboardInterrupt):
         view.close()
         if view.run_id is None:
             raise

@@ -5,7 +5,8 @@ CODEX_HOME; it reads neither ``OPENAI_API_KEY`` nor ``CODEX_API_KEY`` from its e
 (only ``codex exec`` reads ``CODEX_API_KEY``); a request without a login is refused (401) and
 Codex retries that as "Reconnecting...". So the wrapper writes the API key of those
 variables into each worker's home (``home.write_api_key_auth``), or copies the user's
-``auth.json`` there with ``--mirror-auth``; a worker home may also keep one from an earlier run.
+``auth.json`` there with ``--mirror-auth``. Credentials are per run: an ``auth.json`` an earlier
+run left in a worker's home is neither counted here nor used (``WorkerFactory`` removes it).
 ``doctor`` and the run pre-flight ask the same question here and say the same sentence.
 """
 
@@ -47,9 +48,6 @@ def find_credentials(settings: Settings) -> Credentials:
     user_auth = settings.user_codex_home() / "auth.json"
     if settings.mirror_auth and user_auth.is_file():
         return Credentials(f"{user_auth} (copied into each worker by --mirror-auth)")
-    kept = sorted((settings.state_dir / "workers").glob("*/codex-home/auth.json"))
-    if kept:
-        return Credentials(f"{kept[0]} (kept in a worker's home from an earlier run)")
     why = (
         f" ({user_auth} is copied into workers only with --mirror-auth)"
         if user_auth.is_file()

@@ -16,6 +16,7 @@ import logging
 import os
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from codex_mcp_wrapper.codex.auth import api_key_from_env, require_credentials
@@ -38,6 +39,7 @@ from codex_mcp_wrapper.errors import MissionError
 from codex_mcp_wrapper.logs import bind
 from codex_mcp_wrapper.missions.loading import load_task_scripts
 from codex_mcp_wrapper.missions.model import CustomProvider, Mission
+from codex_mcp_wrapper.missions.runnable import check_env_key
 from codex_mcp_wrapper.scripted.server import ScriptedModel
 from codex_mcp_wrapper.settings import API_KEY_VARS, Settings, find_codex_bin
 
@@ -78,13 +80,7 @@ class WorkerFactory:
                 else None,
             ),
         )
-        if self.settings.mirror_auth and mirror_auth(self.settings.user_codex_home(), home):
-            bind(log, worker=label).warning(
-                "copied auth.json into this worker: ChatGPT logins use single-use refresh "
-                "tokens and break across copies; prefer OPENAI_API_KEY."
-            )
-        elif self.provider.kind == "codex" and (key := api_key_from_env()) is not None:
-            write_api_key_auth(home, key[1])  # app-server logs in only from auth.json
+        forget = self._log_in(home, label)
         env = self.settings.worker_base_env()
         env["CODEX_HOME"] = str(home)
         hidden = list(API_KEY_VARS)
@@ -102,8 +98,28 @@ class WorkerFactory:
                 cwd=home.parent,  # a thread's cwd is its own; this one always exists
                 timeouts=self.settings.timeouts,
                 hidden_env=tuple(dict.fromkeys(hidden)),
+                forget_on_close=forget,
+                model_url=self.provider.base_url,
             ),
         )
+
+    def _log_in(self, home: Path, label: str) -> tuple[Path, ...]:
+        """Make the home's login this run's own, every time a worker is built: the API key of
+        this run, the user's login with ``--mirror-auth``, else none (an ``auth.json`` an
+        earlier run left is removed, never used silently). Returns the files the worker removes
+        when it stops (a key is kept only while its run's worker runs)."""
+        auth = home / "auth.json"
+        if self.settings.mirror_auth and mirror_auth(self.settings.user_codex_home(), home):
+            bind(log, worker=label).warning(
+                "copied auth.json into this worker: ChatGPT logins use single-use refresh "
+                "tokens and break across copies; prefer OPENAI_API_KEY."
+            )
+            return ()
+        if self.provider.kind == "codex" and (key := api_key_from_env()) is not None:
+            write_api_key_auth(home, key[1])  # app-server logs in only from auth.json
+            return (auth,)
+        auth.unlink(missing_ok=True)
+        return ()
 
 
 class LocalBackend:
@@ -127,17 +143,7 @@ class LocalBackend:
         find_codex_bin(self.settings.codex_bin)
         if not self.settings.scripted and mission.provider == "codex":
             require_credentials(self.settings)
-        provider = mission.provider
-        if isinstance(provider, CustomProvider) and provider.env_key:
-            allowed = (*API_KEY_VARS, *self.settings.pass_env)
-            if provider.env_key not in allowed and not provider.env_key.endswith("_API_KEY"):
-                # A mission (from an MCP client, say) must not make workers send any
-                # variable of this process, AWS_SECRET_ACCESS_KEY say, to a URL it chooses.
-                raise MissionError(
-                    f"provider.env_key {provider.env_key} is not an API key variable (a name "
-                    f"ending in _API_KEY); to send it to {provider.base_url} anyway, pass "
-                    f"--pass-env {provider.env_key}."
-                )
+        check_env_key(mission, self.settings.pass_env)
 
     @contextlib.asynccontextmanager
     async def warm(self) -> AsyncIterator[None]:

@@ -1,7 +1,8 @@
 """One Codex turn on an app-server connection: ``turn/start``, then notifications until
 ``turn/completed``, under an idle and a wall-clock deadline; on a deadline the turn is
 interrupted, and a worker that does not stop it is a stall. Codex retrying a model it cannot
-reach ("Reconnecting...") is reported but is not progress: it does not hold off the idle deadline.
+reach ("Reconnecting...") is reported but is not progress: it does not hold off the idle deadline,
+and retrying with no answer for ``Timeouts.model_unreachable`` fails the turn, naming the URL.
 
 How a turn ends is told by the exceptions below; ``AppServerWorker.run`` turns each into a
 ``TaskOutcome`` value.
@@ -25,7 +26,12 @@ from codex_mcp_wrapper.codex.jsonrpc import (
     RpcError,
     thread_of,
 )
-from codex_mcp_wrapper.codex.turn_errors import retry_notice, retryable_error, sandbox_failure
+from codex_mcp_wrapper.codex.turn_errors import (
+    retry_notice,
+    retryable_error,
+    sandbox_failure,
+    unreachable_sentence,
+)
 from codex_mcp_wrapper.codex.worker_log import log_tail
 from codex_mcp_wrapper.errors import ProtocolError, WorkerDied, WorkerStalled
 from codex_mcp_wrapper.settings import Timeouts
@@ -53,6 +59,7 @@ class TurnState:
     sandbox_error: str | None = None
     retrying: str | None = None  # Codex's last retry notice since the model last made progress
     retries: int = 0  # how many retry notices since then
+    retry_since: float | None = None  # time.monotonic() of the first of them
 
 
 @dataclass
@@ -68,6 +75,7 @@ class Turn:
     timeouts: Timeouts
     inbox: Inbox  # this thread's notifications (the connection routes them by thread)
     on_retry: Callable[[str], None] | None = None  # a one-line note each time Codex retries
+    model_url: str | None = None  # the provider's base URL, named when it cannot be reached
     turn_id: str = field(default="", init=False)  # known once Codex accepted the turn
 
     async def run(
@@ -94,10 +102,7 @@ class Turn:
         state = TurnState()
         last_event = time.monotonic()
         while True:
-            now = time.monotonic()
-            idle_left = idle_timeout - (now - last_event)
-            wall_left = deadline - now
-            wait = min(idle_left, wall_left)
+            wait, expiring = self._next_deadline(state, last_event, idle_timeout, deadline)
             try:
                 if wait <= 0:
                     raise TimeoutError
@@ -105,8 +110,7 @@ class Turn:
                     message = await self.inbox.get()
             except TimeoutError:
                 await self.interrupt(turn_id)
-                cause = self._timeout_cause(state, idle_timeout, idle_left <= wall_left)
-                raise TurnTimedOut(cause) from None
+                raise self._expired(state, idle_timeout, expiring) from None
             if message is CLOSED:
                 tail = log_tail(self.log_path)
                 raise WorkerDied(
@@ -122,6 +126,31 @@ class Turn:
                 last_event = time.monotonic()
             if self._handle(message, turn_id, state):
                 return state
+
+    def _next_deadline(
+        self, state: TurnState, last_event: float, idle_timeout: float, deadline: float
+    ) -> tuple[float, str]:
+        """How long to wait for the next notification, and which deadline that is: "idle",
+        "wall", or "unreachable" (Codex retrying the model without an answer since
+        ``state.retry_since``)."""
+        now = time.monotonic()
+        waits = [(idle_timeout - (now - last_event), "idle"), (deadline - now, "wall")]
+        if state.retry_since is not None:
+            left = state.retry_since + self.timeouts.model_unreachable - now
+            waits.append((left, "unreachable"))
+        return min(waits)
+
+    def _expired(self, state: TurnState, idle_timeout: float, expiring: str) -> Exception:
+        """What ends a turn whose deadline ``expiring`` passed (it has been interrupted)."""
+        if expiring == "unreachable":
+            sentence = unreachable_sentence(
+                self.model_url,
+                self.timeouts.model_unreachable,
+                state.retries,
+                state.retrying or "",
+            )
+            return TurnFailed(sentence, retryable=False)
+        return TurnTimedOut(self._timeout_cause(state, idle_timeout, expiring == "idle"))
 
     def _timeout_cause(self, state: TurnState, idle_timeout: float, idle: bool) -> str:
         if idle and state.retrying is not None:
@@ -152,11 +181,14 @@ class Turn:
         retry = retry_notice(method, p)
         if retry is not None:
             state.retrying, state.retries = retry, state.retries + 1
+            if state.retry_since is None:
+                state.retry_since = time.monotonic()
             if self.on_retry is not None:
                 self.on_retry(f"Codex cannot reach the model and retries: {retry}")
             return False
         if thread_of(message) == self.thread_id:
             state.retrying, state.retries = None, 0  # the model made progress
+            state.retry_since = None
         if method == "item/completed":
             item = p.get("item") or {}
             if item.get("type") == "agentMessage":

@@ -67,3 +67,24 @@ def sandbox_failure(item: dict[str, Any]) -> str | None:
         return None
     match = SANDBOX_FAILURE.search(str(item.get("aggregatedOutput") or ""))
     return match.group(0) if match else None
+
+
+# What to check when a model provider cannot be reached (a task's error, `doctor`'s line).
+REACH_ADVICE = (
+    "check that it is running and listening at that address and that this machine can reach it "
+    "(network, proxy, firewall)"
+)
+OWN_PROVIDER_ADVICE = (
+    "check that this machine can reach api.openai.com (network, HTTPS_PROXY, firewall), or "
+    "use --scripted or a mission provider"
+)
+
+
+def unreachable_sentence(url: str | None, seconds: float, retries: int, last: str) -> str:
+    """The one sentence of a task whose model Codex could not reach: the URL and what to check."""
+    where = f"the model provider at {url}" if url else "Codex's own model provider (OpenAI)"
+    advice = REACH_ADVICE if url else OWN_PROVIDER_ADVICE
+    return (
+        f"{where} could not be reached for {seconds:g} s (Codex retried {retries} time(s), "
+        f"last: {last}): {advice}."
+    )

@@ -65,6 +65,11 @@ class WorkerSpec:
     # Variables of ``env`` the commands Codex runs must not see (the provider's credential):
     # excluded by every thread's shell_environment_policy.
     hidden_env: tuple[str, ...] = ()
+    # Files of this run's credentials in ``codex_home`` (an API key's auth.json), removed when
+    # the worker stops: the next run on this home brings its own or none.
+    forget_on_close: tuple[Path, ...] = ()
+    # The model provider's base URL (None: Codex's own), named when Codex cannot reach it.
+    model_url: str | None = None
 
 
 class AppServerWorker:
@@ -175,6 +180,8 @@ class AppServerWorker:
             await self._conn.aclose()
         if self._proc is not None:
             await process.stop(self._proc, self._timeouts.term_grace)
+        for path in self.spec.forget_on_close:
+            path.unlink(missing_ok=True)
 
     async def _on_server_request(self, request: ServerRequest) -> dict[str, Any]:
         self.recent.append(f"request {request.method}")
@@ -355,6 +362,8 @@ class AppServerWorker:
             self._timeouts,
             conn.inbox(thread_id),
             on_retry=functools.partial(sink.task_state, request.task_id, "running", self.label),
+            model_url=str(request.spec.config.get("openai_base_url") or self.spec.model_url or "")
+            or None,
         )
 
     async def _abandon(self, turn: Turn | None, thread_id: str | None) -> None:

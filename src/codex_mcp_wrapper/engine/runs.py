@@ -19,10 +19,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Self, cast
+from typing import Self, cast
 
 from codex_mcp_wrapper.engine.access import Identity, may_see
 from codex_mcp_wrapper.engine.assembly import run_redactor
+from codex_mcp_wrapper.engine.client_missions import ClientMissions
 from codex_mcp_wrapper.engine.events import Subscriber
 from codex_mcp_wrapper.engine.lifecycle import RunOptions, drive_run, new_run_id
 from codex_mcp_wrapper.engine.queries import RunQueries
@@ -31,18 +32,17 @@ from codex_mcp_wrapper.engine.resume import continuation, resume_plan, task_thre
 from codex_mcp_wrapper.engine.run_state import RunState
 from codex_mcp_wrapper.engine.seams import ApprovalHandler, Backend
 from codex_mcp_wrapper.engine.store import RunStore
-from codex_mcp_wrapper.engine.tracker import RunTracker
-from codex_mcp_wrapper.errors import InputError, WrapperError
-from codex_mcp_wrapper.missions.loading import load_mission, parse_mission
+from codex_mcp_wrapper.engine.tracker import RunTracker, run_ended
+from codex_mcp_wrapper.errors import InputError, Interrupted, WrapperError
 from codex_mcp_wrapper.missions.model import Mission
 from codex_mcp_wrapper.missions.policy import ClientPolicy
-from codex_mcp_wrapper.missions.single import CodexRequest, codex_mission
+from codex_mcp_wrapper.missions.single import CodexRequest
 from codex_mcp_wrapper.settings import Settings, Timeouts
 
 CANCEL_TIMEOUT = Timeouts.cancel  # then ``cancel`` reports back; the run keeps stopping
 
 
-class Runs(RunQueries):
+class Runs(ClientMissions, RunQueries):
     """The runs of one state dir, executed by ``backend``. Use as an async context manager
     when starting runs in the background; ``run``/``resume`` work without it."""
 
@@ -67,6 +67,9 @@ class Runs(RunQueries):
         self.cancel_timeout = cancel_timeout
         self._live: dict[str, RunTracker] = {}
         self._tasks: dict[str, asyncio.Task[RunSummary | None]] = {}
+        # Each run's own task (``run`` awaits it): ``stop_runs`` cancels the run, not its caller.
+        self._driving: dict[str, asyncio.Task[RunSummary]] = {}
+        self._stopping = False
         self._group: asyncio.TaskGroup | None = None
         self._warm: contextlib.AbstractAsyncContextManager[None] | None = None
 
@@ -109,25 +112,43 @@ class Runs(RunQueries):
     # -- running -------------------------------------------------------------------------
     async def run(self, mission: Mission, options: RunOptions | None = None) -> RunSummary:
         """Run ``mission`` to the end; the summary has its secrets redacted."""
+        if self._stopping:
+            raise Interrupted("the run was not started: the server is stopping.")
         options = self._for_owner(options or RunOptions())
         run_id = options.run_id or new_run_id()
         tracker = self._live.get(run_id) or self._tracker(run_id, mission, options)
         self._live[run_id] = tracker
-        try:
-            summary = await drive_run(
+        driving = self._driving[run_id] = asyncio.ensure_future(
+            drive_run(
                 mission,
                 self.settings,
                 self.backend,
                 replace(options, run_id=run_id, observers=[tracker, *options.observers]),
                 tracker.redactor,
             )
+        )
+        try:
+            summary = await run_ended(driving, tracker)
         finally:
             tracker.done.set()
             self._live.pop(run_id, None)
+            self._driving.pop(run_id, None)
         if self.settings.record and self.settings.record_dir is not None:
             name = re.sub(r"[^A-Za-z0-9._-]", "_", mission.mission_id).lstrip(".") or "mission"
             self.cassette(summary, self.settings.record_dir / f"{name}-{run_id}.yaml")
         return summary
+
+    async def stop_runs(self) -> None:
+        """Cancel every run in progress here and wait for each to be recorded ``cancelled``
+        (bounded by ``cancel_timeout``); a caller of ``run`` gets the cancelled summary back,
+        so each MCP call in flight is answered when ``serve`` stops. Runs asked for after
+        this are refused."""
+        self._stopping = True
+        running = [*self._driving.values(), *self._tasks.values()]
+        for task in running:
+            task.cancel()
+        if running:
+            await asyncio.wait(running, timeout=self.cancel_timeout)
 
     @staticmethod
     def _tracker(run_id: str, mission: Mission, options: RunOptions) -> RunTracker:
@@ -331,50 +352,6 @@ class Runs(RunQueries):
             self._visible(store, run_id, client)
             thread_id = task_thread(store, run_id, task_id)
         return await self.reply(thread_id, prompt, observers, approvals, client)
-
-    def _codex_mission(self, request: CodexRequest, client: Identity | None = None) -> Mission:
-        if self.settings.scripted and self.settings.script and request.script is None:
-            request = replace(request, script=str(self.settings.script))
-        if client is None:
-            return codex_mission(request, self.default_cwd)
-        policy = self.policy  # a client's call: within the server's policy
-        cwd = Path(request.cwd).expanduser() if request.cwd else self.default_cwd
-        cwd = policy.directory(cwd if cwd.is_absolute() else self.default_cwd / cwd, "cwd")
-        policy.sandbox(request.sandbox or "read-only", "the call")
-        policy.config(request.config, "the call")
-        return codex_mission(replace(request, cwd=str(cwd)), self.default_cwd)
-
-    # -- a client's missions ---------------------------------------------------------------
-    def client_mission(
-        self,
-        mission: dict[str, Any] | str,
-        variables: dict[str, str] | None = None,
-    ) -> Mission:
-        """A mission argument of an MCP call (an object as in a mission file, or the path of
-        one) as a ``Mission`` the client may run: read within the server's policy (files
-        under its roots only, ``${VAR}`` from ``variables`` and the owner's exposed
-        variables only), then checked against it."""
-        policy = self.policy
-        if isinstance(mission, str):
-            path = policy.mission_file(mission)
-            parsed = load_mission(
-                path,
-                variables,
-                environ=policy.environ(),
-                unset_hint=policy.unset_hint(),
-                server_names=True,
-            )
-            base = path.parent
-        else:
-            parsed = parse_mission(
-                mission,
-                "mission",
-                variables,
-                environ=policy.environ(),
-                unset_hint=policy.unset_hint(),
-            )
-            base = policy.roots[0]
-        return policy.check(parsed, base)
 
 
 def _name(client: Identity | None) -> str | None:

@@ -1,4 +1,5 @@
-"""``RunTracker``: the live state of a run, kept from its events (for status, wait, cancel)."""
+"""``RunTracker``: the live state of a run, kept from its events (for status, wait, cancel);
+``run_ended``: what a caller of a run gets back, a cancelled run's summary included."""
 
 from __future__ import annotations
 
@@ -54,3 +55,15 @@ class RunTracker:
             total=len(self.tasks),
             tasks=[TaskRow.model_validate(row) for row in self.tasks.values()],
         )
+
+
+async def run_ended(driving: asyncio.Task[RunSummary], tracker: RunTracker) -> RunSummary:
+    """The summary of a run's task; when the run alone was cancelled (``Runs.stop_runs``), the
+    cancelled summary it recorded. Cancelling the caller cancels the run and goes on up."""
+    try:
+        return await driving
+    except asyncio.CancelledError:
+        caller = asyncio.current_task()
+        if (caller is not None and caller.cancelling()) or tracker.summary is None:
+            raise
+        return tracker.summary

@@ -17,7 +17,9 @@ this front before it imports anything heavy (it is the standard library only):
 
 Everything else (2026-07-28 requests, tool calls, a client declaring extensions, an unknown
 revision) goes to the SDK as it is. ``stop`` ends the SDK's input (``StdinRelay``'s old job):
-the SDK's reader never blocks a shutdown on an idle client.
+the SDK's reader never blocks a shutdown on an idle client. The front also knows which of the
+client's requests are still unanswered: a stopping server waits (``answered``) until the
+answers of its calls in flight are on stdout before it ends the SDK's input.
 """
 
 from __future__ import annotations
@@ -50,6 +52,10 @@ class StdioFront:
         self.manifest = manifest if manifest is not None else load_manifest()
         self.revision: str | None = None  # of the initialize the front answered
         self._sent: dict[Any, Any] = {}  # id -> result the front answered with
+        # Ids of the client's requests not answered yet: a stopping server writes their
+        # answers before it ends (``answered``).
+        self._pending: set[str] = set()
+        self._answered = threading.Condition()
         self._lock = threading.Lock()  # one writer on the real stdout at a time
         self._wake_r, self._wake_w = os.pipe()
         self._stdin = self._stdout = -1
@@ -119,6 +125,7 @@ class StdioFront:
                 *lines, rest = data.split(b"\n")
                 for line in lines:
                     if not skipping:
+                        self._track(pending + line)
                         self._answer(pending + line)
                     pending, skipping = b"", False
                 pending += rest
@@ -129,6 +136,33 @@ class StdioFront:
             pass
         finally:
             os.close(self._to_sdk)
+
+    def answered(self, timeout: float) -> bool:
+        """Wait, at most ``timeout`` s, until every request the client sent has its answer
+        written to stdout (a request line over ``MAX_LINE`` is not waited for)."""
+        with self._answered:
+            return self._answered.wait_for(lambda: not self._pending, timeout)
+
+    def _track(self, line: bytes) -> None:
+        """Note a request of the client's (a message with a method and an id)."""
+        if b'"id"' not in line or b'"method"' not in line:
+            return
+        with contextlib.suppress(ValueError):
+            message = json.loads(line)
+            if isinstance(message, dict) and "method" in message and "id" in message:
+                with self._answered:
+                    self._pending.add(json.dumps(message["id"]))
+
+    def _settle(self, line: bytes) -> None:
+        """Note an answer going to the client (a message with an id and no method)."""
+        if not self._pending or b'"id"' not in line:
+            return
+        with contextlib.suppress(ValueError):
+            message = json.loads(line)
+            if isinstance(message, dict) and "method" not in message:
+                with self._answered:
+                    self._pending.discard(json.dumps(message.get("id")))
+                    self._answered.notify_all()
 
     def _answer(self, line: bytes) -> None:
         """Answer ``line`` at once when it is the handshake the front knows."""
@@ -197,10 +231,12 @@ class StdioFront:
                             )
                         return
             _write_all(self._stdout, line + b"\n")
+        self._settle(line)
 
     def _write(self, message: dict[str, Any]) -> None:
         data = json.dumps(message, separators=(",", ":")).encode() + b"\n"
         _write_all(self._stdout if self._stdout >= 0 else 1, data)
+        self._settle(data.rstrip(b"\n"))
 
 
 def _write_all(fd: int, data: bytes) -> None:

@@ -9,31 +9,74 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from typing import Any
 
+from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 
-async def run_until_stopped(task: asyncio.Task[None], stop: Callable[[], None]) -> None:
-    """Await ``task``. When this coroutine is cancelled (SIGTERM, Ctrl-C), ``stop`` asks the
-    task to wind down by itself; wait for it (a repeated signal does not cut that short), then
-    re-raise the cancellation. Cancelling the task from outside instead would skip its
-    shutdown (for uvicorn: the lifespan shutdown, whose orphaned task then logs a traceback
-    when ``asyncio.run`` cancels it at exit)."""
+async def run_until_stopped(
+    task: asyncio.Task[None],
+    stop: Callable[[], None],
+    wind_down: Callable[[], Awaitable[None]] | None = None,
+) -> None:
+    """Await ``task``. When this coroutine is cancelled (SIGTERM, Ctrl-C), ``wind_down`` ends
+    the work in flight while the server still answers (``Runs.stop_runs``: each call gets its
+    cancelled result), then ``stop`` asks the task to wind down by itself; wait for both (a
+    repeated signal does not cut that short), then re-raise the cancellation. Cancelling the
+    task from outside instead would skip its shutdown (for uvicorn: the lifespan shutdown,
+    whose orphaned task then logs a traceback when ``asyncio.run`` cancels it at exit)."""
     try:
         await asyncio.shield(task)
         return
     except asyncio.CancelledError:
         if task.done():
             raise
+        if wind_down is not None:
+            await _to_the_end(asyncio.ensure_future(wind_down()))
         stop()
-        while not task.done():
-            with contextlib.suppress(asyncio.CancelledError):
-                await asyncio.shield(task)
+        await _to_the_end(task)
         error = None if task.cancelled() else task.exception()
         if error is not None:
             raise error from None
         raise
+
+
+async def _to_the_end(task: asyncio.Future[None]) -> None:
+    """Wait for ``task`` whatever cancels this coroutine meanwhile."""
+    while not task.done():
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.shield(task)
+
+
+class CallsInFlight:
+    """Server middleware that knows when no request is being handled: a server stopping
+    waits (``settled``) for the calls whose runs it cancelled to return their results before
+    it ends its transport, so each call in flight is answered."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    async def __call__(
+        self, ctx: ServerRequestContext[Any, Any], call_next: CallNext
+    ) -> HandlerResult:
+        self.count += 1
+        self._idle.clear()
+        try:
+            return await call_next(ctx)
+        finally:
+            self.count -= 1
+            if not self.count:
+                self._idle.set()
+
+    async def settled(self, timeout: float) -> None:
+        """Wait, at most ``timeout`` s, until no request is being handled."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout):
+                await self._idle.wait()
 
 
 class EndStreamsOnStop:

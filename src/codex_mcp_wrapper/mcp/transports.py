@@ -2,11 +2,13 @@
 and Host/Origin checks guard HTTP, see ``http_guard``).
 
 Stopping: the CLI's ``run_async`` turns SIGTERM and Ctrl-C into cancelling the serving
-coroutine. Both transports then stop their server from the inside and wait for it, instead of
+coroutine. Both transports then first cancel the runs in progress and wait for the calls
+running them to be answered with their cancelled results (``_stoppable``; for stdio until the
+answers are on stdout), then stop their server from the inside and wait for it, instead of
 letting the cancellation tear through it (``stopping``): for HTTP, uvicorn's own graceful
 shutdown (open streams ended, then the ASGI lifespan shutdown that closes the SDK's session
-manager); for stdio, end of input for the SDK's stdin reader. Then the runs are cancelled and
-their workers reaped, and the cancellation goes on up.
+manager); for stdio, end of input for the SDK's stdin reader. Then the workers are reaped, and
+the cancellation goes on up.
 """
 
 from __future__ import annotations
@@ -16,9 +18,10 @@ import contextlib
 import logging
 import socket
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 
 import uvicorn
+from mcp.server.mcpserver import MCPServer
 from starlette.types import ASGIApp
 
 from codex_mcp_wrapper.engine.access import Identity
@@ -32,13 +35,16 @@ from codex_mcp_wrapper.mcp.http_guard import (
 )
 from codex_mcp_wrapper.mcp.server import build_server
 from codex_mcp_wrapper.mcp.stdio_front import StdioFront
-from codex_mcp_wrapper.mcp.stopping import EndStreamsOnStop, run_until_stopped
+from codex_mcp_wrapper.mcp.stopping import CallsInFlight, EndStreamsOnStop, run_until_stopped
 
 MCP_PATH = "/mcp"
 STDIO_BANNER = (
     "codex-mcp-wrapper MCP server on stdio: waiting for an MCP client on stdin/stdout "
     "(Ctrl-C to stop)"
 )
+# Once stopping (and the calls in flight answered), how long the stdio SDK gets to end by
+# itself on end of input before it is cancelled.
+STOP_GRACE = 5.0
 # Once stopping, how long uvicorn lets open requests finish before cancelling them. Streams
 # are ended at once (``EndStreamsOnStop``), so this only bounds a request that hangs anyway.
 SHUTDOWN_GRACE = 5
@@ -61,13 +67,33 @@ async def serve_stdio(runs: Runs, front: StdioFront) -> None:
     if sys.stderr.isatty():
         print(STDIO_BANNER, file=sys.stderr, flush=True)
     async with runs:
-        task = asyncio.create_task(build_server(runs).run_stdio_async())
+        server, settle = _stoppable(runs)
+        task = asyncio.create_task(server.run_stdio_async())
+
+        async def wind_down() -> None:
+            await settle()  # the calls have their results: wait for them to reach stdout
+            await asyncio.to_thread(front.answered, STOP_GRACE)
 
         def stop() -> None:
-            front.stop()
-            task.cancel()
+            front.stop()  # the SDK reads end of input and ends by itself
+            asyncio.get_running_loop().call_later(STOP_GRACE, task.cancel)
 
-        await run_until_stopped(task, stop)
+        await run_until_stopped(task, stop, wind_down)
+
+
+def _stoppable(runs: Runs) -> tuple[MCPServer, Callable[[], Awaitable[None]]]:
+    """The server, and what ends its work in flight when it stops: the runs are cancelled,
+    then the calls running them return their (cancelled) results, while the server still
+    answers."""
+    server = build_server(runs)
+    calls = CallsInFlight()
+    server.middleware.insert(0, calls)
+
+    async def wind_down() -> None:
+        await runs.stop_runs()
+        await calls.settled(runs.settings.timeouts.cancel)
+
+    return server, wind_down
 
 
 def bind(host: str, port: int) -> socket.socket:
@@ -108,8 +134,9 @@ async def serve_http(
     port = sock.getsockname()[1]
     security = host_allowlist(host, port, extra)
     async with runs:
+        mcp_server, wind_down = _stoppable(runs)
         streams = EndStreamsOnStop(
-            build_server(runs).streamable_http_app(
+            mcp_server.streamable_http_app(
                 streamable_http_path=MCP_PATH, transport_security=security, host=host
             )
         )
@@ -146,6 +173,6 @@ async def serve_http(
         try:
             if ready is not None:
                 ready.set()
-            await run_until_stopped(task, stop)
+            await run_until_stopped(task, stop, wind_down)
         finally:
             sock.close()

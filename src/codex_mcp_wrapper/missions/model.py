@@ -67,6 +67,10 @@ class McpServer(_Model):
     def _one_transport(self) -> McpServer:
         if (self.command is None) == (self.url is None):
             raise ValueError("give exactly one of 'command' or 'url'")
+        if self.command is not None and not self.command.strip():
+            raise ValueError("'command' is empty: give the program that starts the server")
+        if self.url is not None and not self.url.strip():
+            raise ValueError("'url' is empty: give the server's URL")
         return self
 
     def codex_config(self) -> dict[str, Any]:

@@ -125,10 +125,32 @@ def bind_loopback(port: int = 0) -> socket.socket:
     return sock
 
 
+class QuietStop(logging.Filter):
+    """Once its server stops, drops uvicorn's reports of the requests it cancels at the end of
+    its graceful shutdown (a traceback each, and "Cancel N running task(s)"): a request still
+    running when the program is told to stop is not an error of the program."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stopping = False
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not self.stopping:
+            return True
+        error = record.exc_info[1] if record.exc_info else None
+        if isinstance(error, asyncio.CancelledError) or "graceful shutdown" in record.getMessage():
+            log.debug("stopping: a request still running was cancelled")
+            return False
+        return True
+
+
 @asynccontextmanager
 async def serve_app(app: Starlette, port: int = 0, what: str = "a server") -> AsyncIterator[str]:
     """Serve ``app`` on loopback in this event loop; yields its ``http://127.0.0.1:N/v1``."""
     sock = bind_loopback(port)
+    quiet = QuietStop()
+    uvicorn_log = logging.getLogger("uvicorn.error")
+    uvicorn_log.addFilter(quiet)
     config = uvicorn.Config(
         app,
         log_level="warning",
@@ -149,13 +171,15 @@ async def serve_app(app: Starlette, port: int = 0, what: str = "a server") -> As
                 await asyncio.sleep(0.005)
         yield f"http://{LOOPBACK}:{sock.getsockname()[1]}/v1"
     finally:
-        server.should_exit = True
+        server.should_exit = quiet.stopping = True
         try:
             async with asyncio.timeout(SHUTDOWN_GRACE + 5):
                 await task
         except TimeoutError:
             task.cancel()
-        sock.close()
+        finally:
+            uvicorn_log.removeFilter(quiet)
+            sock.close()
 
 
 class ScriptedModel:
@@ -175,6 +199,7 @@ class ScriptedModel:
         self.base_url = ""
         self.listeners: list[Callable[[dict[str, str], dict[str, Any]], None]] = []
         self._runs: dict[str, _Run] = {}
+        self._stopping = asyncio.Event()  # set when serve() ends: delays and stalls end too
 
     def add_script(self, key: str, script: Script) -> str:
         """Register a script; a thread whose model is the returned name plays it."""
@@ -230,8 +255,8 @@ class ScriptedModel:
         for listener in list(self.listeners):
             listener(headers, body)
         reply = self.player.answer(headers, body)
-        if reply.delay:
-            await asyncio.sleep(reply.delay)
+        if reply.delay and await self._pause(reply.delay):
+            return JSONResponse({"error": {"message": "the scripted model is stopping"}}, 503)
         if isinstance(reply, HttpError):
             extra = {"retry-after": f"{reply.retry_after:g}"} if reply.retry_after else None
             kind = "rate_limit_exceeded" if reply.status == 429 else "scripted_error"
@@ -246,13 +271,20 @@ class ScriptedModel:
             headers={"cache-control": "no-cache"},
         )
 
+    async def _pause(self, seconds: float) -> bool:
+        """Wait ``seconds``, or less when the server stops (True then)."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(seconds):
+                await self._stopping.wait()
+        return self._stopping.is_set()
+
     async def _stream(
         self, body: dict[str, Any], reply: Items | StreamFailure | Stall
     ) -> AsyncIterator[bytes]:
         rid = f"resp_{self.log.count}"
         yield _sse({"type": "response.created", "response": {"id": rid}})
         if isinstance(reply, Stall):
-            await asyncio.sleep(reply.seconds)
+            await self._pause(reply.seconds)
             return  # drop the stream without completing it
         if isinstance(reply, StreamFailure):
             yield _sse(
@@ -305,7 +337,11 @@ class ScriptedModel:
         try:
             async with serve_app(self.app(), self.port, "the scripted model server") as url:
                 self.base_url = url
-                yield url
+                self._stopping.clear()
+                try:
+                    yield url
+                finally:
+                    self._stopping.set()
         finally:
             self.log.close()
             for run in self._runs.values():

@@ -26,7 +26,7 @@ from typing import Any
 
 from temporalio import activity
 from temporalio.client import Client
-from temporalio.exceptions import ApplicationError
+from temporalio.exceptions import ApplicationError, ApplicationErrorCategory
 from temporalio.worker import Worker
 
 from codex_mcp_wrapper.codex.backend import LocalBackend
@@ -292,6 +292,8 @@ class HostActivities:
                     "another host",
                     sink.details,
                     type="HostShutdown",
+                    # Expected when a host stops: logged without a traceback (BENIGN).
+                    category=ApplicationErrorCategory.BENIGN,
                 ) from None
             raise
         finally:
