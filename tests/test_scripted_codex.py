@@ -12,7 +12,8 @@ from typing import Any
 
 import pytest
 
-from codex_mcp_wrapper.codex.worker import AppServerWorker, WorkerSpec
+from codex_mcp_wrapper.codex.worker import AppServerWorker
+from codex_mcp_wrapper.codex.worker_spec import WorkerSpec
 from codex_mcp_wrapper.engine.seams import ApprovalRequest, TaskRequest, TaskSpec
 from codex_mcp_wrapper.scripted import ScriptedModel, parse_script
 from tests.helpers.codex_exec import codex_exec

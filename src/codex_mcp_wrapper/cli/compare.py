@@ -9,7 +9,7 @@ import functools
 import json
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
 import click
@@ -17,9 +17,12 @@ import click
 from codex_mcp_wrapper.app import open_runs
 from codex_mcp_wrapper.cli.formats import duration
 from codex_mcp_wrapper.cli.options import settings_from
+from codex_mcp_wrapper.cli.watching import progress_view, resume_args, watched
 from codex_mcp_wrapper.engine.compare import RunComparison, Spread, Steadiness, steadiness
+from codex_mcp_wrapper.engine.lifecycle import RunOptions
 from codex_mcp_wrapper.engine.results import RunSummary
 from codex_mcp_wrapper.errors import EXIT_TASKS_FAILED, InputError
+from codex_mcp_wrapper.missions.model import Mission
 from codex_mcp_wrapper.settings import Settings
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -116,6 +119,26 @@ def steadiness_json(tasks: list[Steadiness]) -> list[dict[str, Any]]:
     return [
         {**t.model_dump(mode="json"), "pass_rate": t.pass_rate, "flaky": t.flaky} for t in tasks
     ]
+
+
+def run_times(
+    settings: Settings,
+    mission: Mission,
+    options: RunOptions,
+    times: int,
+    shown: tuple[bool, bool],
+) -> list[RunSummary]:
+    """Run ``mission`` ``times`` times, one after the other, each watched on the terminal;
+    ``shown`` is (quiet, as_json). Their summaries, oldest first."""
+    quiet, as_json = shown
+    summaries = []
+    for number in range(times):
+        if times > 1:
+            click.echo(f"== run {number + 1} of {times}", err=True)
+        view = progress_view(settings, answers=not quiet)
+        work = open_runs(settings).run(mission, replace(options, observers=[view]))
+        summaries.append(watched(view, work, as_json, resume_args(settings)))
+    return summaries
 
 
 def after_run(

@@ -11,7 +11,7 @@ import click
 
 from codex_mcp_wrapper.app import open_runs
 from codex_mcp_wrapper.cli.authoring import broad_workspace_option
-from codex_mcp_wrapper.cli.compare import Comparing, after_run, comparing_options
+from codex_mcp_wrapper.cli.compare import Comparing, after_run, comparing_options, run_times
 from codex_mcp_wrapper.cli.options import (
     codex_setup_options,
     codex_setup_settings,
@@ -24,7 +24,7 @@ from codex_mcp_wrapper.cli.options import (
     worker_options,
     worker_settings,
 )
-from codex_mcp_wrapper.cli.watching import progress_view, quiet_option, watched
+from codex_mcp_wrapper.cli.watching import progress_view, quiet_option, resume_args, watched
 from codex_mcp_wrapper.engine.lifecycle import RunOptions
 from codex_mcp_wrapper.engine.results import RunSummary
 from codex_mcp_wrapper.errors import InputError
@@ -176,13 +176,7 @@ def run(
             "--repeat runs the mission here, to the end: not with --record or --detach."
         )
     options = RunOptions(junit=[junit] if junit else [], html=[report] if report else [])
-    summaries = []
-    for number in range(comparing.repeat):
-        if comparing.repeat > 1:
-            click.echo(f"== run {number + 1} of {comparing.repeat}", err=True)
-        view = progress_view(settings, answers=not quiet)
-        work = open_runs(settings).run(mission, dataclasses.replace(options, observers=[view]))
-        summaries.append(watched(view, work, as_json))
+    summaries = run_times(settings, mission, options, comparing.repeat, (quiet, as_json))
     if record is not None:
         count = open_runs(settings).cassette(summaries[-1], record)
         click.echo(f"recorded {count} exchange(s) into {record}", err=True)
@@ -288,7 +282,8 @@ def resume(
         ),
     )
     view = progress_view(settings, answers=not quiet)
-    summary = watched(view, open_runs(settings).resume(run_id, observers=[view]), as_json)
+    work = open_runs(settings).resume(run_id, observers=[view])
+    summary = watched(view, work, as_json, resume_args(settings))
     _finish(summary, as_json)
 
 

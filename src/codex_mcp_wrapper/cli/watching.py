@@ -29,9 +29,15 @@ def progress_view(settings: Settings, answers: bool = True) -> ProgressView:
     return ProgressView(sys.stderr, answers=answers, runs_dir=settings.state_dir / "runs")
 
 
-def watched(view: ProgressView, work: Coroutine[Any, Any, T], as_json: bool) -> T:
+def resume_args(settings: Settings) -> str:
+    """What ``resume`` needs besides the run id to find the run again (its Temporal server)."""
+    target = settings.temporal
+    return f" --temporal {target.address}" if target is not None else ""
+
+
+def watched(view: ProgressView, work: Coroutine[Any, Any, T], as_json: bool, resume: str = "") -> T:
     """Run ``work`` with its progress on screen; a detached run exits as such, and an
-    interrupted one says how to finish it."""
+    interrupted one says how to finish it (``resume``: more arguments that command needs)."""
     try:
         return run_async(work)
     except RunDetached as exc:
@@ -43,7 +49,7 @@ def watched(view: ProgressView, work: Coroutine[Any, Any, T], as_json: bool) -> 
             raise
         raise Interrupted(
             f"interrupted; the tasks that finished are kept, and `{wrapper_program()} resume "
-            f"{view.run_id}` runs the others."
+            f"{view.run_id}{resume}` runs the others."
         ) from None
     finally:
         view.close()

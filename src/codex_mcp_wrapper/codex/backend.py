@@ -31,7 +31,8 @@ from codex_mcp_wrapper.codex.home import (
     write_api_key_auth,
     write_codex_home,
 )
-from codex_mcp_wrapper.codex.worker import AppServerWorker, WorkerSpec
+from codex_mcp_wrapper.codex.worker import AppServerWorker
+from codex_mcp_wrapper.codex.worker_spec import WorkerSpec
 from codex_mcp_wrapper.engine.events import ModelRequest
 from codex_mcp_wrapper.engine.runner import MissionRunner
 from codex_mcp_wrapper.engine.seams import PlannedTask, RunContext, TaskExecutor

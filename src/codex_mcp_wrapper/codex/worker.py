@@ -14,8 +14,6 @@ import functools
 import logging
 import time
 from collections import deque
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from codex_mcp_wrapper import __version__, process
@@ -37,6 +35,7 @@ from codex_mcp_wrapper.codex.threads import (
 )
 from codex_mcp_wrapper.codex.turn import Turn
 from codex_mcp_wrapper.codex.worker_log import log_size, log_tail
+from codex_mcp_wrapper.codex.worker_spec import WorkerSpec
 from codex_mcp_wrapper.engine.approval_policies import fixed
 from codex_mcp_wrapper.engine.seams import (
     ApprovalHandler,
@@ -47,29 +46,9 @@ from codex_mcp_wrapper.engine.seams import (
 )
 from codex_mcp_wrapper.errors import WorkerDied, WorkerError, WorkerStartError
 from codex_mcp_wrapper.logs import bind
-from codex_mcp_wrapper.settings import Timeouts
 
 log = logging.getLogger("codex_mcp_wrapper.worker")
 MEMORY_SAMPLE_INTERVAL = 1.0
-
-
-@dataclass(frozen=True)
-class WorkerSpec:
-    label: str
-    codex_bin: str
-    codex_home: Path
-    env: dict[str, str]
-    log_path: Path
-    cwd: Path | None = None
-    timeouts: Timeouts = field(default_factory=Timeouts)
-    # Variables of ``env`` the commands Codex runs must not see (the provider's credential):
-    # excluded by every thread's shell_environment_policy.
-    hidden_env: tuple[str, ...] = ()
-    # Files of this run's credentials in ``codex_home`` (an API key's auth.json), removed when
-    # the worker stops: the next run on this home brings its own or none.
-    forget_on_close: tuple[Path, ...] = ()
-    # The model provider's base URL (None: Codex's own), named when Codex cannot reach it.
-    model_url: str | None = None
 
 
 class AppServerWorker:
