@@ -165,7 +165,14 @@ class LocalBackend:
         runner never reached (the workers could not start) is recorded by
         ``engine.lifecycle.drive_run``."""
         async with self.open(mission, run) as executor:
-            runner = MissionRunner(run.run_id, list(tasks), executor, run.publish, retry_backoff)
+            runner = MissionRunner(
+                run.run_id,
+                list(tasks),
+                executor,
+                run.publish,
+                retry_backoff,
+                token_budget=mission.budget.tokens if mission.budget else None,
+            )
             await runner.schedule()
 
     @contextlib.asynccontextmanager

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from codex_mcp_wrapper.engine.seams import TaskSpec
+from codex_mcp_wrapper.engine.seams import EventSink, TaskSpec
 
 
 def thread_params(spec: TaskSpec, hidden_env: tuple[str, ...] = ()) -> dict[str, Any]:
@@ -113,3 +113,12 @@ def crash_note(items: list[dict[str, Any]]) -> str:
         "[codex-mcp-wrapper] This task was cut short by a crash of the wrapper that runs you "
         f"(not by the user) {what}. {after}\n\n"
     )
+
+
+def record_crash(task_id: str, sink: EventSink, result: dict[str, Any]) -> str:
+    """A thread cut short by the wrapper's death goes on: what was running then is recorded
+    (the transcript's ``wrapper/interrupted`` event, evidence for the result and checks) and
+    the note its next prompt starts with is returned (``crash_note``)."""
+    items = cut_short_items(result)
+    sink.codex_event(task_id, INTERRUPTED_EVENT, {"reason": "crash", "items": items})
+    return crash_note(items)

@@ -46,6 +46,15 @@ class TurnTimedOut(Exception):
     """A deadline expired and the turn was interrupted."""
 
 
+class BudgetExceeded(Exception):
+    """The task passed its budget (``engine.spending``): its turn was interrupted, or the next
+    one not started. ``usage`` is what the cut turn had used."""
+
+    def __init__(self, message: str, usage: dict[str, int] | None = None) -> None:
+        super().__init__(message)
+        self.usage = dict(usage or {})
+
+
 @dataclass
 class TurnState:
     final_message: str | None = None
@@ -53,6 +62,7 @@ class TurnState:
     sandbox_error: str | None = None
     retrying: str | None = None  # Codex's last retry notice since the model last made progress
     retries: int = 0  # how many retry notices since then
+    over_budget: str | None = None  # the task passed its token budget: why
 
 
 @dataclass
@@ -69,6 +79,8 @@ class Turn:
     inbox: Inbox  # this thread's notifications (the connection routes them by thread)
     on_retry: Callable[[str], None] | None = None  # a one-line note each time Codex retries
     turn_id: str = field(default="", init=False)  # known once Codex accepted the turn
+    # Given the turn's tokens so far: None, or why the task is over its token budget.
+    token_check: Callable[[int], str | None] | None = None
 
     async def run(
         self,
@@ -122,6 +134,9 @@ class Turn:
                 last_event = time.monotonic()
             if self._handle(message, turn_id, state):
                 return state
+            if state.over_budget is not None:
+                await self.interrupt(turn_id)
+                raise BudgetExceeded(state.over_budget, state.usage)
 
     def _timeout_cause(self, state: TurnState, idle_timeout: float, idle: bool) -> str:
         if idle and state.retrying is not None:
@@ -167,6 +182,8 @@ class Turn:
             for key in USAGE_KEYS:
                 if key in last:
                     state.usage[key] = state.usage.get(key, 0) + int(last[key])
+            if self.token_check is not None:
+                state.over_budget = self.token_check(state.usage.get("totalTokens", 0))
         elif method == "turn/completed":
             turn = p.get("turn") or {}
             if turn.get("id") not in (None, turn_id):

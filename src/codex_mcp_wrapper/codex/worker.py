@@ -24,17 +24,13 @@ from codex_mcp_wrapper.codex.attempt import (
     McpServersFailed,
     count_turn,
     record_failure,
+    start_turn,
+    token_guard,
 )
 from codex_mcp_wrapper.codex.jsonrpc import JsonRpcConnection, RpcError, ServerRequest
 from codex_mcp_wrapper.codex.mcp_startup import await_mcp_servers
 from codex_mcp_wrapper.codex.server_requests import PendingItems, RunningTask, answer_request
-from codex_mcp_wrapper.codex.threads import (
-    INTERRUPTED_EVENT,
-    crash_note,
-    cut_short_items,
-    thread_event,
-    thread_params,
-)
+from codex_mcp_wrapper.codex.threads import record_crash, thread_event, thread_params
 from codex_mcp_wrapper.codex.turn import Turn
 from codex_mcp_wrapper.codex.worker_log import log_size, log_tail
 from codex_mcp_wrapper.engine.approval_policies import fixed
@@ -218,7 +214,7 @@ class AppServerWorker:
                 self.threads_run += 1
                 running.sink.codex_event(request.task_id, *thread_event(result, resumed=True))
                 if request.after_crash:
-                    self._crash_notes[thread_id] = self._after_crash(request, running, result)
+                    self._crash_notes[thread_id] = record_crash(request.task_id, sink, result)
                 return thread_id, request.turns_done, True
             except RpcError as exc:
                 self._forget(request.thread_id)
@@ -299,7 +295,9 @@ class AppServerWorker:
             sink.thread_progress(request.task_id, outcome.thread_id, self.label, outcome.turns_done)
             note = self._crash_notes.pop(thread_id, "")
             for prompt in request.prompts[outcome.turns_done :]:
+                start_turn(request, outcome)  # counted against the task's turn budget
                 current = self._turn(request, sink, outcome.thread_id, recent)
+                current.token_check = token_guard(request, outcome)
                 turn = await current.run(
                     note + prompt,
                     request.spec.output_schema,
@@ -327,18 +325,6 @@ class AppServerWorker:
         if outcome.thread_id and not outcome.worker_broken and outcome.status != "timeout":
             await self._unload(outcome.thread_id)
         return outcome
-
-    def _after_crash(
-        self, request: TaskRequest, running: RunningTask, result: dict[str, Any]
-    ) -> str:
-        """A thread cut short by the wrapper's death goes on: what was running then is recorded
-        (the transcript's ``wrapper/interrupted`` event, evidence for the result and checks)
-        and the next prompt starts with a note saying so (``threads.crash_note``)."""
-        items = cut_short_items(result)
-        running.sink.codex_event(
-            request.task_id, INTERRUPTED_EVENT, {"reason": "crash", "items": items}
-        )
-        return crash_note(items)
 
     def _turn(
         self, request: TaskRequest, sink: EventSink, thread_id: str, recent: deque[str]

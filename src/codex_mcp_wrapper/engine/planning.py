@@ -26,6 +26,15 @@ def _pick(task: Task, mission: Mission, name: str, default: Any = None) -> Any:
     return default if value is None else value
 
 
+def _budget(task: Task, mission: Mission, name: str) -> int | None:
+    """A field of the task's budget, else of ``defaults``' budget (field by field)."""
+    for budget in (task.budget, mission.defaults.budget):
+        value = getattr(budget, name) if budget is not None else None
+        if value is not None:
+            return int(value)
+    return None
+
+
 def task_config(task: Task, mission: Mission) -> dict[str, Any]:
     """Codex config overrides for the task's thread: config, MCP servers, command env."""
     config: dict[str, Any] = {**(mission.defaults.config or {}), **(task.config or {})}
@@ -80,6 +89,8 @@ def plan_tasks(
                 tool_spec(t.name, t.description, t.input_schema)
                 for t in _pick(task, mission, "tools", [])
             ),
+            budget_tokens=_budget(task, mission, "tokens"),
+            budget_turns=_budget(task, mission, "turns"),
         )
         thread_id, thread_worker = (threads or {}).get(task_id, (None, None))
         planned.append(

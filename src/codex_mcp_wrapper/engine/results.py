@@ -16,6 +16,7 @@ from typing import Any, Literal, SupportsIndex, get_args, overload
 from pydantic import BaseModel, Field, GetCoreSchemaHandler
 from pydantic_core import core_schema
 
+from codex_mcp_wrapper.engine.spending import total_usage
 from codex_mcp_wrapper.errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_TASKS_FAILED
 from codex_mcp_wrapper.missions.checks import CheckResult, CommandRecord, ToolCallRecord
 
@@ -130,6 +131,7 @@ class RunSummary(DictAccess, BaseModel):
     run_dir: str | None = None
     workspace_root: str | None = None
     counts: dict[str, int] = Field(default_factory=dict)
+    usage: dict[str, int] = Field(default_factory=dict)  # the tasks' usage added up
     tasks: TaskList = Field(default_factory=TaskList)
     hook_failures: list[str] = Field(default_factory=list)  # required hooks that failed
 
@@ -175,6 +177,7 @@ def summarise(
         run_dir=run_dir,
         workspace_root=workspace_root,
         counts=counts,
+        usage=total_usage(r.usage for r in results),
         tasks=TaskList(sorted(results, key=lambda r: r.index)),
         hook_failures=list(hook_failures or []),
     )

@@ -29,6 +29,7 @@ from codex_mcp_wrapper.engine.seams import (
     TaskOutcome,
     TaskRequest,
 )
+from codex_mcp_wrapper.engine.spending import mission_spent, tokens_of
 from codex_mcp_wrapper.settings import Timeouts
 
 # Seconds between attempts (Timeouts.retry_backoff): a model error or a lost worker often
@@ -80,8 +81,12 @@ class MissionRunner:
         publish: Publish,
         retry_backoff: Sequence[float] = RETRY_BACKOFF,
         clock: Clock | None = None,
+        token_budget: int | None = None,
     ) -> None:
+        """``token_budget`` is the mission's: once the run's tasks have used it, no task
+        starts (``engine.spending.mission_spent``)."""
         self.run_id = run_id
+        self.token_budget = token_budget
         self.retry_backoff = tuple(retry_backoff) or (0.0,)
         self.tasks = tasks
         self.executor = executor
@@ -121,15 +126,10 @@ class MissionRunner:
             return
         for dep in task.depends_on:
             await self._done[dep].wait()
-        failed = [d for d in task.depends_on if self.results[d].status != "ok"]
-        if failed:
+        reason = self._skip_reason(task)
+        if reason is not None:
             self._finish(
-                TaskResult(
-                    task_id=task.task_id,
-                    index=task.index,
-                    status="skipped",
-                    error=f"skipped because {', '.join(failed)} did not finish ok.",
-                )
+                TaskResult(task_id=task.task_id, index=task.index, status="skipped", error=reason)
             )
             return
         self.publish(TaskUpdate(self.run_id, task.task_id, "queued"))
@@ -164,6 +164,14 @@ class MissionRunner:
             raise
         self._finish(result)
 
+    def _skip_reason(self, task: PlannedTask) -> str | None:
+        """Why ``task`` must not start now that its dependencies are done, or None."""
+        failed = [d for d in task.depends_on if self.results[d].status != "ok"]
+        if failed:
+            return f"skipped because {', '.join(failed)} did not finish ok."
+        used = sum(tokens_of(result.usage) for result in self.results.values())
+        return mission_spent(self.token_budget, used)
+
     async def _attempts(self, task: PlannedTask, started: float) -> TaskResult:
         deadline = self.clock.monotonic() + task.timeout_sec
         prev = task.previous
@@ -171,6 +179,7 @@ class MissionRunner:
         thread_worker = prev.worker if prev else task.thread_worker
         turns_done = prev.turns_done if prev else 0
         usage: dict[str, int] = dict(prev.usage) if prev else {}
+        turns_started = 0  # against the task's turn budget
         outcome = TaskOutcome(status="failed", error="no attempt was made.")
         attempts = 0  # attempts that ran
         for attempt in range(1, task.retries + 2):
@@ -197,10 +206,13 @@ class MissionRunner:
                 turns_done=turns_done,
                 spec=task.spec,
                 after_crash=attempt == 1 and prev is not None and prev.error == CUT_SHORT_BY_CRASH,
+                spent_tokens=tokens_of(usage),
+                spent_turns=turns_started,
             )
             outcome = await self.executor.execute(request, self._sink)
             for key, value in outcome.usage.items():
                 usage[key] = usage.get(key, 0) + value
+            turns_started += outcome.turns_started
             thread_id = outcome.thread_id or thread_id
             thread_worker = outcome.worker or thread_worker
             turns_done = max(turns_done, outcome.turns_done)

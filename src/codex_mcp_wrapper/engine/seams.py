@@ -47,6 +47,8 @@ class TaskSpec:
     expect: Expect | None = None  # checks decided when the task's turns end ok
     # The orchestrator's tools Codex may call: {type: function, name, description, inputSchema}
     tools: tuple[dict[str, Any], ...] = ()
+    budget_tokens: int | None = None  # the task's token budget (engine/spending.py)
+    budget_turns: int | None = None  # the turns it may start
 
 
 @dataclass(frozen=True)
@@ -82,6 +84,8 @@ class TaskRequest:
     # The attempt before this one was cut short by the death of the wrapper (resume after a
     # crash or kill -9): the model is told so, and what was running is recorded as evidence.
     after_crash: bool = False
+    spent_tokens: int = 0  # what the task's earlier attempts spent, against its budget
+    spent_turns: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -96,6 +100,7 @@ class TaskOutcome:
     thread_id: str | None = None
     worker: str | None = None
     turns_done: int = 0
+    turns_started: int = 0  # by this attempt (a turn budget counts them)
     usage: dict[str, int] = field(default_factory=dict)
     error: str | None = None
     retryable: bool = False

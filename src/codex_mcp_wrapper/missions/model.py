@@ -86,6 +86,20 @@ ProviderChoice = Literal["codex", "scripted"] | CustomProvider
 ServerName = Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
 
 
+class Budget(_Model):
+    """What a task may spend: ``tokens`` (Codex's ``totalTokens``, summed over the task's turns
+    and attempts) and ``turns`` (turns started, follow-ups and retries included)."""
+
+    tokens: Annotated[int, Field(ge=1)] | None = None
+    turns: Annotated[int, Field(ge=1, le=10_000)] | None = None
+
+
+class MissionBudget(_Model):
+    """What a whole run may spend: once its tasks have used ``tokens``, no new task starts."""
+
+    tokens: Annotated[int, Field(ge=1)]
+
+
 class TaskSettings(_Model):
     """Settings a task may give and ``defaults`` may give for all tasks."""
 
@@ -114,6 +128,9 @@ class TaskSettings(_Model):
     # snapshots one per thread). Off by default: commands get the worker's environment as
     # it is, and a thread costs the same whatever the profile does (pyenv, nvm, conda).
     login_shell: bool | None = None
+    # A task over its budget is interrupted and fails; each field of a task's budget replaces
+    # the same field of ``defaults``' budget.
+    budget: Budget | None = None
 
 
 class Task(TaskSettings):
@@ -133,6 +150,7 @@ class Mission(_Model):
     defaults: TaskSettings = Field(default_factory=TaskSettings)
     approvals: ApprovalRules | None = None  # the mission's rules (tasks' and defaults' first)
     hooks: list[Hook] = Field(default_factory=list)  # commands run on run events
+    budget: MissionBudget | None = None  # tokens the whole run may use before no task starts
     tasks: Annotated[list[Task], Field(min_length=1)]
 
     @model_validator(mode="after")

@@ -133,6 +133,7 @@ class TemporalBackend:
             task_queue=self.target.task_queue,
             retry_backoff=list(retry_backoff),
             affinity_wait=self.target.affinity_wait,
+            token_budget=mission.budget.tokens if mission.budget else None,
         )
         handle = await self._adopt(client, run.run_id, tasks)
         if handle is None:
