@@ -70,7 +70,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "Codex threads where Codex still has them) and report the whole run.",
     ),
     "run": ("missions", "Run MISSION_FILE (YAML or JSON) and report each task's status."),
-    "runs": ("runs", "Inspect recorded runs."),
+    "runs": ("runs", "Inspect recorded runs; steer a running task."),
     "scaffold": ("missions", "Write a starter mission to PATH that runs offline as it is."),
     "schema": ("missions", "Print the mission JSON Schema."),
     "serve": (

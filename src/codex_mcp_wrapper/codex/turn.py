@@ -31,6 +31,7 @@ from codex_mcp_wrapper.errors import ProtocolError, WorkerDied, WorkerStalled
 from codex_mcp_wrapper.settings import Timeouts
 
 EventCallback = Callable[[str, dict[str, Any]], None]
+STEER_EVENT = "wrapper/steer"  # the transcript event of input added to a running turn
 USAGE_KEYS = ("inputTokens", "outputTokens", "totalTokens", "cachedInputTokens")
 
 
@@ -81,6 +82,7 @@ class Turn:
     turn_id: str = field(default="", init=False)  # known once Codex accepted the turn
     # Given the turn's tokens so far: None, or why the task is over its token budget.
     token_check: Callable[[int], str | None] | None = None
+    ended: bool = field(default=False, init=False)  # its loop is over: nothing to steer
 
     async def run(
         self,
@@ -103,6 +105,13 @@ class Turn:
                 raise
             raise TurnFailed(f"Codex refused the prompt; {exc}", retryable=False) from exc
         turn_id = self.turn_id = str(result.get("turn", {}).get("id", ""))
+        try:
+            return await self._follow(turn_id, idle_timeout, deadline)
+        finally:
+            self.ended = True
+
+    async def _follow(self, turn_id: str, idle_timeout: float, deadline: float) -> TurnState:
+        """The turn's notifications until it ends (or a deadline or budget interrupts it)."""
         state = TurnState()
         last_event = time.monotonic()
         while True:
@@ -195,6 +204,31 @@ class Turn:
             reason = error.get("message") or f"the turn ended {status}"
             raise TurnFailed(f"Codex reported the turn {status}: {reason}", retryable_error(error))
         return False
+
+    async def steer(self, text: str) -> str | None:
+        """Add ``text`` to this turn while it runs (``turn/steer``): Codex hands it to the model
+        with its next request of the turn. The turn's id; None when no turn is running (not
+        yet accepted, or over). Recorded in the transcript as a ``wrapper/steer`` event."""
+        if not self.turn_id or self.ended:
+            return None
+        params = {
+            "threadId": self.thread_id,
+            "expectedTurnId": self.turn_id,
+            "input": [{"type": "text", "text": text}],
+        }
+        try:
+            await self.conn.request("turn/steer", params, self.timeouts.request)
+        except RpcError as exc:
+            if "unknown variant" in str(exc):
+                raise ProtocolError(
+                    "this Codex does not support turn/steer (0.163.0 and later do); "
+                    "point --codex-bin at a newer one."
+                ) from exc
+            return None  # the turn ended meanwhile
+        self.on_event(
+            STEER_EVENT, {"threadId": self.thread_id, "turnId": self.turn_id, "text": text}
+        )
+        return self.turn_id
 
     async def interrupt(self, turn_id: str) -> None:
         """Ask Codex to stop the turn and wait for it; a worker that does not stop is a stall."""

@@ -82,6 +82,7 @@ class AppServerWorker:
         self._crash_notes: dict[str, str] = {}
         self.threads_run = 0  # threads started or resumed by this process (for recycling)
         self._running: dict[str, RunningTask] = {}  # thread id -> the task running in it
+        self._turns: dict[str, Turn] = {}  # thread id -> its task's current turn (to steer)
         self._items = PendingItems()  # what pending file changes and tool calls are about
         self.log = bind(log, worker=spec.label)
         self.recent: deque[str] = deque(maxlen=10)
@@ -296,7 +297,7 @@ class AppServerWorker:
             note = self._crash_notes.pop(thread_id, "")
             for prompt in request.prompts[outcome.turns_done :]:
                 start_turn(request, outcome)  # counted against the task's turn budget
-                current = self._turn(request, sink, outcome.thread_id, recent)
+                current = self._turns[thread_id] = self._turn(request, sink, thread_id, recent)
                 current.token_check = token_guard(request, outcome)
                 turn = await current.run(
                     note + prompt,
@@ -343,6 +344,15 @@ class AppServerWorker:
             on_retry=functools.partial(sink.task_state, request.task_id, "running", self.label),
         )
 
+    async def steer(self, run_id: str, task_id: str, text: str) -> str | None:
+        """Add ``text`` to the running turn of a task of this worker; the turn's id, or None
+        when the task has no turn running here."""
+        for thread_id, running in list(self._running.items()):
+            turn = self._turns.get(thread_id)
+            if (running.run_id, running.task_id) == (run_id, task_id) and turn is not None:
+                return await turn.steer(text)
+        return None
+
     async def _abandon(self, turn: Turn | None, thread_id: str | None) -> None:
         """A task was cancelled: stop its turn, so the process goes on serving its other
         threads. A process that does not stop the turn is stopped, and so is one whose turn
@@ -368,6 +378,7 @@ class AppServerWorker:
     def _forget(self, thread_id: str) -> None:
         """The thread's task is over here: no more routing of its approvals or events."""
         self._running.pop(thread_id, None)
+        self._turns.pop(thread_id, None)
         if self._conn is not None:
             self._conn.drop_inbox(thread_id)
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import functools
 import secrets
 import time
 from collections.abc import Mapping, Sequence
@@ -17,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from codex_mcp_wrapper.engine.assembly import Extras, RunWiring, assemble_run, run_redactor
+from codex_mcp_wrapper.engine.control import listening
 from codex_mcp_wrapper.engine.events import (
     Event,
     EventBus,
@@ -32,6 +34,7 @@ from codex_mcp_wrapper.engine.redaction import Redactor, redacting
 from codex_mcp_wrapper.engine.reports import ReportWriter
 from codex_mcp_wrapper.engine.results import RunSummary, TaskResult, summarise
 from codex_mcp_wrapper.engine.seams import ApprovalHandler, Backend, PlannedTask, RunContext
+from codex_mcp_wrapper.engine.steering import steer_here
 from codex_mcp_wrapper.engine.store import RunStore
 from codex_mcp_wrapper.engine.tools import PythonTool
 from codex_mcp_wrapper.errors import MissionError, RunDetached, WrapperError
@@ -169,9 +172,12 @@ async def drive_run(
         backoff = options.retry_backoff
         if backoff is None:
             backoff = settings.timeouts.retry_backoff
-        summary = await _execute(
-            mission, backend, assembled.context, planned, backoff, bus, assembled.hooks
-        )
+        task_ids = tuple(t.task_id for t in planned)
+        steer = functools.partial(steer_here, backend, run_id, task_ids)
+        async with listening(run_dir, steer, settings.timeouts.control):  # runs steer
+            summary = await _execute(
+                mission, backend, assembled.context, planned, backoff, bus, assembled.hooks
+            )
     return redacted(summary, redactor)
 
 

@@ -223,3 +223,8 @@ class Backend(Protocol):
         tasks: Sequence[PlannedTask],
         retry_backoff: Sequence[float],
     ) -> None: ...
+
+    async def steer(self, run_id: str, task_id: str, text: str) -> str | None:
+        """Add ``text`` to the running turn of a task of a run this backend executes; the
+        turn's id, or None when the task has no turn running here."""
+        ...

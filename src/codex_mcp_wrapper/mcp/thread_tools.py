@@ -1,0 +1,58 @@
+"""Thread control over MCP: ``codex-steer`` (add input to the running turn of a ``codex`` or
+``codex-reply`` call) and ``codex-fork`` (a new thread from a copy of another's history).
+Each is one call into ``Runs``, wrapped by ``guarded``.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from mcp.server.mcpserver import Context, MCPServer
+from mcp.types import CallToolResult, TextContent, ToolAnnotations
+from pydantic import BaseModel, Field
+
+from codex_mcp_wrapper.engine.runs import Runs
+from codex_mcp_wrapper.mcp.identity import client_of
+from codex_mcp_wrapper.mcp.log_levels import LogLevels
+from codex_mcp_wrapper.mcp.tool_boundary import guarded
+
+STEERS = ToolAnnotations(read_only_hint=False, destructive_hint=False, open_world_hint=True)
+
+
+class SteerOutput(BaseModel):
+    threadId: str
+    turnId: str
+
+
+def register_thread_tools(server: MCPServer, runs: Runs, levels: LogLevels) -> None:
+    """``codex-steer`` (and ``codex-fork``)."""
+    register_codex_steer(server, runs)
+
+
+def register_codex_steer(server: MCPServer, runs: Runs) -> None:
+    """``codex-steer``: input for a turn still running (Codex's ``turn/steer``)."""
+
+    @server.tool(
+        name="codex-steer",
+        title="Steer a running Codex session",
+        description="Add a prompt to the turn a codex or codex-reply call is running in "
+        "threadId (its progress names the thread as soon as it starts): the model gets it with "
+        "its next request of the same turn, and that call's result reflects it. An error when "
+        "no call in that thread is running.",
+        annotations=STEERS,
+    )
+    async def codex_steer(
+        threadId: Annotated[
+            str, Field(description="The thread of the running call (progress: 'thread ID').")
+        ],
+        prompt: Annotated[str, Field(description="What to add to the running turn.")],
+        ctx: Context,
+    ) -> Annotated[CallToolResult, SteerOutput]:
+        async def work() -> CallToolResult:
+            _run, _task, turn_id = await runs.steer_thread(threadId, prompt, client_of(ctx))
+            return CallToolResult(
+                content=[TextContent(type="text", text=f"steered turn {turn_id}.")],
+                structured_content={"threadId": threadId, "turnId": turn_id},
+            )
+
+        return await guarded(work)
