@@ -37,6 +37,7 @@ def count_turn(turn: TurnState, outcome: TaskOutcome) -> None:
             "sandbox: danger-full-access in a disposable environment."
         )
     outcome.turns_done += 1
+    outcome.turn_ids.append(turn.turn_id)
 
 
 def start_turn(request: TaskRequest, outcome: TaskOutcome) -> None:

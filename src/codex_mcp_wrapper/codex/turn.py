@@ -64,6 +64,7 @@ class TurnState:
     retrying: str | None = None  # Codex's last retry notice since the model last made progress
     retries: int = 0  # how many retry notices since then
     over_budget: str | None = None  # the task passed its token budget: why
+    turn_id: str = ""  # Codex's id of the turn
 
 
 @dataclass
@@ -112,7 +113,7 @@ class Turn:
 
     async def _follow(self, turn_id: str, idle_timeout: float, deadline: float) -> TurnState:
         """The turn's notifications until it ends (or a deadline or budget interrupts it)."""
-        state = TurnState()
+        state = TurnState(turn_id=turn_id)
         last_event = time.monotonic()
         while True:
             now = time.monotonic()
@@ -219,11 +220,8 @@ class Turn:
         try:
             await self.conn.request("turn/steer", params, self.timeouts.request)
         except RpcError as exc:
-            if "unknown variant" in str(exc):
-                raise ProtocolError(
-                    "this Codex does not support turn/steer (0.163.0 and later do); "
-                    "point --codex-bin at a newer one."
-                ) from exc
+            if exc.unsupported:
+                raise ProtocolError(f"{exc}.") from exc
             return None  # the turn ended meanwhile
         self.on_event(
             STEER_EVENT, {"threadId": self.thread_id, "turnId": self.turn_id, "text": text}

@@ -21,16 +21,20 @@ from typing import Any
 from codex_mcp_wrapper import __version__, process
 from codex_mcp_wrapper.codex.attempt import (
     TASK_FAILURES,
-    McpServersFailed,
     count_turn,
     record_failure,
     start_turn,
     token_guard,
 )
 from codex_mcp_wrapper.codex.jsonrpc import JsonRpcConnection, RpcError, ServerRequest
-from codex_mcp_wrapper.codex.mcp_startup import await_mcp_servers
+from codex_mcp_wrapper.codex.mcp_startup import task_servers_ready
 from codex_mcp_wrapper.codex.server_requests import PendingItems, RunningTask, answer_request
-from codex_mcp_wrapper.codex.threads import record_crash, thread_event, thread_params
+from codex_mcp_wrapper.codex.threads import (
+    fork_params,
+    record_crash,
+    thread_event,
+    thread_params,
+)
 from codex_mcp_wrapper.codex.turn import Turn
 from codex_mcp_wrapper.codex.worker_log import log_size, log_tail
 from codex_mcp_wrapper.engine.approval_policies import fixed
@@ -225,40 +229,18 @@ class AppServerWorker:
                     self.label,
                     f"thread {request.thread_id} could not be resumed ({exc}); starting anew",
                 )
-        if request.spec.tools:  # the orchestrator's tools (an experimental app-server API)
+        method = "thread/start" if request.fork is None else "thread/fork"
+        if request.fork is not None:  # a copy of another task's thread
+            params = fork_params(params, request.fork)
+        elif request.spec.tools:  # the orchestrator's tools (an experimental app-server API)
             params["dynamicTools"] = list(request.spec.tools)
-        result = await conn.request("thread/start", params, self._timeouts.request)
+        result = await conn.request(method, params, self._timeouts.request)
         thread_id = str(result["thread"]["id"])
         self._running[thread_id] = running
         self._loaded_threads.add(thread_id)
         self.threads_run += 1
-        running.sink.codex_event(request.task_id, *thread_event(result, resumed=False))
+        sink.codex_event(request.task_id, *thread_event(result, False, request.fork))
         return thread_id, 0, True
-
-    async def _await_mcp_servers(
-        self, request: TaskRequest, thread_id: str, sink: EventSink
-    ) -> None:
-        """Wait until the task's MCP servers are up: Codex does not wait for them before its
-        first model request, so a slow server would silently be missing from the turn."""
-        servers = request.spec.config.get("mcp_servers") or {}
-        if not servers:
-            return
-
-        def forward(method: str, params: dict[str, Any]) -> None:
-            sink.codex_event(request.task_id, method, params)
-
-        failures = await await_mcp_servers(
-            self._conn_or_die().inbox(thread_id),
-            thread_id,
-            servers,
-            forward,
-            self._timeouts.mcp_start,
-        )
-        if failures:
-            raise McpServersFailed(
-                f"MCP server(s) did not start: {'; '.join(failures)}; check their command and "
-                f"env in mcp_servers (Codex's log: {self.spec.log_path})."
-            )
 
     async def run(
         self,
@@ -292,7 +274,14 @@ class AppServerWorker:
             thread_id, outcome.turns_done, opened = await self._open_thread(request, running)
             outcome.thread_id = thread_id  # known before anything else can fail: it is unloaded
             if opened:
-                await self._await_mcp_servers(request, thread_id, sink)
+                await task_servers_ready(
+                    self._conn_or_die().inbox(thread_id),
+                    request,
+                    thread_id,
+                    sink,
+                    self._timeouts.mcp_start,
+                    self.spec.log_path,
+                )
             sink.thread_progress(request.task_id, outcome.thread_id, self.label, outcome.turns_done)
             note = self._crash_notes.pop(thread_id, "")
             for prompt in request.prompts[outcome.turns_done :]:

@@ -19,11 +19,12 @@ import hmac
 import json
 import os
 import secrets
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection
 from pathlib import Path
 from typing import Any
 
-from codex_mcp_wrapper.errors import EXIT_INVALID_INPUT, WrapperError
+from codex_mcp_wrapper.engine.seams import Backend
+from codex_mcp_wrapper.errors import EXIT_INVALID_INPUT, InputError, NotSteerable, WrapperError
 
 CONTROL_FILE = "control.json"
 LOOPBACK = "127.0.0.1"
@@ -31,6 +32,21 @@ MAX_REQUEST = 1 << 20  # a steer's text is a prompt, not a file
 
 # (task id, text) -> the id of the turn the text was added to; raises a WrapperError when not.
 Steer = Callable[[str, str], Awaitable[str]]
+
+
+async def steer_here(
+    backend: Backend, run_id: str, task_ids: Collection[str], task_id: str, text: str
+) -> str:
+    """Steer a task of a run this process drives; the id of the turn the text was added to."""
+    if task_id not in task_ids:
+        raise InputError(f"run {run_id} has no task '{task_id}' (tasks: {', '.join(task_ids)}).")
+    turn_id = await backend.steer(run_id, task_id, text)
+    if turn_id is None:
+        raise NotSteerable(
+            f"task '{task_id}' of run {run_id} is not running a turn (it is waiting, between "
+            "turns or done), so there is nothing to steer."
+        )
+    return turn_id
 
 
 async def _answer(line: bytes, token: str, steer: Steer) -> dict[str, Any]:

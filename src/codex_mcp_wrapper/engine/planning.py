@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from codex_mcp_wrapper.engine.results import TaskResult
-from codex_mcp_wrapper.engine.seams import PlannedTask, TaskSpec
+from codex_mcp_wrapper.engine.seams import ForkSource, PlannedTask, TaskSpec
 from codex_mcp_wrapper.engine.tools import tool_spec
 from codex_mcp_wrapper.missions.model import (
     DEFAULT_IDLE_TIMEOUT_SEC,
@@ -15,6 +15,7 @@ from codex_mcp_wrapper.missions.model import (
     Mission,
     Task,
     defined_servers,
+    prerequisites,
 )
 from codex_mcp_wrapper.missions.paths import task_cwd
 
@@ -60,9 +61,10 @@ def plan_tasks(
     run_dir: Path,
     previous: dict[str, TaskResult] | None = None,
     threads: dict[str, tuple[str, str | None]] | None = None,
+    forks: dict[str, ForkSource] | None = None,
 ) -> list[PlannedTask]:
     """``previous`` holds results kept from an earlier run; ``threads`` maps a task id to a
-    (thread id, worker label) to continue."""
+    (thread id, worker label) to continue, ``forks`` to a thread to copy (codex-fork)."""
     planned: list[PlannedTask] = []
     for index, task in enumerate(mission.tasks):
         task_id = task.id or f"task-{index + 1}"
@@ -98,13 +100,16 @@ def plan_tasks(
                 task_id=task_id,
                 index=index,
                 prompts=(task.prompt, *task.follow_ups),
-                depends_on=tuple(task.depends_on),
+                depends_on=tuple(prerequisites(task)),
                 retries=int(_pick(task, mission, "retries", DEFAULT_RETRIES)),
                 timeout_sec=float(_pick(task, mission, "timeout_sec", DEFAULT_TIMEOUT_SEC)),
                 spec=spec,
                 previous=(previous or {}).get(task_id),
                 thread_id=thread_id,
                 thread_worker=thread_worker,
+                fork_from=task.fork_from,
+                fork_turn=task.fork_turn,
+                fork=(forks or {}).get(task_id),
             )
         )
     return planned

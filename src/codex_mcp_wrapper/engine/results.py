@@ -61,6 +61,7 @@ class TaskResult(BaseModel):
     error: str | None = None
     log_path: str | None = None
     turns_done: int = 0
+    turn_ids: list[str] = Field(default_factory=list)  # Codex's ids of its completed turns
     checks: list[CheckResult] = Field(default_factory=list)
     tool_calls: list[ToolCallRecord] = Field(default_factory=list)
     commands: list[CommandRecord] = Field(default_factory=list)

@@ -2,7 +2,7 @@
 
 Runs a mission in the foreground (``run``) or in the background (``start``; owned by this
 object's task group, never fire-and-forget), resumes, continues threads (``reply``), steers a
-running turn (``steer``, ``steer_thread``: ``engine.steering``), cancels, and answers status,
+running turn (``steer``, ``steer_thread``: ``engine.thread_control``), cancels, and answers status,
 list, report and file queries. Everything it returns has the run's secrets redacted; the
 facades never touch the store, mission files or redaction themselves.
 
@@ -31,8 +31,8 @@ from codex_mcp_wrapper.engine.results import RunSummary, TaskResult
 from codex_mcp_wrapper.engine.resume import continuation, resume_plan, task_thread
 from codex_mcp_wrapper.engine.run_state import RunState
 from codex_mcp_wrapper.engine.seams import ApprovalHandler, Backend
-from codex_mcp_wrapper.engine.steering import RunSteering
 from codex_mcp_wrapper.engine.store import RunStore
+from codex_mcp_wrapper.engine.thread_control import ThreadControl
 from codex_mcp_wrapper.engine.tracker import RunTracker
 from codex_mcp_wrapper.errors import InputError, WrapperError
 from codex_mcp_wrapper.missions.loading import load_mission, parse_mission
@@ -44,7 +44,7 @@ from codex_mcp_wrapper.settings import Settings, Timeouts
 CANCEL_TIMEOUT = Timeouts.cancel  # then ``cancel`` reports back; the run keeps stopping
 
 
-class Runs(RunQueries, RunSteering):
+class Runs(RunQueries, ThreadControl):
     """The runs of one state dir, executed by ``backend``. Use as an async context manager
     when starting runs in the background; ``run``/``resume`` work without it."""
 

@@ -52,6 +52,16 @@ class TaskSpec:
 
 
 @dataclass(frozen=True)
+class ForkSource:
+    """The thread a task's first attempt copies (Codex's ``thread/fork``) instead of starting
+    a new one."""
+
+    thread_id: str
+    worker: str | None  # whose CODEX_HOME holds it
+    turn_id: str | None = None  # copy through this turn (inclusive); None: all of it
+
+
+@dataclass(frozen=True)
 class PlannedTask:
     """A task ready for the runner: its settings resolved, its budget and retries known."""
 
@@ -65,6 +75,9 @@ class PlannedTask:
     previous: TaskResult | None = None  # a result kept from an earlier run (resume)
     thread_id: str | None = None  # continue this thread (codex-reply, resume)
     thread_worker: str | None = None
+    fork_from: str | None = None  # the task whose thread this one copies (once it ended ok)
+    fork_turn: int | None = None  # copy only that task's first N turns
+    fork: ForkSource | None = None  # a thread to copy known when planned (codex-fork)
 
 
 @dataclass(frozen=True)
@@ -86,6 +99,7 @@ class TaskRequest:
     after_crash: bool = False
     spent_tokens: int = 0  # what the task's earlier attempts spent, against its budget
     spent_turns: int = 0
+    fork: ForkSource | None = None  # no thread yet: copy this one (thread/fork)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -101,6 +115,7 @@ class TaskOutcome:
     worker: str | None = None
     turns_done: int = 0
     turns_started: int = 0  # by this attempt (a turn budget counts them)
+    turn_ids: list[str] = field(default_factory=list)  # Codex's ids of the turns it completed
     usage: dict[str, int] = field(default_factory=dict)
     error: str | None = None
     retryable: bool = False

@@ -12,9 +12,11 @@ from mcp.types import CallToolResult, TextContent, ToolAnnotations
 from pydantic import BaseModel, Field
 
 from codex_mcp_wrapper.engine.runs import Runs
+from codex_mcp_wrapper.mcp.calls import CallContext
 from codex_mcp_wrapper.mcp.identity import client_of
 from codex_mcp_wrapper.mcp.log_levels import LogLevels
-from codex_mcp_wrapper.mcp.tool_boundary import guarded
+from codex_mcp_wrapper.mcp.shaping import CodexOutput, codex_result
+from codex_mcp_wrapper.mcp.tool_boundary import RUNS_CODEX, guarded
 
 STEERS = ToolAnnotations(read_only_hint=False, destructive_hint=False, open_world_hint=True)
 
@@ -25,8 +27,9 @@ class SteerOutput(BaseModel):
 
 
 def register_thread_tools(server: MCPServer, runs: Runs, levels: LogLevels) -> None:
-    """``codex-steer`` (and ``codex-fork``)."""
+    """``codex-steer`` and ``codex-fork``."""
     register_codex_steer(server, runs)
+    register_codex_fork(server, runs, levels)
 
 
 def register_codex_steer(server: MCPServer, runs: Runs) -> None:
@@ -54,5 +57,41 @@ def register_codex_steer(server: MCPServer, runs: Runs) -> None:
                 content=[TextContent(type="text", text=f"steered turn {turn_id}.")],
                 structured_content={"threadId": threadId, "turnId": turn_id},
             )
+
+        return await guarded(work)
+
+
+def register_codex_fork(server: MCPServer, runs: Runs, levels: LogLevels) -> None:
+    """``codex-fork``: a prompt in a new thread copied from another (Codex's ``thread/fork``)."""
+
+    @server.tool(
+        name="codex-fork",
+        title="Fork a Codex session",
+        description="Send a prompt in a new thread copied from threadId's conversation (through "
+        "lastTurnId, when given), with that session's settings; threadId itself is left as it "
+        "was. Returns the new threadId (continue it with codex-reply) and Codex's final "
+        "message.",
+        annotations=RUNS_CODEX,
+    )
+    async def codex_fork(
+        threadId: Annotated[str, Field(description="The thread to copy (a codex result's).")],
+        prompt: Annotated[str, Field(description="The first prompt of the new thread.")],
+        ctx: Context,
+        lastTurnId: Annotated[
+            str | None,
+            Field(description="Copy the conversation through this turn only (Codex's turn id)."),
+        ] = None,
+    ) -> Annotated[CallToolResult, CodexOutput]:
+        call = CallContext(ctx, runs.settings, levels, runs.settings.codex_events)
+        client = client_of(ctx)
+
+        async def work() -> CallToolResult:
+            result = await call.run(
+                1,
+                lambda: runs.fork(
+                    threadId, prompt, lastTurnId, [call.observer], call.approvals(), client
+                ),
+            )
+            return call.noted(codex_result(result))
 
         return await guarded(work)

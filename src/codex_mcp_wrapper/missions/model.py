@@ -140,6 +140,10 @@ class Task(TaskSettings):
     follow_ups: list[Annotated[str, Field(min_length=1)]] = Field(default_factory=list)
     script: list[Any] | dict[str, Any] | str | None = None
     expect: Expect | None = None
+    # Start from a copy of that task's thread (Codex's thread/fork) instead of a new one: the
+    # task runs after it, with its conversation; ``fork_turn`` keeps only its first N turns.
+    fork_from: str | None = None
+    fork_turn: Annotated[int, Field(ge=1)] | None = None
 
 
 class Mission(_Model):
@@ -164,6 +168,7 @@ class Mission(_Model):
             ids.append(task.id)
         known = set(ids)
         for task in self.tasks:
+            _check_fork(task, known)
             for dep in task.depends_on:
                 if dep not in known:
                     raise ValueError(
@@ -171,7 +176,7 @@ class Mission(_Model):
                     )
                 if dep == task.id:
                     raise ValueError(f"task '{task.id}' depends on itself")
-        cycle = find_cycle({t.id or "": t.depends_on for t in self.tasks})
+        cycle = find_cycle({t.id or "": prerequisites(t) for t in self.tasks})
         if cycle:
             shown = cycle if len(cycle) <= 10 else [*cycle[:5], "...", *cycle[-2:]]
             size = f" ({len(cycle) - 1} tasks)" if len(cycle) > 10 else ""
@@ -184,6 +189,28 @@ class Mission(_Model):
             if twice:
                 raise ValueError(f"task '{task.id}' has two tools named '{twice[0]}'")
         return self
+
+
+def _check_fork(task: Task, known: set[str]) -> None:
+    if task.fork_turn is not None and task.fork_from is None:
+        raise ValueError(f"task '{task.id}' gives fork_turn without fork_from")
+    if task.fork_from is None:
+        return
+    if task.fork_from == task.id:
+        raise ValueError(f"task '{task.id}' forks itself")
+    if task.fork_from not in known:
+        raise ValueError(
+            f"task '{task.id}' forks '{task.fork_from}', which is not a task of this mission"
+        )
+
+
+def prerequisites(task: Task) -> list[str]:
+    """The tasks that must end ok before ``task`` starts: its depends_on and the task it
+    forks."""
+    deps = list(task.depends_on)
+    if task.fork_from is not None and task.fork_from not in deps:
+        deps.append(task.fork_from)
+    return deps
 
 
 def defined_servers(settings: TaskSettings) -> dict[str, McpServer]:

@@ -1,5 +1,7 @@
-"""Steering a task's running turn: ``Runs.steer`` (by run and task: ``runs steer``) and
-``Runs.steer_thread`` (by thread: the MCP ``codex-steer`` tool).
+"""Thread control, the part of ``Runs`` that acts on Codex threads in flight: steering a
+task's running turn, ``Runs.steer`` (by run and task: ``runs steer``) and
+``Runs.steer_thread`` (by thread: the MCP ``codex-steer`` tool); and forking a thread,
+``Runs.fork`` (the MCP ``codex-fork`` tool: a new thread from a copy of another's history).
 
 A run going on in this process is steered through its backend (``Backend.steer``: the worker
 running the task sends Codex ``turn/steer``); a run another process drives is reached
@@ -10,37 +12,35 @@ the task's transcript records it as a ``wrapper/steer`` event.
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Sequence
+from dataclasses import replace
 
 from codex_mcp_wrapper.engine.access import Identity, may_see
-from codex_mcp_wrapper.engine.control import ask
-from codex_mcp_wrapper.engine.seams import Backend
+from codex_mcp_wrapper.engine.control import ask, steer_here
+from codex_mcp_wrapper.engine.events import Subscriber
+from codex_mcp_wrapper.engine.lifecycle import RunOptions
+from codex_mcp_wrapper.engine.results import RunSummary, TaskResult
+from codex_mcp_wrapper.engine.seams import ApprovalHandler, Backend, ForkSource
 from codex_mcp_wrapper.engine.store import RunStore
 from codex_mcp_wrapper.engine.tracker import RunTracker
 from codex_mcp_wrapper.errors import InputError, NotSteerable
+from codex_mcp_wrapper.missions.model import Mission
 from codex_mcp_wrapper.settings import Settings
 
 
-async def steer_here(
-    backend: Backend, run_id: str, task_ids: Collection[str], task_id: str, text: str
-) -> str:
-    """Steer a task of a run this process drives; the id of the turn the text was added to."""
-    if task_id not in task_ids:
-        raise InputError(f"run {run_id} has no task '{task_id}' (tasks: {', '.join(task_ids)}).")
-    turn_id = await backend.steer(run_id, task_id, text)
-    if turn_id is None:
-        raise NotSteerable(
-            f"task '{task_id}' of run {run_id} is not running a turn (it is waiting, between "
-            "turns or done), so there is nothing to steer."
-        )
-    return turn_id
-
-
-class RunSteering:
-    """The steering half of ``Runs`` (which provides these attributes)."""
+class ThreadControl:
+    """Steering and forking, for ``Runs`` (which provides these attributes and methods)."""
 
     settings: Settings
     _live: dict[str, RunTracker]
+
+    async def run(self, mission: Mission, options: RunOptions | None = None) -> RunSummary:
+        raise NotImplementedError
+
+    def _continuation(
+        self, thread_id: str, prompt: str, client: Identity | None
+    ) -> tuple[Mission, RunOptions]:
+        raise NotImplementedError
 
     @property
     def backend(self) -> Backend:
@@ -90,3 +90,27 @@ class RunSteering:
             f"no Codex call in thread '{thread_id}' is running here, so there is nothing to "
             "steer; continue the thread with codex-reply instead."
         )
+
+    async def fork(
+        self,
+        thread_id: str,
+        prompt: str,
+        last_turn_id: str | None = None,
+        observers: Sequence[Subscriber] = (),
+        approvals: ApprovalHandler | None = None,
+        client: Identity | None = None,
+    ) -> TaskResult:
+        """Send ``prompt`` in a new thread copied from ``thread_id`` (through ``last_turn_id``,
+        when given: Codex's ``thread/fork``), with the settings of the task the thread belongs
+        to; the new thread's result (its ``thread_id`` is the fork's). The original thread is
+        left as it was."""
+        mission, options = self._continuation(thread_id, prompt, client)
+        forks = {
+            task: ForkSource(thread, worker, last_turn_id)
+            for task, (thread, worker) in (options.threads or {}).items()
+        }
+        options = replace(
+            options, threads=None, forks=forks, observers=observers, approvals=approvals
+        )
+        summary = await self.run(mission, options)
+        return summary.tasks[0]
