@@ -127,6 +127,7 @@ class LocalExecutor:
             )
         outcome.tool_calls = list(evidence.tool_calls)
         outcome.commands = list(evidence.commands)
+        outcome.review = evidence.review
         if spec.expect is not None and outcome.status == "ok":
             await self._check(request, outcome, evidence, sink)
         return outcome

@@ -91,15 +91,19 @@ class Turn:
         output_schema: dict[str, Any] | None,
         idle_timeout: float,
         deadline: float,
+        review: dict[str, Any] | None = None,
     ) -> TurnState:
-        params: dict[str, Any] = {
-            "threadId": self.thread_id,
-            "input": [{"type": "text", "text": prompt}],
-        }
-        if output_schema is not None:
+        """Run the turn: ``prompt``, or Codex's review of ``review`` (a ``review/start``
+        target; Codex writes the review prompt itself)."""
+        params: dict[str, Any] = {"threadId": self.thread_id}
+        if review is not None:
+            method, params["target"] = "review/start", review
+        else:
+            method, params["input"] = "turn/start", [{"type": "text", "text": prompt}]
+        if output_schema is not None and review is None:
             params["outputSchema"] = output_schema
         try:
-            result = await self.conn.request("turn/start", params, self.timeouts.request)
+            result = await self.conn.request(method, params, self.timeouts.request)
         except RpcError as exc:
             error = {"code": exc.code, "data": exc.data, "message": str(exc)}
             if retryable_error(error):

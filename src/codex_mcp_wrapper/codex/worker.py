@@ -293,6 +293,7 @@ class AppServerWorker:
                     request.spec.output_schema,
                     request.spec.idle_timeout_sec,
                     deadline,
+                    None if outcome.turns_done else request.spec.review,
                 )
                 note = ""
                 count_turn(turn, outcome)

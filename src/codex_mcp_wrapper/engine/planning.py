@@ -93,6 +93,7 @@ def plan_tasks(
             ),
             budget_tokens=_budget(task, mission, "tokens"),
             budget_turns=_budget(task, mission, "turns"),
+            review=task.review.codex_target() if task.review else None,
         )
         thread_id, thread_worker = (threads or {}).get(task_id, (None, None))
         planned.append(

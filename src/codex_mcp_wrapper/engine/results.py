@@ -19,6 +19,7 @@ from pydantic_core import core_schema
 from codex_mcp_wrapper.engine.spending import total_usage
 from codex_mcp_wrapper.errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_TASKS_FAILED
 from codex_mcp_wrapper.missions.checks import CheckResult, CommandRecord, ToolCallRecord
+from codex_mcp_wrapper.missions.review import ReviewResult
 
 TaskStatus = Literal["ok", "failed", "timeout", "cancelled", "skipped"]
 OutcomeStatus = Literal["ok", "failed", "timeout", "cancelled"]
@@ -65,6 +66,7 @@ class TaskResult(BaseModel):
     checks: list[CheckResult] = Field(default_factory=list)
     tool_calls: list[ToolCallRecord] = Field(default_factory=list)
     commands: list[CommandRecord] = Field(default_factory=list)
+    review: ReviewResult | None = None  # a review task's findings (missions/review.py)
 
     @property
     def ok(self) -> bool:

@@ -303,6 +303,7 @@ class MissionRunner:
             checks=outcome.checks,
             tool_calls=outcome.tool_calls,
             commands=outcome.commands,
+            review=outcome.review,
             error=outcome.error,
             log_path=outcome.log_path,
             turns_done=done.turns_done,

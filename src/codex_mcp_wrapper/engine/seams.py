@@ -19,6 +19,7 @@ from codex_mcp_wrapper.engine.results import OutcomeStatus, TaskResult, TaskStat
 from codex_mcp_wrapper.missions.checks import CheckResult, CommandRecord, ToolCallRecord
 from codex_mcp_wrapper.missions.expect import Expect
 from codex_mcp_wrapper.missions.model import Mission
+from codex_mcp_wrapper.missions.review import ReviewResult
 
 ApprovalDecision = Literal["accept", "decline"]
 ApprovalKind = Literal[
@@ -49,6 +50,7 @@ class TaskSpec:
     tools: tuple[dict[str, Any], ...] = ()
     budget_tokens: int | None = None  # the task's token budget (engine/spending.py)
     budget_turns: int | None = None  # the turns it may start
+    review: dict[str, Any] | None = None  # its first turn is Codex's review of this target
 
 
 @dataclass(frozen=True)
@@ -125,6 +127,7 @@ class TaskOutcome:
     checks: list[CheckResult] = field(default_factory=list)
     tool_calls: list[ToolCallRecord] = field(default_factory=list)
     commands: list[CommandRecord] = field(default_factory=list)
+    review: ReviewResult | None = None  # a review task's findings
 
 
 @dataclass(frozen=True)

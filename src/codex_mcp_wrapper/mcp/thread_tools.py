@@ -1,11 +1,12 @@
 """Thread control over MCP: ``codex-steer`` (add input to the running turn of a ``codex`` or
-``codex-reply`` call) and ``codex-fork`` (a new thread from a copy of another's history).
+``codex-reply`` call), ``codex-fork`` (a new thread from a copy of another's history) and
+``codex-review`` (Codex's review mode: structured findings).
 Each is one call into ``Runs``, wrapped by ``guarded``.
 """
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.types import CallToolResult, TextContent, ToolAnnotations
@@ -13,10 +14,12 @@ from pydantic import BaseModel, Field
 
 from codex_mcp_wrapper.engine.runs import Runs
 from codex_mcp_wrapper.mcp.calls import CallContext
+from codex_mcp_wrapper.mcp.codex_tools import CwdArg
 from codex_mcp_wrapper.mcp.identity import client_of
 from codex_mcp_wrapper.mcp.log_levels import LogLevels
-from codex_mcp_wrapper.mcp.shaping import CodexOutput, codex_result
+from codex_mcp_wrapper.mcp.shaping import CodexOutput, ReviewOutput, codex_result, review_result
 from codex_mcp_wrapper.mcp.tool_boundary import RUNS_CODEX, guarded
+from codex_mcp_wrapper.missions.single import CodexRequest
 
 STEERS = ToolAnnotations(read_only_hint=False, destructive_hint=False, open_world_hint=True)
 
@@ -30,6 +33,7 @@ def register_thread_tools(server: MCPServer, runs: Runs, levels: LogLevels) -> N
     """``codex-steer`` and ``codex-fork``."""
     register_codex_steer(server, runs)
     register_codex_fork(server, runs, levels)
+    register_codex_review(server, runs, levels)
 
 
 def register_codex_steer(server: MCPServer, runs: Runs) -> None:
@@ -93,5 +97,47 @@ def register_codex_fork(server: MCPServer, runs: Runs, levels: LogLevels) -> Non
                 ),
             )
             return call.noted(codex_result(result))
+
+        return await guarded(work)
+
+
+def register_codex_review(server: MCPServer, runs: Runs, levels: LogLevels) -> None:
+    """``codex-review``: Codex's review mode on a checkout (``review/start``)."""
+
+    @server.tool(
+        name="codex-review",
+        title="Review changes with Codex",
+        description="Run Codex's code review on a git checkout: give exactly one of target "
+        "('uncommitted': staged, unstaged and untracked changes), base (a branch to compare the "
+        "current one with) or commit (a sha). Returns the findings as structured data (title, "
+        "body, file, lines, priority 0-3, confidence) and the threadId (codex-reply continues "
+        "it, e.g. to fix them).",
+        annotations=RUNS_CODEX,
+    )
+    async def codex_review(
+        ctx: Context,
+        cwd: CwdArg = None,
+        target: Annotated[
+            Literal["uncommitted"] | None, Field(description="'uncommitted': the working tree.")
+        ] = None,
+        base: Annotated[str | None, Field(description="Review against this branch.")] = None,
+        commit: Annotated[str | None, Field(description="Review this commit (sha).")] = None,
+        title: Annotated[str | None, Field(description="A label for the commit.")] = None,
+    ) -> Annotated[CallToolResult, ReviewOutput]:
+        call = CallContext(ctx, runs.settings, levels, runs.settings.codex_events)
+        client = client_of(ctx)
+
+        async def work() -> CallToolResult:
+            review = {"target": target, "base": base, "commit": commit, "title": title}
+            request = CodexRequest(
+                prompt="",
+                cwd=cwd,
+                approval_policy="never",
+                review={k: v for k, v in review.items() if v is not None},
+            )
+            result = await call.run(
+                1, lambda: runs.codex(request, [call.observer], call.approvals(), client)
+            )
+            return call.noted(review_result(result))
 
         return await guarded(work)

@@ -6,6 +6,7 @@ Hyphenated keys of the original design (``base-instructions``) are accepted as a
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 
@@ -13,6 +14,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validat
 
 from codex_mcp_wrapper.missions.expect import Expect
 from codex_mcp_wrapper.missions.paths import check_relative
+from codex_mcp_wrapper.missions.review import Review
 from codex_mcp_wrapper.missions.rules import ApprovalRules, DynamicTool, Hook
 
 DEFAULT_TIMEOUT_SEC = 900.0
@@ -144,6 +146,17 @@ class Task(TaskSettings):
     # task runs after it, with its conversation; ``fork_turn`` keeps only its first N turns.
     fork_from: str | None = None
     fork_turn: Annotated[int, Field(ge=1)] | None = None
+    # Codex's review mode instead of a prompt for the first turn (missions/review.py); the
+    # prompt may then be left out, follow-ups go on in the thread.
+    review: Review | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _review_prompt(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("review") and not data.get("prompt"):
+            with contextlib.suppress(ValueError):  # the review's own validation says what
+                data = {**data, "prompt": Review.model_validate(data["review"]).describe()}
+        return data
 
 
 class Mission(_Model):

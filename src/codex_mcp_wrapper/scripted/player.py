@@ -23,6 +23,7 @@ from codex_mcp_wrapper.scripted.script import (
     Fail,
     Hang,
     Raw,
+    ReviewAnswer,
     Say,
     Script,
     Shell,
@@ -334,6 +335,8 @@ class ScriptPlayer:
             return Items([_call(name, dict(step.tool.arguments), seq, namespace)], delay=delay)
         if isinstance(step, Raw):
             return Items([dict(item) for item in step.raw], delay=delay)
+        if isinstance(step, ReviewAnswer):
+            return Items([_message(json.dumps(step.review), seq)], delay=delay)
         if isinstance(step, Fail):
             if step.fail == "stream":
                 return StreamFailure("scripted failure: the stream broke", delay=delay)
