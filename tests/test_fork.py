@@ -172,3 +172,18 @@ def test_the_scripted_model_plays_a_fork_from_its_first_step_and_a_resumed_threa
     fresh = ScriptPlayer(default=script)  # the parent resumed by a restarted model
     resumed = fresh.answer({"thread-id": "parent"}, history)
     assert isinstance(resumed, Items) and resumed.items[0]["content"][0]["text"] == "two"
+
+
+def test_a_request_an_older_codex_does_not_know_is_one_sentence_naming_it() -> None:
+    from codex_mcp_wrapper.codex.jsonrpc import RpcError
+
+    listing = ", ".join(f"`m{n}`" for n in range(200))  # Codex lists every request it knows
+    error = RpcError(
+        "thread/fork",
+        {"code": -32600, "message": f"Invalid request: unknown variant `thread/fork`, {listing}"},
+    )
+    assert error.unsupported
+    assert str(error) == (
+        "thread/fork failed: this Codex does not support thread/fork (0.163.0 and later do); "
+        "point --codex-bin (or $CODEX_BIN) at a newer Codex"
+    )

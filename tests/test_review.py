@@ -113,6 +113,10 @@ def test_a_review_task_returns_structured_findings_and_expect_review_fails_on_a_
         "confidence": 0.9,
     }
     assert urgent["review"]["overall_correctness"] == "patch is incorrect"
+    shown = run_cli(["runs", "show", summary["run_id"]], cli_env).stdout
+    assert "review: 1 finding(s): [P1] Off-by-one in the loop" in shown, shown
+    report = (Path(summary["run_dir"]) / "report.html").read_text()
+    assert "<h4>Review findings</h4>" in report and "<td>P1</td>" in report
     requests = [
         json.loads(line)
         for line in (Path(summary["run_dir"]) / "model-requests.jsonl").read_text().splitlines()

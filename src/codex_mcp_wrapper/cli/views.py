@@ -49,6 +49,13 @@ def _task_lines(task: TaskResult, run_dir: Path) -> list[str]:
         if failed:
             verdict += f"; failed: {', '.join(failed)}"
         lines.append(f"    checks: {escape(verdict)}")
+    if task.review is not None:
+        found = "; ".join(
+            f"[P{f.priority}] {f.title}" if f.priority is not None else f.title
+            for f in task.review.findings
+        )
+        shown = f": {escape(short_answer(found, 400)[0])}" if found else ""
+        lines.append(f"    review: {len(task.review.findings)} finding(s){shown}")
     if task.error:
         lines.append(f"    [red]error:[/] {escape(short_answer(task.error, 400)[0])}")
     files = run_dir / "tasks" / task.task_id

@@ -2,8 +2,10 @@
 
 ``AppServerWorker`` owns its process (spawned by ``process.spawn`` in its own process group),
 performs the ``initialize`` handshake with a deadline, answers Codex's approval requests, and
-runs a task's prompts in one thread: ``thread/start`` (or ``thread/resume``), then one
-``turn.Turn`` per prompt. How the task ended comes back as a ``TaskOutcome`` value.
+runs a task's prompts in one thread: ``thread/start`` (or ``thread/resume``, or ``thread/fork``
+for a fork), then one ``turn.Turn`` per prompt (a review task's first is Codex's review), each
+counted against the task's budget and open to ``steer``. How the task ended comes back as a
+``TaskOutcome`` value.
 """
 
 from __future__ import annotations

@@ -193,6 +193,23 @@ def transcript_href(run_dir: Path, task_id: str, page: Path | None = None) -> st
     return urllib.parse.quote(Path(relative).as_posix())
 
 
+def _findings(task: TaskResult) -> str:
+    """A review task's findings, as a table."""
+    assert task.review is not None
+    rows = "".join(
+        f'<tr class="finding"><td>{"-" if f.priority is None else f"P{f.priority}"}</td>'
+        f"<td>{html.escape(f.title)}</td><td><code>{html.escape(f.file or '')}"
+        f"{f':{f.lines[0]}-{f.lines[1]}' if f.lines else ''}</code></td>"
+        f"<td>{html.escape(f.body)}</td></tr>"
+        for f in task.review.findings
+    )
+    verdict = html.escape(task.review.overall_correctness or "")
+    return (
+        f"<h4>Review findings</h4><p>{verdict}</p><table><tr><th>priority</th><th>title</th>"
+        f"<th>where</th><th>what</th></tr>{rows}</table>"
+    )
+
+
 def _task_section(task: TaskResult, run_dir: Path | None, page: Path | None) -> str:
     parts = [
         f'<details class="task" id="task-{html.escape(task.task_id)}" open>'
@@ -211,6 +228,8 @@ def _task_section(task: TaskResult, run_dir: Path | None, page: Path | None) -> 
             "<h4>Checks</h4><table><tr><th></th><th>check</th><th>expected</th>"
             f"<th>observed</th></tr>{rows}</table>"
         )
+    if task.review is not None:
+        parts.append(_findings(task))
     if task.tool_calls:
         rows = "".join(
             f"<tr><td>{html.escape(str(c.server))}.{html.escape(str(c.tool))}</td>"
