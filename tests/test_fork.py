@@ -135,7 +135,7 @@ def test_a_fork_cycle_is_a_dependency_cycle(tmp_path: Path) -> None:
 
 
 @pytest.mark.anyio
-async def test_codex_fork_returns_a_new_thread_carrying_the_original_conversation(
+async def test_codex_fork_gives_a_new_thread_with_the_conversation_that_outlives_a_restart(
     tmp_path: Path, state_dir: Path, codex_bin: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("CODEX_BIN", codex_bin)
@@ -154,11 +154,19 @@ async def test_codex_fork_returns_a_new_thread_carrying_the_original_conversatio
         assert copy and copy != original
         unknown = await client.call_tool("codex-fork", {"threadId": "nope", "prompt": "x"})
         assert unknown.is_error
+    async with stdio_client(state_dir, "--scripted") as client:  # a restarted wrapper
+        again = await client.call_tool("codex-reply", {"threadId": copy, "prompt": "And then?"})
+        assert not again.is_error, again.content
+        assert again.structured_content is not None
+        assert again.structured_content["threadId"] == copy
     logs = state_dir.glob("runs/*/model-requests.jsonl")
-    (run_dir,) = [log.parent for log in logs if requests_of(log.parent, copy)]
-    (request,) = requests_of(run_dir, copy)
-    seen = conversation(request)
-    assert PARENT_PROMPT in seen and seen.rstrip().endswith("Which word?")
+    seen = sorted(  # the fork's first request, then the reply's (resumed from its rollout)
+        (conversation(request) for log in logs for request in requests_of(log.parent, copy)),
+        key=len,
+    )
+    assert len(seen) == 2
+    assert PARENT_PROMPT in seen[0] and seen[0].rstrip().endswith("Which word?")
+    assert seen[1].startswith(seen[0]) and seen[1].rstrip().endswith("And then?")
 
 
 def test_the_scripted_model_plays_a_fork_from_its_first_step_and_a_resumed_thread_on() -> None:
