@@ -189,3 +189,44 @@ async def test_codex_steer_reaches_a_running_codex_call_from_the_official_mcp_cl
     first, second = model_requests(requests.parent)
     assert STEER not in json.dumps(first)
     assert STEER in user_texts(second)
+
+
+@pytest.mark.anyio
+async def test_runs_steer_reaches_a_mission_that_serve_runs(
+    tmp_path: Path, state_dir: Path, cli_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CODEX_BIN", cli_env["CODEX_BIN"])
+    workspace = tmp_path / "ws"
+    workspace.mkdir()
+    os.mkfifo(workspace / "gate.fifo")
+    mission = {
+        "workspace_root": str(workspace),
+        "provider": "scripted",
+        "tasks": [
+            {
+                "id": "steered",
+                "prompt": "Wait for the gate.",
+                "script": [{"shell": "cat gate.fifo"}, {"say": "Done."}],
+            }
+        ],
+    }
+    async with stdio_client(state_dir, "--scripted") as client:
+        started = await client.call_tool("mission_start", {"mission": mission})
+        assert started.structured_content is not None, started.content
+        run_id = started.structured_content["run_id"]
+        gate = await asyncio.to_thread(open_writer, workspace / "gate.fifo", GATE_TIMEOUT)
+        with gate:
+            argv = ["runs", "steer", run_id, "steered", STEER]
+            steered = await asyncio.to_thread(run_cli, argv, cli_env)
+            assert steered.returncode == 0, steered.stderr
+            gate.write("opened\n")
+        async with asyncio.timeout(CLI_TIMEOUT):
+            while True:
+                waited = await client.call_tool("mission_wait", {"run_id": run_id})
+                assert waited.structured_content is not None
+                if waited.structured_content["done"]:
+                    break
+    assert waited.structured_content["status"] == "ok", waited.structured_content
+    (log,) = state_dir.glob(f"runs/{run_id}/model-requests.jsonl")
+    first, second = model_requests(log.parent)
+    assert STEER in user_texts(second) and STEER not in json.dumps(first)
