@@ -202,6 +202,9 @@ class FakeWorker:
             raise WorkerStartError(f"fake worker {self.label} is scripted not to start")
         self._alive = True
 
+    async def steer(self, run_id: str, task_id: str, text: str) -> str | None:
+        return None  # a fake turn takes no input while it runs
+
     async def run(
         self,
         request: TaskRequest,

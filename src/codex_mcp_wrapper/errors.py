@@ -17,6 +17,7 @@ is wrong and what to do, and maps to an exit code at the CLI edge::
     │   ├── WorkerDied              the process exited
     │   ├── WorkerStalled           no event within the idle deadline
     │   └── ProtocolError           the worker answered something we cannot use
+    ├── NotSteerable                exit 1: the task has no turn running to steer
     ├── Interrupted                 exit 130: SIGTERM or Ctrl-C; a run's says how to finish it
     └── RunDetached                 not an error: the run goes on elsewhere (Temporal), unwatched
 
@@ -90,6 +91,11 @@ class WorkerStalled(WorkerError):
 
 class ProtocolError(WorkerError):
     pass
+
+
+class NotSteerable(WrapperError):
+    """A steer (``Runs.steer``, ``codex-steer``) found no turn of the task running: it has not
+    started, is between turns or has ended, or its run goes on nowhere this wrapper reaches."""
 
 
 class Interrupted(WrapperError):

@@ -130,6 +130,9 @@ class Timeouts:
     approval: float = 120.0  # a person asked about an approval; then the fallback decides
     progress: float = 5.0  # an MCP call with no news sends a progress notification this often
     cancel: float = 30.0  # a cancelled run's turns stopping before `cancel` reports back
+    # A request to the process driving another run (a steer: it waits on Codex for up to
+    # ``request`` itself); then the run counts as not reachable.
+    control: float = 45.0
     label_lock: float = 300.0  # a worker holding a thread to continue, busy in another run
     # Codex retrying a model it cannot reach ("Reconnecting... waiting for network": connection
     # refused, no DNS) with no answer from the model for this long fails the task, naming the

@@ -18,6 +18,7 @@ from codex_mcp_wrapper.cli.formats import short_answer
 from codex_mcp_wrapper.cli.views import styled
 from codex_mcp_wrapper.engine.events import Event, RunFinished, RunStarted, TaskFinished, TaskUpdate
 from codex_mcp_wrapper.engine.results import TaskResult
+from codex_mcp_wrapper.engine.spending import tokens_of
 
 
 class ProgressView:
@@ -109,7 +110,9 @@ class ProgressView:
             counts = ", ".join(f"{v} {k}" for k, v in sorted(summary.counts.items()))
             self.console.print(
                 f"run {summary.run_id} {summary.status}: {counts} "
-                f"in {summary.duration_ms / 1000:.1f}s; details in {summary.run_dir}",
+                f"in {summary.duration_ms / 1000:.1f}s"
+                + (f", {tokens_of(summary.usage)} tokens" if summary.usage else "")
+                + f"; details in {summary.run_dir}",
                 highlight=False,
                 soft_wrap=True,
             )

@@ -1,5 +1,6 @@
 """``runs list``, ``runs show`` and ``report``: reading recorded runs (never writing the store);
-``runs cancel``: cancelling a run on hosts."""
+``runs cancel``: cancelling a run on hosts; ``runs steer``: adding input to a task's running
+turn (in whichever local process drives the run: ``engine.control``)."""
 
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ from codex_mcp_wrapper.errors import EXIT_TASKS_FAILED
 
 @click.group()
 def runs() -> None:
-    """Inspect recorded runs."""
+    """Inspect recorded runs; steer a running task."""
 
 
 @runs.command("list")
@@ -57,6 +58,19 @@ def runs_show(ctx: click.Context, run_id: str, as_json: bool) -> None:
     from codex_mcp_wrapper.cli.views import console, run_details
 
     run_details(shown, console(sys.stdout))
+
+
+@runs.command("steer")
+@click.argument("run_id")
+@click.argument("task_id")
+@click.argument("text")
+@click.pass_context
+def runs_steer(ctx: click.Context, run_id: str, task_id: str, text: str) -> None:
+    """Add TEXT to the running turn of task TASK_ID of RUN_ID (Codex's turn/steer): the model
+    gets it with its next request of the same turn. The run may go on in another wrapper on
+    this machine (`run`, `serve`). Exit 1 when the task has no turn running."""
+    turn_id = run_async(open_runs(settings_from(ctx)).steer(run_id, task_id, text))
+    click.echo(f"steered task {task_id} of run {run_id} (turn {turn_id}).")
 
 
 @runs.command("cancel")

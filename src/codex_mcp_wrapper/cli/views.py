@@ -13,6 +13,7 @@ from rich.markup import escape
 from codex_mcp_wrapper.cli.formats import STYLE, duration, short_answer, when
 from codex_mcp_wrapper.engine.results import RunSummary, TaskResult
 from codex_mcp_wrapper.engine.run_state import RunRecord
+from codex_mcp_wrapper.engine.spending import tokens_of
 
 PIPE_WIDTH = 200  # the width rendered into a pipe or file (rich would wrap at 80)
 
@@ -33,7 +34,7 @@ def _task_lines(task: TaskResult, run_dir: Path) -> list[str]:
             f"on {task.worker}" if task.worker else "",
             duration(task.duration_ms) if task.started_at else "",
             f"{task.attempts} attempts" if task.attempts > 1 else "",
-            f"{sum(task.usage.values())} tokens" if task.usage else "",
+            f"{tokens_of(task.usage)} tokens" if task.usage else "",
         )
         if part
     )
@@ -48,6 +49,13 @@ def _task_lines(task: TaskResult, run_dir: Path) -> list[str]:
         if failed:
             verdict += f"; failed: {', '.join(failed)}"
         lines.append(f"    checks: {escape(verdict)}")
+    if task.review is not None:
+        found = "; ".join(
+            f"[P{f.priority}] {f.title}" if f.priority is not None else f.title
+            for f in task.review.findings
+        )
+        shown = f": {escape(short_answer(found, 400)[0])}" if found else ""
+        lines.append(f"    review: {len(task.review.findings)} finding(s){shown}")
     if task.error:
         lines.append(f"    [red]error:[/] {escape(short_answer(task.error, 400)[0])}")
     files = run_dir / "tasks" / task.task_id
@@ -72,6 +80,7 @@ def run_details(shown: RunSummary | RunRecord, out: Console) -> None:
     out.print(
         f"run {shown.run_id} of {escape(shown.mission_id)}: {styled(shown.status)} "
         f"({counts}), started {when(shown.started_at)}, took {duration(shown.duration_ms)}"
+        + (f", used {tokens_of(shown.usage)} tokens" if shown.usage else "")
     )
     run_dir = Path(shown.run_dir or ".")
     for task in shown.tasks:

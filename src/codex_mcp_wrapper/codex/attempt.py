@@ -5,10 +5,13 @@ worker process is to be replaced."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from codex_mcp_wrapper.codex.jsonrpc import RpcError
-from codex_mcp_wrapper.codex.turn import TurnFailed, TurnState, TurnTimedOut
+from codex_mcp_wrapper.codex.turn import BudgetExceeded, TurnFailed, TurnState, TurnTimedOut
 from codex_mcp_wrapper.codex.turn_errors import retryable_error
-from codex_mcp_wrapper.engine.seams import TaskOutcome
+from codex_mcp_wrapper.engine.seams import TaskOutcome, TaskRequest
+from codex_mcp_wrapper.engine.spending import over_tokens, tokens_of, turn_refused
 from codex_mcp_wrapper.errors import WorkerError, WorkerStalled
 
 
@@ -34,10 +37,33 @@ def count_turn(turn: TurnState, outcome: TaskOutcome) -> None:
             "sandbox: danger-full-access in a disposable environment."
         )
     outcome.turns_done += 1
+    outcome.turn_ids.append(turn.turn_id)
+
+
+def start_turn(request: TaskRequest, outcome: TaskOutcome) -> None:
+    """Count the turn about to start against the task's turn budget (``BudgetExceeded`` when
+    the task has started all the turns it may)."""
+    started = request.spent_turns + outcome.turns_started
+    left = len(request.prompts) - outcome.turns_done
+    refused = turn_refused(request.spec.budget_turns, started, left)
+    if refused is not None:
+        raise BudgetExceeded(refused)
+    outcome.turns_started += 1
+
+
+def token_guard(request: TaskRequest, outcome: TaskOutcome) -> Callable[[int], str | None] | None:
+    """For the next turn: given its tokens so far, why the task is over its token budget (its
+    earlier attempts and turns included), or None; no check without a token budget."""
+    budget = request.spec.budget_tokens
+    if budget is None:
+        return None
+    before = request.spent_tokens + tokens_of(outcome.usage)
+    return lambda turn_tokens: over_tokens(budget, before + turn_tokens)
 
 
 # What ends an attempt as a task status rather than an exception (cancellation excepted).
 TASK_FAILURES = (
+    BudgetExceeded,
     TurnFailed,
     TurnTimedOut,
     SandboxUnavailable,
@@ -52,7 +78,10 @@ def record_failure(exc: Exception, outcome: TaskOutcome) -> None:
     """The outcome of an attempt that ``exc`` ended: its status, error, whether a retry may
     help and whether the worker process is to be replaced."""
     outcome.status, outcome.error = "failed", str(exc)
-    if isinstance(exc, TurnFailed):
+    if isinstance(exc, BudgetExceeded):  # not retried: another attempt would spend more
+        for key, value in exc.usage.items():
+            outcome.usage[key] = outcome.usage.get(key, 0) + value
+    elif isinstance(exc, TurnFailed):
         outcome.retryable = exc.retryable
     elif isinstance(exc, TurnTimedOut):
         outcome.status = "timeout"

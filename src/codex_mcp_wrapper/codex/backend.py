@@ -135,6 +135,7 @@ class LocalBackend:
         self._warm: contextlib.AsyncExitStack | None = None
         self._model: ScriptedModel | None = None
         self._model_lock = asyncio.Lock()
+        self._executors: dict[str, LocalExecutor] = {}  # run id -> its executor, while open
 
     def __repr__(self) -> str:
         return f"<LocalBackend {self.settings.state_dir} {self.budget!r} {self.fleet!r}>"
@@ -172,7 +173,14 @@ class LocalBackend:
         runner never reached (the workers could not start) is recorded by
         ``engine.lifecycle.drive_run``."""
         async with self.open(mission, run) as executor:
-            runner = MissionRunner(run.run_id, list(tasks), executor, run.publish, retry_backoff)
+            runner = MissionRunner(
+                run.run_id,
+                list(tasks),
+                executor,
+                run.publish,
+                retry_backoff,
+                token_budget=mission.budget.tokens if mission.budget else None,
+            )
             await runner.schedule()
 
     @contextlib.asynccontextmanager
@@ -188,7 +196,19 @@ class LocalBackend:
             async with self.fleet.lease(
                 factory.profile(), factory, granted, run.thread_workers
             ) as pool:
-                yield LocalExecutor(pool, models, run.approvals, limit=granted, tools=run.tools)
+                executor = LocalExecutor(
+                    pool, models, run.approvals, limit=granted, tools=run.tools
+                )
+                self._executors[run.run_id] = executor
+                try:
+                    yield executor
+                finally:
+                    self._executors.pop(run.run_id, None)
+
+    async def steer(self, run_id: str, task_id: str, text: str) -> str | None:
+        """Add ``text`` to the running turn of a task of a run going on here (``Backend.steer``)."""
+        executor = self._executors.get(run_id)
+        return None if executor is None else await executor.steer(run_id, task_id, text)
 
     @contextlib.asynccontextmanager
     async def _scripted_model(self) -> AsyncIterator[ScriptedModel]:

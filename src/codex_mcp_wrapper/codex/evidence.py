@@ -7,6 +7,7 @@ import shlex
 from typing import Any
 
 from codex_mcp_wrapper.missions.checks import CommandRecord, Evidence, ToolCallRecord
+from codex_mcp_wrapper.missions.review import parse_review
 
 _SHELL = re.compile(r"^(?:/usr)?/bin/(?:ba|z)?sh -l?c (?P<rest>.*)$", re.DOTALL)
 
@@ -32,13 +33,20 @@ def gather(evidence: Evidence, method: str, params: dict[str, Any]) -> None:
         for cut in params.get("items") or []:
             _add(evidence, {**cut, "status": "interrupted", "exitCode": None})
         return
+    item = params.get("item") or {}
+    if method == "item/started" and item.get("type") == "agentMessage":
+        text = str(item.get("text", ""))
+        if text.lstrip().startswith("{"):  # in review mode: the model's review, as JSON
+            evidence.review_answer = text
     if method != "item/completed":
         return
-    _add(evidence, params.get("item") or {})
+    _add(evidence, item)
 
 
 def _add(evidence: Evidence, item: dict[str, Any]) -> None:
-    if item.get("type") == "mcpToolCall":
+    if item.get("type") == "exitedReviewMode":  # a review task's review (review/start)
+        evidence.review = parse_review(str(item.get("review", "")), evidence.review_answer)
+    elif item.get("type") == "mcpToolCall":
         evidence.tool_calls.append(
             ToolCallRecord(
                 server=item.get("server"),

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from codex_mcp_wrapper.codex.evidence import gather
-from codex_mcp_wrapper.codex.pool import WorkerPool
+from codex_mcp_wrapper.codex.pool import Worker, WorkerPool
 from codex_mcp_wrapper.engine.results import TaskState
 from codex_mcp_wrapper.engine.seams import (
     ApprovalHandler,
@@ -81,6 +81,7 @@ class LocalExecutor:
         self.tools = tools
         self._slots = asyncio.Semaphore(limit) if limit else None
         self._evidence: dict[tuple[str, str], Evidence] = {}
+        self._lent: dict[tuple[str, str], Worker] = {}  # (run, task) -> the worker running it
 
     async def execute(self, request: TaskRequest, sink: EventSink) -> TaskOutcome:
         model = self.models.get(request.task_id)
@@ -109,6 +110,8 @@ class LocalExecutor:
             return TaskOutcome(status="failed", error=str(exc), thread_id=request.thread_id)
         sink.task_state(request.task_id, "running", worker.label, f"attempt {request.attempt}")
         evidence = self._evidence.setdefault((request.run_id, request.task_id), Evidence())
+        key = (request.run_id, request.task_id)
+        self._lent[key] = worker
         try:
             gathering = _Gathering(sink, evidence)
             outcome = await worker.run(request, gathering, self.approvals, self.tools)
@@ -116,6 +119,7 @@ class LocalExecutor:
                 sink.task_state(request.task_id, "worker-lost", worker.label, outcome.error or "")
                 await worker.aclose()  # the pool starts a fresh one when it is next lent
         finally:  # cancelled: the worker stopped the task's turn (or itself, if it could not)
+            self._lent.pop(key, None)
             await self.pool.release(worker)
         if spec.artifacts and spec.workspace_root and spec.artifacts_dir:
             outcome.artifacts = collect_artifacts(
@@ -123,9 +127,16 @@ class LocalExecutor:
             )
         outcome.tool_calls = list(evidence.tool_calls)
         outcome.commands = list(evidence.commands)
+        outcome.review = evidence.review
         if spec.expect is not None and outcome.status == "ok":
             await self._check(request, outcome, evidence, sink)
         return outcome
+
+    async def steer(self, run_id: str, task_id: str, text: str) -> str | None:
+        """Add ``text`` to the task's running turn; the turn's id, or None when the task has
+        no turn running (waiting for a worker, between attempts, done)."""
+        worker = self._lent.get((run_id, task_id))
+        return None if worker is None else await worker.steer(run_id, task_id, text)
 
     async def _check(
         self, request: TaskRequest, outcome: TaskOutcome, evidence: Evidence, sink: EventSink

@@ -48,7 +48,15 @@ class RpcError(ProtocolError):
     def __init__(self, method: str, error: dict[str, Any]) -> None:
         self.code = error.get("code")
         self.data = error.get("data")
-        super().__init__(f"{method} failed: {error.get('message', error)}")
+        message = str(error.get("message", error))
+        # An older Codex refuses a request it does not know, listing every one it knows.
+        self.unsupported = f"unknown variant `{method}`" in message
+        if self.unsupported:
+            message = (
+                f"this Codex does not support {method} (0.163.0 and later do); point "
+                "--codex-bin (or $CODEX_BIN) at a newer Codex"
+            )
+        super().__init__(f"{method} failed: {message}")
 
 
 def thread_of(note: Notification) -> str | None:

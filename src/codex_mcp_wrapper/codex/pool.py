@@ -62,6 +62,10 @@ class Worker(Protocol):
         may belong to runs with different handlers)."""
         ...
 
+    async def steer(self, run_id: str, task_id: str, text: str) -> str | None:
+        """Add ``text`` to the task's running turn; its id, or None when none runs here."""
+        ...
+
     async def aclose(self) -> None: ...
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from codex_mcp_wrapper.engine.seams import TaskSpec
+from codex_mcp_wrapper.engine.seams import EventSink, ForkSource, TaskSpec
 
 
 def thread_params(spec: TaskSpec, hidden_env: tuple[str, ...] = ()) -> dict[str, Any]:
@@ -39,11 +39,16 @@ def thread_params(spec: TaskSpec, hidden_env: tuple[str, ...] = ()) -> dict[str,
     return params
 
 
-def thread_event(result: dict[str, Any], resumed: bool) -> tuple[str, dict[str, Any]]:
-    """The ``wrapper/thread`` transcript event for Codex's answer to thread/start or
-    thread/resume: Codex says how it configured a thread only there, not in a notification."""
+def thread_event(
+    result: dict[str, Any], resumed: bool, fork: ForkSource | None = None
+) -> tuple[str, dict[str, Any]]:
+    """The ``wrapper/thread`` transcript event for Codex's answer to thread/start,
+    thread/resume or thread/fork: Codex says how it configured a thread only there, not in a
+    notification. A fork names the thread it copies (``forkedFrom``, ``forkTurnId``)."""
     thread = result.get("thread") or {}
     params = {"threadId": thread.get("id"), "resumed": resumed, "path": thread.get("path")}
+    if fork is not None:
+        params.update(forkedFrom=fork.thread_id, forkTurnId=fork.turn_id)
     for key in (
         "model",
         "modelProvider",
@@ -55,6 +60,15 @@ def thread_event(result: dict[str, Any], resumed: bool) -> tuple[str, dict[str, 
     ):
         params[key] = result.get(key)
     return "wrapper/thread", params
+
+
+def fork_params(params: dict[str, Any], fork: ForkSource) -> dict[str, Any]:
+    """``thread/fork`` params: the task's own thread settings (as for thread/start; Codex takes
+    no dynamic tools on a fork) and the thread to copy, through ``fork.turn_id``."""
+    forked = {**params, "threadId": fork.thread_id}
+    if fork.turn_id:
+        forked["lastTurnId"] = fork.turn_id
+    return forked
 
 
 INTERRUPTED_EVENT = "wrapper/interrupted"  # the transcript event naming what a crash cut short
@@ -113,3 +127,12 @@ def crash_note(items: list[dict[str, Any]]) -> str:
         "[codex-mcp-wrapper] This task was cut short by a crash of the wrapper that runs you "
         f"(not by the user) {what}. {after}\n\n"
     )
+
+
+def record_crash(task_id: str, sink: EventSink, result: dict[str, Any]) -> str:
+    """A thread cut short by the wrapper's death goes on: what was running then is recorded
+    (the transcript's ``wrapper/interrupted`` event, evidence for the result and checks) and
+    the note its next prompt starts with is returned (``crash_note``)."""
+    items = cut_short_items(result)
+    sink.codex_event(task_id, INTERRUPTED_EVENT, {"reason": "crash", "items": items})
+    return crash_note(items)

@@ -37,6 +37,7 @@ from codex_mcp_wrapper.errors import ProtocolError, WorkerDied, WorkerStalled
 from codex_mcp_wrapper.settings import Timeouts
 
 EventCallback = Callable[[str, dict[str, Any]], None]
+STEER_EVENT = "wrapper/steer"  # the transcript event of input added to a running turn
 USAGE_KEYS = ("inputTokens", "outputTokens", "totalTokens", "cachedInputTokens")
 
 
@@ -52,6 +53,15 @@ class TurnTimedOut(Exception):
     """A deadline expired and the turn was interrupted."""
 
 
+class BudgetExceeded(Exception):
+    """The task passed its budget (``engine.spending``): its turn was interrupted, or the next
+    one not started. ``usage`` is what the cut turn had used."""
+
+    def __init__(self, message: str, usage: dict[str, int] | None = None) -> None:
+        super().__init__(message)
+        self.usage = dict(usage or {})
+
+
 @dataclass
 class TurnState:
     final_message: str | None = None
@@ -60,6 +70,8 @@ class TurnState:
     retrying: str | None = None  # Codex's last retry notice since the model last made progress
     retries: int = 0  # how many retry notices since then
     retry_since: float | None = None  # time.monotonic() of the first of them
+    over_budget: str | None = None  # the task passed its token budget: why
+    turn_id: str = ""  # Codex's id of the turn
 
 
 @dataclass
@@ -77,6 +89,9 @@ class Turn:
     on_retry: Callable[[str], None] | None = None  # a one-line note each time Codex retries
     model_url: str | None = None  # the provider's base URL, named when it cannot be reached
     turn_id: str = field(default="", init=False)  # known once Codex accepted the turn
+    # Given the turn's tokens so far: None, or why the task is over its token budget.
+    token_check: Callable[[int], str | None] | None = None
+    ended: bool = field(default=False, init=False)  # its loop is over: nothing to steer
 
     async def run(
         self,
@@ -84,22 +99,33 @@ class Turn:
         output_schema: dict[str, Any] | None,
         idle_timeout: float,
         deadline: float,
+        review: dict[str, Any] | None = None,
     ) -> TurnState:
-        params: dict[str, Any] = {
-            "threadId": self.thread_id,
-            "input": [{"type": "text", "text": prompt}],
-        }
-        if output_schema is not None:
+        """Run the turn: ``prompt``, or Codex's review of ``review`` (a ``review/start``
+        target; Codex writes the review prompt itself)."""
+        params: dict[str, Any] = {"threadId": self.thread_id}
+        if review is not None:
+            method, params["target"] = "review/start", review
+        else:
+            method, params["input"] = "turn/start", [{"type": "text", "text": prompt}]
+        if output_schema is not None and review is None:
             params["outputSchema"] = output_schema
         try:
-            result = await self.conn.request("turn/start", params, self.timeouts.request)
+            result = await self.conn.request(method, params, self.timeouts.request)
         except RpcError as exc:
             error = {"code": exc.code, "data": exc.data, "message": str(exc)}
             if retryable_error(error):
                 raise
             raise TurnFailed(f"Codex refused the prompt; {exc}", retryable=False) from exc
         turn_id = self.turn_id = str(result.get("turn", {}).get("id", ""))
-        state = TurnState()
+        try:
+            return await self._follow(turn_id, idle_timeout, deadline)
+        finally:
+            self.ended = True
+
+    async def _follow(self, turn_id: str, idle_timeout: float, deadline: float) -> TurnState:
+        """The turn's notifications until it ends (or a deadline or budget interrupts it)."""
+        state = TurnState(turn_id=turn_id)
         last_event = time.monotonic()
         while True:
             wait, expiring = self._next_deadline(state, last_event, idle_timeout, deadline)
@@ -126,6 +152,9 @@ class Turn:
                 last_event = time.monotonic()
             if self._handle(message, turn_id, state):
                 return state
+            if state.over_budget is not None:
+                await self.interrupt(turn_id)
+                raise BudgetExceeded(state.over_budget, state.usage)
 
     def _next_deadline(
         self, state: TurnState, last_event: float, idle_timeout: float, deadline: float
@@ -199,6 +228,8 @@ class Turn:
             for key in USAGE_KEYS:
                 if key in last:
                     state.usage[key] = state.usage.get(key, 0) + int(last[key])
+            if self.token_check is not None:
+                state.over_budget = self.token_check(state.usage.get("totalTokens", 0))
         elif method == "turn/completed":
             turn = p.get("turn") or {}
             if turn.get("id") not in (None, turn_id):
@@ -210,6 +241,28 @@ class Turn:
             reason = error.get("message") or f"the turn ended {status}"
             raise TurnFailed(f"Codex reported the turn {status}: {reason}", retryable_error(error))
         return False
+
+    async def steer(self, text: str) -> str | None:
+        """Add ``text`` to this turn while it runs (``turn/steer``): Codex hands it to the model
+        with its next request of the turn. The turn's id; None when no turn is running (not
+        yet accepted, or over). Recorded in the transcript as a ``wrapper/steer`` event."""
+        if not self.turn_id or self.ended:
+            return None
+        params = {
+            "threadId": self.thread_id,
+            "expectedTurnId": self.turn_id,
+            "input": [{"type": "text", "text": text}],
+        }
+        try:
+            await self.conn.request("turn/steer", params, self.timeouts.request)
+        except RpcError as exc:
+            if exc.unsupported:
+                raise ProtocolError(f"{exc}.") from exc
+            return None  # the turn ended meanwhile
+        self.on_event(
+            STEER_EVENT, {"threadId": self.thread_id, "turnId": self.turn_id, "text": text}
+        )
+        return self.turn_id
 
     async def interrupt(self, turn_id: str) -> None:
         """Ask Codex to stop the turn and wait for it; a worker that does not stop is a stall."""

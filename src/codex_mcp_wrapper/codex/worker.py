@@ -2,8 +2,10 @@
 
 ``AppServerWorker`` owns its process (spawned by ``process.spawn`` in its own process group),
 performs the ``initialize`` handshake with a deadline, answers Codex's approval requests, and
-runs a task's prompts in one thread: ``thread/start`` (or ``thread/resume``), then one
-``turn.Turn`` per prompt. How the task ended comes back as a ``TaskOutcome`` value.
+runs a task's prompts in one thread: ``thread/start`` (or ``thread/resume``, or ``thread/fork``
+for a fork), then one ``turn.Turn`` per prompt (a review task's first is Codex's review), each
+counted against the task's budget and open to ``steer``. How the task ended comes back as a
+``TaskOutcome`` value.
 """
 
 from __future__ import annotations
@@ -19,17 +21,17 @@ from typing import Any
 from codex_mcp_wrapper import __version__, process
 from codex_mcp_wrapper.codex.attempt import (
     TASK_FAILURES,
-    McpServersFailed,
     count_turn,
     record_failure,
+    start_turn,
+    token_guard,
 )
 from codex_mcp_wrapper.codex.jsonrpc import JsonRpcConnection, RpcError, ServerRequest
-from codex_mcp_wrapper.codex.mcp_startup import await_mcp_servers
+from codex_mcp_wrapper.codex.mcp_startup import task_servers_ready
 from codex_mcp_wrapper.codex.server_requests import PendingItems, RunningTask, answer_request
 from codex_mcp_wrapper.codex.threads import (
-    INTERRUPTED_EVENT,
-    crash_note,
-    cut_short_items,
+    fork_params,
+    record_crash,
     thread_event,
     thread_params,
 )
@@ -70,6 +72,7 @@ class AppServerWorker:
         self._crash_notes: dict[str, str] = {}
         self.threads_run = 0  # threads started or resumed by this process (for recycling)
         self._running: dict[str, RunningTask] = {}  # thread id -> the task running in it
+        self._turns: dict[str, Turn] = {}  # thread id -> its task's current turn (to steer)
         self._items = PendingItems()  # what pending file changes and tool calls are about
         self.log = bind(log, worker=spec.label)
         self.recent: deque[str] = deque(maxlen=10)
@@ -204,7 +207,7 @@ class AppServerWorker:
                 self.threads_run += 1
                 running.sink.codex_event(request.task_id, *thread_event(result, resumed=True))
                 if request.after_crash:
-                    self._crash_notes[thread_id] = self._after_crash(request, running, result)
+                    self._crash_notes[thread_id] = record_crash(request.task_id, sink, result)
                 return thread_id, request.turns_done, True
             except RpcError as exc:
                 self._forget(request.thread_id)
@@ -214,40 +217,18 @@ class AppServerWorker:
                     self.label,
                     f"thread {request.thread_id} could not be resumed ({exc}); starting anew",
                 )
-        if request.spec.tools:  # the orchestrator's tools (an experimental app-server API)
+        method = "thread/start" if request.fork is None else "thread/fork"
+        if request.fork is not None:  # a copy of another task's thread
+            params = fork_params(params, request.fork)
+        elif request.spec.tools:  # the orchestrator's tools (an experimental app-server API)
             params["dynamicTools"] = list(request.spec.tools)
-        result = await conn.request("thread/start", params, self._timeouts.request)
+        result = await conn.request(method, params, self._timeouts.request)
         thread_id = str(result["thread"]["id"])
         self._running[thread_id] = running
         self._loaded_threads.add(thread_id)
         self.threads_run += 1
-        running.sink.codex_event(request.task_id, *thread_event(result, resumed=False))
+        sink.codex_event(request.task_id, *thread_event(result, False, request.fork))
         return thread_id, 0, True
-
-    async def _await_mcp_servers(
-        self, request: TaskRequest, thread_id: str, sink: EventSink
-    ) -> None:
-        """Wait until the task's MCP servers are up: Codex does not wait for them before its
-        first model request, so a slow server would silently be missing from the turn."""
-        servers = request.spec.config.get("mcp_servers") or {}
-        if not servers:
-            return
-
-        def forward(method: str, params: dict[str, Any]) -> None:
-            sink.codex_event(request.task_id, method, params)
-
-        failures = await await_mcp_servers(
-            self._conn_or_die().inbox(thread_id),
-            thread_id,
-            servers,
-            forward,
-            self._timeouts.mcp_start,
-        )
-        if failures:
-            raise McpServersFailed(
-                f"MCP server(s) did not start: {'; '.join(failures)}; check their command and "
-                f"env in mcp_servers (Codex's log: {self.spec.log_path})."
-            )
 
     async def run(
         self,
@@ -281,16 +262,26 @@ class AppServerWorker:
             thread_id, outcome.turns_done, opened = await self._open_thread(request, running)
             outcome.thread_id = thread_id  # known before anything else can fail: it is unloaded
             if opened:
-                await self._await_mcp_servers(request, thread_id, sink)
+                await task_servers_ready(
+                    self._conn_or_die().inbox(thread_id),
+                    request,
+                    thread_id,
+                    sink,
+                    self._timeouts.mcp_start,
+                    self.spec.log_path,
+                )
             sink.thread_progress(request.task_id, outcome.thread_id, self.label, outcome.turns_done)
             note = self._crash_notes.pop(thread_id, "")
             for prompt in request.prompts[outcome.turns_done :]:
-                current = self._turn(request, sink, outcome.thread_id, recent)
+                start_turn(request, outcome)  # counted against the task's turn budget
+                current = self._turns[thread_id] = self._turn(request, sink, thread_id, recent)
+                current.token_check = token_guard(request, outcome)
                 turn = await current.run(
                     note + prompt,
                     request.spec.output_schema,
                     request.spec.idle_timeout_sec,
                     deadline,
+                    None if outcome.turns_done else request.spec.review,
                 )
                 note = ""
                 count_turn(turn, outcome)
@@ -314,18 +305,6 @@ class AppServerWorker:
             await self._unload(outcome.thread_id)
         return outcome
 
-    def _after_crash(
-        self, request: TaskRequest, running: RunningTask, result: dict[str, Any]
-    ) -> str:
-        """A thread cut short by the wrapper's death goes on: what was running then is recorded
-        (the transcript's ``wrapper/interrupted`` event, evidence for the result and checks)
-        and the next prompt starts with a note saying so (``threads.crash_note``)."""
-        items = cut_short_items(result)
-        running.sink.codex_event(
-            request.task_id, INTERRUPTED_EVENT, {"reason": "crash", "items": items}
-        )
-        return crash_note(items)
-
     def _turn(
         self, request: TaskRequest, sink: EventSink, thread_id: str, recent: deque[str]
     ) -> Turn:
@@ -344,6 +323,15 @@ class AppServerWorker:
             model_url=str(request.spec.config.get("openai_base_url") or self.spec.model_url or "")
             or None,
         )
+
+    async def steer(self, run_id: str, task_id: str, text: str) -> str | None:
+        """Add ``text`` to the running turn of a task of this worker; the turn's id, or None
+        when the task has no turn running here."""
+        for thread_id, running in list(self._running.items()):
+            turn = self._turns.get(thread_id)
+            if (running.run_id, running.task_id) == (run_id, task_id) and turn is not None:
+                return await turn.steer(text)
+        return None
 
     async def _abandon(self, turn: Turn | None, thread_id: str | None) -> None:
         """A task was cancelled: stop its turn, so the process goes on serving its other
@@ -370,6 +358,7 @@ class AppServerWorker:
     def _forget(self, thread_id: str) -> None:
         """The thread's task is over here: no more routing of its approvals or events."""
         self._running.pop(thread_id, None)
+        self._turns.pop(thread_id, None)
         if self._conn is not None:
             self._conn.drop_inbox(thread_id)
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import functools
 import secrets
 import time
 from collections.abc import Mapping, Sequence
@@ -17,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from codex_mcp_wrapper.engine.assembly import Extras, RunWiring, assemble_run, run_redactor
+from codex_mcp_wrapper.engine.control import listening, steer_here
 from codex_mcp_wrapper.engine.events import (
     Event,
     EventBus,
@@ -31,7 +33,13 @@ from codex_mcp_wrapper.engine.recorder import RunRecorder
 from codex_mcp_wrapper.engine.redaction import Redactor, redacting
 from codex_mcp_wrapper.engine.reports import ReportWriter
 from codex_mcp_wrapper.engine.results import RunSummary, TaskResult, summarise
-from codex_mcp_wrapper.engine.seams import ApprovalHandler, Backend, PlannedTask, RunContext
+from codex_mcp_wrapper.engine.seams import (
+    ApprovalHandler,
+    Backend,
+    ForkSource,
+    PlannedTask,
+    RunContext,
+)
 from codex_mcp_wrapper.engine.store import RunStore
 from codex_mcp_wrapper.engine.tools import PythonTool
 from codex_mcp_wrapper.errors import MissionError, RunDetached, WrapperError
@@ -61,6 +69,7 @@ class RunOptions:
     observers: Sequence[Subscriber] = ()
     previous: dict[str, TaskResult] | None = None
     threads: dict[str, tuple[str, str | None]] | None = None
+    forks: dict[str, ForkSource] | None = None  # a task id -> the thread it copies (codex-fork)
     approvals: ApprovalHandler | None = None
     junit: Sequence[Path] = ()
     html: Sequence[Path] = ()
@@ -95,6 +104,7 @@ def _thread_workers(options: RunOptions) -> tuple[str, ...]:
     """The worker labels whose CODEX_HOME holds a thread this run continues: threads asked for
     (reply) and those of an earlier run's unfinished tasks (resume)."""
     labels = {w for _, w in (options.threads or {}).values() if w is not None}
+    labels |= {f.worker for f in (options.forks or {}).values() if f.worker is not None}
     for result in (options.previous or {}).values():
         if result.status != "ok" and result.thread_id and result.worker:
             labels.add(result.worker)
@@ -169,9 +179,12 @@ async def drive_run(
         backoff = options.retry_backoff
         if backoff is None:
             backoff = settings.timeouts.retry_backoff
-        summary = await _execute(
-            mission, backend, assembled.context, planned, backoff, bus, assembled.hooks
-        )
+        task_ids = tuple(t.task_id for t in planned)
+        steer = functools.partial(steer_here, backend, run_id, task_ids)
+        async with listening(run_dir, steer, settings.timeouts.control):  # runs steer
+            summary = await _execute(
+                mission, backend, assembled.context, planned, backoff, bus, assembled.hooks
+            )
     return redacted(summary, redactor)
 
 
@@ -201,7 +214,9 @@ def _planned(
     mission: Mission, options: RunOptions, workspace_root: Path, run_dir: Path
 ) -> list[PlannedTask]:
     """The tasks, planned, with the run's Python tools offered to every one."""
-    planned = plan_tasks(mission, workspace_root, run_dir, options.previous, options.threads)
+    planned = plan_tasks(
+        mission, workspace_root, run_dir, options.previous, options.threads, options.forks
+    )
     if not options.tools:
         return planned
     extra = tuple(t.spec() for t in options.tools)

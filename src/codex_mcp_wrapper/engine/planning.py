@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from codex_mcp_wrapper.engine.results import TaskResult
-from codex_mcp_wrapper.engine.seams import PlannedTask, TaskSpec
+from codex_mcp_wrapper.engine.seams import ForkSource, PlannedTask, TaskSpec
 from codex_mcp_wrapper.engine.tools import tool_spec
 from codex_mcp_wrapper.missions.model import (
     DEFAULT_IDLE_TIMEOUT_SEC,
@@ -15,6 +15,7 @@ from codex_mcp_wrapper.missions.model import (
     Mission,
     Task,
     defined_servers,
+    prerequisites,
 )
 from codex_mcp_wrapper.missions.paths import task_cwd
 
@@ -24,6 +25,15 @@ def _pick(task: Task, mission: Mission, name: str, default: Any = None) -> Any:
     if value is None:
         value = getattr(mission.defaults, name)
     return default if value is None else value
+
+
+def _budget(task: Task, mission: Mission, name: str) -> int | None:
+    """A field of the task's budget, else of ``defaults``' budget (field by field)."""
+    for budget in (task.budget, mission.defaults.budget):
+        value = getattr(budget, name) if budget is not None else None
+        if value is not None:
+            return int(value)
+    return None
 
 
 def task_config(task: Task, mission: Mission) -> dict[str, Any]:
@@ -51,9 +61,10 @@ def plan_tasks(
     run_dir: Path,
     previous: dict[str, TaskResult] | None = None,
     threads: dict[str, tuple[str, str | None]] | None = None,
+    forks: dict[str, ForkSource] | None = None,
 ) -> list[PlannedTask]:
     """``previous`` holds results kept from an earlier run; ``threads`` maps a task id to a
-    (thread id, worker label) to continue."""
+    (thread id, worker label) to continue, ``forks`` to a thread to copy (codex-fork)."""
     planned: list[PlannedTask] = []
     for index, task in enumerate(mission.tasks):
         task_id = task.id or f"task-{index + 1}"
@@ -80,6 +91,9 @@ def plan_tasks(
                 tool_spec(t.name, t.description, t.input_schema)
                 for t in _pick(task, mission, "tools", [])
             ),
+            budget_tokens=_budget(task, mission, "tokens"),
+            budget_turns=_budget(task, mission, "turns"),
+            review=task.review.codex_target() if task.review else None,
         )
         thread_id, thread_worker = (threads or {}).get(task_id, (None, None))
         planned.append(
@@ -87,13 +101,16 @@ def plan_tasks(
                 task_id=task_id,
                 index=index,
                 prompts=(task.prompt, *task.follow_ups),
-                depends_on=tuple(task.depends_on),
+                depends_on=tuple(prerequisites(task)),
                 retries=int(_pick(task, mission, "retries", DEFAULT_RETRIES)),
                 timeout_sec=float(_pick(task, mission, "timeout_sec", DEFAULT_TIMEOUT_SEC)),
                 spec=spec,
                 previous=(previous or {}).get(task_id),
                 thread_id=thread_id,
                 thread_worker=thread_worker,
+                fork_from=task.fork_from,
+                fork_turn=task.fork_turn,
+                fork=(forks or {}).get(task_id),
             )
         )
     return planned

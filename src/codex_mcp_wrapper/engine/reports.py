@@ -21,6 +21,7 @@ from pathlib import Path
 from codex_mcp_wrapper.engine.events import Event, RunFinished, RunStarted
 from codex_mcp_wrapper.engine.redaction import Redactor
 from codex_mcp_wrapper.engine.results import RunSummary, TaskResult
+from codex_mcp_wrapper.engine.spending import tokens_of
 from codex_mcp_wrapper.errors import EnvironmentProblem
 
 EXCERPT = 4000
@@ -87,6 +88,7 @@ def junit_xml(summary: RunSummary) -> str:
     )
     props = ET.SubElement(suite, "properties")
     ET.SubElement(props, "property", name="run_id", value=summary.run_id)
+    ET.SubElement(props, "property", name="tokens", value=str(tokens_of(summary.usage)))
     for task in summary.tasks:
         case = ET.SubElement(
             suite,
@@ -191,6 +193,23 @@ def transcript_href(run_dir: Path, task_id: str, page: Path | None = None) -> st
     return urllib.parse.quote(Path(relative).as_posix())
 
 
+def _findings(task: TaskResult) -> str:
+    """A review task's findings, as a table."""
+    assert task.review is not None
+    rows = "".join(
+        f'<tr class="finding"><td>{"-" if f.priority is None else f"P{f.priority}"}</td>'
+        f"<td>{html.escape(f.title)}</td><td><code>{html.escape(f.file or '')}"
+        f"{f':{f.lines[0]}-{f.lines[1]}' if f.lines else ''}</code></td>"
+        f"<td>{html.escape(f.body)}</td></tr>"
+        for f in task.review.findings
+    )
+    verdict = html.escape(task.review.overall_correctness or "")
+    return (
+        f"<h4>Review findings</h4><p>{verdict}</p><table><tr><th>priority</th><th>title</th>"
+        f"<th>where</th><th>what</th></tr>{rows}</table>"
+    )
+
+
 def _task_section(task: TaskResult, run_dir: Path | None, page: Path | None) -> str:
     parts = [
         f'<details class="task" id="task-{html.escape(task.task_id)}" open>'
@@ -209,6 +228,8 @@ def _task_section(task: TaskResult, run_dir: Path | None, page: Path | None) -> 
             "<h4>Checks</h4><table><tr><th></th><th>check</th><th>expected</th>"
             f"<th>observed</th></tr>{rows}</table>"
         )
+    if task.review is not None:
+        parts.append(_findings(task))
     if task.tool_calls:
         rows = "".join(
             f"<tr><td>{html.escape(str(c.server))}.{html.escape(str(c.tool))}</td>"
@@ -265,7 +286,7 @@ def html_report(
         f'data-status="{html.escape(t.status)}"><td><a href="#task-{html.escape(t.task_id)}">'
         f"{html.escape(t.task_id)}</a></td><td>{_badge(t.status)}</td>"
         f"<td>{html.escape(str(t.worker or '-'))}</td><td>{t.duration_ms / 1000:.1f} s</td>"
-        f"<td>{_checks_cell(t)}</td></tr>"
+        f"<td>{tokens_of(t.usage)}</td><td>{_checks_cell(t)}</td></tr>"
         for t in summary.tasks
     )
     started = datetime.fromtimestamp(summary.started_at, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
@@ -279,12 +300,13 @@ def html_report(
 {html.escape(summary.status)}</title><style>{_CSS}</style></head><body>
 <h1>{html.escape(summary.mission_id)} {_badge(summary.status)}</h1>
 <p class="muted">run <code id="run-id">{html.escape(summary.run_id)}</code> · {started} ·
-{summary.duration_ms / 1000:.1f} s · {html.escape(counts)} · exit code {summary.exit_code}</p>
+{summary.duration_ms / 1000:.1f} s · {html.escape(counts)} ·
+<span id="tokens">{tokens_of(summary.usage)} tokens</span> · exit code {summary.exit_code}</p>
 {f"<p>{html.escape(str(notes))}</p>" if notes else ""}
 <p class="muted">workspace {html.escape(str(summary.workspace_root))}{run_folder}</p>
 <h2>Timeline</h2>{_timeline(summary)}
 <h2>Tasks</h2><table id="tasks"><tr><th>task</th><th>status</th><th>worker</th><th>time</th>
-<th>checks</th></tr>{rows}</table>
+<th>tokens</th><th>checks</th></tr>{rows}</table>
 {"".join(_task_section(t, link_base, page) for t in summary.tasks)}
 </body></html>
 """

@@ -16,8 +16,10 @@ from typing import Any, Literal, SupportsIndex, get_args, overload
 from pydantic import BaseModel, Field, GetCoreSchemaHandler
 from pydantic_core import core_schema
 
+from codex_mcp_wrapper.engine.spending import total_usage
 from codex_mcp_wrapper.errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_TASKS_FAILED
 from codex_mcp_wrapper.missions.checks import CheckResult, CommandRecord, ToolCallRecord
+from codex_mcp_wrapper.missions.review import ReviewResult
 
 TaskStatus = Literal["ok", "failed", "timeout", "cancelled", "skipped"]
 OutcomeStatus = Literal["ok", "failed", "timeout", "cancelled"]
@@ -60,9 +62,11 @@ class TaskResult(BaseModel):
     error: str | None = None
     log_path: str | None = None
     turns_done: int = 0
+    turn_ids: list[str] = Field(default_factory=list)  # Codex's ids of its completed turns
     checks: list[CheckResult] = Field(default_factory=list)
     tool_calls: list[ToolCallRecord] = Field(default_factory=list)
     commands: list[CommandRecord] = Field(default_factory=list)
+    review: ReviewResult | None = None  # a review task's findings (missions/review.py)
 
     @property
     def ok(self) -> bool:
@@ -130,6 +134,7 @@ class RunSummary(DictAccess, BaseModel):
     run_dir: str | None = None
     workspace_root: str | None = None
     counts: dict[str, int] = Field(default_factory=dict)
+    usage: dict[str, int] = Field(default_factory=dict)  # the tasks' usage added up
     tasks: TaskList = Field(default_factory=TaskList)
     hook_failures: list[str] = Field(default_factory=list)  # required hooks that failed
 
@@ -175,6 +180,7 @@ def summarise(
         run_dir=run_dir,
         workspace_root=workspace_root,
         counts=counts,
+        usage=total_usage(r.usage for r in results),
         tasks=TaskList(sorted(results, key=lambda r: r.index)),
         hook_failures=list(hook_failures or []),
     )

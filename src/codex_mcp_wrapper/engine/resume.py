@@ -65,7 +65,15 @@ def continuation(
     tasks = [t for t in mission.tasks if t.id == task_id]
     if not tasks:
         raise InputError(f"run {run_id} has no task '{task_id}'.")
-    task = tasks[0].model_copy(update={"prompt": prompt, "follow_ups": [], "depends_on": []})
+    task = tasks[0].model_copy(
+        update={
+            "prompt": prompt,
+            "follow_ups": [],
+            "depends_on": [],
+            "fork_from": None,
+            "fork_turn": None,
+        }
+    )
     single = mission.model_copy(update={"tasks": [task]})
     return single, {task_id: (thread_id, worker)}
 

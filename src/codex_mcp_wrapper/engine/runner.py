@@ -24,11 +24,13 @@ from codex_mcp_wrapper.engine.events import (
 )
 from codex_mcp_wrapper.engine.results import CUT_SHORT_BY_CRASH, TaskResult, TaskState
 from codex_mcp_wrapper.engine.seams import (
+    ForkSource,
     PlannedTask,
     TaskExecutor,
     TaskOutcome,
     TaskRequest,
 )
+from codex_mcp_wrapper.engine.spending import mission_spent, tokens_of
 from codex_mcp_wrapper.settings import Timeouts
 
 # Seconds between attempts (Timeouts.retry_backoff): a model error or a lost worker often
@@ -71,6 +73,41 @@ class _Sink:
         self.publish(event)
 
 
+@dataclass
+class _Progress:
+    """What a task's attempts have done so far (with an earlier run's, on resume): its thread
+    and worker, its turns, what it spent."""
+
+    thread_id: str | None
+    worker: str | None
+    turns_done: int = 0
+    usage: dict[str, int] = field(default_factory=dict)
+    turns_started: int = 0  # in this run, against the task's turn budget
+    turn_ids: list[str] = field(default_factory=list)
+
+    @classmethod
+    def of(cls, task: PlannedTask, fork: ForkSource | None) -> _Progress:
+        prev = task.previous
+        done = (
+            cls(prev.thread_id, prev.worker, prev.turns_done, dict(prev.usage), 0, prev.turn_ids)
+            if prev is not None
+            else cls(task.thread_id, task.thread_worker)
+        )
+        if done.thread_id is None and fork is not None:  # the copy is made where the thread is
+            done.worker = fork.worker
+        done.turn_ids = list(done.turn_ids)
+        return done
+
+    def add(self, outcome: TaskOutcome) -> None:
+        for key, value in outcome.usage.items():
+            self.usage[key] = self.usage.get(key, 0) + value
+        self.turns_started += outcome.turns_started
+        self.turn_ids += outcome.turn_ids
+        self.thread_id = outcome.thread_id or self.thread_id
+        self.worker = outcome.worker or self.worker
+        self.turns_done = max(self.turns_done, outcome.turns_done)
+
+
 class MissionRunner:
     def __init__(
         self,
@@ -80,8 +117,12 @@ class MissionRunner:
         publish: Publish,
         retry_backoff: Sequence[float] = RETRY_BACKOFF,
         clock: Clock | None = None,
+        token_budget: int | None = None,
     ) -> None:
+        """``token_budget`` is the mission's: once the run's tasks have used it, no task
+        starts (``engine.spending.mission_spent``)."""
         self.run_id = run_id
+        self.token_budget = token_budget
         self.retry_backoff = tuple(retry_backoff) or (0.0,)
         self.tasks = tasks
         self.executor = executor
@@ -121,21 +162,23 @@ class MissionRunner:
             return
         for dep in task.depends_on:
             await self._done[dep].wait()
-        failed = [d for d in task.depends_on if self.results[d].status != "ok"]
-        if failed:
+        reason = self._skip_reason(task)
+        fork = None if reason is not None else self._fork_of(task)
+        if reason is not None or isinstance(fork, str):
             self._finish(
                 TaskResult(
                     task_id=task.task_id,
                     index=task.index,
-                    status="skipped",
-                    error=f"skipped because {', '.join(failed)} did not finish ok.",
+                    status="skipped" if reason is not None else "failed",
+                    error=reason or str(fork),
                 )
             )
             return
         self.publish(TaskUpdate(self.run_id, task.task_id, "queued"))
         started = self.clock.wall()
         try:
-            result = await self._attempts(task, started)
+            assert not isinstance(fork, str)
+            result = await self._attempts(task, started, fork)
         except asyncio.CancelledError:
             # The thread it ran in is kept, so a resume continues it where it stopped.
             progress = self._sink.threads.get(task.task_id)
@@ -164,13 +207,38 @@ class MissionRunner:
             raise
         self._finish(result)
 
-    async def _attempts(self, task: PlannedTask, started: float) -> TaskResult:
+    def _skip_reason(self, task: PlannedTask) -> str | None:
+        """Why ``task`` must not start now that its dependencies are done, or None."""
+        failed = [d for d in task.depends_on if self.results[d].status != "ok"]
+        if failed:
+            return f"skipped because {', '.join(failed)} did not finish ok."
+        used = sum(tokens_of(result.usage) for result in self.results.values())
+        return mission_spent(self.token_budget, used)
+
+    def _fork_of(self, task: PlannedTask) -> ForkSource | str | None:
+        """The thread ``task`` copies: the one given (codex-fork), or its ``fork_from`` task's
+        (through its ``fork_turn``-th turn); a sentence when it cannot be copied."""
+        if task.fork is not None or task.fork_from is None:
+            return task.fork
+        parent = self.results[task.fork_from]
+        if not parent.thread_id:
+            return f"task '{task.fork_from}' has no Codex thread to fork."
+        turn_id = None
+        if task.fork_turn is not None:
+            if task.fork_turn > len(parent.turn_ids):
+                return (
+                    f"fork_turn is {task.fork_turn}, but task '{task.fork_from}' completed "
+                    f"{len(parent.turn_ids)} turn(s)."
+                )
+            turn_id = parent.turn_ids[task.fork_turn - 1]
+        return ForkSource(parent.thread_id, parent.worker, turn_id)
+
+    async def _attempts(
+        self, task: PlannedTask, started: float, fork: ForkSource | None = None
+    ) -> TaskResult:
         deadline = self.clock.monotonic() + task.timeout_sec
         prev = task.previous
-        thread_id = prev.thread_id if prev else task.thread_id
-        thread_worker = prev.worker if prev else task.thread_worker
-        turns_done = prev.turns_done if prev else 0
-        usage: dict[str, int] = dict(prev.usage) if prev else {}
+        done = _Progress.of(task, fork)
         outcome = TaskOutcome(status="failed", error="no attempt was made.")
         attempts = 0  # attempts that ran
         for attempt in range(1, task.retries + 2):
@@ -180,8 +248,8 @@ class MissionRunner:
                     status="timeout",
                     error=f"the task used its {task.timeout_sec:g} s (timeout_sec) "
                     f"before attempt {attempt}; last error: {outcome.error}",
-                    thread_id=thread_id,
-                    worker=thread_worker,
+                    thread_id=done.thread_id,
+                    worker=done.worker,
                 )
                 break
             self._sink.attempt[task.task_id] = attempts = attempt
@@ -192,18 +260,17 @@ class MissionRunner:
                 attempt=attempt,
                 prompts=task.prompts,
                 timeout_sec=left,
-                thread_id=thread_id,
-                thread_worker=thread_worker,
-                turns_done=turns_done,
+                thread_id=done.thread_id,
+                thread_worker=done.worker,
+                turns_done=done.turns_done,
                 spec=task.spec,
                 after_crash=attempt == 1 and prev is not None and prev.error == CUT_SHORT_BY_CRASH,
+                spent_tokens=tokens_of(done.usage),
+                spent_turns=done.turns_started,
+                fork=fork if done.thread_id is None else None,
             )
             outcome = await self.executor.execute(request, self._sink)
-            for key, value in outcome.usage.items():
-                usage[key] = usage.get(key, 0) + value
-            thread_id = outcome.thread_id or thread_id
-            thread_worker = outcome.worker or thread_worker
-            turns_done = max(turns_done, outcome.turns_done)
+            done.add(outcome)
             if outcome.status != "failed" or not outcome.retryable or attempt > task.retries:
                 break
             self.publish(
@@ -226,17 +293,19 @@ class MissionRunner:
             status=outcome.status,
             worker=outcome.worker,
             attempts=attempts,
-            thread_id=thread_id,
+            thread_id=done.thread_id,
             final_message=outcome.final_message,
             started_at=started,
             finished_at=finished,
             duration_ms=int((finished - started) * 1000),
-            usage=usage,
+            usage=done.usage,
             artifacts=outcome.artifacts,
             checks=outcome.checks,
             tool_calls=outcome.tool_calls,
             commands=outcome.commands,
+            review=outcome.review,
             error=outcome.error,
             log_path=outcome.log_path,
-            turns_done=turns_done,
+            turns_done=done.turns_done,
+            turn_ids=done.turn_ids,
         )

@@ -1,9 +1,10 @@
 """``Runs``: the one application API. The CLI, the MCP server and Python users call only this.
 
 Runs a mission in the foreground (``run``) or in the background (``start``; owned by this
-object's task group, never fire-and-forget), resumes, continues threads (``reply``), cancels,
-and answers status, list, report and file queries. Everything it returns has the run's secrets
-redacted; the facades never touch the store, mission files or redaction themselves.
+object's task group, never fire-and-forget), resumes, continues threads (``reply``), steers a
+running turn (``steer``, ``steer_thread``: ``engine.thread_control``), cancels, and answers status,
+list, report and file queries. Everything it returns has the run's secrets redacted; the
+facades never touch the store, mission files or redaction themselves.
 
 For an MCP client (a ``client`` identity given; ``None`` is the server's owner), everything it
 sends goes through the server's ``ClientPolicy`` (``client_mission``, ``codex``), its runs are
@@ -32,6 +33,7 @@ from codex_mcp_wrapper.engine.resume import continuation, resume_plan, task_thre
 from codex_mcp_wrapper.engine.run_state import RunState
 from codex_mcp_wrapper.engine.seams import ApprovalHandler, Backend
 from codex_mcp_wrapper.engine.store import RunStore
+from codex_mcp_wrapper.engine.thread_control import ThreadControl
 from codex_mcp_wrapper.engine.tracker import RunTracker, run_ended
 from codex_mcp_wrapper.errors import InputError, Interrupted, WrapperError
 from codex_mcp_wrapper.missions.model import Mission
@@ -42,7 +44,7 @@ from codex_mcp_wrapper.settings import Settings, Timeouts
 CANCEL_TIMEOUT = Timeouts.cancel  # then ``cancel`` reports back; the run keeps stopping
 
 
-class Runs(ClientMissions, RunQueries):
+class Runs(ClientMissions, RunQueries, ThreadControl):
     """The runs of one state dir, executed by ``backend``. Use as an async context manager
     when starting runs in the background; ``run``/``resume`` work without it."""
 

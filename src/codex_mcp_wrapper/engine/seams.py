@@ -19,6 +19,7 @@ from codex_mcp_wrapper.engine.results import OutcomeStatus, TaskResult, TaskStat
 from codex_mcp_wrapper.missions.checks import CheckResult, CommandRecord, ToolCallRecord
 from codex_mcp_wrapper.missions.expect import Expect
 from codex_mcp_wrapper.missions.model import Mission
+from codex_mcp_wrapper.missions.review import ReviewResult
 
 ApprovalDecision = Literal["accept", "decline"]
 ApprovalKind = Literal[
@@ -47,6 +48,19 @@ class TaskSpec:
     expect: Expect | None = None  # checks decided when the task's turns end ok
     # The orchestrator's tools Codex may call: {type: function, name, description, inputSchema}
     tools: tuple[dict[str, Any], ...] = ()
+    budget_tokens: int | None = None  # the task's token budget (engine/spending.py)
+    budget_turns: int | None = None  # the turns it may start
+    review: dict[str, Any] | None = None  # its first turn is Codex's review of this target
+
+
+@dataclass(frozen=True)
+class ForkSource:
+    """The thread a task's first attempt copies (Codex's ``thread/fork``) instead of starting
+    a new one."""
+
+    thread_id: str
+    worker: str | None  # whose CODEX_HOME holds it
+    turn_id: str | None = None  # copy through this turn (inclusive); None: all of it
 
 
 @dataclass(frozen=True)
@@ -63,6 +77,9 @@ class PlannedTask:
     previous: TaskResult | None = None  # a result kept from an earlier run (resume)
     thread_id: str | None = None  # continue this thread (codex-reply, resume)
     thread_worker: str | None = None
+    fork_from: str | None = None  # the task whose thread this one copies (once it ended ok)
+    fork_turn: int | None = None  # copy only that task's first N turns
+    fork: ForkSource | None = None  # a thread to copy known when planned (codex-fork)
 
 
 @dataclass(frozen=True)
@@ -82,6 +99,9 @@ class TaskRequest:
     # The attempt before this one was cut short by the death of the wrapper (resume after a
     # crash or kill -9): the model is told so, and what was running is recorded as evidence.
     after_crash: bool = False
+    spent_tokens: int = 0  # what the task's earlier attempts spent, against its budget
+    spent_turns: int = 0
+    fork: ForkSource | None = None  # no thread yet: copy this one (thread/fork)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -96,6 +116,8 @@ class TaskOutcome:
     thread_id: str | None = None
     worker: str | None = None
     turns_done: int = 0
+    turns_started: int = 0  # by this attempt (a turn budget counts them)
+    turn_ids: list[str] = field(default_factory=list)  # Codex's ids of the turns it completed
     usage: dict[str, int] = field(default_factory=dict)
     error: str | None = None
     retryable: bool = False
@@ -105,6 +127,7 @@ class TaskOutcome:
     checks: list[CheckResult] = field(default_factory=list)
     tool_calls: list[ToolCallRecord] = field(default_factory=list)
     commands: list[CommandRecord] = field(default_factory=list)
+    review: ReviewResult | None = None  # a review task's findings
 
 
 @dataclass(frozen=True)
@@ -218,3 +241,8 @@ class Backend(Protocol):
         tasks: Sequence[PlannedTask],
         retry_backoff: Sequence[float],
     ) -> None: ...
+
+    async def steer(self, run_id: str, task_id: str, text: str) -> str | None:
+        """Add ``text`` to the running turn of a task of a run this backend executes; the
+        turn's id, or None when the task has no turn running here."""
+        ...

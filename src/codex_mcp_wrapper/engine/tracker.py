@@ -7,7 +7,14 @@ import asyncio
 from dataclasses import dataclass, field
 from typing import Any
 
-from codex_mcp_wrapper.engine.events import Event, RunFinished, RunStarted, TaskFinished, TaskUpdate
+from codex_mcp_wrapper.engine.events import (
+    Event,
+    RunFinished,
+    RunStarted,
+    TaskFinished,
+    TaskUpdate,
+    ThreadProgress,
+)
 from codex_mcp_wrapper.engine.redaction import Redactor
 from codex_mcp_wrapper.engine.results import FINAL_STATUSES, RunSummary
 from codex_mcp_wrapper.engine.run_state import RunState, TaskRow
@@ -31,6 +38,9 @@ class RunTracker:
         elif isinstance(event, TaskUpdate):
             row = self.tasks.setdefault(event.task_id, {"task_id": event.task_id})
             row.update(status=event.status, worker=event.worker or row.get("worker"))
+        elif isinstance(event, ThreadProgress):  # known while it runs (codex-steer finds it)
+            self.tasks.setdefault(event.task_id, {"task_id": event.task_id})
+            self.tasks[event.task_id]["thread_id"] = event.thread_id
         elif isinstance(event, TaskFinished):
             self.tasks[event.result.task_id] = event.result.model_dump(
                 include={"task_id", "status", "worker", "thread_id", "error", "duration_ms"}

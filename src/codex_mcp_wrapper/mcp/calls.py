@@ -16,7 +16,13 @@ from mcp.types import CallToolResult, Notification, TextContent
 from mcp.types.version import MODERN_PROTOCOL_VERSIONS
 
 from codex_mcp_wrapper.engine.approval_policies import asking, fixed
-from codex_mcp_wrapper.engine.events import CodexEvent, Event, TaskFinished, TaskUpdate
+from codex_mcp_wrapper.engine.events import (
+    CodexEvent,
+    Event,
+    TaskFinished,
+    TaskUpdate,
+    ThreadProgress,
+)
 from codex_mcp_wrapper.engine.seams import (
     ApprovalDecision,
     ApprovalHandler,
@@ -72,6 +78,7 @@ class CallContext:
         # 2025-06-18); a 2026-07-28 client gets the standard notifications alone.
         self.legacy = LegacyEvents(self.request_id) if legacy_events and not self.modern else None
         self.notes: list[str] = []  # approvals the policy decided: said in the result
+        self.threads: set[str] = set()  # the threads the call's progress has named
 
     @property
     def modern(self) -> bool:
@@ -84,6 +91,9 @@ class CallContext:
         if isinstance(event, TaskUpdate | TaskFinished) or (
             self.legacy is not None and isinstance(event, CodexEvent)
         ):
+            self.queue.put_nowait(event)
+        elif isinstance(event, ThreadProgress) and event.thread_id not in self.threads:
+            self.threads.add(event.thread_id)  # said once: a client may steer it (codex-steer)
             self.queue.put_nowait(event)
 
     async def pump(self) -> None:
@@ -121,6 +131,8 @@ class CallContext:
             message = f"{result.task_id}: {result.status}"
             if result.error:
                 message += f" ({result.error})"
+        elif isinstance(event, ThreadProgress):
+            message = f"{event.task_id}: thread {event.thread_id}"
         else:
             assert isinstance(event, TaskUpdate)
             where = f" on {event.worker}" if event.worker else ""

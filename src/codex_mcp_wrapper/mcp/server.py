@@ -1,10 +1,11 @@
 """The MCP server: Codex and missions for any MCP client, over the same ``Runs`` as the CLI.
 
-Tools (``tools.py``): ``codex`` and ``codex-reply`` (the drop-in for the removed
-``codex mcp-server``), ``batch``, ``mission_start``/``mission_status``/``mission_wait``/
-``mission_cancel``/``mission_resume``, ``reply`` and ``runs_list``. Runs, transcripts and
-artifacts are resources. Progress goes out as standard progress notifications, task states
-as standard log messages; approvals become standard elicitations when the client supports them.
+Tools: ``codex`` and ``codex-reply`` (the drop-in for the removed ``codex mcp-server``),
+``codex-steer`` and ``codex-fork`` (``thread_tools.py``), ``batch``, ``mission_start``/
+``mission_status``/``mission_wait``/``mission_cancel``/``mission_resume``, ``reply`` and
+``runs_list``. Runs, transcripts and artifacts are resources. Progress goes out as standard
+progress notifications, task states as standard log messages; approvals become standard
+elicitations when the client supports them.
 """
 
 from __future__ import annotations
@@ -22,10 +23,12 @@ from codex_mcp_wrapper.mcp.log_levels import LogLevels
 from codex_mcp_wrapper.mcp.mission_tools import register_mission_tools
 from codex_mcp_wrapper.mcp.strict import StrictArguments, StrictServer
 from codex_mcp_wrapper.mcp.tasks import Tasks
+from codex_mcp_wrapper.mcp.thread_tools import register_thread_tools
 
 INSTRUCTIONS = (
     "Runs OpenAI Codex headlessly. `codex` starts a Codex session and `codex-reply` "
-    "continues it (threadId). `batch` runs a mission (a list of Codex tasks) to the end; "
+    "continues it (threadId); `codex-steer` adds input to a call still running. `batch` "
+    "runs a mission (a list of Codex tasks) to the end; "
     "for long missions use `mission_start` then `mission_wait` until done."
 )
 
@@ -44,6 +47,7 @@ def build_server(runs: Runs) -> MCPServer:
     levels.install(server)
     register_codex_tools(server, runs, levels, parking)
     register_mission_tools(server, runs, levels)
+    register_thread_tools(server, runs, levels)
     register_resources(server, runs)
     return server
 

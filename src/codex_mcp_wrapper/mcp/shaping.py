@@ -35,6 +35,27 @@ def codex_result(result: TaskResult) -> CallToolResult:
     )
 
 
+class ReviewOutput(BaseModel):
+    threadId: str
+    content: str
+    findings: list[dict[str, Any]]
+    overall_correctness: str | None = None
+    overall_explanation: str | None = None
+
+
+def review_result(result: TaskResult) -> CallToolResult:
+    """A review task's result: ``codex_result`` plus its findings."""
+    shaped = codex_result(result)
+    review = result.review
+    assert shaped.structured_content is not None
+    shaped.structured_content.update(
+        findings=[f.model_dump(mode="json") for f in review.findings] if review else [],
+        overall_correctness=review.overall_correctness if review else None,
+        overall_explanation=review.overall_explanation if review else None,
+    )
+    return shaped
+
+
 def batch_result(summary: RunSummary) -> dict[str, Any]:
     """The ``batch`` contract of the original wrapper design."""
     results, errors = [], []

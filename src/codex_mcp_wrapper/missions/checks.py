@@ -17,6 +17,7 @@ from pydantic import BaseModel
 from codex_mcp_wrapper import process
 from codex_mcp_wrapper.missions.expect import Expect, MessageCheck, VerifyCheck
 from codex_mcp_wrapper.missions.paths import inside
+from codex_mcp_wrapper.missions.review import ReviewResult, check_review
 
 GIT_TIMEOUT = 30.0
 OUTPUT_TAIL = 400
@@ -53,6 +54,8 @@ class Evidence:
 
     tool_calls: list[ToolCallRecord] = field(default_factory=list)
     commands: list[CommandRecord] = field(default_factory=list)
+    review: ReviewResult | None = None  # what a review task's review found
+    review_answer: str | None = None  # the model's own answer in review mode (JSON)
 
 
 def _subset(expected: Any, actual: Any) -> bool:
@@ -309,6 +312,11 @@ async def evaluate(
         results.append(await check_git(cwd))
     if isinstance(expect.verify, VerifyCheck):
         results.append(await check_verify(expect.verify, cwd))
+    if expect.review is not None:
+        results += [
+            CheckResult(name=name, ok=ok, expected=expected, observed=observed)
+            for name, ok, expected, observed in check_review(expect.review, evidence.review)
+        ]
     return results
 
 

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from codex_mcp_wrapper.missions.paths import check_relative
+from codex_mcp_wrapper.missions.review import ReviewCheck
 
 Count = Annotated[int, Field(ge=0)]
 
@@ -110,6 +111,7 @@ class Expect(_Model):
     output_schema: bool = False
     git_clean: bool = False
     verify: VerifyCheck | str | None = None
+    review: ReviewCheck | None = None  # a review task's findings (missions/review.py)
 
     @model_validator(mode="before")
     @classmethod

@@ -6,6 +6,7 @@ Hyphenated keys of the original design (``base-instructions``) are accepted as a
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 
@@ -13,6 +14,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validat
 
 from codex_mcp_wrapper.missions.expect import Expect
 from codex_mcp_wrapper.missions.paths import check_relative
+from codex_mcp_wrapper.missions.review import Review
 from codex_mcp_wrapper.missions.rules import ApprovalRules, DynamicTool, Hook
 
 DEFAULT_TIMEOUT_SEC = 900.0
@@ -90,6 +92,20 @@ ProviderChoice = Literal["codex", "scripted"] | CustomProvider
 ServerName = Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
 
 
+class Budget(_Model):
+    """What a task may spend: ``tokens`` (Codex's ``totalTokens``, summed over the task's turns
+    and attempts) and ``turns`` (turns started, follow-ups and retries included)."""
+
+    tokens: Annotated[int, Field(ge=1)] | None = None
+    turns: Annotated[int, Field(ge=1, le=10_000)] | None = None
+
+
+class MissionBudget(_Model):
+    """What a whole run may spend: once its tasks have used ``tokens``, no new task starts."""
+
+    tokens: Annotated[int, Field(ge=1)]
+
+
 class TaskSettings(_Model):
     """Settings a task may give and ``defaults`` may give for all tasks."""
 
@@ -118,6 +134,9 @@ class TaskSettings(_Model):
     # snapshots one per thread). Off by default: commands get the worker's environment as
     # it is, and a thread costs the same whatever the profile does (pyenv, nvm, conda).
     login_shell: bool | None = None
+    # A task over its budget is interrupted and fails; each field of a task's budget replaces
+    # the same field of ``defaults``' budget.
+    budget: Budget | None = None
 
 
 class Task(TaskSettings):
@@ -127,6 +146,21 @@ class Task(TaskSettings):
     follow_ups: list[Annotated[str, Field(min_length=1)]] = Field(default_factory=list)
     script: list[Any] | dict[str, Any] | str | None = None
     expect: Expect | None = None
+    # Start from a copy of that task's thread (Codex's thread/fork) instead of a new one: the
+    # task runs after it, with its conversation; ``fork_turn`` keeps only its first N turns.
+    fork_from: str | None = None
+    fork_turn: Annotated[int, Field(ge=1)] | None = None
+    # Codex's review mode instead of a prompt for the first turn (missions/review.py); the
+    # prompt may then be left out, follow-ups go on in the thread.
+    review: Review | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _review_prompt(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("review") and not data.get("prompt"):
+            with contextlib.suppress(ValueError):  # the review's own validation says what
+                data = {**data, "prompt": Review.model_validate(data["review"]).describe()}
+        return data
 
 
 class Mission(_Model):
@@ -137,6 +171,7 @@ class Mission(_Model):
     defaults: TaskSettings = Field(default_factory=TaskSettings)
     approvals: ApprovalRules | None = None  # the mission's rules (tasks' and defaults' first)
     hooks: list[Hook] = Field(default_factory=list)  # commands run on run events
+    budget: MissionBudget | None = None  # tokens the whole run may use before no task starts
     tasks: Annotated[list[Task], Field(min_length=1)]
 
     @model_validator(mode="after")
@@ -150,6 +185,7 @@ class Mission(_Model):
             ids.append(task.id)
         known = set(ids)
         for task in self.tasks:
+            _check_fork(task, known)
             for dep in task.depends_on:
                 if dep not in known:
                     raise ValueError(
@@ -157,7 +193,7 @@ class Mission(_Model):
                     )
                 if dep == task.id:
                     raise ValueError(f"task '{task.id}' depends on itself")
-        cycle = find_cycle({t.id or "": t.depends_on for t in self.tasks})
+        cycle = find_cycle({t.id or "": prerequisites(t) for t in self.tasks})
         if cycle:
             shown = cycle if len(cycle) <= 10 else [*cycle[:5], "...", *cycle[-2:]]
             size = f" ({len(cycle) - 1} tasks)" if len(cycle) > 10 else ""
@@ -170,6 +206,28 @@ class Mission(_Model):
             if twice:
                 raise ValueError(f"task '{task.id}' has two tools named '{twice[0]}'")
         return self
+
+
+def _check_fork(task: Task, known: set[str]) -> None:
+    if task.fork_turn is not None and task.fork_from is None:
+        raise ValueError(f"task '{task.id}' gives fork_turn without fork_from")
+    if task.fork_from is None:
+        return
+    if task.fork_from == task.id:
+        raise ValueError(f"task '{task.id}' forks itself")
+    if task.fork_from not in known:
+        raise ValueError(
+            f"task '{task.id}' forks '{task.fork_from}', which is not a task of this mission"
+        )
+
+
+def prerequisites(task: Task) -> list[str]:
+    """The tasks that must end ok before ``task`` starts: its depends_on and the task it
+    forks."""
+    deps = list(task.depends_on)
+    if task.fork_from is not None and task.fork_from not in deps:
+        deps.append(task.fork_from)
+    return deps
 
 
 def defined_servers(settings: TaskSettings) -> dict[str, McpServer]:

@@ -26,6 +26,7 @@ class CodexRequest:
     developer_instructions: str | None = None
     compact_prompt: str | None = None
     script: str | None = None  # under the scripted model: the script file it plays
+    review: dict[str, Any] | None = None  # Codex's review mode instead of the prompt
 
 
 def codex_mission(request: CodexRequest, default_cwd: Path) -> Mission:
@@ -38,6 +39,8 @@ def codex_mission(request: CodexRequest, default_cwd: Path) -> Mission:
     task: dict[str, Any] = {"id": "codex", "prompt": request.prompt, "config": config}
     if request.script:
         task["script"] = request.script
+    if request.review is not None:
+        task["review"] = request.review
     for key in (
         "sandbox",
         "approval_policy",

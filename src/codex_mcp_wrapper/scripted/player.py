@@ -3,6 +3,9 @@
 Each thread (Codex sends its id in the ``thread-id``/``session-id`` header) plays its script from
 the start. A cursor per thread remembers the next step; a thread first seen by this process (a
 resumed thread, a restarted model) starts after the steps whose output is already in its history.
+Every item the model answers carries a tag of its thread in its id (``msg_tXXXXXXXX_3``), so the
+history of a forked thread (Codex's ``thread/fork``: a new thread holding a copy of another's
+conversation) counts only the fork's own answers, and the fork plays its script from the start.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from codex_mcp_wrapper.scripted.script import (
     Fail,
     Hang,
     Raw,
+    ReviewAnswer,
     Say,
     Script,
     Shell,
@@ -128,13 +132,24 @@ def last_tool_output(body: dict[str, Any]) -> str:
     return ""
 
 
-def outputs_in_history(body: dict[str, Any]) -> int:
-    """How many answers of the model the request's history already holds."""
+_TAGGED = re.compile(r"^(?:msg|fc)_(t[0-9a-f]{8})_")
+
+
+def thread_tag(thread: str) -> str:
+    """The tag the ids of a thread's answers carry."""
+    return "t" + hashlib.sha256(thread.encode()).hexdigest()[:8]
+
+
+def outputs_in_history(body: dict[str, Any], tag: str | None = None) -> int:
+    """How many answers of the model the request's history already holds: with ``tag``, not
+    those another thread gave (the history a fork copied); untagged ones (a raw step's, an
+    older model's) count."""
     count = 0
     for item in body.get("input") or []:
         kind = item.get("type")
         if kind == "function_call" or (kind == "message" and item.get("role") == "assistant"):
-            count += 1
+            tagged = _TAGGED.match(str(item.get("id", "")))
+            count += tag is None or tagged is None or tagged[1] == tag
     return count
 
 
@@ -189,7 +204,7 @@ def offered_tools(body: dict[str, Any]) -> list[str]:
     return names
 
 
-def _message(text: str, seq: int) -> dict[str, Any]:
+def _message(text: str, seq: int | str) -> dict[str, Any]:
     return {
         "type": "message",
         "role": "assistant",
@@ -200,7 +215,7 @@ def _message(text: str, seq: int) -> dict[str, Any]:
 
 
 def _call(
-    name: str, arguments: dict[str, Any], seq: int, namespace: str | None = None
+    name: str, arguments: dict[str, Any], seq: int | str, namespace: str | None = None
 ) -> dict[str, Any]:
     item: dict[str, Any] = {
         "type": "function_call",
@@ -241,19 +256,20 @@ class ScriptPlayer:
         model = str(body.get("model", ""))
         script = self.script_for(model)
         key = (model, thread_key(headers, body))
+        tag = thread_tag(key[1])
         state = self._threads.get(key)
         if state is None:
-            state = _Thread(cursor=_skip_emitted(script.steps, outputs_in_history(body)))
+            state = _Thread(cursor=_skip_emitted(script.steps, outputs_in_history(body, tag)))
             self._threads[key] = state
         state.calls += 1
         if state.diverged is not None:  # a retry of a diverged replay diverges again
             return state.diverged
-        reply = self._next(script, state, body)
+        reply = self._next(script, state, body, tag)
         if isinstance(reply, HttpError) and reply.message.startswith(DIVERGED):
             state.diverged = reply
         return reply
 
-    def _next(self, script: Script, state: _Thread, body: dict[str, Any]) -> Reply:
+    def _next(self, script: Script, state: _Thread, body: dict[str, Any], tag: str) -> Reply:
         delay = 0.0
         while state.cursor < len(script.steps):
             step = script.steps[state.cursor]
@@ -261,7 +277,8 @@ class ScriptPlayer:
             if isinstance(step, Delay):
                 delay += step.delay
                 continue
-            return self._play(step, body, delay, seq=state.calls, strict=script.strict)
+            seq = f"{tag}_{state.calls}"
+            return self._play(step, body, delay, seq=seq, strict=script.strict)
         prompt = last_user_prompt(body)
         if script.strict:
             return HttpError(
@@ -271,10 +288,10 @@ class ScriptPlayer:
                 "or replay with --replay-mode echo",
                 delay=delay,
             )
-        return Items([_message(f"echo: {prompt}", state.calls)], delay=delay)
+        return Items([_message(f"echo: {prompt}", f"{tag}_{state.calls}")], delay=delay)
 
     def _play(
-        self, step: Step, body: dict[str, Any], delay: float, seq: int, strict: bool = False
+        self, step: Step, body: dict[str, Any], delay: float, seq: str, strict: bool = False
     ) -> Reply:
         if isinstance(step, Say):
             text = render_say(
@@ -318,6 +335,8 @@ class ScriptPlayer:
             return Items([_call(name, dict(step.tool.arguments), seq, namespace)], delay=delay)
         if isinstance(step, Raw):
             return Items([dict(item) for item in step.raw], delay=delay)
+        if isinstance(step, ReviewAnswer):
+            return Items([_message(json.dumps(step.review), seq)], delay=delay)
         if isinstance(step, Fail):
             if step.fail == "stream":
                 return StreamFailure("scripted failure: the stream broke", delay=delay)

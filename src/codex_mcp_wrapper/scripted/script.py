@@ -12,6 +12,7 @@ exactly one key::
     - hang: 30                         # open the stream, then stall for 30 s and drop it
     - delay: 0.5                       # wait before answering with the next step
     - raw: [{type: message, ...}]      # output items sent as they are (recorded answers)
+    - review: {findings: [...], ...}   # a review's answer (review mode), as JSON; ends the turn
 
 A mapping ``{steps: [...], strict: true}`` is a replay: running out of steps, or calling a tool
 Codex did not offer, answers HTTP 400 "replay diverged: ..." instead.
@@ -87,7 +88,15 @@ class Raw(_Step):
     raw: Annotated[list[dict[str, Any]], Field(min_length=1)]
 
 
-Step = Say | Shell | Tool | Escalate | Fail | Hang | Delay | Raw
+class ReviewAnswer(_Step):
+    """The model's answer to Codex's review prompt: ``findings`` (each ``title``, ``body``,
+    ``priority`` 0-3, ``confidence_score``, ``code_location``), ``overall_correctness``,
+    ``overall_explanation``, sent as the JSON the review prompt asks for."""
+
+    review: dict[str, Any]
+
+
+Step = Say | Shell | Tool | Escalate | Fail | Hang | Delay | Raw | ReviewAnswer
 STEP_KINDS: dict[str, type[_Step]] = {
     "say": Say,
     "shell": Shell,
@@ -97,9 +106,10 @@ STEP_KINDS: dict[str, type[_Step]] = {
     "hang": Hang,
     "delay": Delay,
     "raw": Raw,
+    "review": ReviewAnswer,
 }
 # Steps that answer the request with output Codex keeps in the thread's history.
-EMITTING = (Say, Shell, Tool, Escalate, Raw)
+EMITTING = (Say, Shell, Tool, Escalate, Raw, ReviewAnswer)
 
 
 class Script(BaseModel):

@@ -33,7 +33,7 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError
 
 from codex_mcp_wrapper.engine.seams import PlannedTask, RunContext
-from codex_mcp_wrapper.errors import EnvironmentProblem, RunDetached, WrapperError
+from codex_mcp_wrapper.errors import EnvironmentProblem, NotSteerable, RunDetached, WrapperError
 from codex_mcp_wrapper.missions.model import Mission
 from codex_mcp_wrapper.process import finish
 from codex_mcp_wrapper.settings import Settings, TemporalSettings
@@ -70,6 +70,13 @@ class TemporalBackend:
 
     def __repr__(self) -> str:
         return f"<TemporalBackend {self.target.address} queue={self.target.task_queue}>"
+
+    async def steer(self, run_id: str, task_id: str, text: str) -> str | None:
+        """Not yet: a task runs on a host, out of this process's reach."""
+        raise NotSteerable(
+            f"task '{task_id}' of run {run_id} runs on a Temporal host, and steering a task "
+            "there is not supported yet; only local runs (run, serve) can be steered."
+        )
 
     def check(self, mission: Mission) -> None:
         """Hosts check their own Codex and credentials; the server is checked on connect."""
@@ -121,6 +128,7 @@ class TemporalBackend:
             task_queue=self.target.task_queue,
             retry_backoff=list(retry_backoff),
             affinity_wait=self.target.affinity_wait,
+            token_budget=mission.budget.tokens if mission.budget else None,
         )
         handle = await self._adopt(client, run.run_id, tasks)
         if handle is None:

@@ -70,6 +70,7 @@ class MissionInput:
     task_queue: str
     retry_backoff: list[float] = field(default_factory=lambda: [0.5, 2.0, 5.0])
     affinity_wait: float = 10.0
+    token_budget: int | None = None  # the mission's budget.tokens
 
 
 @dataclass
@@ -201,6 +202,7 @@ class MissionWorkflow:
             self._publish,
             spec.retry_backoff,
             clock=_workflow_clock(),
+            token_budget=spec.token_budget,
         )
         try:
             results = await runner.schedule()
