@@ -15,6 +15,7 @@ from codex_mcp_wrapper.app import open_runs
 from codex_mcp_wrapper.cli.options import (
     codex_setup_options,
     codex_setup_settings,
+    keep_worktrees_option,
     login_shell_option,
     parse_vars,
     settings_from,
@@ -121,6 +122,7 @@ def _finish(summary: RunSummary, as_json: bool) -> None:
     "--temporal ...` follows it to its end.",
 )
 @login_shell_option
+@keep_worktrees_option
 @codex_setup_options
 @worker_options
 @temporal_options()
@@ -143,6 +145,7 @@ def run(
     force: bool,
     detach: bool,
     login_shell: bool,
+    keep_worktrees: bool,
     codex_home: Path | None,
     sync_codex_config: bool,
     mirror_auth: bool,
@@ -173,6 +176,7 @@ def run(
         approvals="accept" if auto_approve else "decline",
         variables=parse_vars(variables),
         login_shell=login_shell,
+        keep_worktrees=keep_worktrees,
         **worker_settings(threads_per_worker, recycle_after_threads, recycle_above_mb),
         **codex_setup_settings(codex_home, sync_codex_config, mirror_auth, pass_env),
         temporal=_submitting(
@@ -258,6 +262,7 @@ def _submitting(
 @click.option("--json", "as_json", is_flag=True, help="Print the summary JSON on stdout, only it.")
 @quiet_option
 @click.option("--auto-approve", is_flag=True, help="Accept Codex's approval requests.")
+@keep_worktrees_option
 @worker_options
 @temporal_options()
 @click.pass_context
@@ -268,6 +273,7 @@ def resume(
     workers: int | None,
     as_json: bool,
     auto_approve: bool,
+    keep_worktrees: bool,
     threads_per_worker: int | None,
     recycle_after_threads: int | None,
     recycle_above_mb: int | None,
@@ -284,6 +290,7 @@ def resume(
         ctx,
         workers=workers,
         approvals="accept" if auto_approve else "decline",
+        keep_worktrees=keep_worktrees,
         **worker_settings(threads_per_worker, recycle_after_threads, recycle_above_mb),
         temporal=_submitting(
             temporal_settings(temporal, namespace, task_queue, shared_dir, affinity_wait),

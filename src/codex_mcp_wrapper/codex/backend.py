@@ -34,6 +34,7 @@ from codex_mcp_wrapper.codex.worker import AppServerWorker, WorkerSpec
 from codex_mcp_wrapper.engine.events import ModelRequest
 from codex_mcp_wrapper.engine.runner import MissionRunner
 from codex_mcp_wrapper.engine.seams import PlannedTask, RunContext, TaskExecutor
+from codex_mcp_wrapper.engine.worktrees import Worktrees
 from codex_mcp_wrapper.errors import MissionError
 from codex_mcp_wrapper.logs import bind
 from codex_mcp_wrapper.missions.loading import load_task_scripts
@@ -181,7 +182,14 @@ class LocalBackend:
             async with self.fleet.lease(
                 factory.profile(), factory, granted, run.thread_workers
             ) as pool:
-                yield LocalExecutor(pool, models, run.approvals, limit=granted, tools=run.tools)
+                executor = LocalExecutor(
+                    pool, models, run.approvals, limit=granted, tools=run.tools
+                )
+                worktrees = Worktrees(executor, self.settings.state_dir)
+                try:
+                    yield worktrees
+                finally:  # the run's worktrees go with it (unless kept)
+                    await worktrees.aclose()
 
     @contextlib.asynccontextmanager
     async def _scripted_model(self) -> AsyncIterator[ScriptedModel]:

@@ -34,8 +34,9 @@ from codex_mcp_wrapper.engine.results import RunSummary, TaskResult, summarise
 from codex_mcp_wrapper.engine.seams import ApprovalHandler, Backend, PlannedTask, RunContext
 from codex_mcp_wrapper.engine.store import RunStore
 from codex_mcp_wrapper.engine.tools import PythonTool
+from codex_mcp_wrapper.engine.worktrees import prune_dead_runs
 from codex_mcp_wrapper.errors import MissionError, RunDetached, WrapperError
-from codex_mcp_wrapper.missions.loading import check_servers_defined
+from codex_mcp_wrapper.missions.loading import check_servers_defined, check_worktree_workspace
 from codex_mcp_wrapper.missions.model import Mission
 from codex_mcp_wrapper.settings import Settings
 
@@ -136,6 +137,7 @@ async def drive_run(
         contextlib.closing(RunRecorder(store, redactor)) as recorder,
     ):
         run_dir = store.run_dir(run_id)
+        await prune_dead_runs(settings.state_dir, lambda other: _dead(store, other, run_id))
         _subscribe(bus, recorder, redactor, options)
         run_dir.mkdir(parents=True, exist_ok=True)
         wiring = RunWiring(run_id, run_dir, workspace_root, bus.publish, redactor)
@@ -153,7 +155,7 @@ async def drive_run(
             ),
         )
         bus.subscribe(assembled.hooks)
-        planned = _planned(mission, options, workspace_root, run_dir)
+        planned = _planned(mission, options, workspace_root, run_dir, settings.keep_worktrees)
         # Recorded before the backend opens: a run stopped or failing while its workers start
         # is still a run that status, list and resume know.
         bus.publish(
@@ -175,6 +177,12 @@ async def drive_run(
     return redacted(summary, redactor)
 
 
+def _dead(store: RunStore, run_id: str, current: str) -> bool:
+    """Whether a run's wrapper died (its worktrees may go), other than the one starting."""
+    info = store.get_run(run_id) if run_id != current else None
+    return info is not None and info.get("status") == "interrupted"
+
+
 def _prepared(mission: Mission, settings: Settings, backend: Backend) -> Mission:
     """The mission as it will run (the run's login-shell default recorded in it), once what
     would keep it from starting at all is checked: nothing is recorded of such a run."""
@@ -182,6 +190,7 @@ def _prepared(mission: Mission, settings: Settings, backend: Backend) -> Mission
         defaults = mission.defaults.model_copy(update={"login_shell": True})
         mission = mission.model_copy(update={"defaults": defaults})
     check_servers_defined(mission, "the mission")
+    check_worktree_workspace(mission, "the mission")
     backend.check(mission)
     return mission
 
@@ -198,10 +207,10 @@ def _subscribe(
 
 
 def _planned(
-    mission: Mission, options: RunOptions, workspace_root: Path, run_dir: Path
+    mission: Mission, options: RunOptions, workspace_root: Path, run_dir: Path, keep: bool
 ) -> list[PlannedTask]:
     """The tasks, planned, with the run's Python tools offered to every one."""
-    planned = plan_tasks(mission, workspace_root, run_dir, options.previous, options.threads)
+    planned = plan_tasks(mission, workspace_root, run_dir, options.previous, options.threads, keep)
     if not options.tools:
         return planned
     extra = tuple(t.spec() for t in options.tools)

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from codex_mcp_wrapper.engine.results import TaskResult
-from codex_mcp_wrapper.engine.seams import PlannedTask, TaskSpec
+from codex_mcp_wrapper.engine.seams import PlannedTask, TaskSpec, WorktreeSpec
 from codex_mcp_wrapper.engine.tools import tool_spec
 from codex_mcp_wrapper.missions.model import (
     DEFAULT_IDLE_TIMEOUT_SEC,
@@ -45,15 +45,51 @@ def task_config(task: Task, mission: Mission) -> dict[str, Any]:
     return config
 
 
+BRANCH_PREFIX = "codex-mcp-wrapper"  # a worktree's branch: codex-mcp-wrapper/RUN_ID/TASK_ID
+PATCH_FILE = "diff.patch"  # a worktree task's change, in its folder of the run
+WORKTREES_FILE = "worktrees.json"  # the run's worktrees: repository, base commit
+
+
+def worktrees_dir(run_dir: Path) -> Path:
+    """Where a run's worktrees live: ``STATE_DIR/worktrees/RUN_ID`` (beside ``runs/``)."""
+    return run_dir.parent.parent / "worktrees" / run_dir.name
+
+
+def worktree_spec(
+    mission: Mission, workspace_root: Path, run_dir: Path, task: Task, keep: bool
+) -> WorktreeSpec | None:
+    """The worktree of a task with ``isolation: worktree`` (None for the others): its
+    dependencies that run in worktrees hand it their patches, in ``depends_on`` order."""
+    if _pick(task, mission, "isolation", "none") != "worktree":
+        return None
+    by_id = {t.id: t for t in mission.tasks}
+    after = tuple(
+        (dep, str(run_dir / "tasks" / dep / PATCH_FILE))
+        for dep in task.depends_on
+        if _pick(by_id[dep], mission, "isolation", "none") == "worktree"
+    )
+    task_id = task.id or ""
+    return WorktreeSpec(
+        workspace=str(workspace_root),
+        path=str(worktrees_dir(run_dir) / task_id),
+        branch=f"{BRANCH_PREFIX}/{run_dir.name}/{task_id}",
+        patch=str(run_dir / "tasks" / task_id / PATCH_FILE),
+        state=str(run_dir / WORKTREES_FILE),
+        after=after,
+        keep=keep,
+    )
+
+
 def plan_tasks(
     mission: Mission,
     workspace_root: Path,
     run_dir: Path,
     previous: dict[str, TaskResult] | None = None,
     threads: dict[str, tuple[str, str | None]] | None = None,
+    keep_worktrees: bool = False,
 ) -> list[PlannedTask]:
     """``previous`` holds results kept from an earlier run; ``threads`` maps a task id to a
-    (thread id, worker label) to continue."""
+    (thread id, worker label) to continue; ``keep_worktrees`` leaves worktrees in place."""
     planned: list[PlannedTask] = []
     for index, task in enumerate(mission.tasks):
         task_id = task.id or f"task-{index + 1}"
@@ -80,6 +116,7 @@ def plan_tasks(
                 tool_spec(t.name, t.description, t.input_schema)
                 for t in _pick(task, mission, "tools", [])
             ),
+            worktree=worktree_spec(mission, workspace_root, run_dir, task, keep_worktrees),
         )
         thread_id, thread_worker = (threads or {}).get(task_id, (None, None))
         planned.append(

@@ -44,6 +44,24 @@ TRANSIENT_STATES: tuple[str, ...] = ("queued", "waiting")  # shown live, not sto
 CUT_SHORT_BY_CRASH = "the wrapper running this task died before it finished (a crash or kill -9)."
 
 
+class TaskDiff(BaseModel):
+    """What a task run in a worktree of its own (``isolation: worktree``) changed."""
+
+    files: list[str] = Field(default_factory=list)  # changed paths, relative to the workspace
+    insertions: int = 0
+    deletions: int = 0
+    patch: str | None = None  # a `git apply`-able patch file in the run folder; None: no change
+    branch: str = ""  # the worktree's branch (deleted with it unless worktrees are kept)
+    worktree: str | None = None  # where the worktree is, while it is kept (--keep-worktrees)
+
+    def describe(self) -> str:
+        """One line: ``3 files, +12 -4`` (or ``no change``)."""
+        if not self.files:
+            return "no change"
+        files = f"{len(self.files)} file" + ("s" if len(self.files) != 1 else "")
+        return f"{files}, +{self.insertions} -{self.deletions}"
+
+
 class TaskResult(BaseModel):
     task_id: str
     index: int
@@ -63,6 +81,7 @@ class TaskResult(BaseModel):
     checks: list[CheckResult] = Field(default_factory=list)
     tool_calls: list[ToolCallRecord] = Field(default_factory=list)
     commands: list[CommandRecord] = Field(default_factory=list)
+    diff: TaskDiff | None = None  # isolation: worktree only
 
     @property
     def ok(self) -> bool:

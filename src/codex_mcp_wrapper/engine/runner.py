@@ -236,6 +236,7 @@ class MissionRunner:
             checks=outcome.checks,
             tool_calls=outcome.tool_calls,
             commands=outcome.commands,
+            diff=outcome.diff,
             error=outcome.error,
             log_path=outcome.log_path,
             turns_done=turns_done,

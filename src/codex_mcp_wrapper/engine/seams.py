@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Literal, Protocol
 
 from codex_mcp_wrapper.engine.events import Event
-from codex_mcp_wrapper.engine.results import OutcomeStatus, TaskResult, TaskState
+from codex_mcp_wrapper.engine.results import OutcomeStatus, TaskDiff, TaskResult, TaskState
 from codex_mcp_wrapper.missions.checks import CheckResult, CommandRecord, ToolCallRecord
 from codex_mcp_wrapper.missions.expect import Expect
 from codex_mcp_wrapper.missions.model import Mission
@@ -24,6 +24,22 @@ ApprovalDecision = Literal["accept", "decline"]
 ApprovalKind = Literal[
     "command", "file_change", "permissions", "mcp_elicitation", "mcp_tool", "other"
 ]
+
+
+@dataclass(frozen=True)
+class WorktreeSpec:
+    """Where a task with ``isolation: worktree`` works, and where its change goes.
+
+    ``after`` holds the patch files of the worktree tasks it depends on, applied in its
+    ``depends_on`` order before it starts; ``patch`` is where its own change is written."""
+
+    workspace: str  # the workspace root (inside a git work tree)
+    path: str  # the worktree (for the workspace's repository's whole work tree)
+    branch: str
+    patch: str
+    state: str  # the run's worktree record (base commit, repository): worktrees.json
+    after: tuple[tuple[str, str], ...] = ()  # (task id, patch file) of its dependencies
+    keep: bool = False  # left in place when the run ends (--keep-worktrees)
 
 
 @dataclass(frozen=True)
@@ -47,6 +63,7 @@ class TaskSpec:
     expect: Expect | None = None  # checks decided when the task's turns end ok
     # The orchestrator's tools Codex may call: {type: function, name, description, inputSchema}
     tools: tuple[dict[str, Any], ...] = ()
+    worktree: WorktreeSpec | None = None  # isolation: worktree
 
 
 @dataclass(frozen=True)
@@ -105,6 +122,7 @@ class TaskOutcome:
     checks: list[CheckResult] = field(default_factory=list)
     tool_calls: list[ToolCallRecord] = field(default_factory=list)
     commands: list[CommandRecord] = field(default_factory=list)
+    diff: TaskDiff | None = None
 
 
 @dataclass(frozen=True)

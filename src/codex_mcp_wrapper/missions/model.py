@@ -21,6 +21,7 @@ DEFAULT_RETRIES = 1
 
 Sandbox = Literal["read-only", "workspace-write", "danger-full-access"]
 ApprovalPolicy = Literal["never", "on-request", "on-failure", "untrusted"]
+Isolation = Literal["none", "worktree"]
 PositiveSeconds = Annotated[float, Field(gt=0, le=7 * 24 * 3600)]
 
 
@@ -114,6 +115,9 @@ class TaskSettings(_Model):
     # snapshots one per thread). Off by default: commands get the worker's environment as
     # it is, and a thread costs the same whatever the profile does (pyenv, nvm, conda).
     login_shell: bool | None = None
+    # `worktree`: the task works in a git worktree of its own, made from the workspace as it
+    # is (HEAD plus uncommitted changes); its change comes back as a patch (its result's diff).
+    isolation: Isolation | None = None
 
 
 class Task(TaskSettings):

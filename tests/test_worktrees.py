@@ -1,0 +1,171 @@
+"""``isolation: worktree``: each task in a git worktree of its own, its change as a patch.
+
+Real git repositories in temp dirs, the real Codex binary against the scripted model, the CLI
+run as a user runs it.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+from tests.helpers.cli import run_cli
+
+
+def sh(*args: str, cwd: Path) -> str:
+    return subprocess.run(
+        args, cwd=cwd, check=True, capture_output=True, text=True, timeout=60
+    ).stdout
+
+
+def make_repo(path: Path) -> Path:
+    """A repository with one commit (shared.txt, notes.txt) and, uncommitted: notes.txt
+    changed and draft.txt new, as a user mid-work leaves it."""
+    path.mkdir(parents=True)
+    sh("git", "init", "-q", "-b", "main", cwd=path)
+    (path / "shared.txt").write_text("one\ntwo\nthree\n")
+    (path / "notes.txt").write_text("committed\n")
+    sh("git", "add", "-A", cwd=path)
+    sh(
+        "git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", "init",
+        cwd=path,
+    )  # fmt: skip
+    (path / "notes.txt").write_text("committed\nand edited, not committed\n")
+    (path / "draft.txt").write_text("untracked draft\n")
+    return path
+
+
+def user_state(repo: Path) -> tuple[str, str, str, str]:
+    """What the user sees of their repository: files, index, branches, worktrees."""
+    return (
+        sh("git", "status", "--porcelain", "--untracked-files=all", cwd=repo),
+        sh("git", "diff", "--cached", cwd=repo) + sh("git", "diff", cwd=repo),
+        sh("git", "branch", "--list", "--all", cwd=repo),
+        sh("git", "worktree", "list", cwd=repo),
+    )
+
+
+PARALLEL = """\
+mission_id: parallel-writers
+workspace_root: {ws}
+provider: scripted
+defaults: {{sandbox: workspace-write, isolation: worktree}}
+tasks:
+  - id: left
+    prompt: change the first line
+    script:
+      - shell: "cat notes.txt draft.txt > seen.txt && sed -i 's/one/LEFT/' shared.txt"
+      - say: done
+  - id: right
+    prompt: change the last line
+    script:
+      - shell: "ls > listing.txt && sed -i 's/three/RIGHT/' shared.txt"
+      - say: done
+"""
+
+
+def test_two_parallel_tasks_writing_one_file_each_get_only_their_own_change(
+    tmp_path: Path, cli_env: dict[str, str]
+) -> None:
+    repo = make_repo(tmp_path / "repo")
+    before = user_state(repo)
+    mission = tmp_path / "m.yaml"
+    mission.write_text(PARALLEL.format(ws=repo))
+    proc = run_cli(["run", str(mission), "--json", "--workers", "2"], cli_env)
+    assert proc.returncode == 0, proc.stderr
+    summary = json.loads(proc.stdout)
+    tasks = {t["task_id"]: t for t in summary["tasks"]}
+    left, right = tasks["left"]["diff"], tasks["right"]["diff"]
+    assert left["files"] == ["seen.txt", "shared.txt"]
+    assert right["files"] == ["listing.txt", "shared.txt"]
+    assert (left["insertions"], left["deletions"]) == (4, 1)
+    run_id = summary["run_id"]
+    assert left["branch"] == f"codex-mcp-wrapper/{run_id}/left"
+    # each started from what the user sees: HEAD plus uncommitted and untracked changes
+    left_patch = Path(left["patch"]).read_text()
+    assert "+and edited, not committed" in left_patch and "+untracked draft" in left_patch
+    assert "RIGHT" not in left_patch and "-one" in left_patch and "+LEFT" in left_patch
+    right_patch = Path(right["patch"]).read_text()
+    assert "LEFT" not in right_patch and "+RIGHT" in right_patch
+    assert "seen.txt" not in right_patch  # the other task's new file is not here
+    # the workspace, its index, branches and worktrees are as they were: nothing left behind
+    assert user_state(repo) == before
+    assert (repo / "shared.txt").read_text() == "one\ntwo\nthree\n"
+    assert not list((Path(cli_env["CODEX_MCP_WRAPPER_HOME"]) / "worktrees").glob("*/*"))
+    # each patch applies to the workspace as it is
+    sh("git", "apply", "--check", left["patch"], cwd=repo)
+    sh("git", "apply", "--check", right["patch"], cwd=repo)
+
+
+DEPENDENT = """\
+mission_id: chain
+workspace_root: {ws}
+provider: scripted
+defaults: {{sandbox: workspace-write, isolation: worktree}}
+tasks:
+  - id: first
+    prompt: write a
+    script: [{{shell: "echo from-first > a.txt"}}, {{say: done}}]
+  - id: second
+    prompt: write b
+    script: [{{shell: "echo from-second > b.txt"}}, {{say: done}}]
+  - id: third
+    depends_on: [first, second]
+    prompt: read both
+    script:
+      - shell: "cat a.txt b.txt"
+      - say: "saw {{last_output}}"
+      - shell: "echo appended >> a.txt && cat a.txt b.txt"
+      - say: "now {{last_output}}"
+    follow_ups: [append to a]
+  - id: rival
+    prompt: write a too
+    script: [{{shell: "echo from-rival > a.txt"}}, {{say: done}}]
+  - id: after-both
+    depends_on: [first, rival]
+    prompt: never starts
+    script: [{{say: never}}]
+"""
+
+
+def test_a_dependent_task_starts_from_its_dependencies_changes_and_a_clash_fails_it(
+    tmp_path: Path, cli_env: dict[str, str]
+) -> None:
+    repo = make_repo(tmp_path / "repo")
+    mission = tmp_path / "m.yaml"
+    mission.write_text(DEPENDENT.format(ws=repo))
+    proc = run_cli(["run", str(mission), "--json"], cli_env)
+    assert proc.returncode == 1, proc.stderr
+    tasks = {t["task_id"]: t for t in json.loads(proc.stdout)["tasks"]}
+    third = tasks["third"]
+    assert third["status"] == "ok", third
+    # the follow-up ran in the same worktree, holding both dependencies' changes
+    assert "from-first\nappended\nfrom-second" in third["final_message"]
+    assert third["diff"]["files"] == ["a.txt"]  # its own change only
+    assert "+appended" in Path(third["diff"]["patch"]).read_text()
+    assert "from-second" not in Path(third["diff"]["patch"]).read_text()
+    assert tasks["first"]["diff"]["files"] == ["a.txt"]
+    assert tasks["rival"]["diff"]["files"] == ["a.txt"]
+    after = tasks["after-both"]
+    assert after["status"] == "failed"
+    assert after["error"] == (
+        "the changes of its dependencies conflict: rival's patch does not apply on top of "
+        "first's (a.txt)."
+    )
+    assert user_state(repo)[3].count("\n") == 1  # the main work tree only
+
+
+def test_a_workspace_outside_git_is_refused_by_validate_and_run_in_one_line(
+    tmp_path: Path, cli_env: dict[str, str]
+) -> None:
+    ws = tmp_path / "plain"
+    ws.mkdir()
+    mission = tmp_path / "m.yaml"
+    mission.write_text(PARALLEL.format(ws=ws))
+    for command in (["validate", str(mission)], ["run", str(mission)]):
+        proc = run_cli(command, cli_env)
+        assert proc.returncode == 2
+        assert proc.stderr.strip().count("\n") == 0, proc.stderr
+        assert "task 'left' asks for isolation: worktree but workspace_root" in proc.stderr
+        assert "is not in a git repository" in proc.stderr
