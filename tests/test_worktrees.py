@@ -169,3 +169,50 @@ def test_a_workspace_outside_git_is_refused_by_validate_and_run_in_one_line(
         assert proc.stderr.strip().count("\n") == 0, proc.stderr
         assert "task 'left' asks for isolation: worktree but workspace_root" in proc.stderr
         assert "is not in a git repository" in proc.stderr
+
+
+def branches(repo: Path) -> list[str]:
+    return sh("git", "branch", "--format=%(refname:short)", cwd=repo).split()
+
+
+def test_a_reply_continues_in_the_tasks_worktree_and_kept_worktrees_are_listed(
+    tmp_path: Path, cli_env: dict[str, str]
+) -> None:
+    repo = make_repo(tmp_path / "repo")
+    mission = tmp_path / "m.yaml"
+    mission.write_text(
+        f"""\
+workspace_root: {repo}
+provider: scripted
+tasks:
+  - id: grow
+    sandbox: workspace-write
+    isolation: worktree
+    prompt: grow it
+    script:
+      - shell: "cat grow.txt 2>/dev/null; echo more >> grow.txt"
+      - say: "had {{last_output}}"
+      - shell: "cat grow.txt; echo more >> grow.txt"
+      - say: "had {{last_output}}"
+"""
+    )
+    first = run_cli(["run", str(mission), "--json", "--keep-worktrees"], cli_env)
+    assert first.returncode == 0, first.stderr
+    summary = json.loads(first.stdout)
+    run_id, diff = summary["run_id"], summary["tasks"][0]["diff"]
+    kept = Path(diff["worktree"])
+    assert (kept / "grow.txt").read_text() == "more\n"
+    assert sorted(branches(repo)) == sorted(["main", diff["branch"]])
+    shown = run_cli(["runs", "show", run_id], cli_env)
+    assert f"worktree kept: {kept}" in shown.stdout, shown.stdout
+    assert "1 file, +1 -0" in shown.stdout
+
+    reply = run_cli(["reply", run_id, "grow", "again", "--json"], cli_env)
+    assert reply.returncode == 0, reply.stderr
+    result = json.loads(reply.stdout)
+    assert result["final_message"].endswith("\nmore\n")  # it saw the task's change
+    # its patch is the thread's whole change so far, from the workspace as it was
+    assert result["diff"]["files"] == ["grow.txt"] and result["diff"]["insertions"] == 2
+    assert result["diff"]["worktree"] is None  # not kept: removed with its run
+    assert sorted(branches(repo)) == sorted(["main", diff["branch"]])  # the kept one only
+    assert (repo / "grow.txt").exists() is False

@@ -62,6 +62,9 @@ class RunOptions:
     observers: Sequence[Subscriber] = ()
     previous: dict[str, TaskResult] | None = None
     threads: dict[str, tuple[str, str | None]] | None = None
+    # A task id to the patch its worktree starts with: the change so far of the worktree task
+    # whose thread a reply continues (``isolation: worktree``).
+    earlier: dict[str, str] | None = None
     approvals: ApprovalHandler | None = None
     junit: Sequence[Path] = ()
     html: Sequence[Path] = ()
@@ -210,7 +213,9 @@ def _planned(
     mission: Mission, options: RunOptions, workspace_root: Path, run_dir: Path, keep: bool
 ) -> list[PlannedTask]:
     """The tasks, planned, with the run's Python tools offered to every one."""
-    planned = plan_tasks(mission, workspace_root, run_dir, options.previous, options.threads, keep)
+    planned = plan_tasks(
+        mission, workspace_root, run_dir, options.previous, options.threads, keep, options.earlier
+    )
     if not options.tools:
         return planned
     extra = tuple(t.spec() for t in options.tools)

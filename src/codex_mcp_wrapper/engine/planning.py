@@ -56,10 +56,16 @@ def worktrees_dir(run_dir: Path) -> Path:
 
 
 def worktree_spec(
-    mission: Mission, workspace_root: Path, run_dir: Path, task: Task, keep: bool
+    mission: Mission,
+    workspace_root: Path,
+    run_dir: Path,
+    task: Task,
+    keep: bool,
+    earlier: str | None = None,
 ) -> WorktreeSpec | None:
     """The worktree of a task with ``isolation: worktree`` (None for the others): its
-    dependencies that run in worktrees hand it their patches, in ``depends_on`` order."""
+    dependencies that run in worktrees hand it their patches, in ``depends_on`` order;
+    ``earlier``: the patch of the run whose thread it continues (default: its own)."""
     if _pick(task, mission, "isolation", "none") != "worktree":
         return None
     by_id = {t.id: t for t in mission.tasks}
@@ -69,14 +75,16 @@ def worktree_spec(
         if _pick(by_id[dep], mission, "isolation", "none") == "worktree"
     )
     task_id = task.id or ""
+    patch = str(run_dir / "tasks" / task_id / PATCH_FILE)
     return WorktreeSpec(
         workspace=str(workspace_root),
         path=str(worktrees_dir(run_dir) / task_id),
         branch=f"{BRANCH_PREFIX}/{run_dir.name}/{task_id}",
-        patch=str(run_dir / "tasks" / task_id / PATCH_FILE),
+        patch=patch,
         state=str(run_dir / WORKTREES_FILE),
         after=after,
         keep=keep,
+        earlier=earlier or patch,
     )
 
 
@@ -87,9 +95,11 @@ def plan_tasks(
     previous: dict[str, TaskResult] | None = None,
     threads: dict[str, tuple[str, str | None]] | None = None,
     keep_worktrees: bool = False,
+    earlier: dict[str, str] | None = None,
 ) -> list[PlannedTask]:
     """``previous`` holds results kept from an earlier run; ``threads`` maps a task id to a
-    (thread id, worker label) to continue; ``keep_worktrees`` leaves worktrees in place."""
+    (thread id, worker label) to continue; ``keep_worktrees`` leaves worktrees in place;
+    ``earlier`` maps a task id to the patch its worktree starts with (a reply's)."""
     planned: list[PlannedTask] = []
     for index, task in enumerate(mission.tasks):
         task_id = task.id or f"task-{index + 1}"
@@ -116,7 +126,14 @@ def plan_tasks(
                 tool_spec(t.name, t.description, t.input_schema)
                 for t in _pick(task, mission, "tools", [])
             ),
-            worktree=worktree_spec(mission, workspace_root, run_dir, task, keep_worktrees),
+            worktree=worktree_spec(
+                mission,
+                workspace_root,
+                run_dir,
+                task,
+                keep_worktrees,
+                (earlier or {}).get(task_id),
+            ),
         )
         thread_id, thread_worker = (threads or {}).get(task_id, (None, None))
         planned.append(

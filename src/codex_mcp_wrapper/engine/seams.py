@@ -40,6 +40,9 @@ class WorktreeSpec:
     state: str  # the run's worktree record (base commit, repository): worktrees.json
     after: tuple[tuple[str, str], ...] = ()  # (task id, patch file) of its dependencies
     keep: bool = False  # left in place when the run ends (--keep-worktrees)
+    # The task's change so far, applied (uncommitted) when its worktree is made again: its
+    # own patch (a resume), or that of the run whose thread it continues (a reply).
+    earlier: str = ""
 
 
 @dataclass(frozen=True)

@@ -222,8 +222,8 @@ async def _fill(wt: WorktreeSpec, path: Path, workspace: Path) -> None:
         applied.append(dep)
     if applied:
         await git.commit_all(path, "codex-mcp-wrapper: changes of " + ", ".join(applied))
-    own = Path(wt.patch)
-    if own.is_file():  # an earlier attempt's change (its worktree was removed)
+    own = Path(wt.earlier or wt.patch)
+    if own.is_file():  # the change so far of a task resumed or continued (a reply)
         conflicts = await git.apply_patch(workspace, own)
         if conflicts:
             raise git.GitError(f"its earlier change no longer applies ({', '.join(conflicts)}).")
