@@ -96,6 +96,13 @@ def test_two_parallel_tasks_writing_one_file_each_get_only_their_own_change(
     # each patch applies to the workspace as it is
     sh("git", "apply", "--check", left["patch"], cwd=repo)
     sh("git", "apply", "--check", right["patch"], cwd=repo)
+    # the reports show the change: the HTML the patch itself, JUnit its size and files
+    run_dir = Path(summary["run_dir"])
+    page = (run_dir / "report.html").read_text()
+    assert '<p class="diff-size">2 files, +4 -1 on branch' in page
+    assert '<span class="add">+LEFT</span>' in page and '<span class="del">-three</span>' in page
+    junit = (run_dir / "junit.xml").read_text()
+    assert "diff: 2 files, +4 -1\n  seen.txt\n  shared.txt" in junit
 
 
 DEPENDENT = """\

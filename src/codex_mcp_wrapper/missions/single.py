@@ -26,6 +26,7 @@ class CodexRequest:
     developer_instructions: str | None = None
     compact_prompt: str | None = None
     script: str | None = None  # under the scripted model: the script file it plays
+    isolation: str | None = None  # "worktree": the session works in a git worktree of its own
 
 
 def codex_mission(request: CodexRequest, default_cwd: Path) -> Mission:
@@ -45,6 +46,7 @@ def codex_mission(request: CodexRequest, default_cwd: Path) -> Mission:
         "profile",
         "base_instructions",
         "developer_instructions",
+        "isolation",
     ):
         value = getattr(request, key)
         if value is not None:
