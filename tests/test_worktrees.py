@@ -223,3 +223,37 @@ tasks:
     assert result["diff"]["worktree"] is None  # not kept: removed with its run
     assert sorted(branches(repo)) == sorted(["main", diff["branch"]])  # the kept one only
     assert (repo / "grow.txt").exists() is False
+
+
+def test_runs_apply_commits_one_patch_and_refuses_a_conflicting_one_changing_nothing(
+    tmp_path: Path, cli_env: dict[str, str]
+) -> None:
+    repo = make_repo(tmp_path / "repo")
+    mission = tmp_path / "m.yaml"
+    mission.write_text(PARALLEL.format(ws=repo))
+    proc = run_cli(["run", str(mission), "--json", "--workers", "2"], cli_env)
+    assert proc.returncode == 0, proc.stderr
+    run_id = json.loads(proc.stdout)["run_id"]
+
+    applied = run_cli(["runs", "apply", run_id, "left", "--commit"], cli_env)
+    assert applied.returncode == 0, applied.stderr
+    assert applied.stdout.startswith(f"applied task 'left' of run {run_id} to {repo}: ")
+    assert "2 files, +4 -1, committed as " in applied.stdout
+    assert (repo / "shared.txt").read_text() == "LEFT\ntwo\nthree\n"
+    committed = sh("git", "show", "--name-only", "--format=%s", "HEAD", cwd=repo).split()
+    assert committed == ["left:", "change", "of", "run", run_id, "seen.txt", "shared.txt"]
+    # the user's own uncommitted work is still theirs, uncommitted
+    status = sh("git", "status", "--porcelain", cwd=repo).split()
+    assert status == ["M", "notes.txt", "??", "draft.txt"]
+
+    before = user_state(repo)
+    refused = run_cli(["runs", "apply", run_id, "right"], cli_env)
+    assert refused.returncode == 1
+    assert refused.stderr == (
+        f"error: the patch of task 'right' of run {run_id} does not apply cleanly to {repo} "
+        "(conflicts: shared.txt); nothing was changed.\n"
+    )
+    assert user_state(repo) == before and not (repo / "listing.txt").exists()
+
+    nothing = run_cli(["runs", "apply", run_id, "nope"], cli_env)
+    assert nothing.returncode == 2 and "has no finished task 'nope'" in nothing.stderr

@@ -17,6 +17,7 @@ is wrong and what to do, and maps to an exit code at the CLI edge::
     │   ├── WorkerDied              the process exited
     │   ├── WorkerStalled           no event within the idle deadline
     │   └── ProtocolError           the worker answered something we cannot use
+    ├── PatchConflict               exit 1: a task's patch does not apply; nothing was changed
     ├── Interrupted                 exit 130: Ctrl-C or SIGTERM; says how to finish the run
     └── RunDetached                 not an error: the run goes on elsewhere (Temporal), unwatched
 
@@ -74,6 +75,11 @@ class NoCredentials(EnvironmentProblem):
 
 class WorkerStartError(EnvironmentProblem):
     pass
+
+
+class PatchConflict(WrapperError):
+    """A task's patch (``runs apply``, a mission's ``apply: on_success``) does not apply
+    cleanly to the workspace; the sentence names the files, and nothing was changed."""
 
 
 class WorkerError(WrapperError):

@@ -31,7 +31,8 @@ IDENTITY = {  # who the wrapper's own commits (snapshots, dependencies applied) 
 QUIET = ("-c", "core.hooksPath=/dev/null", "-c", "commit.gpgsign=false")
 _NOT_APPLYING = re.compile(
     r"^error: (?:patch failed: )?(.+?)(?::\d+)?(?:: (?:patch does not apply|already exists"
-    r" in (?:working directory|index)|does not exist in (?:working directory|index)))?$"
+    r" in (?:working directory|index)|does not exist in (?:working directory|index)"
+    r"|does not match index))?$"
 )
 
 
