@@ -10,7 +10,7 @@ import json
 import subprocess
 from pathlib import Path
 
-from tests.helpers.cli import run_cli
+from tests.helpers.cli import REPO, run_cli
 
 
 def sh(*args: str, cwd: Path) -> str:
@@ -257,3 +257,24 @@ def test_runs_apply_commits_one_patch_and_refuses_a_conflicting_one_changing_not
 
     nothing = run_cli(["runs", "apply", run_id, "nope"], cli_env)
     assert nothing.returncode == 2 and "has no finished task 'nope'" in nothing.stderr
+
+
+def test_the_worktrees_example_runs_as_its_readme_says(
+    tmp_path: Path, cli_env: dict[str, str]
+) -> None:
+    example = REPO / "examples" / "worktrees"
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    sh("git", "init", "-q", cwd=repo)
+    (repo / "greeting.txt").write_text((example / "workspace" / "greeting.txt").read_text())
+    args = ["run", str(example / "mission.yaml"), "--json", "--workspace", str(repo)]
+    proc = run_cli(args, cli_env)
+    assert proc.returncode == 0, proc.stderr
+    summary = json.loads(proc.stdout)
+    tasks = {t["task_id"]: t for t in summary["tasks"]}
+    assert {t["diff"]["files"][0] for t in tasks.values()} == {"greeting.txt"}
+    assert tasks["sign"]["final_message"].endswith("hello, friend\n-- codex\n")
+    run_id = summary["run_id"]
+    assert run_cli(["runs", "apply", run_id, "english"], cli_env).returncode == 0
+    assert run_cli(["runs", "apply", run_id, "french"], cli_env).returncode == 1
+    assert (repo / "greeting.txt").read_text() == "hello, friend\n"
