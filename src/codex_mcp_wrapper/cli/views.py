@@ -96,4 +96,8 @@ def run_details(shown: RunSummary | RunRecord, out: Console) -> None:
             out.print(line, soft_wrap=True)
     for failure in shown.hook_failures:
         out.print(f"[red]hook failed:[/] {escape(failure)}")
+    if shown.applied:
+        out.print(f"applied to the workspace: {escape(', '.join(shown.applied))}")
+    if shown.apply_error:
+        out.print(f"[red]not applied:[/] {escape(shown.apply_error)}")
     out.print(f"files: {escape(str(run_dir))} (summary.json, report.html, junit.xml, tasks/)")

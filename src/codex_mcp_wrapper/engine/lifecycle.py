@@ -26,6 +26,7 @@ from codex_mcp_wrapper.engine.events import (
     TaskFinished,
 )
 from codex_mcp_wrapper.engine.hooks import HookRunner, PythonHook
+from codex_mcp_wrapper.engine.patches import apply_all
 from codex_mcp_wrapper.engine.planning import plan_tasks
 from codex_mcp_wrapper.engine.recorder import RunRecorder
 from codex_mcp_wrapper.engine.redaction import Redactor, redacting
@@ -279,16 +280,21 @@ async def _finish(
     """Hooks end before the summary (it counts their failures); a cancelled run stops them,
     and nothing here may keep the summary from being written."""
     interrupted = cancelled or await _settle(hooks)
+    results = _results(planned, finished, unstarted)
+    applied: tuple[list[str], str | None] = ([], None)
+    if mission.apply == "on_success" and not cancelled:
+        applied = await apply_all(results, context.workspace_root, context.run_id)
     summary = summarise(
         context.run_id,
         mission.mission_id,
-        _results(planned, finished, unstarted),
+        results,
         started,
         time.time(),
         cancelled=cancelled,
         run_dir=str(context.run_dir),
         workspace_root=str(context.workspace_root),
         hook_failures=hooks.failures,
+        applied=applied,
     )
     bus.publish(RunFinished(context.run_id, summary))
     interrupted = interrupted or await _settle(hooks)  # run_end hooks

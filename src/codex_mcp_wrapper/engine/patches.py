@@ -45,6 +45,23 @@ async def apply_change(result: TaskResult, workspace: Path, run_id: str, commit:
     return done + "."
 
 
+async def apply_all(
+    results: list[TaskResult], workspace: Path, run_id: str
+) -> tuple[list[str], str | None]:
+    """A mission's ``apply: on_success``: every ok task's patch, in task order, until one does
+    not apply; the tasks applied, and the sentence of the one that did not (None: all did)."""
+    applied: list[str] = []
+    for result in sorted(results, key=lambda r: r.index):
+        if result.status != "ok" or result.diff is None or not result.diff.patch:
+            continue
+        try:
+            await apply_change(result, workspace, run_id, commit=False)
+        except WrapperError as exc:
+            return applied, str(exc)
+        applied.append(result.task_id)
+    return applied, None
+
+
 async def _commit(workspace: Path, files: list[str], message: str) -> str:
     """Commit ``files`` only (whatever else is staged stays staged), by the user's identity
     when git has one, else the wrapper's."""

@@ -151,6 +151,10 @@ class RunSummary(DictAccess, BaseModel):
     counts: dict[str, int] = Field(default_factory=dict)
     tasks: TaskList = Field(default_factory=TaskList)
     hook_failures: list[str] = Field(default_factory=list)  # required hooks that failed
+    # apply: on_success: the tasks whose patches were applied to the workspace, in order, and
+    # why the next one was not (its patch did not apply): the run is then failed.
+    applied: list[str] = Field(default_factory=list)
+    apply_error: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -172,6 +176,7 @@ def summarise(
     run_dir: str | None = None,
     workspace_root: str | None = None,
     hook_failures: list[str] | None = None,
+    applied: tuple[list[str], str | None] = ([], None),
 ) -> RunSummary:
     counts: dict[str, int] = {}
     for result in results:
@@ -179,7 +184,7 @@ def summarise(
     status: RunStatus
     if cancelled:
         status, code = "cancelled", EXIT_INTERRUPTED
-    elif all(r.status == "ok" for r in results) and not hook_failures:
+    elif all(r.status == "ok" for r in results) and not hook_failures and applied[1] is None:
         status, code = "ok", EXIT_OK
     else:
         status, code = "failed", EXIT_TASKS_FAILED
@@ -196,4 +201,6 @@ def summarise(
         counts=counts,
         tasks=TaskList(sorted(results, key=lambda r: r.index)),
         hook_failures=list(hook_failures or []),
+        applied=applied[0],
+        apply_error=applied[1],
     )

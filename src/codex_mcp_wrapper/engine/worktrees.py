@@ -34,6 +34,7 @@ from codex_mcp_wrapper.engine.seams import (
     TaskRequest,
     WorktreeSpec,
 )
+from codex_mcp_wrapper.missions.checks import check_diff, failure_message
 
 
 @dataclass(frozen=True)
@@ -104,6 +105,8 @@ class Worktrees:
         except git.GitError as exc:
             outcome.status, outcome.retryable = "failed", False
             outcome.error = f"the task's change could not be recorded: {exc}"
+            return outcome
+        _check_change(request, outcome, outcome.diff)
         return outcome
 
     async def _prepare(self, wt: WorktreeSpec) -> Prepared:
@@ -169,6 +172,19 @@ class Worktrees:
                 _forget(wt)
             with contextlib.suppress(OSError):
                 ready.path.parent.rmdir()  # the run's folder of worktrees, once empty
+
+
+def _check_change(request: TaskRequest, outcome: TaskOutcome, diff: TaskDiff) -> None:
+    """Decide ``expect.diff`` on the change, with the task's other checks (when they were
+    decided: its turns ended ok); a failed one fails the task, not retried."""
+    expect = request.spec.expect
+    if expect is None or expect.diff is None or (outcome.status != "ok" and not outcome.checks):
+        return
+    results = check_diff(expect.diff, diff.files, diff.insertions + diff.deletions)
+    outcome.checks = [*outcome.checks, *results]
+    if not all(r.ok for r in outcome.checks):
+        outcome.status, outcome.retryable = "failed", False
+        outcome.error = failure_message(outcome.checks)
 
 
 async def prune_dead_runs(state_dir: Path, dead: Callable[[str], bool]) -> list[str]:

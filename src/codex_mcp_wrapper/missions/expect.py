@@ -98,6 +98,16 @@ class VerifyCheck(_Model):
     timeout_sec: Annotated[float, Field(gt=0, le=3600)] = 120.0
 
 
+class DiffCheck(_Model):
+    """What the change of a task run with ``isolation: worktree`` must be: each of ``files``
+    (globs relative to the workspace, ``*`` matching across folders) matches a changed file,
+    none of ``not_files`` does, and at most ``max_lines`` lines are added plus removed."""
+
+    files: list[RelativeGlob] = Field(default_factory=list)
+    not_files: list[RelativeGlob] = Field(default_factory=list)
+    max_lines: Count | None = None
+
+
 class Expect(_Model):
     tool_calls: list[ToolCallCheck] = Field(default_factory=list)
     forbidden_tools: list[str] = Field(
@@ -110,6 +120,7 @@ class Expect(_Model):
     output_schema: bool = False
     git_clean: bool = False
     verify: VerifyCheck | str | None = None
+    diff: DiffCheck | None = None  # isolation: worktree only
 
     @model_validator(mode="before")
     @classmethod

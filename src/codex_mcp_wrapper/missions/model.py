@@ -137,6 +137,9 @@ class Mission(_Model):
     defaults: TaskSettings = Field(default_factory=TaskSettings)
     approvals: ApprovalRules | None = None  # the mission's rules (tasks' and defaults' first)
     hooks: list[Hook] = Field(default_factory=list)  # commands run on run events
+    # `on_success`: when the run ends, every ok worktree task's patch is applied to the
+    # workspace, in task order, stopping at the first that does not apply.
+    apply: Literal["none", "on_success"] = "none"
     tasks: Annotated[list[Task], Field(min_length=1)]
 
     @model_validator(mode="after")
@@ -162,6 +165,7 @@ class Mission(_Model):
             shown = cycle if len(cycle) <= 10 else [*cycle[:5], "...", *cycle[-2:]]
             size = f" ({len(cycle) - 1} tasks)" if len(cycle) > 10 else ""
             raise ValueError("dependency cycle: " + " -> ".join(shown) + size)
+        self._check_diff_expectations()
         for task in self.tasks:
             cwd = task.cwd or self.defaults.cwd or "."
             check_relative(cwd, f"task '{task.id}' cwd")
@@ -170,6 +174,16 @@ class Mission(_Model):
             if twice:
                 raise ValueError(f"task '{task.id}' has two tools named '{twice[0]}'")
         return self
+
+    def _check_diff_expectations(self) -> None:
+        """``expect.diff`` is decided on a worktree task's change: other tasks have none."""
+        for task in self.tasks:
+            isolation = task.isolation or self.defaults.isolation or "none"
+            if task.expect is not None and task.expect.diff is not None and isolation != "worktree":
+                raise ValueError(
+                    f"task '{task.id}' has expect.diff but runs without isolation: worktree, "
+                    "so it has no change to check; add isolation: worktree"
+                )
 
 
 def defined_servers(settings: TaskSettings) -> dict[str, McpServer]:

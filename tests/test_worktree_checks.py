@@ -1,0 +1,82 @@
+"""``expect.diff`` decided on a worktree task's change, and a mission's ``apply: on_success``
+bringing the ok tasks' changes into the workspace in order; the real Codex on the scripted
+model, real git repositories."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from tests.helpers.cli import run_cli
+from tests.test_worktrees import make_repo
+
+MISSION = """\
+workspace_root: {ws}
+provider: scripted
+apply: on_success
+defaults: {{sandbox: workspace-write, isolation: worktree}}
+tasks:
+  - id: small
+    prompt: add a
+    script: [{{shell: "mkdir -p src && echo a > src/a.py"}}, {{say: done}}]
+    expect:
+      diff: {{files: ["src/*.py"], not_files: ["*.md"], max_lines: 5}}
+  - id: sprawling
+    prompt: add b
+    script: [{{shell: "echo b > b.md && printf '1\\\\n2\\\\n' > c.txt"}}, {{say: done}}]
+    expect:
+      diff: {{files: ["*.py"], not_files: ["*.md"], max_lines: 1}}
+  - id: rival
+    prompt: add a too
+    script: [{{shell: "mkdir -p src && echo other > src/a.py"}}, {{say: done}}]
+"""
+
+
+def test_expect_diff_passes_and_fails_on_evidence_and_apply_on_success_stops_at_a_conflict(
+    tmp_path: Path, cli_env: dict[str, str]
+) -> None:
+    repo = make_repo(tmp_path / "repo")
+    mission = tmp_path / "m.yaml"
+    mission.write_text(MISSION.format(ws=repo))
+    proc = run_cli(["run", str(mission), "--json"], cli_env)
+    assert proc.returncode == 1, proc.stderr
+    summary = json.loads(proc.stdout)
+    tasks = {t["task_id"]: t for t in summary["tasks"]}
+    small = tasks["small"]
+    assert small["status"] == "ok"
+    assert [(c["name"], c["ok"]) for c in small["checks"]] == [
+        ("diff: files src/*.py", True),
+        ("diff: not_files *.md", True),
+        ("diff: max_lines", True),
+    ]
+    sprawling = tasks["sprawling"]
+    assert sprawling["status"] == "failed" and sprawling["attempts"] == 1
+    assert sprawling["error"] == (
+        "3 of 3 check(s) failed: diff: files *.py: expected a changed file matching it, "
+        "observed changed: b.md, c.txt; diff: not_files *.md: expected no changed file "
+        "matching it, observed changed: b.md; diff: max_lines: expected at most 1 changed "
+        "line(s), observed 3 (b.md, c.txt)"
+    )
+    # small applied first; sprawling failed (not applied); rival's patch conflicts with small's
+    assert summary["applied"] == ["small"]
+    run_id = summary["run_id"]
+    assert summary["apply_error"] == (
+        f"the patch of task 'rival' of run {run_id} does not apply cleanly to {repo} "
+        "(conflicts: src/a.py); nothing was changed."
+    )
+    assert summary["status"] == "failed"
+    assert (repo / "src" / "a.py").read_text() == "a\n"
+    assert not (repo / "b.md").exists()
+    shown = run_cli(["runs", "show", run_id], cli_env).stdout
+    assert "applied to the workspace: small" in shown and "not applied: the patch of task" in shown
+
+
+def test_expect_diff_on_a_task_without_a_worktree_is_refused_before_it_runs(
+    tmp_path: Path, cli_env: dict[str, str]
+) -> None:
+    mission = tmp_path / "m.yaml"
+    mission.write_text("tasks:\n  - id: plain\n    prompt: x\n    expect: {diff: {max_lines: 3}}\n")
+    proc = run_cli(["validate", str(mission)], cli_env)
+    assert proc.returncode == 2
+    assert "task 'plain' has expect.diff but runs without isolation: worktree" in proc.stderr
+    assert proc.stderr.count("\n") == 1
