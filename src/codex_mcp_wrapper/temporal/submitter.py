@@ -34,7 +34,8 @@ from temporalio.service import RPCError
 from codex_mcp_wrapper.engine.events import Event, TaskFinished, from_record
 from codex_mcp_wrapper.engine.results import TaskResult
 from codex_mcp_wrapper.engine.seams import PlannedTask, RunContext
-from codex_mcp_wrapper.errors import EnvironmentProblem, RunDetached, WrapperError
+from codex_mcp_wrapper.errors import EnvironmentProblem, MissionError, RunDetached, WrapperError
+from codex_mcp_wrapper.missions.loading import worktree_tasks
 from codex_mcp_wrapper.missions.model import Mission
 from codex_mcp_wrapper.process import finish
 from codex_mcp_wrapper.settings import Settings, TemporalSettings
@@ -85,7 +86,14 @@ class TemporalBackend:
         return f"<TemporalBackend {self.target.address} queue={self.target.task_queue}>"
 
     def check(self, mission: Mission) -> None:
-        """Hosts check their own Codex and credentials; the server is checked on connect."""
+        """Hosts check their own Codex and credentials; the server is checked on connect.
+        Worktrees are made on the submitter's machine: not for tasks run on hosts."""
+        tasks = worktree_tasks(mission)
+        if tasks:
+            raise MissionError(
+                f"task '{tasks[0]}' asks for isolation: worktree, which runs on this machine "
+                "only; drop --temporal or use isolation: none."
+            )
 
     @contextlib.asynccontextmanager
     async def warm(self) -> AsyncIterator[None]:
