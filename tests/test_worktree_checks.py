@@ -80,3 +80,21 @@ def test_expect_diff_on_a_task_without_a_worktree_is_refused_before_it_runs(
     assert proc.returncode == 2
     assert "task 'plain' has expect.diff but runs without isolation: worktree" in proc.stderr
     assert proc.stderr.count("\n") == 1
+
+
+def test_the_live_table_says_how_many_files_a_turn_is_changing() -> None:
+    import io
+
+    from rich.console import Console
+
+    from codex_mcp_wrapper.cli.progress import ProgressView
+    from codex_mcp_wrapper.engine.events import CodexEvent, RunStarted, TaskUpdate
+
+    view = ProgressView(io.StringIO(), live=False)
+    view(RunStarted("r1", "m", {}, ("edit",), "/ws", None))
+    view(TaskUpdate("r1", "edit", "running", "w1", 1, "attempt 1"))
+    patch = "diff --git a/a.py b/a.py\n+x\ndiff --git a/b.py b/b.py\n+y\n"
+    view(CodexEvent("r1", "edit", "turn/diff/updated", {"threadId": "t", "diff": patch}))
+    out = io.StringIO()
+    Console(file=out, width=120).print(view._table())
+    assert "changing 2 file(s)" in out.getvalue()

@@ -93,6 +93,8 @@ def test_two_parallel_tasks_writing_one_file_each_get_only_their_own_change(
     assert user_state(repo) == before
     assert (repo / "shared.txt").read_text() == "one\ntwo\nthree\n"
     assert not list((Path(cli_env["CODEX_MCP_WRAPPER_HOME"]) / "worktrees").glob("*/*"))
+    # the progress lines say what each task changed
+    assert f"    left changed: 2 files, +4 -1 (patch: {left['patch']})" in proc.stderr
     # each patch applies to the workspace as it is
     sh("git", "apply", "--check", left["patch"], cwd=repo)
     sh("git", "apply", "--check", right["patch"], cwd=repo)
