@@ -98,3 +98,37 @@ def test_the_live_table_says_how_many_files_a_turn_is_changing() -> None:
     out = io.StringIO()
     Console(file=out, width=120).print(view._table())
     assert "changing 2 file(s)" in out.getvalue()
+
+
+def test_a_workspace_inside_a_larger_repository_gets_paths_relative_to_itself(
+    tmp_path: Path, cli_env: dict[str, str]
+) -> None:
+    repo = make_repo(tmp_path / "repo")
+    (repo / "app").mkdir()
+    (repo / "app" / "main.py").write_text("print('hi')\n")
+    mission = tmp_path / "m.yaml"
+    mission.write_text(
+        f"""\
+workspace_root: {repo / "app"}
+provider: scripted
+tasks:
+  - id: edit
+    cwd: lib
+    sandbox: workspace-write
+    isolation: worktree
+    prompt: edit
+    script:
+      - shell: "echo x > util.py && echo y >> ../main.py && pwd"
+      - say: "{{last_output}}"
+"""
+    )
+    proc = run_cli(["run", str(mission), "--json"], cli_env)
+    assert proc.returncode == 0, proc.stderr
+    (task,) = json.loads(proc.stdout)["tasks"]
+    # it worked in the same folder, in its worktree
+    assert task["final_message"].rstrip().endswith("/edit/app/lib")
+    assert task["diff"]["files"] == ["lib/util.py", "main.py"]
+    applied = run_cli(["runs", "apply", json.loads(proc.stdout)["run_id"], "edit"], cli_env)
+    assert applied.returncode == 0, applied.stderr
+    assert (repo / "app" / "lib" / "util.py").read_text() == "x\n"
+    assert (repo / "app" / "main.py").read_text() == "print('hi')\ny\n"

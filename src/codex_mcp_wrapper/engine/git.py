@@ -155,9 +155,15 @@ async def apply_patch(cwd: Path, patch: Path, *, index: bool = False) -> list[st
     """Apply ``patch`` in ``cwd`` (paths relative to it), all or nothing; the files it does not
     apply to (nothing is changed then), or [] when it applied."""
     args = ["apply", "--binary", "--whitespace=nowarn", *(["--index"] if index else [])]
+    # In a folder of the work tree git reads a patch's paths from the top, and ignores, without
+    # a word, those outside the folder: the folder is named as the patch's root.
+    prefix = (await git("rev-parse", "--show-prefix", cwd=cwd)).out.strip()
+    if prefix:
+        args.append(f"--directory={prefix}")
     check = await git(*args, "--check", str(patch), cwd=cwd, check=False)
     if not check.ok:
-        return conflicting_files(check.err) or [check.err.strip().splitlines()[-1]]
+        found = [f.removeprefix(prefix) for f in conflicting_files(check.err)]
+        return found or [check.err.strip().splitlines()[-1]]
     await git(*args, str(patch), cwd=cwd)
     return []
 

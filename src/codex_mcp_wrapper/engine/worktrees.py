@@ -91,9 +91,9 @@ class Worktrees:
                 thread_id=request.thread_id,
                 turns_done=request.turns_done,
             )
-        spec = dataclasses.replace(
-            request.spec, cwd=ready.mapped(request.spec.cwd), workspace_root=str(ready.workspace)
-        )
+        cwd = ready.mapped(request.spec.cwd)
+        Path(cwd).mkdir(parents=True, exist_ok=True)  # git keeps no empty folder
+        spec = dataclasses.replace(request.spec, cwd=cwd, workspace_root=str(ready.workspace))
         try:
             outcome = await self.inner.execute(dataclasses.replace(request, spec=spec), sink)
         except asyncio.CancelledError:  # what it wrote so far is kept for a resume
