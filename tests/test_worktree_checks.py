@@ -5,6 +5,7 @@ model, real git repositories."""
 from __future__ import annotations
 
 import json
+import subprocess
 from pathlib import Path
 
 from tests.helpers.cli import run_cli
@@ -132,3 +133,14 @@ tasks:
     assert applied.returncode == 0, applied.stderr
     assert (repo / "app" / "lib" / "util.py").read_text() == "x\n"
     assert (repo / "app" / "main.py").read_text() == "print('hi')\ny\n"
+
+
+def test_task_ids_git_refuses_in_a_branch_name_are_made_acceptable() -> None:
+    from codex_mcp_wrapper.engine.planning import branch_name
+
+    assert branch_name("fix..docs") == "fix-docs"
+    assert branch_name("db.lock") == "db.lock-"
+    assert branch_name("plain-1.2") == "plain-1.2"
+    for name in ("fix..docs", "db.lock", "plain-1.2"):
+        ref = f"refs/heads/codex-mcp-wrapper/run/{branch_name(name)}"
+        assert subprocess.run(["git", "check-ref-format", ref], check=False).returncode == 0

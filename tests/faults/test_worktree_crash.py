@@ -71,3 +71,49 @@ def test_kill_9_then_another_run_prunes_the_worktree_and_resume_keeps_what_was_w
     assert task["diff"]["files"] == ["part.txt"]
     assert user_state(repo) == before  # no worktree, no branch, the files as they were
     assert not list(worktrees.glob("*/*"))
+
+
+def test_a_cancelled_run_removes_its_worktree_keeping_the_change_for_resume(
+    tmp_path: Path, cli_env: dict[str, str], state_dir: Path
+) -> None:
+    repo = make_repo(tmp_path / "repo")
+    before = user_state(repo)
+    mission = {
+        "workspace_root": str(repo),
+        "provider": "scripted",
+        "defaults": {"sandbox": "workspace-write", "isolation": "worktree"},
+        "tasks": [
+            {
+                "id": "slow",
+                "prompt": "go",
+                "script": [{"shell": SLOW}, {"shell": "cat part.txt"}, {"say": "{last_output}"}],
+            }
+        ],
+    }
+    path = tmp_path / "m.json"
+    path.write_text(json.dumps(mission))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "codex_mcp_wrapper", "run", str(path)],
+        env=cli_env,
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    worktrees = state_dir / "worktrees"
+    try:
+        assert wait_until(lambda: bool(list(worktrees.glob("*/slow/part.txt"))), timeout=60)
+        (left,) = worktrees.glob("*/slow")
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert not left.exists() and user_state(repo) == before  # removed on the way out
+    run_id = left.parent.name
+    saved = state_dir / "runs" / run_id / "tasks" / "slow" / "diff.patch"
+    assert "+partial" in saved.read_text()
+    resumed = run_cli(["resume", run_id, "--json"], cli_env)
+    assert resumed.returncode == 0, resumed.stderr
+    (task,) = json.loads(resumed.stdout)["tasks"]
+    assert task["diff"]["files"] == ["part.txt"]
+    assert user_state(repo) == before

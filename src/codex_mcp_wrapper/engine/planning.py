@@ -50,6 +50,12 @@ PATCH_FILE = "diff.patch"  # a worktree task's change, in its folder of the run
 WORKTREES_FILE = "worktrees.json"  # the run's worktrees: repository, base commit
 
 
+def branch_name(task_id: str) -> str:
+    """A task id as a part of a branch name: git refuses ``..`` and a final ``.lock``."""
+    name = task_id.replace("..", "-")
+    return name + "-" if name.endswith(".lock") else name
+
+
 def worktrees_dir(run_dir: Path) -> Path:
     """Where a run's worktrees live: ``STATE_DIR/worktrees/RUN_ID`` (beside ``runs/``)."""
     return run_dir.parent.parent / "worktrees" / run_dir.name
@@ -79,7 +85,7 @@ def worktree_spec(
     return WorktreeSpec(
         workspace=str(workspace_root),
         path=str(worktrees_dir(run_dir) / task_id),
-        branch=f"{BRANCH_PREFIX}/{run_dir.name}/{task_id}",
+        branch=f"{BRANCH_PREFIX}/{run_dir.name}/{branch_name(task_id)}",
         patch=patch,
         state=str(run_dir / WORKTREES_FILE),
         after=after,
