@@ -43,6 +43,16 @@ async def test_the_codex_tool_returns_the_diff_and_codex_reply_continues_in_the_
         again = second.structured_content
         assert again is not None and again["content"].endswith("first\nsecond\n")
         assert again["diff"]["insertions"] == 2
+        listed = (await client.call_tool("runs_list", {})).structured_content
+        assert listed is not None
+        reply_run, first_run = (r["run_id"] for r in listed["runs"][:2])
+        applied = await client.call_tool("runs_apply", {"run_id": reply_run, "task_id": "codex"})
+        assert not applied.is_error, applied.content
+        assert (repo / "log.txt").read_text() == "first\nsecond\n"
+        clash = await client.call_tool("runs_apply", {"run_id": first_run, "task_id": "codex"})
+        assert clash.is_error
+        assert "(conflicts: log.txt); nothing was changed." in clash.content[0].text  # type: ignore[union-attr]
+        (repo / "log.txt").unlink()
         plain = await client.call_tool("codex", {"prompt": "no isolation"})
         assert plain.structured_content is not None and "diff" not in plain.structured_content
     assert user_state(repo) == before
