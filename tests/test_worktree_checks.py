@@ -144,3 +144,29 @@ def test_task_ids_git_refuses_in_a_branch_name_are_made_acceptable() -> None:
     for name in ("fix..docs", "db.lock", "plain-1.2"):
         ref = f"refs/heads/codex-mcp-wrapper/run/{branch_name(name)}"
         assert subprocess.run(["git", "check-ref-format", ref], check=False).returncode == 0
+
+
+def test_commits_the_task_makes_in_its_worktree_are_part_of_its_change(
+    tmp_path: Path, cli_env: dict[str, str]
+) -> None:
+    repo = make_repo(tmp_path / "repo")
+    mission = tmp_path / "m.yaml"
+    commit = "git -c user.name=m -c user.email=m@m commit -qm mine"
+    mission.write_text(
+        f"""\
+workspace_root: {repo}
+provider: scripted
+tasks:
+  - id: committer
+    sandbox: danger-full-access
+    isolation: worktree
+    prompt: commit it
+    script:
+      - shell: "echo c > c.txt && git add c.txt && {commit} && echo d > d.txt"
+      - say: done
+"""
+    )
+    proc = run_cli(["run", str(mission), "--json"], cli_env)
+    assert proc.returncode == 0, proc.stderr
+    (task,) = json.loads(proc.stdout)["tasks"]
+    assert task["diff"]["files"] == ["c.txt", "d.txt"]

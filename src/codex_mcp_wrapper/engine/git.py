@@ -182,11 +182,12 @@ class Change:
     patch: str  # the patch text ("" when nothing changed)
 
 
-async def change(cwd: Path) -> Change:
-    """What changed in the worktree since its HEAD, limited to ``cwd`` (the workspace inside
-    it), paths relative to ``cwd``; new files count, ignored ones do not."""
+async def change(cwd: Path, start: str = "HEAD") -> Change:
+    """What changed in the worktree since the commit ``start`` (commits made in it since
+    included), limited to ``cwd`` (the workspace inside it), paths relative to ``cwd``; new
+    files count, ignored ones do not."""
     await git("add", "-A", cwd=cwd)
-    common = ("diff", "--cached", "--no-renames", "--relative", "HEAD")
+    common = ("diff", "--cached", "--no-renames", "--relative", start)
     stat = await git(*common, "--numstat", cwd=cwd)
     files: list[str] = []
     insertions = deletions = 0

@@ -44,6 +44,7 @@ class Prepared:
     top: Path  # the repository's work tree (the user's)
     path: Path  # the worktree
     workspace: Path  # the workspace inside the worktree
+    start: str = "HEAD"  # the commit the task started from: its change is since then
 
     def mapped(self, inside_user_tree: str) -> str:
         """A path of the user's work tree, in the worktree."""
@@ -98,10 +99,10 @@ class Worktrees:
             outcome = await self.inner.execute(dataclasses.replace(request, spec=spec), sink)
         except asyncio.CancelledError:  # what it wrote so far is kept for a resume
             with contextlib.suppress(git.GitError):
-                await process.finish(record_change(wt, ready.workspace))
+                await process.finish(record_change(wt, ready.workspace, ready.start))
             raise
         try:
-            outcome.diff = await record_change(wt, ready.workspace)
+            outcome.diff = await record_change(wt, ready.workspace, ready.start)
         except git.GitError as exc:
             outcome.status, outcome.retryable = "failed", False
             outcome.error = f"the task's change could not be recorded: {exc}"
@@ -141,11 +142,11 @@ class Worktrees:
         top, base = await self._base(wt)
         path = Path(wt.path).resolve()
         workspace = path / Path(wt.workspace).resolve().relative_to(top)
-        ready = Prepared(top, path, workspace)
-        _remember(wt, top)
+        left = (read_state(Path(wt.state)).get("worktrees") or {}).get(wt.path) or {}
         listed = await git.git("worktree", "list", "--porcelain", cwd=top)
         if path.is_dir() and f"worktree {path}\n" in listed.out + "\n":
-            return ready
+            return Prepared(top, path, workspace, str(left.get("start") or "HEAD"))
+        _remember(wt, top)
         await git.add_worktree(top, path, wt.branch, base)
         try:
             await _fill(wt, path, workspace)
@@ -155,7 +156,9 @@ class Worktrees:
             with contextlib.suppress(OSError):
                 path.parent.rmdir()
             raise
-        return ready
+        start = (await git.git("rev-parse", "HEAD", cwd=path)).out.strip()
+        _remember(wt, top, start)
+        return Prepared(top, path, workspace, start)
 
     async def aclose(self) -> None:
         """Remove the run's worktrees and branches (shielded), unless they are to be kept."""
@@ -212,7 +215,8 @@ async def prune_dead_runs(state_dir: Path, dead: Callable[[str], bool]) -> list[
             with contextlib.suppress(git.GitError, OSError):
                 if Path(path).is_dir():
                     inside = Path(wt.workspace).resolve().relative_to(Path(top))
-                    await record_change(wt, Path(path) / inside)
+                    start = str(info.get("start") or "HEAD")
+                    await record_change(wt, Path(path) / inside, start)
                 await git.remove_worktree(Path(top), Path(path), wt.branch)
                 _forget(wt)
         with contextlib.suppress(OSError):
@@ -245,12 +249,15 @@ async def _fill(wt: WorktreeSpec, path: Path, workspace: Path) -> None:
             raise git.GitError(f"its earlier change no longer applies ({', '.join(conflicts)}).")
 
 
-def _remember(wt: WorktreeSpec, top: Path) -> None:
-    """Record the worktree in the run's state, for a resume or a prune after a crash."""
+def _remember(wt: WorktreeSpec, top: Path, start: str | None = None) -> None:
+    """Record the worktree in the run's state, for a resume or a prune after a crash:
+    recorded before it is made (a crash meanwhile leaves nothing unknown), then its start."""
     state_path = Path(wt.state)
     state = read_state(state_path)
     worktrees = dict(state.get("worktrees") or {})
     worktrees[wt.path] = {"branch": wt.branch, "patch": wt.patch, "kept": wt.keep}
+    if start:
+        worktrees[wt.path]["start"] = start
     state.update(worktrees=worktrees, repository=str(top))
     _write_state(state_path, state)
 
@@ -264,9 +271,9 @@ def _forget(wt: WorktreeSpec) -> None:
     _write_state(state_path, state)
 
 
-async def record_change(wt: WorktreeSpec, workspace: Path) -> TaskDiff:
-    """Write the task's change as its patch file and describe it."""
-    change = await git.change(workspace)
+async def record_change(wt: WorktreeSpec, workspace: Path, start: str) -> TaskDiff:
+    """Write the task's change since ``start`` as its patch file and describe it."""
+    change = await git.change(workspace, start)
     patch = Path(wt.patch)
     if change.files:
         patch.parent.mkdir(parents=True, exist_ok=True)
