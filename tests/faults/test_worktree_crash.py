@@ -10,6 +10,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.helpers.cli import run_cli
 from tests.helpers.procs import wait_until
 from tests.test_worktrees import branches, make_repo, user_state
@@ -18,9 +20,12 @@ REPO = Path(__file__).resolve().parents[2]
 SLOW = "echo partial > part.txt; sleep 60"
 
 
+@pytest.mark.parametrize("another_run_first", [True, False], ids=["pruned", "reused"])
 def test_kill_9_then_another_run_prunes_the_worktree_and_resume_keeps_what_was_written(
-    tmp_path: Path, cli_env: dict[str, str], state_dir: Path
+    tmp_path: Path, cli_env: dict[str, str], state_dir: Path, another_run_first: bool
 ) -> None:
+    """Another run on the state dir prunes the dead run's worktree (its change saved) and
+    resume makes it again; without one, resume reuses the worktree the kill left."""
     repo = make_repo(tmp_path / "repo")
     before = user_state(repo)
     mission = {
@@ -55,14 +60,15 @@ def test_kill_9_then_another_run_prunes_the_worktree_and_resume_keeps_what_was_w
     run_id = left.parent.name
     assert f"codex-mcp-wrapper/{run_id}/slow" in branches(repo)
 
-    other = tmp_path / "other.json"
-    other.write_text(json.dumps({"provider": "scripted", "workspace_root": str(tmp_path / "o"),
-                                 "tasks": [{"prompt": "hi"}]}))  # fmt: skip
-    assert run_cli(["run", str(other)], cli_env).returncode == 0
-    assert not left.exists()  # pruned by the next run, its change kept in the run folder
-    assert user_state(repo) == before
-    saved = state_dir / "runs" / run_id / "tasks" / "slow" / "diff.patch"
-    assert "+partial" in saved.read_text()
+    if another_run_first:
+        other = tmp_path / "other.json"
+        other.write_text(json.dumps({"provider": "scripted", "workspace_root": str(tmp_path / "o"),
+                                     "tasks": [{"prompt": "hi"}]}))  # fmt: skip
+        assert run_cli(["run", str(other)], cli_env).returncode == 0
+        assert not left.exists()  # pruned by the next run, its change kept in the run folder
+        assert user_state(repo) == before
+        saved = state_dir / "runs" / run_id / "tasks" / "slow" / "diff.patch"
+        assert "+partial" in saved.read_text()
 
     resumed = run_cli(["resume", run_id, "--json"], cli_env)
     assert resumed.returncode == 0, resumed.stderr
