@@ -10,7 +10,13 @@ that cost, the speed-up of 4 workers over 1, the Python process's own CPU time p
 overhead figure), and peak memory. Each measurement runs in its own
 Python process so its peak RSS figures are its own.
 
+The `worktree` case runs the same mission with `isolation: worktree` (each task in a git
+worktree of its own, its change recorded, the worktree removed), side by side with the plain
+wrapper on the same workspace: a git repository of --repo-files committed files (2 KB each)
+and one uncommitted change; it prints the worktree/wrapper ratio and the time a worktree adds.
+
     python bench/bench_pool.py [--tasks 100] [--warm 10] [--workers 1 2 4] [--repeat 3]
+                               [--repo-files 200] [--no-worktree]
 """
 
 from __future__ import annotations
@@ -35,6 +41,7 @@ from codex_mcp_wrapper.scripted import ScriptedModel
 from codex_mcp_wrapper.settings import Settings, find_codex_bin
 
 TURN_TIMEOUT = 60.0
+KINDS = ("direct", "wrapper", "worktree")
 
 
 class DirectClient:
@@ -101,11 +108,29 @@ async def stop_app_server(client: DirectClient) -> None:
     await client.proc.wait()
 
 
-async def direct(tasks: int, workers: int, codex: str, root: Path) -> float:
+def git_workspace(root: Path, files: int) -> Path:
+    """A repository of ``files`` committed files and one uncommitted change, as a user has."""
+    workspace = root / "ws"
+    workspace.mkdir()
+    for n in range(files):
+        folder = workspace / f"pkg{n % 10}"
+        folder.mkdir(exist_ok=True)
+        (folder / f"mod{n}.py").write_text(f"# module {n}\n" + "x = 1\n" * 340)
+    for args in (["init", "-q"], ["add", "-A"], ["commit", "-qm", "files"]):
+        subprocess.run(
+            ["git", "-c", "user.name=b", "-c", "user.email=b@b", *args],
+            capture_output=True,
+            check=True,
+            cwd=workspace,
+        )
+    (workspace / "pkg0" / "mod0.py").write_text("# edited, not committed\n")
+    return workspace
+
+
+async def direct(tasks: int, workers: int, codex: str, root: Path, files: int = 0) -> float:
     model = ScriptedModel()
     async with model.serve() as url:
-        workspace = root / "ws"
-        workspace.mkdir()
+        workspace = git_workspace(root, files)
         clients = [
             await start_app_server(codex, root / f"home-{n}", url, workspace)
             for n in range(workers)
@@ -128,12 +153,15 @@ async def direct(tasks: int, workers: int, codex: str, root: Path) -> float:
         return elapsed
 
 
-async def wrapper(tasks: int, workers: int, codex: str, root: Path) -> float:
+async def wrapper(
+    tasks: int, workers: int, codex: str, root: Path, files: int = 0, isolation: str = "none"
+) -> float:
     mission = parse_mission(
         {
             "mission_id": "bench",
-            "workspace_root": str(root / "ws"),
+            "workspace_root": str(git_workspace(root, files)),
             "provider": "scripted",
+            "defaults": {"isolation": isolation},
             "tasks": [{"prompt": f"task {n}"} for n in range(tasks)],
         }
     )
@@ -145,12 +173,16 @@ async def wrapper(tasks: int, workers: int, codex: str, root: Path) -> float:
     return elapsed
 
 
-def measure_one(kind: str, tasks: int, workers: int) -> dict[str, Any]:
+def measure_one(kind: str, tasks: int, workers: int, files: int) -> dict[str, Any]:
     codex, _ = find_codex_bin(os.environ.get("CODEX_BIN"))
     with tempfile.TemporaryDirectory(prefix="cmw-bench-") as tmp:
-        run = direct if kind == "direct" else wrapper
         before = resource.getrusage(resource.RUSAGE_SELF)
-        seconds = asyncio.run(run(tasks, workers, codex, Path(tmp)))
+        if kind == "direct":
+            work = direct(tasks, workers, codex, Path(tmp), files)
+        else:
+            isolation = "worktree" if kind == "worktree" else "none"
+            work = wrapper(tasks, workers, codex, Path(tmp), files, isolation)
+        seconds = asyncio.run(work)
         after = resource.getrusage(resource.RUSAGE_SELF)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     return {
@@ -167,9 +199,14 @@ def measure_one(kind: str, tasks: int, workers: int) -> dict[str, Any]:
     }
 
 
-def _measure(kind: str, tasks: int, workers: int) -> dict[str, Any]:
+def _measure(kind: str, tasks: int, workers: int, files: int) -> dict[str, Any]:
     out = subprocess.run(
-        [sys.executable, __file__, "--one", kind, "--tasks", str(tasks), "--workers", str(workers)],
+        [
+            sys.executable,
+            __file__,
+            *("--one", kind, "--tasks", str(tasks), "--workers", str(workers)),
+            *("--repo-files", str(files)),
+        ],
         capture_output=True,
         text=True,
         check=True,
@@ -185,19 +222,22 @@ def main() -> None:
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2, 4])
     parser.add_argument("--repeat", type=int, default=3, help="Median of this many runs.")
     parser.add_argument("--json", type=Path, help="Also write the figures to this file.")
-    parser.add_argument("--one", choices=["direct", "wrapper"], help=argparse.SUPPRESS)
+    parser.add_argument("--repo-files", type=int, default=200, help="Files in the workspace.")
+    parser.add_argument("--no-worktree", action="store_true", help="Leave out the worktree case.")
+    parser.add_argument("--one", choices=KINDS, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
-        print(json.dumps(measure_one(args.one, args.tasks, args.workers[0])))
+        print(json.dumps(measure_one(args.one, args.tasks, args.workers[0], args.repo_files)))
         return
     rows: list[dict[str, Any]] = []
     marginal: dict[tuple[str, int], float] = {}
+    kinds = KINDS[:2] if args.no_worktree else KINDS
     for workers in args.workers:
-        for kind in ("direct", "wrapper"):
+        for kind in kinds:
             costs, row = [], {}
             for _ in range(args.repeat):
-                row = _measure(kind, args.tasks, workers)
-                warm = _measure(kind, args.warm, workers)
+                row = _measure(kind, args.tasks, workers, args.repo_files)
+                warm = _measure(kind, args.warm, workers, args.repo_files)
                 costs.append((row["seconds"] - warm["seconds"]) / (args.tasks - args.warm))
             cost = statistics.median(costs)
             row["marginal_ms_per_task"] = round(cost * 1000, 1)
@@ -205,7 +245,7 @@ def main() -> None:
             marginal[(kind, workers)] = cost
             rows.append(row)
             print(
-                f"{kind:>7} x{workers}: {row['seconds']:6.2f} s for {args.tasks} tasks, "
+                f"{kind:>8} x{workers}: {row['seconds']:6.2f} s for {args.tasks} tasks, "
                 f"{row['marginal_ms_per_task']:5.1f} ms/task marginal, "
                 f"{row['python_cpu_ms_per_task']:5.2f} ms Python CPU/task; peak RSS: wrapper "
                 f"{row['peak_rss_mb_self']} MB, largest codex {row['peak_rss_mb_codex']} MB",
@@ -217,6 +257,13 @@ def main() -> None:
         print(
             f"workers={workers}: wrapper/direct per task = {ratio:.2f} ({100 * (ratio - 1):+.0f}%)"
         )
+        if "worktree" in kinds:
+            plain, isolated = marginal[("wrapper", workers)], marginal[("worktree", workers)]
+            print(
+                f"workers={workers}: worktree/wrapper per task = {isolated / plain:.2f}, a "
+                f"worktree adds {1000 * (isolated - plain):+.1f} ms per task "
+                f"({args.repo_files} files in the repository)"
+            )
     if 1 in args.workers and 4 in args.workers:
         wrap = marginal[("wrapper", 1)] / marginal[("wrapper", 4)]
         dire = marginal[("direct", 1)] / marginal[("direct", 4)]

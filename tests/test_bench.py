@@ -18,8 +18,13 @@ BENCH_TIMEOUT = 300
     [
         (
             "bench_pool.py",
-            ["--tasks", "4", "--warm", "2", "--workers", "1", "--repeat", "1"],
+            ["--tasks", "4", "--warm", "2", "--workers", "1", "--repeat", "1", "--no-worktree"],
             "wrapper/direct",
+        ),
+        (
+            "bench_pool.py",
+            ["--tasks", "3", "--warm", "1", "--workers", "1", "--repeat", "1", "--repo-files", "5"],
+            "worktree/wrapper per task",
         ),
         (
             "bench_concurrency.py",

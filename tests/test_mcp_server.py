@@ -65,9 +65,12 @@ async def test_the_codex_tools_keep_the_schemas_of_the_removed_codex_mcp_server(
         "runs_list",
     } <= set(tools)
     codex = tools["codex"]
-    assert set(codex.input_schema["properties"]) == OLD_CODEX_PROPERTIES
+    # the old ones, plus one optional addition each way (isolation: worktree and its diff)
+    assert set(codex.input_schema["properties"]) == OLD_CODEX_PROPERTIES | {"isolation"}
     assert codex.input_schema["required"] == ["prompt"]
-    assert set(codex.output_schema["properties"]) == {"threadId", "content"}  # type: ignore[index]
+    output = codex.output_schema
+    assert output is not None and set(output["properties"]) == {"threadId", "content", "diff"}
+    assert output["required"] == ["threadId", "content"]
     reply = tools["codex-reply"]
     assert {"prompt", "threadId", "conversationId"} <= set(reply.input_schema["properties"])
     for name in ("mission_status", "mission_wait", "runs_list"):

@@ -40,6 +40,7 @@ _EXPORTS = {
     # results and events
     "RunSummary": "codex_mcp_wrapper.engine.results",
     "TaskResult": "codex_mcp_wrapper.engine.results",
+    "TaskDiff": "codex_mcp_wrapper.engine.results",
     "TaskStatus": "codex_mcp_wrapper.engine.results",
     "RunStatus": "codex_mcp_wrapper.engine.results",
     "RunState": "codex_mcp_wrapper.engine.run_state",
@@ -85,6 +86,7 @@ __all__ = [
     "Settings",
     "StateDirError",
     "Task",
+    "TaskDiff",
     "TaskResult",
     "TaskStatus",
     "Timeouts",
@@ -103,7 +105,13 @@ if TYPE_CHECKING:
     from codex_mcp_wrapper.app import open_runs, resume_run, run_mission, run_mission_sync
     from codex_mcp_wrapper.engine.events import Event
     from codex_mcp_wrapper.engine.lifecycle import RunOptions
-    from codex_mcp_wrapper.engine.results import RunStatus, RunSummary, TaskResult, TaskStatus
+    from codex_mcp_wrapper.engine.results import (
+        RunStatus,
+        RunSummary,
+        TaskDiff,
+        TaskResult,
+        TaskStatus,
+    )
     from codex_mcp_wrapper.engine.run_state import RunRecord, RunRow, RunState
     from codex_mcp_wrapper.engine.runs import Runs
     from codex_mcp_wrapper.engine.seams import ApprovalRequest

@@ -18,6 +18,7 @@ is wrong and what to do, and maps to an exit code at the CLI edge::
     │   ├── WorkerStalled           no event within the idle deadline
     │   └── ProtocolError           the worker answered something we cannot use
     ├── NotSteerable                exit 1: the task has no turn running to steer
+    ├── PatchConflict               exit 1: a task's patch does not apply; nothing was changed
     ├── Interrupted                 exit 130: SIGTERM or Ctrl-C; a run's says how to finish it
     └── RunDetached                 not an error: the run goes on elsewhere (Temporal), unwatched
 
@@ -75,6 +76,11 @@ class NoCredentials(EnvironmentProblem):
 
 class WorkerStartError(EnvironmentProblem):
     pass
+
+
+class PatchConflict(WrapperError):
+    """A task's patch (``runs apply``, a mission's ``apply: on_success``) does not apply
+    cleanly to the workspace; the sentence names the files, and nothing was changed."""
 
 
 class WorkerError(WrapperError):

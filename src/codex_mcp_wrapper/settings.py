@@ -235,6 +235,9 @@ class Settings:
     # A mission that does not say `login_shell` runs Codex's commands in login shells
     # (`run --login-shell`, `serve --login-shell`); see TaskSettings.login_shell.
     login_shell: bool = False
+    # Leave the worktrees of `isolation: worktree` tasks (and their branches) in place when a
+    # run ends (`run --keep-worktrees`); `runs show` lists them.
+    keep_worktrees: bool = False
 
     def user_codex_home(self) -> Path:
         return self.codex_home or user_codex_home()

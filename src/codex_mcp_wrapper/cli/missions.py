@@ -16,6 +16,7 @@ from codex_mcp_wrapper.cli.options import (
     codex_setup_options,
     codex_setup_settings,
     json_option,
+    keep_worktrees_option,
     login_shell_option,
     parse_vars,
     settings_from,
@@ -99,6 +100,7 @@ def _finish(summary: RunSummary, as_json: bool) -> None:
 @comparing_options
 @broad_workspace_option
 @login_shell_option
+@keep_worktrees_option
 @codex_setup_options
 @worker_options
 @temporal_options()
@@ -123,6 +125,7 @@ def run(
     detach: bool,
     allow_broad_workspace: bool,
     login_shell: bool,
+    keep_worktrees: bool,
     codex_home: Path | None,
     sync_codex_config: bool,
     mirror_auth: bool,
@@ -154,6 +157,7 @@ def run(
         approvals="accept" if auto_approve else "decline",
         variables=parse_vars(variables),
         login_shell=login_shell,
+        keep_worktrees=keep_worktrees,
         **worker_settings(threads_per_worker, recycle_after_threads, recycle_above_mb),
         **codex_setup_settings(codex_home, sync_codex_config, mirror_auth, pass_env),
         temporal=_submitting(
@@ -245,6 +249,7 @@ def _submitting(
 @json_option("Print the summary JSON on stdout, only it.")
 @quiet_option
 @click.option("--auto-approve", is_flag=True, help="Accept Codex's approval requests.")
+@keep_worktrees_option
 @worker_options
 @temporal_options()
 @click.pass_context
@@ -255,6 +260,7 @@ def resume(
     workers: int | None,
     as_json: bool,
     auto_approve: bool,
+    keep_worktrees: bool,
     threads_per_worker: int | None,
     recycle_after_threads: int | None,
     recycle_above_mb: int | None,
@@ -272,6 +278,7 @@ def resume(
         ctx,
         workers=workers,
         approvals="accept" if auto_approve else "decline",
+        keep_worktrees=keep_worktrees,
         **worker_settings(threads_per_worker, recycle_after_threads, recycle_above_mb),
         temporal=_submitting(
             temporal_settings(

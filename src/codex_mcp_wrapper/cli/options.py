@@ -263,6 +263,14 @@ login_shell_option = click.option(
 )
 
 
+keep_worktrees_option = click.option(
+    "--keep-worktrees",
+    is_flag=True,
+    help="Leave the worktrees of isolation: worktree tasks (and their branches) in place when "
+    "the run ends; `runs show` lists them.",
+)
+
+
 def codex_setup_settings(
     codex_home: Path | None, sync_codex_config: bool, mirror_auth: bool, pass_env: Sequence[str]
 ) -> dict[str, Any]:

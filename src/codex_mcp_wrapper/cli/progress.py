@@ -16,7 +16,14 @@ from rich.table import Table
 
 from codex_mcp_wrapper.cli.formats import short_answer
 from codex_mcp_wrapper.cli.views import styled
-from codex_mcp_wrapper.engine.events import Event, RunFinished, RunStarted, TaskFinished, TaskUpdate
+from codex_mcp_wrapper.engine.events import (
+    CodexEvent,
+    Event,
+    RunFinished,
+    RunStarted,
+    TaskFinished,
+    TaskUpdate,
+)
 from codex_mcp_wrapper.engine.results import TaskResult
 from codex_mcp_wrapper.engine.spending import tokens_of
 
@@ -104,6 +111,13 @@ class ProgressView:
             note = f": {row['note']}" if row["note"] else ""
             self._line(f"  {result.task_id}: {result.status} ({row['elapsed']}){note}")
             self._answer(event.run_id, result)
+            self._change(result)
+        elif isinstance(event, CodexEvent) and event.method == "turn/diff/updated":
+            # Codex's diff of the turn so far (its file edits): the row says how far it is
+            diff = str(event.params.get("diff") or "")
+            files = sum(1 for line in diff.splitlines() if line.startswith("diff --git "))
+            row = self.rows.setdefault(event.task_id, {"state": "running"})
+            row["note"] = f"changing {files} file(s)"
         elif isinstance(event, RunFinished):
             self.close()
             summary = event.summary
@@ -127,6 +141,18 @@ class ProgressView:
             line += (
                 f" (whole answer: {self.runs_dir / run_id / 'tasks' / result.task_id / 'final.md'})"
             )
+        if self._live is not None:
+            self._live.console.print(escape(line), soft_wrap=True)
+        else:
+            self._line(line)
+
+    def _change(self, result: TaskResult) -> None:
+        """A worktree task's change under its line: its size and its patch."""
+        if result.diff is None:
+            return
+        line = f"    {result.task_id} changed: {result.diff.describe()}"
+        if result.diff.patch:
+            line += f" (patch: {result.diff.patch})"
         if self._live is not None:
             self._live.console.print(escape(line), soft_wrap=True)
         else:

@@ -73,6 +73,19 @@ def runs_steer(ctx: click.Context, run_id: str, task_id: str, text: str) -> None
     click.echo(f"steered task {task_id} of run {run_id} (turn {turn_id}).")
 
 
+@runs.command("apply")
+@click.argument("run_id")
+@click.argument("task_id")
+@click.option("--commit", is_flag=True, help="Also commit the files the patch changes.")
+@click.pass_context
+def runs_apply(ctx: click.Context, run_id: str, task_id: str, commit: bool) -> None:
+    """Apply the change of TASK_ID of RUN_ID (a task run with isolation: worktree) to the
+    run's workspace, all or nothing. Exit 0 when applied, 1 when it does not apply cleanly
+    (nothing is changed; the conflicting files are named), 2 for a task with no patch."""
+    message = run_async(open_runs(settings_from(ctx)).apply(run_id, task_id, commit))
+    click.echo(message)
+
+
 @runs.command("cancel")
 @click.argument("run_id")
 @temporal_options(required=True)

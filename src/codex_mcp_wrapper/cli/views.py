@@ -58,9 +58,26 @@ def _task_lines(task: TaskResult, run_dir: Path) -> list[str]:
         lines.append(f"    review: {len(task.review.findings)} finding(s){shown}")
     if task.error:
         lines.append(f"    [red]error:[/] {escape(short_answer(task.error, 400)[0])}")
+    if task.diff is not None:
+        lines.extend(_diff_lines(task))
     files = run_dir / "tasks" / task.task_id
     if task.final_message:
         lines.append(f"    full answer: {escape(str(files / 'final.md'))}")
+    return lines
+
+
+def _diff_lines(task: TaskResult) -> list[str]:
+    """A worktree task's change: its size, files, patch, and its worktree while kept."""
+    assert task.diff is not None
+    diff = task.diff
+    shown = ", ".join(diff.files[:10]) + (
+        f" (+{len(diff.files) - 10} more)" if len(diff.files) > 10 else ""
+    )
+    lines = [f"    diff: {escape(diff.describe())}" + (f": {escape(shown)}" if shown else "")]
+    if diff.patch:
+        lines.append(f"    patch: {escape(diff.patch)} (`runs apply` brings it in)")
+    if diff.worktree:
+        lines.append(f"    worktree kept: {escape(diff.worktree)} (branch {escape(diff.branch)})")
     return lines
 
 
@@ -88,4 +105,8 @@ def run_details(shown: RunSummary | RunRecord, out: Console) -> None:
             out.print(line, soft_wrap=True)
     for failure in shown.hook_failures:
         out.print(f"[red]hook failed:[/] {escape(failure)}")
+    if shown.applied:
+        out.print(f"applied to the workspace: {escape(', '.join(shown.applied))}")
+    if shown.apply_error:
+        out.print(f"[red]not applied:[/] {escape(shown.apply_error)}")
     out.print(f"files: {escape(str(run_dir))} (summary.json, report.html, junit.xml, tasks/)")

@@ -36,6 +36,7 @@ from codex_mcp_wrapper.codex.worker_spec import WorkerSpec
 from codex_mcp_wrapper.engine.events import ModelRequest
 from codex_mcp_wrapper.engine.runner import MissionRunner
 from codex_mcp_wrapper.engine.seams import PlannedTask, RunContext, TaskExecutor
+from codex_mcp_wrapper.engine.worktrees import Worktrees
 from codex_mcp_wrapper.errors import MissionError
 from codex_mcp_wrapper.logs import bind
 from codex_mcp_wrapper.missions.loading import load_task_scripts
@@ -199,11 +200,13 @@ class LocalBackend:
                 executor = LocalExecutor(
                     pool, models, run.approvals, limit=granted, tools=run.tools
                 )
-                self._executors[run.run_id] = executor
+                worktrees = Worktrees(executor, self.settings.state_dir)
+                self._executors[run.run_id] = executor  # steer reaches the turns through it
                 try:
-                    yield executor
-                finally:
+                    yield worktrees
+                finally:  # the run's worktrees go with it (unless kept)
                     self._executors.pop(run.run_id, None)
+                    await worktrees.aclose()
 
     async def steer(self, run_id: str, task_id: str, text: str) -> str | None:
         """Add ``text`` to the running turn of a task of a run going on here (``Backend.steer``)."""

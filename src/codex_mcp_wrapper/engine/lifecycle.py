@@ -28,6 +28,7 @@ from codex_mcp_wrapper.engine.events import (
     TaskFinished,
 )
 from codex_mcp_wrapper.engine.hooks import HookRunner, PythonHook
+from codex_mcp_wrapper.engine.patches import apply_all
 from codex_mcp_wrapper.engine.planning import plan_tasks
 from codex_mcp_wrapper.engine.recorder import RunRecorder
 from codex_mcp_wrapper.engine.redaction import Redactor, redacting
@@ -42,8 +43,9 @@ from codex_mcp_wrapper.engine.seams import (
 )
 from codex_mcp_wrapper.engine.store import RunStore
 from codex_mcp_wrapper.engine.tools import PythonTool
+from codex_mcp_wrapper.engine.worktrees import prune_dead_runs
 from codex_mcp_wrapper.errors import MissionError, RunDetached, WrapperError
-from codex_mcp_wrapper.missions.loading import check_servers_defined
+from codex_mcp_wrapper.missions.loading import check_servers_defined, check_worktree_workspace
 from codex_mcp_wrapper.missions.model import Mission
 from codex_mcp_wrapper.settings import Settings
 
@@ -70,6 +72,9 @@ class RunOptions:
     previous: dict[str, TaskResult] | None = None
     threads: dict[str, tuple[str, str | None]] | None = None
     forks: dict[str, ForkSource] | None = None  # a task id -> the thread it copies (codex-fork)
+    # A task id to the patch its worktree starts with: the change so far of the worktree task
+    # whose thread a reply continues (``isolation: worktree``).
+    earlier: dict[str, str] | None = None
     approvals: ApprovalHandler | None = None
     junit: Sequence[Path] = ()
     html: Sequence[Path] = ()
@@ -146,6 +151,7 @@ async def drive_run(
         contextlib.closing(RunRecorder(store, redactor)) as recorder,
     ):
         run_dir = store.run_dir(run_id)
+        await prune_dead_runs(settings.state_dir, lambda other: _dead(store, other, run_id))
         _subscribe(bus, recorder, redactor, options)
         run_dir.mkdir(parents=True, exist_ok=True)
         wiring = RunWiring(run_id, run_dir, workspace_root, bus.publish, redactor)
@@ -163,7 +169,7 @@ async def drive_run(
             ),
         )
         bus.subscribe(assembled.hooks)
-        planned = _planned(mission, options, workspace_root, run_dir)
+        planned = _planned(mission, options, workspace_root, run_dir, settings.keep_worktrees)
         # Recorded before the backend opens: a run stopped or failing while its workers start
         # is still a run that status, list and resume know.
         bus.publish(
@@ -188,6 +194,12 @@ async def drive_run(
     return redacted(summary, redactor)
 
 
+def _dead(store: RunStore, run_id: str, current: str) -> bool:
+    """Whether a run's wrapper died (its worktrees may go), other than the one starting."""
+    info = store.get_run(run_id) if run_id != current else None
+    return info is not None and info.get("status") == "interrupted"
+
+
 def _prepared(mission: Mission, settings: Settings, backend: Backend) -> Mission:
     """The mission as it will run (the run's login-shell default recorded in it), once what
     would keep it from starting at all is checked: nothing is recorded of such a run."""
@@ -195,6 +207,7 @@ def _prepared(mission: Mission, settings: Settings, backend: Backend) -> Mission
         defaults = mission.defaults.model_copy(update={"login_shell": True})
         mission = mission.model_copy(update={"defaults": defaults})
     check_servers_defined(mission, "the mission")
+    check_worktree_workspace(mission, "the mission")
     backend.check(mission)
     return mission
 
@@ -211,11 +224,18 @@ def _subscribe(
 
 
 def _planned(
-    mission: Mission, options: RunOptions, workspace_root: Path, run_dir: Path
+    mission: Mission, options: RunOptions, workspace_root: Path, run_dir: Path, keep: bool
 ) -> list[PlannedTask]:
     """The tasks, planned, with the run's Python tools offered to every one."""
     planned = plan_tasks(
-        mission, workspace_root, run_dir, options.previous, options.threads, options.forks
+        mission,
+        workspace_root,
+        run_dir,
+        options.previous,
+        options.threads,
+        options.forks,
+        keep,
+        options.earlier,
     )
     if not options.tools:
         return planned
@@ -280,16 +300,21 @@ async def _finish(
     """Hooks end before the summary (it counts their failures); a cancelled run stops them,
     and nothing here may keep the summary from being written."""
     interrupted = cancelled or await _settle(hooks)
+    results = _results(planned, finished, unstarted)
+    applied: tuple[list[str], str | None] = ([], None)
+    if mission.apply == "on_success" and not cancelled:
+        applied = await apply_all(results, context.workspace_root, context.run_id)
     summary = summarise(
         context.run_id,
         mission.mission_id,
-        _results(planned, finished, unstarted),
+        results,
         started,
         time.time(),
         cancelled=cancelled,
         run_dir=str(context.run_dir),
         workspace_root=str(context.workspace_root),
         hook_failures=hooks.failures,
+        applied=applied,
     )
     bus.publish(RunFinished(context.run_id, summary))
     interrupted = interrupted or await _settle(hooks)  # run_end hooks

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from codex_mcp_wrapper.engine.results import TaskResult
-from codex_mcp_wrapper.engine.seams import ForkSource, PlannedTask, TaskSpec
+from codex_mcp_wrapper.engine.seams import ForkSource, PlannedTask, TaskSpec, WorktreeSpec
 from codex_mcp_wrapper.engine.tools import tool_spec
 from codex_mcp_wrapper.missions.model import (
     DEFAULT_IDLE_TIMEOUT_SEC,
@@ -55,6 +55,55 @@ def task_config(task: Task, mission: Mission) -> dict[str, Any]:
     return config
 
 
+BRANCH_PREFIX = "codex-mcp-wrapper"  # a worktree's branch: codex-mcp-wrapper/RUN_ID/TASK_ID
+PATCH_FILE = "diff.patch"  # a worktree task's change, in its folder of the run
+WORKTREES_FILE = "worktrees.json"  # the run's worktrees: repository, base commit
+
+
+def branch_name(task_id: str) -> str:
+    """A task id as a part of a branch name: git refuses ``..`` and a final ``.lock``."""
+    name = task_id.replace("..", "-")
+    return name + "-" if name.endswith(".lock") else name
+
+
+def worktrees_dir(run_dir: Path) -> Path:
+    """Where a run's worktrees live: ``STATE_DIR/worktrees/RUN_ID`` (beside ``runs/``)."""
+    return run_dir.parent.parent / "worktrees" / run_dir.name
+
+
+def worktree_spec(
+    mission: Mission,
+    workspace_root: Path,
+    run_dir: Path,
+    task: Task,
+    keep: bool,
+    earlier: str | None = None,
+) -> WorktreeSpec | None:
+    """The worktree of a task with ``isolation: worktree`` (None for the others): its
+    dependencies that run in worktrees hand it their patches, in ``depends_on`` order;
+    ``earlier``: the patch of the run whose thread it continues (default: its own)."""
+    if _pick(task, mission, "isolation", "none") != "worktree":
+        return None
+    by_id = {t.id: t for t in mission.tasks}
+    after = tuple(
+        (dep, str(run_dir / "tasks" / dep / PATCH_FILE))
+        for dep in task.depends_on
+        if _pick(by_id[dep], mission, "isolation", "none") == "worktree"
+    )
+    task_id = task.id or ""
+    patch = str(run_dir / "tasks" / task_id / PATCH_FILE)
+    return WorktreeSpec(
+        workspace=str(workspace_root),
+        path=str(worktrees_dir(run_dir) / task_id),
+        branch=f"{BRANCH_PREFIX}/{run_dir.name}/{branch_name(task_id)}",
+        patch=patch,
+        state=str(run_dir / WORKTREES_FILE),
+        after=after,
+        keep=keep,
+        earlier=earlier or patch,
+    )
+
+
 def plan_tasks(
     mission: Mission,
     workspace_root: Path,
@@ -62,9 +111,13 @@ def plan_tasks(
     previous: dict[str, TaskResult] | None = None,
     threads: dict[str, tuple[str, str | None]] | None = None,
     forks: dict[str, ForkSource] | None = None,
+    keep_worktrees: bool = False,
+    earlier: dict[str, str] | None = None,
 ) -> list[PlannedTask]:
     """``previous`` holds results kept from an earlier run; ``threads`` maps a task id to a
-    (thread id, worker label) to continue, ``forks`` to a thread to copy (codex-fork)."""
+    (thread id, worker label) to continue, ``forks`` to a thread to copy (codex-fork);
+    ``keep_worktrees`` leaves worktrees in place; ``earlier`` maps a task id to the patch its
+    worktree starts with (a reply's)."""
     planned: list[PlannedTask] = []
     for index, task in enumerate(mission.tasks):
         task_id = task.id or f"task-{index + 1}"
@@ -94,6 +147,14 @@ def plan_tasks(
             budget_tokens=_budget(task, mission, "tokens"),
             budget_turns=_budget(task, mission, "turns"),
             review=task.review.codex_target() if task.review else None,
+            worktree=worktree_spec(
+                mission,
+                workspace_root,
+                run_dir,
+                task,
+                keep_worktrees,
+                (earlier or {}).get(task_id),
+            ),
         )
         thread_id, thread_worker = (threads or {}).get(task_id, (None, None))
         planned.append(

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from codex_mcp_wrapper.engine.access import Identity, may_see
 from codex_mcp_wrapper.engine.compare import RunComparison, compare_runs
+from codex_mcp_wrapper.engine.patches import apply_change
 from codex_mcp_wrapper.engine.reports import write_reports
 from codex_mcp_wrapper.engine.results import RunSummary
 from codex_mcp_wrapper.engine.run_state import RunRecord, RunRow, RunState, TaskRow
@@ -147,3 +148,19 @@ class RunQueries:
         if not path.is_relative_to(base.resolve()) or not path.is_file():
             raise InputError(f"no {name} for task '{task_id}' of run '{run_id}'.")
         return path
+
+    async def apply(
+        self, run_id: str, task_id: str, commit: bool = False, client: Identity | None = None
+    ) -> str:
+        """Apply a worktree task's patch to the run's workspace, all or nothing (with
+        ``commit``, commit the files it changes); what was done, in one line. The one action
+        here: it needs the recorded run only, no backend."""
+        with RunStore.reader(self.settings.state_dir) as store:
+            self._visible(store, run_id, client)
+            results = store.task_results(run_id)
+            workspace = Path(store.read_mission(run_id).workspace_root)
+        if task_id not in results:
+            raise InputError(
+                f"run {run_id} has no finished task '{task_id}' (tasks: {', '.join(results)})."
+            )
+        return await apply_change(results[task_id], workspace, run_id, commit)

@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from codex_mcp_wrapper.engine.events import Event, RunFinished, RunStarted
+from codex_mcp_wrapper.engine.patch_view import PATCH_CSS, diff_excerpt, diff_section
 from codex_mcp_wrapper.engine.redaction import Redactor
 from codex_mcp_wrapper.engine.results import RunSummary, TaskResult
 from codex_mcp_wrapper.engine.spending import tokens_of
@@ -54,6 +55,7 @@ def _excerpt(task: TaskResult) -> str:
         lines.append(
             f"tool {call.server}.{call.tool} {json.dumps(call.arguments)} -> {call.status}"
         )
+    lines += diff_excerpt(task)
     lines.append("final message:")
     lines.append(task.final_message or "(none)")
     text = "\n".join(lines)
@@ -250,6 +252,7 @@ def _task_section(task: TaskResult, run_dir: Path | None, page: Path | None) -> 
         parts.append(
             f"<h4>Commands</h4><table><tr><th>command</th><th>exit</th></tr>{rows}</table>"
         )
+    parts.append(diff_section(task))
     usage = ", ".join(f"{k} {v}" for k, v in task.usage.items()) or "none recorded"
     facts = [f"<b>Tokens:</b> {html.escape(usage)}"]
     if task.worker:  # a task that never ran (skipped, cancelled early) had none
@@ -297,7 +300,7 @@ def html_report(
     )
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>{html.escape(summary.mission_id)} ·
-{html.escape(summary.status)}</title><style>{_CSS}</style></head><body>
+{html.escape(summary.status)}</title><style>{_CSS}{PATCH_CSS}</style></head><body>
 <h1>{html.escape(summary.mission_id)} {_badge(summary.status)}</h1>
 <p class="muted">run <code id="run-id">{html.escape(summary.run_id)}</code> · {started} ·
 {summary.duration_ms / 1000:.1f} s · {html.escape(counts)} ·

@@ -46,6 +46,24 @@ TRANSIENT_STATES: tuple[str, ...] = ("queued", "waiting")  # shown live, not sto
 CUT_SHORT_BY_CRASH = "the wrapper running this task died before it finished (a crash or kill -9)."
 
 
+class TaskDiff(BaseModel):
+    """What a task run in a worktree of its own (``isolation: worktree``) changed."""
+
+    files: list[str] = Field(default_factory=list)  # changed paths, relative to the workspace
+    insertions: int = 0
+    deletions: int = 0
+    patch: str | None = None  # a `git apply`-able patch file in the run folder; None: no change
+    branch: str = ""  # the worktree's branch (deleted with it unless worktrees are kept)
+    worktree: str | None = None  # where the worktree is, while it is kept (--keep-worktrees)
+
+    def describe(self) -> str:
+        """One line: ``3 files, +12 -4`` (or ``no change``)."""
+        if not self.files:
+            return "no change"
+        files = f"{len(self.files)} file" + ("s" if len(self.files) != 1 else "")
+        return f"{files}, +{self.insertions} -{self.deletions}"
+
+
 class TaskResult(BaseModel):
     task_id: str
     index: int
@@ -67,6 +85,7 @@ class TaskResult(BaseModel):
     tool_calls: list[ToolCallRecord] = Field(default_factory=list)
     commands: list[CommandRecord] = Field(default_factory=list)
     review: ReviewResult | None = None  # a review task's findings (missions/review.py)
+    diff: TaskDiff | None = None  # isolation: worktree only
 
     @property
     def ok(self) -> bool:
@@ -137,6 +156,10 @@ class RunSummary(DictAccess, BaseModel):
     usage: dict[str, int] = Field(default_factory=dict)  # the tasks' usage added up
     tasks: TaskList = Field(default_factory=TaskList)
     hook_failures: list[str] = Field(default_factory=list)  # required hooks that failed
+    # apply: on_success: the tasks whose patches were applied to the workspace, in order, and
+    # why the next one was not (its patch did not apply): the run is then failed.
+    applied: list[str] = Field(default_factory=list)
+    apply_error: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -158,6 +181,7 @@ def summarise(
     run_dir: str | None = None,
     workspace_root: str | None = None,
     hook_failures: list[str] | None = None,
+    applied: tuple[list[str], str | None] = ([], None),
 ) -> RunSummary:
     counts: dict[str, int] = {}
     for result in results:
@@ -165,7 +189,7 @@ def summarise(
     status: RunStatus
     if cancelled:
         status, code = "cancelled", EXIT_INTERRUPTED
-    elif all(r.status == "ok" for r in results) and not hook_failures:
+    elif all(r.status == "ok" for r in results) and not hook_failures and applied[1] is None:
         status, code = "ok", EXIT_OK
     else:
         status, code = "failed", EXIT_TASKS_FAILED
@@ -183,4 +207,6 @@ def summarise(
         usage=total_usage(r.usage for r in results),
         tasks=TaskList(sorted(results, key=lambda r: r.index)),
         hook_failures=list(hook_failures or []),
+        applied=applied[0],
+        apply_error=applied[1],
     )

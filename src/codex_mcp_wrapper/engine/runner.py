@@ -304,6 +304,7 @@ class MissionRunner:
             tool_calls=outcome.tool_calls,
             commands=outcome.commands,
             review=outcome.review,
+            diff=outcome.diff,
             error=outcome.error,
             log_path=outcome.log_path,
             turns_done=done.turns_done,

@@ -27,6 +27,7 @@ from codex_mcp_wrapper.engine.assembly import run_redactor
 from codex_mcp_wrapper.engine.client_missions import ClientMissions
 from codex_mcp_wrapper.engine.events import Subscriber
 from codex_mcp_wrapper.engine.lifecycle import RunOptions, drive_run, new_run_id
+from codex_mcp_wrapper.engine.planning import PATCH_FILE
 from codex_mcp_wrapper.engine.queries import RunQueries
 from codex_mcp_wrapper.engine.results import RunSummary, TaskResult
 from codex_mcp_wrapper.engine.resume import continuation, resume_plan, task_thread
@@ -287,7 +288,9 @@ class Runs(ClientMissions, RunQueries, ThreadControl):
                 )
             owner = store.run_owner(origin[0])[1]
             mission, threads = continuation(store, thread_id, prompt)
-        return mission, RunOptions(threads=threads, reports=False, owner=owner)
+            patch = store.run_dir(origin[0]) / "tasks" / origin[1] / PATCH_FILE
+        earlier = {origin[1]: str(patch)}  # its worktree's change so far, if it had one
+        return mission, RunOptions(threads=threads, reports=False, owner=owner, earlier=earlier)
 
     def start_reply(
         self,

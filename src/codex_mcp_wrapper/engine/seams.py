@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Literal, Protocol
 
 from codex_mcp_wrapper.engine.events import Event
-from codex_mcp_wrapper.engine.results import OutcomeStatus, TaskResult, TaskState
+from codex_mcp_wrapper.engine.results import OutcomeStatus, TaskDiff, TaskResult, TaskState
 from codex_mcp_wrapper.missions.checks import CheckResult, CommandRecord, ToolCallRecord
 from codex_mcp_wrapper.missions.expect import Expect
 from codex_mcp_wrapper.missions.model import Mission
@@ -25,6 +25,25 @@ ApprovalDecision = Literal["accept", "decline"]
 ApprovalKind = Literal[
     "command", "file_change", "permissions", "mcp_elicitation", "mcp_tool", "other"
 ]
+
+
+@dataclass(frozen=True)
+class WorktreeSpec:
+    """Where a task with ``isolation: worktree`` works, and where its change goes.
+
+    ``after`` holds the patch files of the worktree tasks it depends on, applied in its
+    ``depends_on`` order before it starts; ``patch`` is where its own change is written."""
+
+    workspace: str  # the workspace root (inside a git work tree)
+    path: str  # the worktree (for the workspace's repository's whole work tree)
+    branch: str
+    patch: str
+    state: str  # the run's worktree record (base commit, repository): worktrees.json
+    after: tuple[tuple[str, str], ...] = ()  # (task id, patch file) of its dependencies
+    keep: bool = False  # left in place when the run ends (--keep-worktrees)
+    # The task's change so far, applied (uncommitted) when its worktree is made again: its
+    # own patch (a resume), or that of the run whose thread it continues (a reply).
+    earlier: str = ""
 
 
 @dataclass(frozen=True)
@@ -51,6 +70,7 @@ class TaskSpec:
     budget_tokens: int | None = None  # the task's token budget (engine/spending.py)
     budget_turns: int | None = None  # the turns it may start
     review: dict[str, Any] | None = None  # its first turn is Codex's review of this target
+    worktree: WorktreeSpec | None = None  # isolation: worktree
 
 
 @dataclass(frozen=True)
@@ -128,6 +148,7 @@ class TaskOutcome:
     tool_calls: list[ToolCallRecord] = field(default_factory=list)
     commands: list[CommandRecord] = field(default_factory=list)
     review: ReviewResult | None = None  # a review task's findings
+    diff: TaskDiff | None = None
 
 
 @dataclass(frozen=True)

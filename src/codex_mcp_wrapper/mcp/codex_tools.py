@@ -71,6 +71,16 @@ CompactPromptArg = Annotated[
 ]
 
 
+IsolationArg = Annotated[
+    Literal["none", "worktree"] | None,
+    Field(
+        description="worktree: the session works in a git worktree of its own, made from cwd's "
+        "repository as it is (uncommitted changes included), and the result's diff holds its "
+        "change as a patch; cwd must be in a git repository (default: none)."
+    ),
+]
+
+
 def register_codex_tools(
     server: MCPServer, runs: Runs, levels: LogLevels, parking: Parking
 ) -> None:
@@ -101,6 +111,7 @@ def register_codex(server: MCPServer, runs: Runs, levels: LogLevels, parking: Pa
         base_instructions: BaseInstructionsArg = None,
         developer_instructions: DeveloperInstructionsArg = None,
         compact_prompt: CompactPromptArg = None,
+        isolation: IsolationArg = None,
     ) -> Annotated[CallToolResult, CodexOutput]:
         call = CallContext(ctx, runs.settings, levels, runs.settings.codex_events)
         client = client_of(ctx)
@@ -114,6 +125,7 @@ def register_codex(server: MCPServer, runs: Runs, levels: LogLevels, parking: Pa
             base_instructions=base_instructions,
             developer_instructions=developer_instructions,
             compact_prompt=compact_prompt,
+            isolation=isolation,
         )
 
         if call.modern and call.can_elicit:  # approvals by the input-required round trip

@@ -1,7 +1,7 @@
 """The mission tools: ``batch``, ``mission_start``/``mission_status``/``mission_wait``/
-``mission_cancel``/``mission_resume``, ``reply`` and ``runs_list``. Each is registered by a
-function of its own: argument mapping and result shaping around one call into ``Runs``, with
-the caller's identity, wrapped by ``guarded``."""
+``mission_cancel``/``mission_resume``, ``reply``, ``runs_list`` and ``runs_apply``. Each is
+registered by a function of its own: argument mapping and result shaping around one call into
+``Runs``, with the caller's identity, wrapped by ``guarded``."""
 
 from __future__ import annotations
 
@@ -19,6 +19,10 @@ from codex_mcp_wrapper.mcp.log_levels import LogLevels
 from codex_mcp_wrapper.mcp.shaping import batch_result, json_result
 from codex_mcp_wrapper.mcp.tool_boundary import READ_ONLY, RUNS_CODEX, guarded
 
+# Writes into the run's workspace (a patch, all or nothing), talks to nothing outside.
+APPLIES = ToolAnnotations(
+    read_only_hint=False, destructive_hint=True, idempotent_hint=False, open_world_hint=False
+)
 WAIT_DEFAULT = 30.0
 WAIT_MAX = 55.0  # stays under the common 60 s client tool timeout
 
@@ -37,7 +41,7 @@ RunIdArg = Annotated[str, Field(description="The run id (from mission_start or r
 
 
 def register_mission_tools(server: MCPServer, runs: Runs, levels: LogLevels) -> None:
-    """``batch``, ``mission_*``, ``reply`` and ``runs_list``."""
+    """``batch``, ``mission_*``, ``reply``, ``runs_list`` and ``runs_apply``."""
     for register in (
         register_batch,
         register_mission_start,
@@ -47,6 +51,7 @@ def register_mission_tools(server: MCPServer, runs: Runs, levels: LogLevels) -> 
         register_mission_cancel,
         register_reply,
         register_runs_list,
+        register_runs_apply,
     ):
         register(server, runs, levels)
 
@@ -232,5 +237,31 @@ def register_runs_list(server: MCPServer, runs: Runs, levels: LogLevels) -> None
             return json_result(
                 {"runs": [r.to_json() for r in runs.list(max(1, min(limit, 500)), client_of(ctx))]}
             )
+
+        return await guarded(work)
+
+
+def register_runs_apply(server: MCPServer, runs: Runs, levels: LogLevels) -> None:
+    """``runs_apply``: a worktree task's change brought into its run's workspace."""
+
+    @server.tool(
+        name="runs_apply",
+        title="Apply a task's change",
+        annotations=APPLIES,
+        description="Apply the change (patch) of a task run with isolation: worktree to the "
+        "run's workspace, all or nothing: a patch that does not apply cleanly changes nothing "
+        "and the error names the conflicting files.",
+    )
+    async def runs_apply(
+        run_id: RunIdArg,
+        task_id: Annotated[str, Field(description="The task whose change to apply.")],
+        ctx: Context,
+        commit: Annotated[
+            bool, Field(description="Also commit the files the patch changes (only those).")
+        ] = False,
+    ) -> CallToolResult:
+        async def work() -> CallToolResult:
+            done = await runs.apply(run_id, task_id, commit, client_of(ctx))
+            return json_result({"run_id": run_id, "task_id": task_id, "applied": done})
 
         return await guarded(work)

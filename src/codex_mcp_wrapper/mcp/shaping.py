@@ -9,7 +9,7 @@ from typing import Any
 from mcp.types import CallToolResult, TextContent
 from pydantic import BaseModel
 
-from codex_mcp_wrapper.engine.results import RunSummary, TaskResult
+from codex_mcp_wrapper.engine.results import RunSummary, TaskDiff, TaskResult
 
 # The `codex` tool's approval policy when a call gives none: codex mcp-server 0.153.4's.
 CODEX_TOOL_APPROVAL = "on-request"
@@ -18,6 +18,16 @@ CODEX_TOOL_APPROVAL = "on-request"
 class CodexOutput(BaseModel):
     threadId: str
     content: str
+    # What the session changed, when it ran in a worktree of its own (isolation: worktree):
+    # files, insertions, deletions, patch (a file `git apply` takes), branch.
+    diff: TaskDiff | None = None
+
+
+def _structured(result: TaskResult, content: str) -> dict[str, Any]:
+    out: dict[str, Any] = {"threadId": result.thread_id or "", "content": content}
+    if result.diff is not None:
+        out["diff"] = result.diff.model_dump(mode="json")
+    return out
 
 
 def codex_result(result: TaskResult) -> CallToolResult:
@@ -26,12 +36,12 @@ def codex_result(result: TaskResult) -> CallToolResult:
         text = result.error or f"the Codex turn ended {result.status}"
         return CallToolResult(
             content=[TextContent(type="text", text=text)],
-            structured_content={"threadId": result.thread_id or "", "content": content or text},
+            structured_content=_structured(result, content or text),
             is_error=True,
         )
     return CallToolResult(
         content=[TextContent(type="text", text=content)],
-        structured_content={"threadId": result.thread_id or "", "content": content},
+        structured_content=_structured(result, content),
     )
 
 
@@ -72,6 +82,7 @@ def batch_result(summary: RunSummary) -> dict[str, Any]:
                 "conversationId": task.thread_id,
                 "duration_ms": task.duration_ms,
                 "artifacts": task.artifacts,
+                **({"diff": task.diff.model_dump(mode="json")} if task.diff else {}),
             }
         )
         if task.status != "ok":

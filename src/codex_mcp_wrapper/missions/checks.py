@@ -5,6 +5,7 @@ commands, as plain records), the workspace, git, and a verify command. Each chec
 from __future__ import annotations
 
 import asyncio
+import fnmatch
 import json
 import os
 import re
@@ -15,7 +16,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from codex_mcp_wrapper import process
-from codex_mcp_wrapper.missions.expect import Expect, MessageCheck, VerifyCheck
+from codex_mcp_wrapper.missions.expect import DiffCheck, Expect, MessageCheck, VerifyCheck
 from codex_mcp_wrapper.missions.paths import inside
 from codex_mcp_wrapper.missions.review import ReviewResult, check_review
 
@@ -318,6 +319,43 @@ async def evaluate(
             for name, ok, expected, observed in check_review(expect.review, evidence.review)
         ]
     return results
+
+
+def check_diff(check: DiffCheck, files: list[str], lines: int) -> list[CheckResult]:
+    """A worktree task's change against its ``expect.diff``: ``files`` the changed paths
+    (relative to the workspace), ``lines`` insertions plus deletions."""
+    changed = ", ".join(files) or "nothing"
+    out: list[CheckResult] = []
+    for glob in check.files:
+        hits = [f for f in files if fnmatch.fnmatchcase(f, glob)]
+        out.append(
+            CheckResult(
+                name=f"diff: files {glob}",
+                ok=bool(hits),
+                expected="a changed file matching it",
+                observed=", ".join(hits) if hits else f"changed: {changed}",
+            )
+        )
+    for glob in check.not_files:
+        hits = [f for f in files if fnmatch.fnmatchcase(f, glob)]
+        out.append(
+            CheckResult(
+                name=f"diff: not_files {glob}",
+                ok=not hits,
+                expected="no changed file matching it",
+                observed=f"changed: {', '.join(hits)}" if hits else "none changed",
+            )
+        )
+    if check.max_lines is not None:
+        out.append(
+            CheckResult(
+                name="diff: max_lines",
+                ok=lines <= check.max_lines,
+                expected=f"at most {check.max_lines} changed line(s)",
+                observed=f"{lines} ({changed})",
+            )
+        )
+    return out
 
 
 def failure_message(results: list[CheckResult]) -> str:

@@ -99,6 +99,16 @@ class VerifyCheck(_Model):
     timeout_sec: Annotated[float, Field(gt=0, le=3600)] = 120.0
 
 
+class DiffCheck(_Model):
+    """What the change of a task run with ``isolation: worktree`` must be: each of ``files``
+    (globs relative to the workspace, ``*`` matching across folders) matches a changed file,
+    none of ``not_files`` does, and at most ``max_lines`` lines are added plus removed."""
+
+    files: list[RelativeGlob] = Field(default_factory=list)
+    not_files: list[RelativeGlob] = Field(default_factory=list)
+    max_lines: Count | None = None
+
+
 class Expect(_Model):
     tool_calls: list[ToolCallCheck] = Field(default_factory=list)
     forbidden_tools: list[str] = Field(
@@ -112,6 +122,7 @@ class Expect(_Model):
     git_clean: bool = False
     verify: VerifyCheck | str | None = None
     review: ReviewCheck | None = None  # a review task's findings (missions/review.py)
+    diff: DiffCheck | None = None  # isolation: worktree only
 
     @model_validator(mode="before")
     @classmethod

@@ -36,6 +36,7 @@ from codex_mcp_wrapper.missions.model import (
     TaskSettings,
     server_names,
 )
+from codex_mcp_wrapper.missions.paths import git_work_tree
 from codex_mcp_wrapper.missions.rules import DynamicTool, Hook
 from codex_mcp_wrapper.scripted.script import Script, load_script, parse_script
 
@@ -216,9 +217,27 @@ def load_mission(
         command.cwd = str((base / (command.cwd or ".")).resolve())
     load_task_scripts(mission)
     check_commands(mission, str(path))
+    check_worktree_workspace(mission, str(path))
     if not server_names:
         check_servers_defined(mission, str(path))
     return mission
+
+
+def worktree_tasks(mission: Mission) -> list[str]:
+    """The ids of the tasks that run in worktrees of their own (``isolation: worktree``)."""
+    default = mission.defaults.isolation or "none"
+    return [t.id or "" for t in mission.tasks if (t.isolation or default) == "worktree"]
+
+
+def check_worktree_workspace(mission: Mission, source: str) -> None:
+    """``isolation: worktree`` needs the workspace to be inside a git repository."""
+    tasks = worktree_tasks(mission)
+    if tasks and git_work_tree(Path(mission.workspace_root)) is None:
+        raise MissionError(
+            f"{source}: task '{tasks[0]}' asks for isolation: worktree but workspace_root "
+            f"{mission.workspace_root} is not in a git repository; run `git init` there or use "
+            "isolation: none."
+        )
 
 
 def check_servers_defined(mission: Mission, source: str) -> None:

@@ -23,6 +23,7 @@ DEFAULT_RETRIES = 1
 
 Sandbox = Literal["read-only", "workspace-write", "danger-full-access"]
 ApprovalPolicy = Literal["never", "on-request", "on-failure", "untrusted"]
+Isolation = Literal["none", "worktree"]
 PositiveSeconds = Annotated[float, Field(gt=0, le=7 * 24 * 3600)]
 
 
@@ -137,6 +138,9 @@ class TaskSettings(_Model):
     # A task over its budget is interrupted and fails; each field of a task's budget replaces
     # the same field of ``defaults``' budget.
     budget: Budget | None = None
+    # `worktree`: the task works in a git worktree of its own, made from the workspace as it
+    # is (HEAD plus uncommitted changes); its change comes back as a patch (its result's diff).
+    isolation: Isolation | None = None
 
 
 class Task(TaskSettings):
@@ -172,6 +176,9 @@ class Mission(_Model):
     approvals: ApprovalRules | None = None  # the mission's rules (tasks' and defaults' first)
     hooks: list[Hook] = Field(default_factory=list)  # commands run on run events
     budget: MissionBudget | None = None  # tokens the whole run may use before no task starts
+    # `on_success`: when the run ends, every ok worktree task's patch is applied to the
+    # workspace, in task order, stopping at the first that does not apply.
+    apply: Literal["none", "on_success"] = "none"
     tasks: Annotated[list[Task], Field(min_length=1)]
 
     @model_validator(mode="after")
@@ -198,6 +205,7 @@ class Mission(_Model):
             shown = cycle if len(cycle) <= 10 else [*cycle[:5], "...", *cycle[-2:]]
             size = f" ({len(cycle) - 1} tasks)" if len(cycle) > 10 else ""
             raise ValueError("dependency cycle: " + " -> ".join(shown) + size)
+        self._check_diff_expectations()
         for task in self.tasks:
             cwd = task.cwd or self.defaults.cwd or "."
             check_relative(cwd, f"task '{task.id}' cwd")
@@ -206,6 +214,16 @@ class Mission(_Model):
             if twice:
                 raise ValueError(f"task '{task.id}' has two tools named '{twice[0]}'")
         return self
+
+    def _check_diff_expectations(self) -> None:
+        """``expect.diff`` is decided on a worktree task's change: other tasks have none."""
+        for task in self.tasks:
+            isolation = task.isolation or self.defaults.isolation or "none"
+            if task.expect is not None and task.expect.diff is not None and isolation != "worktree":
+                raise ValueError(
+                    f"task '{task.id}' has expect.diff but runs without isolation: worktree, "
+                    "so it has no change to check; add isolation: worktree"
+                )
 
 
 def _check_fork(task: Task, known: set[str]) -> None:

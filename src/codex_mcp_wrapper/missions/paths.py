@@ -37,3 +37,25 @@ def check_relative(path: str, what: str, base: str = "workspace_root") -> None:
         depth += -1 if part == ".." else (0 if part == "." else 1)
         if depth < 0:
             raise ValueError(f"{what} '{path}' escapes {base}")
+
+
+def git_work_tree(path: Path) -> Path | None:
+    """The top of the git work tree holding ``path`` (where a ``.git`` directory with a
+    ``HEAD``, or a ``gitdir:`` file, is found walking up from the nearest existing directory),
+    or None outside any repository."""
+    here = path.resolve()
+    while not here.exists() and here != here.parent:
+        here = here.parent
+    for candidate in (here, *here.parents):
+        dot_git = candidate / ".git"
+        if (dot_git / "HEAD").is_file() or _gitdir_file(dot_git):
+            return candidate
+    return None
+
+
+def _gitdir_file(path: Path) -> bool:
+    """A linked worktree's (or submodule's) ``.git`` file: ``gitdir: PATH``."""
+    try:
+        return path.is_file() and path.read_text(errors="replace").startswith("gitdir:")
+    except OSError:
+        return False

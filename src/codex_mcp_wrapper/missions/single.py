@@ -27,6 +27,7 @@ class CodexRequest:
     compact_prompt: str | None = None
     script: str | None = None  # under the scripted model: the script file it plays
     review: dict[str, Any] | None = None  # Codex's review mode instead of the prompt
+    isolation: str | None = None  # "worktree": the session works in a git worktree of its own
 
 
 def codex_mission(request: CodexRequest, default_cwd: Path) -> Mission:
@@ -48,6 +49,7 @@ def codex_mission(request: CodexRequest, default_cwd: Path) -> Mission:
         "profile",
         "base_instructions",
         "developer_instructions",
+        "isolation",
     ):
         value = getattr(request, key)
         if value is not None:

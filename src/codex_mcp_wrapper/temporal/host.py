@@ -43,6 +43,7 @@ from codex_mcp_wrapper.engine.planning import task_config
 from codex_mcp_wrapper.engine.redaction import Redactor
 from codex_mcp_wrapper.engine.results import TaskState
 from codex_mcp_wrapper.engine.seams import TaskOutcome, TaskRequest
+from codex_mcp_wrapper.engine.worktrees import Worktrees
 from codex_mcp_wrapper.missions.model import Mission
 from codex_mcp_wrapper.settings import Settings, TemporalSettings
 from codex_mcp_wrapper.temporal.connect import connect, sandbox_runner, server_answers
@@ -198,8 +199,10 @@ class HostActivities:
         assembled = assemble_run(mission, self.settings, wiring, self.settings.workers, Extras())
         run_dir.mkdir(parents=True, exist_ok=True)
         async with self.backend.open(mission, assembled.context) as executor:
-            assert isinstance(executor, LocalExecutor)
-            held.executor.set_result(executor)
+            # a run on hosts has no worktree tasks (TemporalBackend.check): the bare executor
+            local = executor.inner if isinstance(executor, Worktrees) else executor
+            assert isinstance(local, LocalExecutor)
+            held.executor.set_result(local)
             await held.release.wait()
 
     def _home(self, label: str) -> Path:

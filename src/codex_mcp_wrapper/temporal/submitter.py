@@ -33,7 +33,14 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError
 
 from codex_mcp_wrapper.engine.seams import PlannedTask, RunContext
-from codex_mcp_wrapper.errors import EnvironmentProblem, NotSteerable, RunDetached, WrapperError
+from codex_mcp_wrapper.errors import (
+    EnvironmentProblem,
+    MissionError,
+    NotSteerable,
+    RunDetached,
+    WrapperError,
+)
+from codex_mcp_wrapper.missions.loading import worktree_tasks
 from codex_mcp_wrapper.missions.model import Mission
 from codex_mcp_wrapper.process import finish
 from codex_mcp_wrapper.settings import Settings, TemporalSettings
@@ -79,7 +86,14 @@ class TemporalBackend:
         )
 
     def check(self, mission: Mission) -> None:
-        """Hosts check their own Codex and credentials; the server is checked on connect."""
+        """Hosts check their own Codex and credentials; the server is checked on connect.
+        Worktrees are made on the submitter's machine: not for tasks run on hosts."""
+        tasks = worktree_tasks(mission)
+        if tasks:
+            raise MissionError(
+                f"task '{tasks[0]}' asks for isolation: worktree, which runs on this machine "
+                "only; drop --temporal or use isolation: none."
+            )
 
     @contextlib.asynccontextmanager
     async def warm(self) -> AsyncIterator[None]:
