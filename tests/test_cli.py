@@ -326,3 +326,22 @@ def test_on_a_terminal_run_shows_a_live_table_of_tasks(
         assert column in text
     assert "first" in text and "second" in text and " ok " in text.replace("\x1b", " ")
     assert "\x1b[" in text  # drawn with terminal control sequences, not plain lines
+
+
+def test_main_called_from_python_raises_system_exit_even_once_temporal_has_started() -> None:
+    """As the process's entry `main` may end the process at once (the Temporal SDK's threads
+    can crash interpreter finalisation); called from Python (a test, a pytest-xdist worker)
+    it must only raise SystemExit."""
+    code = (
+        "from temporalio.runtime import Runtime\n"
+        "Runtime.default()\n"
+        "from codex_mcp_wrapper.cli.main import main\n"
+        "try:\n"
+        "    main(['--version'])\n"
+        "except SystemExit as exc:\n"
+        "    print('still here', exc.code)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.stdout.splitlines()[-1] == "still here 0", done.stdout + done.stderr

@@ -162,20 +162,23 @@ def _first_leaf(group: BaseExceptionGroup[BaseException]) -> BaseException:
 
 
 def main(argv: list[str] | None = None) -> NoReturn:
-    """Entry point: every error becomes one line on stderr and an exit code, never a traceback."""
+    """Entry point: every error becomes one line on stderr and an exit code, never a traceback.
+    Called with ``argv`` (from Python: a test, an embedding program) it only raises
+    ``SystemExit``; as the process's entry (no ``argv``) it may end the process at once."""
     try:
         _main(argv)
     except SystemExit as exc:
-        _exit(exc.code)
-    _exit(EXIT_OK)
+        _exit(exc.code, whole_process=argv is None)
+    _exit(EXIT_OK, whole_process=argv is None)
 
 
-def _exit(code: int | str | None) -> NoReturn:
-    """Exit; once the Temporal SDK's runtime has started, without interpreter finalisation,
-    which its threads can crash after a clean run (temporalio/sdk-python#300)."""
+def _exit(code: int | str | None, whole_process: bool) -> NoReturn:
+    """Exit; once the Temporal SDK's runtime has started, and this is the process's own entry,
+    without interpreter finalisation, which its threads can crash after a clean run
+    (temporalio/sdk-python#300). Never for an in-process caller: it would end its process."""
     runtime = sys.modules.get("temporalio.runtime")
     started = getattr(getattr(runtime, "_runtime_ref", None), "_default_runtime", None)
-    if started is not None:
+    if started is not None and whole_process:
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(code if isinstance(code, int) else (0 if code is None else 1))
