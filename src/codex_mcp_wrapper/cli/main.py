@@ -78,6 +78,11 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "serve",
         "Serve Codex and missions to MCP clients (tools codex, codex-reply, batch, mission_*).",
     ),
+    "ui": (
+        "ui",
+        "Serve a local web page over the state dir: runs, live task status, a timeline, "
+        "transcripts, diffs; apply, cancel, steer.",
+    ),
     "validate": (
         "authoring",
         "Check MISSION_FILE as `run` would, without running it (exit 0 or 2).",

@@ -1,0 +1,201 @@
+"""The UI's pages and actions: a Starlette app over one ``Runs``. Reads and actions go through
+the application API only; a run's live state is streamed as server-sent events (the server
+reads the store every ``POLL_INTERVAL``, so runs of other processes show live too)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import jinja2
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
+from starlette.routing import Route
+
+from codex_mcp_wrapper.engine.results import RunSummary, TaskResult
+from codex_mcp_wrapper.engine.runs import Runs
+from codex_mcp_wrapper.errors import WrapperError
+from codex_mcp_wrapper.ui.timeline import timeline
+from codex_mcp_wrapper.ui.transcript import transcript
+
+POLL_INTERVAL = 0.5  # how often a run's stream reads the store: live enough, cheap enough
+LIST_LIMIT = 200  # runs on the list page
+PATCH_SHOWN = 200_000  # characters of a patch the page shows; the file has it all
+
+
+def templates() -> jinja2.Environment:
+    """The templates shipped in the package, HTML-escaped."""
+    return jinja2.Environment(
+        loader=jinja2.PackageLoader("codex_mcp_wrapper.ui", "templates"),
+        autoescape=True,
+    )
+
+
+class Dashboard:
+    """The pages of the UI over ``runs``."""
+
+    def __init__(self, runs: Runs) -> None:
+        self.runs = runs
+        self.env = templates()
+
+    def __repr__(self) -> str:
+        return f"<Dashboard {self.runs.settings.state_dir}>"
+
+    def _page(self, name: str, status_code: int = 200, **values: Any) -> HTMLResponse:
+        html = self.env.get_template(name).render(**values)
+        return HTMLResponse(html, status_code=status_code)
+
+    def _error(self, exc: WrapperError) -> HTMLResponse:
+        return self._page("error.html", status_code=404, message=str(exc))
+
+    async def run_list(self, request: Request) -> Response:
+        mission = request.query_params.get("mission", "")
+        status = request.query_params.get("status", "")
+        rows = [
+            row
+            for row in self.runs.list(LIST_LIMIT)
+            if (not mission or row.mission_id == mission) and (not status or row.status == status)
+        ]
+        return self._page("runs.html", rows=rows, mission=mission, status=status)
+
+    async def run_page(self, request: Request) -> Response:
+        run_id = request.path_params["run_id"]
+        try:
+            state = self.runs.status(run_id)
+            shown = self.runs.show(run_id)
+        except WrapperError as exc:
+            return self._error(exc)
+        summary = shown if isinstance(shown, RunSummary) else None
+        results = {t.task_id: t for t in summary.tasks} if summary else {}
+        return self._page(
+            "run.html",
+            state=state,
+            results=results,
+            bars=timeline(summary) if summary else [],
+            patches={t: self._patch(run_id, r) for t, r in results.items() if r.diff},
+            message=request.query_params.get("message", ""),
+            live=True,
+        )
+
+    async def run_events(self, request: Request) -> Response:
+        run_id = request.path_params["run_id"]
+
+        async def stream() -> AsyncIterator[str]:
+            last = None
+            while True:
+                state = self.runs.status(run_id)
+                data = json.dumps(
+                    {
+                        "status": state.status,
+                        "done": state.done,
+                        "tasks": {t.task_id: t.status for t in state.tasks},
+                    }
+                )
+                if data != last:
+                    last = data
+                    yield f"data: {data}\n\n"
+                if state.done:
+                    return
+                await asyncio.sleep(POLL_INTERVAL)
+
+        return StreamingResponse(stream(), media_type="text/event-stream")
+
+    async def task_transcript(self, request: Request) -> Response:
+        run_id, task_id = request.path_params["run_id"], request.path_params["task_id"]
+        try:
+            path = self.runs.task_file(run_id, task_id, "events.jsonl")
+        except WrapperError as exc:
+            return self._error(exc)
+        entries = transcript(path)
+        return self._page("transcript.html", run_id=run_id, task_id=task_id, entries=entries)
+
+    def _patch(self, run_id: str, result: TaskResult) -> str:
+        """A worktree task's patch, read through ``Runs.task_file`` (it is in its task's
+        folder); ``""`` when there is none."""
+        patch = result.diff.patch if result.diff else None
+        parts = Path(patch).parts if patch else ()
+        for i in range(len(parts) - 1):
+            if parts[i] == "tasks" and parts[i + 1] == result.task_id:
+                name = "/".join(parts[i + 2 :])
+                try:
+                    return self.runs.task_file(run_id, result.task_id, name).read_text(
+                        errors="replace"
+                    )[:PATCH_SHOWN]
+                except WrapperError:
+                    return ""
+        return ""
+
+    async def run_list_events(self, request: Request) -> Response:
+        async def stream() -> AsyncIterator[str]:
+            last = None
+            while True:
+                rows = [
+                    {"run_id": r.run_id, "mission_id": r.mission_id, "status": r.status}
+                    for r in self.runs.list(LIST_LIMIT)
+                ]
+                data = json.dumps(rows)
+                if data != last:
+                    last = data
+                    yield f"data: {data}\n\n"
+                await asyncio.sleep(POLL_INTERVAL)
+
+        return StreamingResponse(stream(), media_type="text/event-stream")
+
+    def _back(self, run_id: str, message: str) -> Response:
+        url = request_url(run_id, message)
+        return RedirectResponse(url, status_code=303)
+
+    async def apply(self, request: Request) -> Response:
+        run_id, task_id = request.path_params["run_id"], request.path_params["task_id"]
+        try:
+            done = await self.runs.apply(run_id, task_id)
+        except WrapperError as exc:
+            done = str(exc)
+        return self._back(run_id, done)
+
+    async def cancel(self, request: Request) -> Response:
+        run_id = request.path_params["run_id"]
+        try:
+            state = await self.runs.cancel(run_id)
+        except WrapperError as exc:
+            return self._back(run_id, str(exc))
+        said = "cancelled" if state.cancelled else f"not cancelled: {state.message}"
+        return self._back(run_id, said)
+
+    async def steer(self, request: Request) -> Response:
+        run_id, task_id = request.path_params["run_id"], request.path_params["task_id"]
+        text = str((await request.form()).get("text", ""))
+        try:
+            said = f"steered turn {await self.runs.steer(run_id, task_id, text)}"
+        except WrapperError as exc:
+            said = str(exc)
+        return self._back(run_id, said)
+
+
+def request_url(run_id: str, message: str) -> str:
+    """The run page's address, showing ``message`` (what an action did)."""
+    from urllib.parse import quote
+
+    return f"/runs/{quote(run_id)}?message={quote(message)}"
+
+
+def dashboard_app(runs: Runs) -> Starlette:
+    """The UI as an ASGI app."""
+    pages = Dashboard(runs)
+    task = "/runs/{run_id}/tasks/{task_id}"
+    return Starlette(
+        routes=[
+            Route("/", pages.run_list),
+            Route("/events", pages.run_list_events),
+            Route("/runs/{run_id}", pages.run_page),
+            Route("/runs/{run_id}/events", pages.run_events),
+            Route("/runs/{run_id}/cancel", pages.cancel, methods=["POST"]),
+            Route(f"{task}/transcript", pages.task_transcript),
+            Route(f"{task}/apply", pages.apply, methods=["POST"]),
+            Route(f"{task}/steer", pages.steer, methods=["POST"]),
+        ]
+    )

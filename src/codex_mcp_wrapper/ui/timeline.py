@@ -1,0 +1,41 @@
+"""The timeline of a finished run as bars: one lane per worker, each task placed by when it
+started and ended, in percent of the run's span (drawn with CSS, no script)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from codex_mcp_wrapper.engine.results import RunSummary
+
+
+@dataclass(frozen=True)
+class Bar:
+    """A task on its worker's lane: left and width in percent of the run's span."""
+
+    worker: str
+    task_id: str
+    status: str
+    left: float
+    width: float
+    seconds: float
+
+
+def timeline(summary: RunSummary) -> list[Bar]:
+    """The bars of ``summary``'s tasks that ran, sorted by worker then start."""
+    timed = [t for t in summary.tasks if t.started_at is not None and t.finished_at is not None]
+    if not timed:
+        return []
+    start = min(t.started_at or 0.0 for t in timed)
+    span = max(max(t.finished_at or 0.0 for t in timed) - start, 1e-3)
+    bars = [
+        Bar(
+            worker=t.worker or "-",
+            task_id=t.task_id,
+            status=str(t.status),
+            left=round(100 * ((t.started_at or 0.0) - start) / span, 2),
+            width=max(round(100 * ((t.finished_at or 0.0) - (t.started_at or 0.0)) / span, 2), 0.5),
+            seconds=round((t.finished_at or 0.0) - (t.started_at or 0.0), 2),
+        )
+        for t in timed
+    ]
+    return sorted(bars, key=lambda b: (b.worker, b.left))
