@@ -3,7 +3,10 @@ so nothing beyond this machine may reach them), until Ctrl-C or SIGTERM."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import ipaddress
+import signal
 import socket
 import sys
 
@@ -14,6 +17,8 @@ from codex_mcp_wrapper.errors import InputError
 from codex_mcp_wrapper.ui.pages import dashboard_app
 
 BACKLOG = 64  # connections waiting while the server starts
+# An open page keeps its event stream open: after this, a stopping UI closes it.
+SHUTDOWN_TIMEOUT = 2.0
 
 
 def loopback(host: str) -> bool:
@@ -34,7 +39,12 @@ async def serve_ui(runs: Runs, host: str, port: int) -> None:
             "(use 127.0.0.1 and an SSH tunnel to reach it from elsewhere)."
         )
     config = uvicorn.Config(
-        dashboard_app(runs), host=host, port=port, log_level="warning", access_log=False
+        dashboard_app(runs),
+        host=host,
+        port=port,
+        log_level="warning",
+        access_log=False,
+        timeout_graceful_shutdown=SHUTDOWN_TIMEOUT,
     )
     server = uvicorn.Server(config)
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
@@ -48,4 +58,18 @@ async def serve_ui(runs: Runs, host: str, port: int) -> None:
         # Listening already: whoever reads this line can connect at once.
         shown = f"[{host}]" if family == socket.AF_INET6 else host
         print(f"codex-mcp-wrapper ui: http://{shown}:{sock.getsockname()[1]}/", file=sys.stderr)
+        await _serve_until_signalled(server, sock)
+
+
+async def _serve_until_signalled(server: uvicorn.Server, sock: socket.socket) -> None:
+    """Serve until SIGTERM or SIGINT, then stop as uvicorn does (open streams closed) and
+    return: a stopped UI exits 0, not by the signal uvicorn would raise again."""
+    loop = asyncio.get_running_loop()
+    server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign,assignment]
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, setattr, server, "should_exit", True)
+    try:
         await server.serve(sockets=[sock])
+    finally:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(sig)

@@ -1,0 +1,156 @@
+"""``codex-mcp-wrapper ui`` in a real browser: Debian's chromium driven by Playwright, the UI
+served by the CLI over a real state dir, missions run by the CLI in other processes against the
+scripted model. Every wait is on the page (a selector), never a sleep."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.helpers.cli import REPO, run_cli
+from tests.test_worktrees import make_repo, sh
+
+CHROMIUM = "/usr/bin/chromium"
+ARTIFACTS = REPO / "test-artifacts"
+UI_START = 30.0  # seconds for `ui` to say where it listens
+LIVE = 60_000  # milliseconds for the page to show a task's status change
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+    "--disable-sync",
+]
+
+MISSION = """\
+mission_id: ui-live
+workspace_root: {ws}
+provider: scripted
+defaults: {{sandbox: workspace-write}}
+tasks:
+  - id: slow
+    prompt: take your time
+    script: [{{delay: 2}}, {{say: "slow done"}}]
+  - id: writer
+    prompt: change the first line
+    isolation: worktree
+    script:
+      - shell: "sed -i 's/one/WRITTEN/' shared.txt"
+      - say: changed shared.txt
+  - id: checked
+    prompt: say it
+    expect: {{final_message: "echo: say it"}}
+"""
+
+
+@pytest.fixture
+def ui_url(cli_env: dict[str, str]) -> Iterator[str]:
+    """The address of a `ui` serving the test's state dir; stopped (SIGTERM) after."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "codex_mcp_wrapper", "ui", "--port", "0"],
+        env=cli_env,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stderr is not None
+        line = proc.stderr.readline()  # printed once the socket listens
+        assert "http://127.0.0.1:" in line, line
+        yield line.split()[-1].rstrip("/")
+    finally:
+        proc.terminate()
+        assert proc.wait(timeout=UI_START) == 0
+        if proc.stderr is not None:
+            assert "Traceback" not in proc.stderr.read()
+
+
+@pytest.fixture
+def browser() -> Iterator[object]:
+    from playwright.sync_api import sync_playwright
+
+    assert Path(CHROMIUM).exists(), "CI installs Debian's chromium (scripts/test.sh)"
+    with sync_playwright() as pw:
+        chromium = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            yield chromium
+        finally:
+            chromium.close()
+
+
+def test_a_run_started_after_the_page_loaded_turns_ok_live_and_its_diff_applies(
+    tmp_path: Path, cli_env: dict[str, str], ui_url: str, browser: object
+) -> None:
+    from playwright.sync_api import Browser
+
+    assert isinstance(browser, Browser)
+    ws = make_repo(tmp_path / "ws")
+    mission = tmp_path / "m.yaml"
+    mission.write_text(MISSION.format(ws=ws))
+    ARTIFACTS.mkdir(exist_ok=True)
+    page = browser.new_page(viewport={"width": 1200, "height": 1400})
+    page.goto(ui_url + "/")
+    page.wait_for_selector("#no-runs")
+    run = subprocess.Popen(
+        [sys.executable, "-m", "codex_mcp_wrapper", "run", str(mission), "--json"],
+        env=cli_env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        page.click("#runs tr[data-run] a", timeout=LIVE)  # the new run appears, live
+        page.wait_for_selector('tr[data-task="slow"] .status.running', timeout=LIVE)
+        page.wait_for_selector('tr[data-task="slow"] .status.ok', timeout=LIVE)
+        page.wait_for_selector("#timeline .bar", timeout=LIVE)  # done: the page reloaded
+    finally:
+        out, err = run.communicate(timeout=120)
+    assert run.returncode == 0, err
+    assert page.inner_text("#run-status") == "ok"
+    page.screenshot(path=str(ARTIFACTS / "ui-run-page.png"), full_page=True)
+    page.locator("#timeline").screenshot(path=str(ARTIFACTS / "ui-timeline.png"))
+    assert set(page.locator("#timeline .bar").all_inner_texts()) == {"slow", "writer", "checked"}
+    checks = page.get_by_role("table", name="Checks of checked")
+    assert "final_message" in checks.inner_text() and "echo: say it" in checks.inner_text()
+
+    assert "WRITTEN" in page.inner_text("#task-writer pre.patch")
+    page.get_by_role("button", name="Apply the diff of writer to the workspace").click()
+    said = page.wait_for_selector("p[role=status]").inner_text()
+    assert "writer" in said or "appl" in said, said
+    assert (ws / "shared.txt").read_text().startswith("WRITTEN\n")
+    assert "shared.txt" in sh("git", "status", "--porcelain", cwd=ws)
+
+    page.get_by_role("link", name="Transcript of writer").click()
+    page.wait_for_selector("#transcript .entry.command")
+    assert "sed -i" in page.inner_text("#transcript")
+    assert "changed shared.txt" in page.inner_text("#transcript .entry.message >> nth=-1")
+
+
+def test_the_runs_list_filters_by_mission_and_status(
+    tmp_path: Path, cli_env: dict[str, str], ui_url: str, browser: object
+) -> None:
+    from playwright.sync_api import Browser
+
+    assert isinstance(browser, Browser)
+    for name, ok in (("first", True), ("second", False)):
+        mission = tmp_path / f"{name}.yaml"
+        script = '[{say: "fine"}]' if ok else "[{fail: 400}]"
+        mission.write_text(
+            f"mission_id: {name}\nworkspace_root: {tmp_path}\nprovider: scripted\n"
+            f"tasks:\n  - {{id: t, prompt: p, retries: 0, script: {script}}}\n"
+        )
+        run_cli(["run", str(mission)], cli_env)
+    page = browser.new_page()
+    page.goto(ui_url + "/")
+    assert page.locator("#runs tr[data-run]").count() == 2
+    page.get_by_label("Mission").fill("second")
+    page.get_by_role("button", name="Filter").click()
+    page.wait_for_url("**mission=second**")
+    assert page.locator("#runs tr[data-run]").all_inner_texts()[0].split()[1] == "second"
+    page.goto(ui_url + "/?status=ok")
+    rows = page.locator("#runs tr[data-run]").all_inner_texts()
+    assert len(rows) == 1 and "first" in rows[0]
