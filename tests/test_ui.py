@@ -108,7 +108,7 @@ def test_a_run_started_after_the_page_loaded_turns_ok_live_and_its_diff_applies(
         page.wait_for_selector('tr[data-task="slow"] .status.ok', timeout=LIVE)
         page.wait_for_selector("#timeline .bar", timeout=LIVE)  # done: the page reloaded
     finally:
-        out, err = run.communicate(timeout=120)
+        _out, err = run.communicate(timeout=120)
     assert run.returncode == 0, err
     assert page.inner_text("#run-status") == "ok"
     page.screenshot(path=str(ARTIFACTS / "ui-run-page.png"), full_page=True)

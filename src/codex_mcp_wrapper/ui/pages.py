@@ -24,6 +24,11 @@ from codex_mcp_wrapper.ui.transcript import transcript
 
 POLL_INTERVAL = 0.5  # how often a run's stream reads the store: live enough, cheap enough
 LIST_LIMIT = 200  # runs on the list page
+# Runs.cancel reaches runs of this process only; a run's control endpoint takes steers only.
+NOT_HERE = (
+    "not cancelled: another process drives this run (this page cancels only runs it drives); "
+    "stop it there, with Ctrl-C for `run`."
+)
 PATCH_SHOWN = 200_000  # characters of a patch the page shows; the file has it all
 
 
@@ -163,7 +168,7 @@ class Dashboard:
             state = await self.runs.cancel(run_id)
         except WrapperError as exc:
             return self._back(run_id, str(exc))
-        said = "cancelled" if state.cancelled else f"not cancelled: {state.message}"
+        said = "cancelled" if state.cancelled else NOT_HERE
         return self._back(run_id, said)
 
     async def steer(self, request: Request) -> Response:

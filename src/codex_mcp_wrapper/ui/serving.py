@@ -18,7 +18,7 @@ from codex_mcp_wrapper.ui.pages import dashboard_app
 
 BACKLOG = 64  # connections waiting while the server starts
 # An open page keeps its event stream open: after this, a stopping UI closes it.
-SHUTDOWN_TIMEOUT = 2.0
+SHUTDOWN_TIMEOUT = 2  # seconds
 
 
 def loopback(host: str) -> bool:
