@@ -4,13 +4,21 @@ scripted model. Every wait is on the page (a selector), never a sleep."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import socket
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import uvicorn
 
+from codex_mcp_wrapper import Mission, Settings, load_mission
+from codex_mcp_wrapper.app import open_runs
+from codex_mcp_wrapper.ui.pages import dashboard_app
 from tests.helpers.cli import REPO, run_cli
 from tests.test_worktrees import make_repo, sh
 
@@ -154,3 +162,71 @@ def test_the_runs_list_filters_by_mission_and_status(
     page.goto(ui_url + "/?status=ok")
     rows = page.locator("#runs tr[data-run]").all_inner_texts()
     assert len(rows) == 1 and "first" in rows[0]
+
+
+SLOW = """\
+mission_id: ui-cancel
+workspace_root: {ws}
+provider: scripted
+tasks:
+  - id: slow
+    prompt: take all day
+    script: [{{delay: 120}}, {{say: "too late"}}]
+"""
+
+
+@contextlib.contextmanager
+def ui_driving(settings: Settings, mission: Mission) -> Iterator[tuple[str, str]]:
+    """A UI over a ``Runs`` that drives a run of ``mission`` itself (as a server embedding the
+    UI would): its address and the run's id. Its loop runs on a thread of its own."""
+    box: dict[str, str] = {}
+    ready = threading.Event()
+    loop = asyncio.new_event_loop()
+    stop = asyncio.Event()
+
+    async def main() -> None:
+        async with open_runs(settings) as runs:
+            server = uvicorn.Server(
+                uvicorn.Config(dashboard_app(runs), log_level="warning", access_log=False)
+            )
+            with socket.socket() as sock:
+                sock.bind(("127.0.0.1", 0))
+                sock.listen()
+                box["url"] = f"http://127.0.0.1:{sock.getsockname()[1]}"
+                box["run_id"] = runs.start(mission)
+                serving = asyncio.create_task(server.serve(sockets=[sock]))
+                ready.set()
+                await stop.wait()
+                server.should_exit = True
+                await serving
+
+    thread = threading.Thread(target=loop.run_until_complete, args=(main(),))
+    thread.start()
+    try:
+        assert ready.wait(UI_START)
+        yield box["url"], box["run_id"]
+    finally:
+        loop.call_soon_threadsafe(stop.set)
+        thread.join(UI_START)
+        assert not thread.is_alive()
+        loop.close()
+
+
+def test_a_running_run_the_ui_process_drives_is_cancelled_from_the_page(
+    tmp_path: Path, state_dir: Path, codex_bin: str, browser: object
+) -> None:
+    from playwright.sync_api import Browser
+
+    assert isinstance(browser, Browser)
+    mission = tmp_path / "slow.yaml"
+    mission.write_text(SLOW.format(ws=tmp_path / "ws"))
+    settings = Settings(state_dir=state_dir, codex_bin=codex_bin)
+    with ui_driving(settings, load_mission(mission)) as (url, run_id):
+        page = browser.new_page()
+        page.goto(f"{url}/runs/{run_id}")
+        page.wait_for_selector('tr[data-task="slow"] .status.running', timeout=LIVE)
+        page.get_by_role("button", name=f"Cancel run {run_id}").click()
+        said = page.wait_for_selector("p[role=status]", timeout=LIVE).inner_text()
+        assert said == "cancelled"
+        page.wait_for_selector("#run-status.cancelled", timeout=LIVE)
+        assert "cancelled" in page.inner_text('tr[data-task="slow"] .status')
