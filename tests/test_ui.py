@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import socket
 import subprocess
 import sys
@@ -20,6 +21,7 @@ from codex_mcp_wrapper import Mission, Settings, load_mission
 from codex_mcp_wrapper.app import open_runs
 from codex_mcp_wrapper.ui.pages import dashboard_app
 from tests.helpers.cli import REPO, run_cli
+from tests.test_steer import GATE_TIMEOUT, STEER, gate_opened
 from tests.test_worktrees import make_repo, sh
 
 CHROMIUM = "/usr/bin/chromium"
@@ -230,3 +232,56 @@ def test_a_running_run_the_ui_process_drives_is_cancelled_from_the_page(
         assert said == "cancelled"
         page.wait_for_selector("#run-status.cancelled", timeout=LIVE)
         assert "cancelled" in page.inner_text('tr[data-task="slow"] .status')
+
+
+GATED = """\
+mission_id: ui-steer
+workspace_root: {ws}
+provider: scripted
+defaults: {{timeout_sec: 180, sandbox: workspace-write}}
+tasks:
+  - id: steered
+    prompt: Wait for the gate, then answer.
+    script: [{{shell: "cat gate.fifo"}}, {{say: "Done: {{last_output}}"}}]
+"""
+
+
+def test_a_task_of_a_run_in_another_process_is_steered_from_the_page(
+    tmp_path: Path, state_dir: Path, cli_env: dict[str, str], ui_url: str, browser: object
+) -> None:
+    from playwright.sync_api import Browser
+
+    assert isinstance(browser, Browser)
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    os.mkfifo(ws / "gate.fifo")
+    mission = tmp_path / "m.yaml"
+    mission.write_text(GATED.format(ws=ws))
+    run = subprocess.Popen(
+        [sys.executable, "-m", "codex_mcp_wrapper", "run", str(mission), "--json"],
+        env=cli_env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        with gate_opened(ws / "gate.fifo", GATE_TIMEOUT) as gate:
+            (control,) = state_dir.glob("runs/*/control.json")  # the run is going on
+            run_id = control.parent.name
+            page = browser.new_page()
+            page.goto(f"{ui_url}/runs/{run_id}")
+            page.wait_for_selector('tr[data-task="steered"] .status.running', timeout=LIVE)
+            page.get_by_label("Steer steered").fill(STEER)
+            page.get_by_role("button", name="Send the steer to steered").click()
+            said = page.wait_for_selector("p[role=status]", timeout=LIVE).inner_text()
+            assert said.startswith("steered turn "), said
+            gate.write("opened\n")
+        _out, err = run.communicate(timeout=120)
+    finally:
+        run.kill()
+        run.wait()
+    assert run.returncode == 0, err
+    page.wait_for_selector("#run-status.ok", timeout=LIVE)  # the page reloaded at the end
+    page.get_by_role("link", name="Transcript of steered").click()
+    assert STEER in page.inner_text("#transcript .entry.steer")

@@ -19,7 +19,7 @@ from starlette.routing import Route
 from codex_mcp_wrapper.engine.results import RunSummary, TaskResult
 from codex_mcp_wrapper.engine.runs import Runs
 from codex_mcp_wrapper.errors import WrapperError
-from codex_mcp_wrapper.ui.timeline import timeline
+from codex_mcp_wrapper.ui.timeline import lane_rows, timeline
 from codex_mcp_wrapper.ui.transcript import transcript
 
 POLL_INTERVAL = 0.5  # how often a run's stream reads the store: live enough, cheap enough
@@ -76,11 +76,13 @@ class Dashboard:
             return self._error(exc)
         summary = shown if isinstance(shown, RunSummary) else None
         results = {t.task_id: t for t in summary.tasks} if summary else {}
+        bars = timeline(summary) if summary else []
         return self._page(
             "run.html",
             state=state,
             results=results,
-            bars=timeline(summary) if summary else [],
+            bars=bars,
+            lanes=lane_rows(bars),
             patches={t: self._patch(run_id, r) for t, r in results.items() if r.diff},
             message=request.query_params.get("message", ""),
             live=True,

@@ -1,8 +1,10 @@
 """The timeline of a finished run as bars: one lane per worker, each task placed by when it
-started and ended, in percent of the run's span (drawn with CSS, no script)."""
+started and ended, in percent of the run's span (drawn with CSS, no script); tasks at once on
+one worker (its threads) stack in rows of its lane."""
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 from codex_mcp_wrapper.engine.results import RunSummary
@@ -18,6 +20,7 @@ class Bar:
     left: float
     width: float
     seconds: float
+    row: int = 0  # tasks at once on one worker (its threads) stack in rows of its lane
 
 
 def timeline(summary: RunSummary) -> list[Bar]:
@@ -38,4 +41,26 @@ def timeline(summary: RunSummary) -> list[Bar]:
         )
         for t in timed
     ]
-    return sorted(bars, key=lambda b: (b.worker, b.left))
+    return _stacked(sorted(bars, key=lambda b: (b.worker, b.left)))
+
+
+def _stacked(bars: list[Bar]) -> list[Bar]:
+    """Each bar in the first row of its worker's lane where it overlaps no other."""
+    ends: dict[str, list[float]] = {}  # per worker, where each row is taken up to
+    placed = []
+    for bar in bars:
+        rows = ends.setdefault(bar.worker, [])
+        row = next((i for i, end in enumerate(rows) if end <= bar.left), len(rows))
+        if row == len(rows):
+            rows.append(0.0)
+        rows[row] = bar.left + bar.width
+        placed.append(dataclasses.replace(bar, row=row))
+    return placed
+
+
+def lane_rows(bars: list[Bar]) -> dict[str, int]:
+    """How many rows each worker's lane needs."""
+    rows: dict[str, int] = {}
+    for bar in bars:
+        rows[bar.worker] = max(rows.get(bar.worker, 0), bar.row + 1)
+    return rows

@@ -1,5 +1,5 @@
 """A task's transcript for people: the lines of its ``events.jsonl`` that say what happened
-(messages, commands with their output, tool calls, approvals), in order."""
+(messages, commands with their output, tool calls, approvals, steers), in order."""
 
 from __future__ import annotations
 
@@ -46,6 +46,8 @@ def _entry(record: dict[str, Any]) -> Entry | None:
     params = record.get("params") or {}
     if method == "item/completed" and isinstance(params.get("item"), dict):
         return _item_entry(params["item"])
+    if method == "wrapper/steer":
+        return Entry("steer", "steered", str(params.get("text", "")))
     if "requestApproval" in method or method.startswith("wrapper/approval"):
         reason = params.get("reason") or params.get("command") or params.get("decision") or ""
         return Entry("approval", method, str(reason))
