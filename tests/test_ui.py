@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -285,3 +286,38 @@ def test_a_task_of_a_run_in_another_process_is_steered_from_the_page(
     page.wait_for_selector("#run-status.ok", timeout=LIVE)  # the page reloaded at the end
     page.get_by_role("link", name="Transcript of steered").click()
     assert STEER in page.inner_text("#transcript .entry.steer")
+
+
+def test_ui_refuses_a_host_other_than_loopback_in_one_line(cli_env: dict[str, str]) -> None:
+    proc = run_cli(["ui", "--host", "0.0.0.0", "--port", "0"], cli_env)
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == (
+        "error: the UI serves only this machine; --host 0.0.0.0 is not a loopback address "
+        "(use 127.0.0.1 and an SSH tunnel to reach it from elsewhere)."
+    ), proc.stderr
+
+
+def test_ctrl_c_stops_the_ui_with_a_page_open_and_exit_0(
+    cli_env: dict[str, str], browser: object
+) -> None:
+    from playwright.sync_api import Browser
+
+    assert isinstance(browser, Browser)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "codex_mcp_wrapper", "ui", "--port", "0"],
+        env=cli_env,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stderr is not None
+        url = proc.stderr.readline().split()[-1]
+        page = browser.new_page()
+        page.goto(url)
+        page.wait_for_selector("#no-runs")  # its event stream is open
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=UI_START) == 0
+        assert "Traceback" not in proc.stderr.read()
+    finally:
+        proc.kill()
+        proc.wait()

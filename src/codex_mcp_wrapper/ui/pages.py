@@ -5,6 +5,7 @@ reads the store every ``POLL_INTERVAL``, so runs of other processes show live to
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -46,6 +47,17 @@ class Dashboard:
     def __init__(self, runs: Runs) -> None:
         self.runs = runs
         self.env = templates()
+        self.stopping = asyncio.Event()  # set when the server stops: event streams end
+
+    def stop(self) -> None:
+        """End the event streams open now and to come (the server is stopping)."""
+        self.stopping.set()
+
+    async def _paused(self) -> bool:
+        """Wait ``POLL_INTERVAL``; True when the server stops meanwhile."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.stopping.wait(), POLL_INTERVAL)
+        return self.stopping.is_set()
 
     def __repr__(self) -> str:
         return f"<Dashboard {self.runs.settings.state_dir}>"
@@ -105,9 +117,8 @@ class Dashboard:
                 if data != last:
                     last = data
                     yield f"data: {data}\n\n"
-                if state.done:
+                if state.done or await self._paused():
                     return
-                await asyncio.sleep(POLL_INTERVAL)
 
         return StreamingResponse(stream(), media_type="text/event-stream")
 
@@ -148,7 +159,8 @@ class Dashboard:
                 if data != last:
                     last = data
                     yield f"data: {data}\n\n"
-                await asyncio.sleep(POLL_INTERVAL)
+                if await self._paused():
+                    return
 
         return StreamingResponse(stream(), media_type="text/event-stream")
 
@@ -194,7 +206,7 @@ def dashboard_app(runs: Runs) -> Starlette:
     """The UI as an ASGI app."""
     pages = Dashboard(runs)
     task = "/runs/{run_id}/tasks/{task_id}"
-    return Starlette(
+    app = Starlette(
         routes=[
             Route("/", pages.run_list),
             Route("/events", pages.run_list_events),
@@ -206,3 +218,5 @@ def dashboard_app(runs: Runs) -> Starlette:
             Route(f"{task}/steer", pages.steer, methods=["POST"]),
         ]
     )
+    app.state.dashboard = pages
+    return app

@@ -9,6 +9,7 @@ import ipaddress
 import signal
 import socket
 import sys
+from collections.abc import Callable
 
 import uvicorn
 
@@ -38,8 +39,9 @@ async def serve_ui(runs: Runs, host: str, port: int) -> None:
             f"the UI serves only this machine; --host {host} is not a loopback address "
             "(use 127.0.0.1 and an SSH tunnel to reach it from elsewhere)."
         )
+    app = dashboard_app(runs)
     config = uvicorn.Config(
-        dashboard_app(runs),
+        app,
         host=host,
         port=port,
         log_level="warning",
@@ -58,16 +60,23 @@ async def serve_ui(runs: Runs, host: str, port: int) -> None:
         # Listening already: whoever reads this line can connect at once.
         shown = f"[{host}]" if family == socket.AF_INET6 else host
         print(f"codex-mcp-wrapper ui: http://{shown}:{sock.getsockname()[1]}/", file=sys.stderr)
-        await _serve_until_signalled(server, sock)
+        await _serve_until_signalled(server, sock, app.state.dashboard.stop)
 
 
-async def _serve_until_signalled(server: uvicorn.Server, sock: socket.socket) -> None:
-    """Serve until SIGTERM or SIGINT, then stop as uvicorn does (open streams closed) and
-    return: a stopped UI exits 0, not by the signal uvicorn would raise again."""
+async def _serve_until_signalled(
+    server: uvicorn.Server, sock: socket.socket, end_streams: Callable[[], None]
+) -> None:
+    """Serve until SIGTERM or SIGINT, then end the pages' event streams, stop as uvicorn does
+    and return: a stopped UI exits 0, not by the signal uvicorn would raise again."""
+
+    def stop() -> None:
+        end_streams()
+        server.should_exit = True
+
     loop = asyncio.get_running_loop()
     server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign,assignment]
     for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, setattr, server, "should_exit", True)
+        loop.add_signal_handler(sig, stop)
     try:
         await server.serve(sockets=[sock])
     finally:
