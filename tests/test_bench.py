@@ -35,6 +35,7 @@ BENCH_TIMEOUT = 300
         ("bench_mcp.py", ["--calls", "2"], "wrapper/direct"),
         ("bench_record.py", ["--requests", "3", "--pause", "0.01"], "proxy overhead per request"),
         ("bench_startup.py", ["--repeat", "1"], "run one task - bare turn"),
+        ("bench_ui.py", ["--tasks", "3", "--repeat", "1"], "first paint (ms)"),
         (
             "bench_temporal.py",
             [
