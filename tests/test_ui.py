@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import signal
 import socket
@@ -21,6 +22,7 @@ import uvicorn
 from codex_mcp_wrapper import Mission, Settings, load_mission
 from codex_mcp_wrapper.app import open_runs
 from codex_mcp_wrapper.ui.pages import dashboard_app
+from codex_mcp_wrapper.ui.transcript import transcript
 from tests.helpers.cli import REPO, run_cli
 from tests.test_steer import GATE_TIMEOUT, STEER, gate_opened
 from tests.test_worktrees import make_repo, sh
@@ -321,3 +323,47 @@ def test_ctrl_c_stops_the_ui_with_a_page_open_and_exit_0(
     finally:
         proc.kill()
         proc.wait()
+
+
+def test_a_transcript_shows_messages_commands_tool_calls_approvals_and_steers(
+    tmp_path: Path,
+) -> None:
+    records = [
+        {"method": "item/completed", "params": {"item": {"type": "agentMessage", "text": "hi"}}},
+        {
+            "method": "wrapper/approval",
+            "params": {
+                "request": "item/commandExecution/requestApproval",
+                "decision": "accept",
+                "params": {"command": "rm -rf build"},
+            },
+        },
+        {
+            "method": "item/completed",
+            "params": {
+                "item": {
+                    "type": "commandExecution",
+                    "command": "rm -rf build",
+                    "exitCode": 0,
+                    "aggregatedOutput": "removed",
+                }
+            },
+        },
+        {
+            "method": "item/completed",
+            "params": {
+                "item": {"type": "mcpToolCall", "server": "fs", "tool": "grep", "arguments": {}}
+            },
+        },
+        {"method": "wrapper/steer", "params": {"text": "stop"}},
+        {"method": "turn/started", "params": {}},
+    ]
+    path = tmp_path / "events.jsonl"
+    path.write_text("\n".join(json.dumps(r) for r in records) + "\nnot json\n")
+    assert [(e.kind, e.title, e.body) for e in transcript(path)] == [
+        ("message", "Codex", "hi"),
+        ("approval", "item/commandExecution/requestApproval: accept", "rm -rf build"),
+        ("command", "$ rm -rf build (exit 0)", "removed"),
+        ("tool call", "fs.grep", "{}"),
+        ("steer", "steered", "stop"),
+    ]

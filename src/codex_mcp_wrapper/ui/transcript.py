@@ -48,9 +48,12 @@ def _entry(record: dict[str, Any]) -> Entry | None:
         return _item_entry(params["item"])
     if method == "wrapper/steer":
         return Entry("steer", "steered", str(params.get("text", "")))
-    if "requestApproval" in method or method.startswith("wrapper/approval"):
-        reason = params.get("reason") or params.get("command") or params.get("decision") or ""
-        return Entry("approval", method, str(reason))
+    if method == "wrapper/approval":  # the wrapper's decision on a request of Codex
+        asked = params.get("params") if isinstance(params.get("params"), dict) else {}
+        what = asked.get("command") or asked.get("reason") or ""
+        return Entry(
+            "approval", f"{params.get('request', '')}: {params.get('decision', '')}", str(what)
+        )
     return None
 
 
