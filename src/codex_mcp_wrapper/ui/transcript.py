@@ -49,7 +49,8 @@ def _entry(record: dict[str, Any]) -> Entry | None:
     if method == "wrapper/steer":
         return Entry("steer", "steered", str(params.get("text", "")))
     if method == "wrapper/approval":  # the wrapper's decision on a request of Codex
-        asked = params.get("params") if isinstance(params.get("params"), dict) else {}
+        asked = params.get("params")
+        asked = asked if isinstance(asked, dict) else {}
         what = asked.get("command") or asked.get("reason") or ""
         return Entry(
             "approval", f"{params.get('request', '')}: {params.get('decision', '')}", str(what)
