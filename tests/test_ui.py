@@ -167,6 +167,9 @@ def test_the_runs_list_filters_by_mission_and_status(
     page.goto(ui_url + "/?status=ok")
     rows = page.locator("#runs tr[data-run]").all_inner_texts()
     assert len(rows) == 1 and "first" in rows[0]
+    answer = page.goto(ui_url + "/runs/no-such-run")
+    assert answer is not None and answer.status == 404
+    assert "no-such-run" in page.get_by_role("alert").inner_text()
 
 
 SLOW = """\
