@@ -20,7 +20,7 @@ from starlette.routing import Route
 from codex_mcp_wrapper.engine.results import RunSummary, TaskResult
 from codex_mcp_wrapper.engine.runs import Runs
 from codex_mcp_wrapper.errors import WrapperError
-from codex_mcp_wrapper.ui.timeline import lane_rows, timeline
+from codex_mcp_wrapper.ui.timeline import lane_rows, timeline, timeline_span
 from codex_mcp_wrapper.ui.transcript import transcript
 
 POLL_INTERVAL = 0.5  # how often a run's stream reads the store: live enough, cheap enough
@@ -95,6 +95,7 @@ class Dashboard:
             results=results,
             bars=bars,
             lanes=lane_rows(bars),
+            span=timeline_span(summary) if summary else 0.0,
             patches={t: self._patch(run_id, r) for t, r in results.items() if r.diff},
             message=request.query_params.get("message", ""),
             live=True,

@@ -64,3 +64,10 @@ def lane_rows(bars: list[Bar]) -> dict[str, int]:
     for bar in bars:
         rows[bar.worker] = max(rows.get(bar.worker, 0), bar.row + 1)
     return rows
+
+
+def timeline_span(summary: RunSummary) -> float:
+    """Seconds from the first task's start to the last task's end (0 when none ran)."""
+    starts = [t.started_at for t in summary.tasks if t.started_at is not None]
+    ends = [t.finished_at for t in summary.tasks if t.finished_at is not None]
+    return round(max(ends) - min(starts), 1) if starts and ends else 0.0
