@@ -118,6 +118,7 @@ def test_a_run_started_after_the_page_loaded_turns_ok_live_and_its_diff_applies(
     try:
         page.click("#runs tr[data-run] a", timeout=LIVE)  # the new run appears, live
         page.wait_for_selector('tr[data-task="slow"] .status.running', timeout=LIVE)
+        page.screenshot(path=str(ARTIFACTS / "ui-run-live.png"))
         page.wait_for_selector('tr[data-task="slow"] .status.ok', timeout=LIVE)
         page.wait_for_selector("#timeline .bar", timeout=LIVE)  # done: the page reloaded
     finally:
