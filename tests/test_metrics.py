@@ -1,0 +1,40 @@
+"""Item 27.4: ``serve --metrics-port`` scraped by a real Prometheus sees tasks move, its
+workers and their memory, queue waits and MCP calls by tool."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from mcp import Client
+
+from tests.helpers.prometheus import prometheus
+from tests.test_serve_hardening import START_TIMEOUT, URL_LINE, served
+
+METRICS_LINE = re.compile(rb"metrics on http://(127\.0\.0\.1:\d+)/metrics")
+
+
+@pytest.mark.anyio
+async def test_prometheus_scraping_serve_sees_a_codex_call_run_a_task_on_a_worker(
+    state_dir: Path, workspace: Path, tmp_path: Path
+) -> None:
+    args = ("--transport", "http", "--port", "0", "--scripted", "--metrics-port", "0")
+    with served(state_dir, *args) as (_proc, out):
+        target = out.wait_for(METRICS_LINE, START_TIMEOUT).group(1).decode()
+        url = out.wait_for(URL_LINE, START_TIMEOUT).group(1).decode()
+        with prometheus(tmp_path, [target]) as prom:
+            prom.wait_for('up{job="wrapper"}', lambda up: up == 1)
+            async with Client(url) as client:
+                result = await client.call_tool("codex", {"prompt": "hi", "cwd": str(workspace)})
+                assert not result.is_error
+            prom.wait_for('codex_wrapper_tasks_total{status="ok"}', lambda n: n == 1)
+            prom.wait_for("codex_wrapper_queue_wait_seconds_count", lambda n: n == 1)
+            calls = 'codex_wrapper_mcp_call_seconds_count{tool="codex",outcome="ok"}'
+            prom.wait_for(calls, lambda n: n == 1)
+            prom.wait_for("codex_wrapper_tasks_running", lambda n: n == 0)
+            # serve keeps its worker warm between calls: one process, its memory, a free slot
+            prom.wait_for("codex_wrapper_codex_processes", lambda n: n >= 1)
+            prom.wait_for("codex_wrapper_codex_resident_bytes", lambda b: b > 1024 * 1024)
+            prom.wait_for('codex_wrapper_worker_slots{state="free"}', lambda n: n >= 1)
+            prom.wait_for('codex_wrapper_worker_slots{state="busy"}', lambda n: n == 0)
