@@ -103,6 +103,13 @@ class RunMetrics:
             self._running = {k for k in self._running if k[0] != event.run_id}
         self.running.set(len(self._running))
 
+    def attempt_ended(self, run_id: str, task_id: str, status: str) -> None:
+        """An attempt ended here (a host, which sees attempts, not the run's results)."""
+        self.tasks.labels(status).inc()
+        self._since.pop((run_id, task_id), None)
+        self._running.discard((run_id, task_id))
+        self.running.set(len(self._running))
+
     def call(self, tool: str, seconds: float, ok: bool) -> None:
         """One MCP tool call that took ``seconds``."""
         self.calls.labels(tool, "ok" if ok else "error").observe(seconds)
