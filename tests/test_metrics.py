@@ -33,10 +33,14 @@ async def test_prometheus_scraping_serve_sees_a_codex_call_run_a_task_on_a_worke
             async with Client(url) as client:
                 result = await client.call_tool("codex", {"prompt": "hi", "cwd": str(workspace)})
                 assert not result.is_error
+                refused = await client.call_tool("codex", {"prompt": "hi", "bogus": 1})
+                assert refused.is_error
             prom.wait_for('codex_wrapper_tasks_total{status="ok"}', lambda n: n == 1)
             prom.wait_for("codex_wrapper_queue_wait_seconds_count", lambda n: n == 1)
             calls = 'codex_wrapper_mcp_call_seconds_count{tool="codex",outcome="ok"}'
             prom.wait_for(calls, lambda n: n == 1)
+            refusals = 'codex_wrapper_mcp_call_seconds_count{tool="codex",outcome="error"}'
+            prom.wait_for(refusals, lambda n: n == 1)
             prom.wait_for("codex_wrapper_tasks_running", lambda n: n == 0)
             # serve keeps its worker warm between calls: one process, its memory, a free slot
             prom.wait_for("codex_wrapper_codex_processes", lambda n: n >= 1)
