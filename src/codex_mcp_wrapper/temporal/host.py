@@ -319,7 +319,7 @@ async def serve_host(
     """Run this host until SIGTERM/SIGINT (or ``stop``): then running attempts get
     ``options.drain`` seconds, those still running are handed back (retried on another host),
     and every Codex process of the host is stopped."""
-    client: Client = await connect(target)
+    client: Client = await connect(target, "host")
     backend = LocalBackend(settings)
     store = DirectoryStore(target.shared_dir)
     activities = HostActivities(

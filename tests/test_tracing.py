@@ -1,0 +1,34 @@
+"""Item 27.4 traces: with OTEL_EXPORTER_OTLP_ENDPOINT set, a mission run through Temporal is
+one trace holding the submitter's spans and the host's, received on a test's OTLP endpoint."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from tests.helpers.cli import run_cli
+from tests.helpers.missions import write_mission
+from tests.helpers.otlp import otlp_receiver
+from tests.helpers.temporal import temporal_rig
+
+TRACE_TIMEOUT = 60  # spans are exported as they end; the host's come with its attempts
+
+
+def test_a_temporal_run_is_one_trace_with_the_submitters_and_the_hosts_spans(
+    tmp_path: Path, cli_env: dict[str, str]
+) -> None:
+    with otlp_receiver() as receiver:
+        env = {**cli_env, "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.url}
+        with temporal_rig(tmp_path / "rig", env) as rig:
+            rig.start_host("A")
+            tasks = [{"id": "t1", "prompt": "one"}, {"id": "t2", "prompt": "two"}]
+            path = write_mission(tmp_path / "m.yaml", tmp_path / "ws", tasks, provider="scripted")
+            submitted = run_cli(["run", str(path), "--json", *rig.flags()], env)
+            assert submitted.returncode == 0, submitted.stderr
+            assert json.loads(submitted.stdout)["tasks"][0]["status"] == "ok"
+            services = {"codex-mcp-wrapper-submitter", "codex-mcp-wrapper-host"}
+            spans = receiver.wait_for_trace_of(services, TRACE_TIMEOUT)
+    names = {s.name for s in spans}
+    assert any(name.startswith("StartWorkflow:") for name in names), names
+    assert any(name.startswith("RunWorkflow:") for name in names), names
+    assert sum(name == "RunActivity:run_task" for name in names) >= 1, names
