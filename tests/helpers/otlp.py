@@ -48,20 +48,20 @@ class Receiver:
             self.spans += got
             self.changed.notify_all()
 
-    def wait_for_trace_of(self, services: set[str], timeout: float) -> list[ReceivedSpan]:
-        """The spans of a trace holding spans of every one of ``services``; fails after
-        ``timeout`` s."""
+    def wait_for_trace(self, wanted: set[tuple[str, str]], timeout: float) -> list[ReceivedSpan]:
+        """The spans of a trace holding every (service, span name) of ``wanted``; fails
+        after ``timeout`` s."""
 
         def found() -> list[ReceivedSpan] | None:
             for trace_id in {s.trace_id for s in self.spans}:
                 spans = [s for s in self.spans if s.trace_id == trace_id]
-                if services <= {s.service for s in spans}:
+                if wanted <= {(s.service, s.name) for s in spans}:
                     return spans
             return None
 
         with self.changed:
             if not self.changed.wait_for(lambda: found() is not None, timeout):
-                raise AssertionError(f"no trace of {services}: {self.spans}")
+                raise AssertionError(f"no trace of {wanted}: {self.spans}")
             spans = found()
             assert spans is not None
             return spans
