@@ -37,3 +37,25 @@ def test_a_temporal_run_is_one_trace_with_the_submitters_and_the_hosts_spans(
             )
     tasks_run = [s for s in spans if s.name == "RunActivity:run_task"]
     assert len(tasks_run) == 2, spans  # each task's attempt, in the mission's trace
+
+
+def test_codex_sends_its_own_telemetry_to_the_same_endpoint(
+    tmp_path: Path, cli_env: dict[str, str]
+) -> None:
+    with otlp_receiver() as receiver:
+        env = {**cli_env, "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.url}
+        path = write_mission(
+            tmp_path / "m.yaml",
+            tmp_path / "ws",
+            [{"id": "t1", "prompt": "one"}],
+            provider="scripted",
+        )
+        done = run_cli(["run", str(path), "--json"], env)
+        assert done.returncode == 0, done.stderr
+        # Codex's spans (its app-server requests) and its log events, from its own config
+        receiver.wait(
+            lambda r: any(s.service == "codex-app-server" for s in r.spans),
+            "span from Codex",
+            TRACE_TIMEOUT,
+        )
+        receiver.wait(lambda r: "/v1/logs" in r.posts, "log export from Codex", TRACE_TIMEOUT)

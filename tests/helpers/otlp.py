@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -27,6 +27,7 @@ class Receiver:
 
     def __init__(self) -> None:
         self.spans: list[ReceivedSpan] = []
+        self.posts: list[str] = []  # the path of every export received (logs, traces, ...)
         self.changed = threading.Condition()
         self.url = ""
 
@@ -47,6 +48,12 @@ class Receiver:
         with self.changed:
             self.spans += got
             self.changed.notify_all()
+
+    def wait(self, holds: Callable[[Receiver], bool], what: str, timeout: float) -> None:
+        """Until ``holds(self)``; fails naming ``what`` after ``timeout`` s."""
+        with self.changed:
+            if not self.changed.wait_for(lambda: holds(self), timeout):
+                raise AssertionError(f"no {what}: {self.posts} {self.spans[:20]}")
 
     def wait_for_trace(self, wanted: set[tuple[str, str]], timeout: float) -> list[ReceivedSpan]:
         """The spans of a trace holding every (service, span name) of ``wanted``; fails
@@ -74,6 +81,9 @@ def otlp_receiver() -> Iterator[Receiver]:
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            with receiver.changed:
+                receiver.posts.append(self.path)
+                receiver.changed.notify_all()
             if self.path == "/v1/traces":
                 receiver.take(body)
             answer = ExportTraceServiceResponse().SerializeToString()
