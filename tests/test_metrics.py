@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import socket
 from pathlib import Path
 from typing import Any
 
@@ -69,3 +70,18 @@ def test_prometheus_scraping_a_host_sees_the_tasks_a_temporal_mission_ran_there(
             prom.wait_for("codex_wrapper_tasks_running", lambda n: n == 0)
             prom.wait_for("codex_wrapper_codex_processes", lambda n: n >= 1)
             prom.wait_for('codex_wrapper_worker_slots{state="busy"}', lambda n: n == 0)
+
+
+def test_a_metrics_port_already_taken_is_a_one_line_error_with_exit_code_3(
+    state_dir: Path, cli_env: dict[str, str]
+) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        args = ["serve", "--transport", "http", "--scripted", "--metrics-port", str(port)]
+        done = run_cli(args, cli_env, timeout=60)
+    assert done.returncode == 3, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and "--metrics-port" in lines[0], done.stderr
+    assert "Traceback" not in done.stderr
