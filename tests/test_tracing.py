@@ -37,6 +37,8 @@ def test_a_temporal_run_is_one_trace_with_the_submitters_and_the_hosts_spans(
             )
     tasks_run = [s for s in spans if s.name == "RunActivity:run_task"]
     assert len(tasks_run) == 2, spans  # each task's attempt, in the mission's trace
+    attempts = sorted(s.name for s in spans if s.service == "codex-mcp-wrapper-host")
+    assert "attempt t1" in attempts and "attempt t2" in attempts, attempts
 
 
 def test_codex_sends_its_own_telemetry_to_the_same_endpoint(

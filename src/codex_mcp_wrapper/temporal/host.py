@@ -42,6 +42,7 @@ from codex_mcp_wrapper.settings import Settings, TemporalSettings
 from codex_mcp_wrapper.temporal.connect import connect, sandbox_runner, server_answers
 from codex_mcp_wrapper.temporal.host_sink import HostSink
 from codex_mcp_wrapper.temporal.shared import DirectoryStore, SharedStore
+from codex_mcp_wrapper.temporal.tracing import attempt_span
 from codex_mcp_wrapper.temporal.workflow import (
     RUN_TASK,
     MissionWorkflow,
@@ -238,7 +239,8 @@ class HostActivities:
         try:
             async with self._executor(request.run_id, mission, redactor) as executor:
                 request = self._place_thread(request, executor.pool.labels)
-                outcome = await executor.execute(request, sink)
+                with attempt_span(request.run_id, request.task_id, request.attempt):
+                    outcome = await executor.execute(request, sink)
             thread_id, status = outcome.thread_id, outcome.status
         except asyncio.CancelledError:
             if activity.is_worker_shutdown():

@@ -10,7 +10,9 @@ leaves with ``os._exit``, which would drop a batch still waiting.
 
 from __future__ import annotations
 
+import contextlib
 import os
+from contextlib import AbstractContextManager
 from typing import Any
 
 from codex_mcp_wrapper.errors import EnvironmentProblem
@@ -44,3 +46,16 @@ def tracing_interceptors(role: str) -> list[Any]:
         trace.set_tracer_provider(provider)
         _installed.append(provider)
     return [TracingInterceptor()]
+
+
+def attempt_span(run_id: str, task_id: str, attempt: int) -> AbstractContextManager[Any]:
+    """A span for one attempt of a task on this host, inside the activity's span (nothing
+    when this process is not traced)."""
+    if not _installed:
+        return contextlib.nullcontext()
+    from opentelemetry import trace
+
+    return trace.get_tracer("codex_mcp_wrapper").start_as_current_span(
+        f"attempt {task_id}",
+        attributes={"run.id": run_id, "task.id": task_id, "task.attempt": attempt},
+    )
