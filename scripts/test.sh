@@ -15,11 +15,13 @@ if [ "${1:-}" = "--fast" ]; then
 fi
 
 # System tools some tests use: strace proves Codex talks only to loopback; Debian's chromium
-# renders the HTML report (driven by Playwright, which never downloads a browser here).
+# renders the HTML report (driven by Playwright, which never downloads a browser here);
+# prometheus scrapes serve's --metrics-port.
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
   missing=()
   command -v strace >/dev/null || missing+=(strace)
   [ -x /usr/bin/chromium ] || missing+=(chromium)
+  command -v prometheus >/dev/null || missing+=(prometheus)
   if [ ${#missing[@]} -gt 0 ]; then
     apt-get update -qq >/dev/null
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null

@@ -20,7 +20,16 @@ from tests.helpers.cli import REPO
 # Modules only `serve`, `run`, `worker`, the cassette and model commands need: third-party
 # packages by name, and our own by prefix (the stdio front is light by design: `serve` loads
 # it before the SDK).
-HEAVY_PACKAGES = {"mcp", "mcp_types", "temporalio", "uvicorn", "starlette", "httpx", "rich"}
+HEAVY_PACKAGES = {
+    "mcp",
+    "mcp_types",
+    "temporalio",
+    "uvicorn",
+    "starlette",
+    "httpx",
+    "rich",
+    "prometheus_client",  # only with --metrics-port
+}
 HEAVY_OURS = (
     "codex_mcp_wrapper.mcp.",
     "codex_mcp_wrapper.temporal",

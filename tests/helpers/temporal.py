@@ -4,6 +4,7 @@ hosts as real `codex-mcp-wrapper host` processes with their own state dirs."""
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import select
 import signal
@@ -13,6 +14,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from codex_mcp_wrapper.temporal.devserver import DevServer
 from tests.helpers.procs import wait_gone
@@ -29,6 +31,7 @@ class Rig:
     server: DevServer
     queue: str = field(default_factory=lambda: f"q-{uuid.uuid4().hex[:8]}")
     hosts: dict[str, subprocess.Popen[str]] = field(default_factory=dict)
+    ready: dict[str, dict[str, Any]] = field(default_factory=dict)  # each host's ready line
 
     @property
     def shared(self) -> Path:
@@ -77,6 +80,7 @@ class Rig:
         ready, _, _ = select.select([proc.stdout], [], [], READY_WITHIN)
         line = proc.stdout.readline() if ready else ""
         assert host in line, f"host {host} did not start: {self.errors(host)}"
+        self.ready[host] = json.loads(line)
         return proc
 
     def errors(self, host: str) -> str:

@@ -12,6 +12,7 @@ import click
 
 from codex_mcp_wrapper import process
 from codex_mcp_wrapper.app import temporal_missing
+from codex_mcp_wrapper.cli.metrics import metrics_options
 from codex_mcp_wrapper.cli.options import (
     codex_setup_options,
     codex_setup_settings,
@@ -54,6 +55,7 @@ def default_host_id(state_dir: Path) -> str:
 @click.option(
     "--auto-approve", is_flag=True, help="Accept Codex's approval requests (default: decline)."
 )
+@metrics_options
 @codex_setup_options
 @worker_options
 @temporal_options(required=True)
@@ -64,6 +66,8 @@ def host(
     host_id: str | None,
     drain: float,
     auto_approve: bool,
+    metrics_port: int | None,
+    metrics_host: str,
     codex_home: Path | None,
     sync_codex_config: bool,
     mirror_auth: bool,
@@ -82,9 +86,9 @@ def host(
     workers, until SIGTERM or Ctrl-C.
 
     Several hosts poll one --task-queue; each has its own state dir (homes, logs). Prints one
-    JSON line when ready. On SIGTERM running tasks get --drain seconds, then go back to the
-    queue; every Codex process of the host is stopped. Exit 0 when stopped, 3 when the
-    Temporal server cannot be reached.
+    JSON line when ready (with --metrics-port, their HOST:PORT too). On SIGTERM running
+    tasks get --drain seconds, then go back to the queue; every Codex process of the host is
+    stopped. Exit 0 when stopped, 3 when the Temporal server cannot be reached.
     """
     try:  # only when asked: the `temporal` extra
         from codex_mcp_wrapper.temporal.host import HostOptions, serve_host
@@ -103,7 +107,12 @@ def host(
         **codex_setup_settings(codex_home, sync_codex_config, mirror_auth, pass_env),
         temporal=target,
     )
-    options = HostOptions(host=host_id or default_host_id(settings.state_dir), drain=drain)
+    options = HostOptions(
+        host=host_id or default_host_id(settings.state_dir),
+        drain=drain,
+        metrics_host=metrics_host,
+        metrics_port=metrics_port,
+    )
 
     def ready(line: str) -> None:
         click.echo(line)

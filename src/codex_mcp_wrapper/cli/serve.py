@@ -14,6 +14,7 @@ import click
 from click.core import ParameterSource
 
 from codex_mcp_wrapper.app import open_runs
+from codex_mcp_wrapper.cli.metrics import metrics_options, serving_metrics
 from codex_mcp_wrapper.cli.options import (
     codex_bin_option,
     codex_setup_options,
@@ -140,6 +141,7 @@ from codex_mcp_wrapper.settings import MAX_WORKERS, default_workers
     "Codex's sandbox: hooks, tools, expect.verify and stdio MCP servers of their own "
     "(default: refused; the owner's [mcp_servers] in --config are used by name).",
 )
+@metrics_options
 @login_shell_option
 @access_options
 @codex_setup_options
@@ -165,6 +167,8 @@ def serve(
     progress_interval: float | None,
     record: Path | None,
     allow_mission_commands: bool,
+    metrics_port: int | None,
+    metrics_host: str,
     login_shell: bool,
     allow_workspace: tuple[Path, ...],
     allow_danger_full_access: bool,
@@ -232,10 +236,13 @@ def _serve(
     from codex_mcp_wrapper.mcp.transports import serve_http, serve_stdio  # the MCP SDK: here
 
     try:
-        if front is not None:
-            run_async(serve_stdio(runs, front))
-        else:
-            run_async(serve_http(runs, str(opt("host")), int(port), tokens, allowed))
+        with serving_metrics(runs, str(opt("metrics_host")), opt("metrics_port")) as metrics:
+            timing = metrics.call if metrics is not None else None
+            if front is not None:
+                run_async(serve_stdio(runs, front, timing))
+            else:
+                host = str(opt("host"))
+                run_async(serve_http(runs, host, int(port), tokens, allowed, timing=timing))
     except Interrupted:
         # SIGTERM or Ctrl-C: the usual way to stop a server, not an error. The server has
         # stopped cleanly by now (calls cancelled, workers reaped), so exit 0 for both.

@@ -27,6 +27,7 @@ from codex_mcp_wrapper.codex.home import (
     CodexHomeSpec,
     ProviderSpec,
     mirror_auth,
+    otel_config,
     scripted_provider,
     write_api_key_auth,
     write_codex_home,
@@ -80,6 +81,8 @@ class WorkerFactory:
                 user_config=(self.settings.user_codex_home() / "config.toml")
                 if self.settings.sync_codex_config
                 else None,
+                # Codex's own telemetry joins the wrapper's, where the standard variable says
+                extra=otel_config(os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT")),
             ),
         )
         forget = self._log_in(home, label)

@@ -26,6 +26,7 @@ from codex_mcp_wrapper import process
 from codex_mcp_wrapper.codex.home import ProviderSpec
 from codex_mcp_wrapper.codex.labels import LabelLocks
 from codex_mcp_wrapper.codex.pool import WorkerFactory, WorkerPool
+from codex_mcp_wrapper.engine.seams import SlotsState
 from codex_mcp_wrapper.errors import WorkerStartError
 from codex_mcp_wrapper.settings import Settings
 
@@ -82,6 +83,15 @@ class Fleet:
     @property
     def processes(self) -> int:
         return sum(len(e.pool.labels) for e in self._entries.values())
+
+    def state(self) -> SlotsState:
+        """Every pool's slots and Codex processes, added up (for metrics)."""
+        states = [pool.state() for pool in self.pools()]
+        return SlotsState(
+            busy=sum(s.busy for s in states),
+            free=sum(s.free for s in states),
+            memory_mb={k: v for s in states for k, v in s.memory_mb.items()},
+        )
 
     def pools(self) -> list[WorkerPool]:
         return [e.pool for e in self._entries.values()]

@@ -77,6 +77,19 @@ HERMETIC: dict[str, Any] = {
 }
 
 
+def otel_config(endpoint: str | None) -> dict[str, Any]:
+    """Codex's own OpenTelemetry sent to ``endpoint`` (the standard
+    OTEL_EXPORTER_OTLP_ENDPOINT: OTLP/HTTP, its log events and traces), or nothing."""
+    if not endpoint:
+        return {}
+    base = endpoint.rstrip("/")
+
+    def exporter(signal: str) -> dict[str, Any]:
+        return {"otlp-http": {"endpoint": f"{base}/v1/{signal}", "protocol": "binary"}}
+
+    return {"otel": {"exporter": exporter("logs"), "trace_exporter": exporter("traces")}}
+
+
 def _deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
     out = dict(base)
     for key, value in over.items():

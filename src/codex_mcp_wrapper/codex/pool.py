@@ -21,6 +21,7 @@ from typing import Protocol, Self
 from codex_mcp_wrapper.engine.seams import (
     ApprovalHandler,
     EventSink,
+    SlotsState,
     TaskOutcome,
     TaskRequest,
     ToolHandler,
@@ -153,6 +154,15 @@ class WorkerPool:
         busy = sum(self._active.values())
         idle = sum(self._free().values())
         return f"<WorkerPool [{busy} busy, {idle} idle | {len(self._waiters)} waiting]>"
+
+    def state(self) -> SlotsState:
+        """Slots busy and free, and each worker's resident memory (for metrics)."""
+        workers = dict(self._workers)
+        return SlotsState(
+            busy=sum(self._active.values()),
+            free=sum(self._free().values()),
+            memory_mb={label: worker.memory_mb() for label, worker in workers.items()},
+        )
 
     def _free(self) -> dict[str, int]:
         return {

@@ -75,6 +75,8 @@ class Runs(ClientMissions, RunQueries, ThreadControl):
         self._stopping = False
         self._group: asyncio.TaskGroup | None = None
         self._warm: contextlib.AbstractAsyncContextManager[None] | None = None
+        # Subscribers to every run's events (``serve --metrics-port``: the metrics).
+        self.observers: list[Subscriber] = []
 
     @property
     def backend(self) -> Backend:
@@ -126,7 +128,9 @@ class Runs(ClientMissions, RunQueries, ThreadControl):
                 mission,
                 self.settings,
                 self.backend,
-                replace(options, run_id=run_id, observers=[tracker, *options.observers]),
+                replace(
+                    options, run_id=run_id, observers=[tracker, *self.observers, *options.observers]
+                ),
                 tracker.redactor,
             )
         )

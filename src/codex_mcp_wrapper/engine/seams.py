@@ -8,7 +8,7 @@ serialise to JSON, so a remote executor receives exactly what a local one does.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -267,3 +267,13 @@ class Backend(Protocol):
         """Add ``text`` to the running turn of a task of a run this backend executes; the
         turn's id, or None when the task has no turn running here."""
         ...
+
+
+@dataclass(frozen=True)
+class SlotsState:
+    """The workers of this process at one moment: task slots busy and free, and each Codex
+    process's resident memory (MiB; None while unknown) by worker label."""
+
+    busy: int = 0
+    free: int = 0
+    memory_mb: Mapping[str, float | None] = field(default_factory=dict)

@@ -27,6 +27,7 @@ from starlette.types import ASGIApp
 from codex_mcp_wrapper.engine.access import Identity
 from codex_mcp_wrapper.engine.runs import Runs
 from codex_mcp_wrapper.errors import EnvironmentProblem, InputError
+from codex_mcp_wrapper.mcp.call_timing import CallRecord, CallTiming
 from codex_mcp_wrapper.mcp.http_guard import (
     ClientTokens,
     host_allowlist,
@@ -59,7 +60,7 @@ def _configure_logging() -> None:
     )
 
 
-async def serve_stdio(runs: Runs, front: StdioFront) -> None:
+async def serve_stdio(runs: Runs, front: StdioFront, timing: CallRecord | None = None) -> None:
     """Serve over stdin/stdout, behind ``front`` (entered by the caller before the SDK was
     imported, so the handshake is answered at once). Nothing but protocol ever goes to stdout;
     on a terminal a one-line banner on stderr says that the server waits for a client."""
@@ -67,7 +68,7 @@ async def serve_stdio(runs: Runs, front: StdioFront) -> None:
     if sys.stderr.isatty():
         print(STDIO_BANNER, file=sys.stderr, flush=True)
     async with runs:
-        server, settle = _stoppable(runs)
+        server, settle = _stoppable(runs, timing)
         task = asyncio.create_task(server.run_stdio_async())
 
         async def wind_down() -> None:
@@ -81,11 +82,15 @@ async def serve_stdio(runs: Runs, front: StdioFront) -> None:
         await run_until_stopped(task, stop, wind_down)
 
 
-def _stoppable(runs: Runs) -> tuple[MCPServer, Callable[[], Awaitable[None]]]:
+def _stoppable(
+    runs: Runs, timing: CallRecord | None = None
+) -> tuple[MCPServer, Callable[[], Awaitable[None]]]:
     """The server, and what ends its work in flight when it stops: the runs are cancelled,
     then the calls running them return their (cancelled) results, while the server still
-    answers."""
+    answers. ``timing`` is told each tool call's latency (metrics)."""
     server = build_server(runs)
+    if timing is not None:
+        server.middleware.insert(0, CallTiming(timing))
     calls = CallsInFlight()
     server.middleware.insert(0, calls)
 
@@ -120,6 +125,7 @@ async def serve_http(
     tokens: Mapping[str, Identity],
     allow_hosts: Sequence[str] = (),
     ready: asyncio.Event | None = None,
+    timing: CallRecord | None = None,
 ) -> None:
     """Serve over streamable HTTP; ``tokens`` maps each bearer token to its client's identity
     (none: loopback only, every client one identity)."""
@@ -134,7 +140,7 @@ async def serve_http(
     port = sock.getsockname()[1]
     security = host_allowlist(host, port, extra)
     async with runs:
-        mcp_server, wind_down = _stoppable(runs)
+        mcp_server, wind_down = _stoppable(runs, timing)
         streams = EndStreamsOnStop(
             mcp_server.streamable_http_app(
                 streamable_http_path=MCP_PATH, transport_security=security, host=host

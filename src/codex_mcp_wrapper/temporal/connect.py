@@ -39,6 +39,7 @@ from tenacity import (
 
 from codex_mcp_wrapper.errors import EnvironmentProblem
 from codex_mcp_wrapper.settings import TemporalSettings
+from codex_mcp_wrapper.temporal.tracing import tracing_interceptors
 
 SDK_LOG = logging.getLogger("codex_mcp_wrapper.temporal.sdk")
 
@@ -102,15 +103,16 @@ def demote_retry_warnings() -> None:
         SDK_LOG.addFilter(_DemotedRetries())
 
 
-async def connect(target: TemporalSettings) -> Client:
-    """A client of ``target``; raises ``EnvironmentProblem`` in one sentence when it is not
-    reachable."""
+async def connect(target: TemporalSettings, role: str = "submitter") -> Client:
+    """A client of ``target`` (traced as ``role`` when OTEL_EXPORTER_OTLP_ENDPOINT is set);
+    raises ``EnvironmentProblem`` in one sentence when it is not reachable."""
     try:
         return await Client.connect(
             target.address,
             namespace=target.namespace,
             data_converter=pydantic_data_converter,
             runtime=runtime(),
+            interceptors=tracing_interceptors(role),
         )
     except RuntimeError as exc:
         raise EnvironmentProblem(

@@ -18,7 +18,7 @@ import json
 import logging
 import shutil
 import signal
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -32,22 +32,17 @@ from temporalio.worker import Worker
 from codex_mcp_wrapper.codex.backend import LocalBackend
 from codex_mcp_wrapper.codex.executor import LocalExecutor
 from codex_mcp_wrapper.engine.assembly import Extras, RunWiring, assemble_run, run_redactor
-from codex_mcp_wrapper.engine.events import (
-    CodexEvent,
-    Event,
-    TaskUpdate,
-    ThreadProgress,
-    to_record,
-)
+from codex_mcp_wrapper.engine.events import Event, Subscriber, to_record
 from codex_mcp_wrapper.engine.planning import task_config
 from codex_mcp_wrapper.engine.redaction import Redactor
-from codex_mcp_wrapper.engine.results import TaskState
 from codex_mcp_wrapper.engine.seams import TaskOutcome, TaskRequest
 from codex_mcp_wrapper.engine.worktrees import Worktrees
 from codex_mcp_wrapper.missions.model import Mission
 from codex_mcp_wrapper.settings import Settings, TemporalSettings
 from codex_mcp_wrapper.temporal.connect import connect, sandbox_runner, server_answers
+from codex_mcp_wrapper.temporal.host_sink import HostSink
 from codex_mcp_wrapper.temporal.shared import DirectoryStore, SharedStore
+from codex_mcp_wrapper.temporal.tracing import attempt_span
 from codex_mcp_wrapper.temporal.workflow import (
     RUN_TASK,
     MissionWorkflow,
@@ -57,52 +52,6 @@ from codex_mcp_wrapper.temporal.workflow import (
 
 log = logging.getLogger("codex_mcp_wrapper.temporal")
 ROLLOUT_POLLS = 100  # x 0.1 s: how long a finished attempt's rollout may take to appear
-
-
-class _HostSink:
-    """The attempt's ``EventSink`` on a host: heartbeats, and redacted events to the store."""
-
-    def __init__(
-        self, store: SharedStore, request: TaskRequest, host: str, redactor: Redactor
-    ) -> None:
-        self.store = store
-        self.run_id = request.run_id
-        self.key = f"{request.task_id}.{request.attempt}.{host}"
-        self.host = host
-        self.redactor = redactor
-        self.details: dict[str, Any] = {
-            "thread_id": request.thread_id,
-            "worker": request.thread_worker,
-            "turns_done": request.turns_done,
-        }
-
-    def worker(self, label: str | None) -> str | None:
-        return f"{self.host}/{label}" if label else None
-
-    def heartbeat(self) -> None:
-        activity.heartbeat(self.details)
-
-    def publish(self, event: Event) -> None:  # backend events (model requests), and ours
-        self.store.append_events(self.run_id, self.key, [self.redactor.data(to_record(event))])
-
-    def codex_event(self, task_id: str, method: str, params: dict[str, Any]) -> None:
-        self.heartbeat()
-        self.publish(CodexEvent(self.run_id, task_id, method, params))
-
-    def task_state(self, task_id: str, state: TaskState, worker: str | None, message: str) -> None:
-        self.heartbeat()
-        self.publish(TaskUpdate(self.run_id, task_id, state, self.worker(worker), 0, message))
-
-    def thread_progress(self, task_id: str, thread_id: str, worker: str, turns_done: int) -> None:
-        self.details = {
-            "thread_id": thread_id,
-            "worker": self.worker(worker),
-            "turns_done": turns_done,
-        }
-        self.heartbeat()
-        self.publish(
-            ThreadProgress(self.run_id, task_id, thread_id, str(self.worker(worker)), turns_done)
-        )
 
 
 @dataclass
@@ -138,6 +87,9 @@ class HostActivities:
         self._runs: dict[str, _OpenRun] = {}
         self._closing: dict[str, asyncio.Task[None]] = {}
         self._copies: set[asyncio.Task[None]] = set()
+        self.observers: list[Subscriber] = []  # each attempt's events, as they happen (metrics)
+        # Told each attempt's end here: run id, task id, its status (metrics)
+        self.ended: list[Callable[[str, str, str], None]] = []
 
     def _mission(self, run_id: str) -> Mission:
         record = self.store.read_mission(run_id)
@@ -280,14 +232,16 @@ class HostActivities:
             artifacts_dir=str(artifacts / request.task_id),
         )
         request = dataclasses.replace(request, spec=spec)
-        sink = _HostSink(self.store, request, self.host, redactor)
+        sink = HostSink(self.store, request, self.host, redactor, self.observers)
         beat = asyncio.create_task(self._keepalive(sink, request.spec.idle_timeout_sec))
         thread_id = request.thread_id
+        status = "interrupted"  # unless it ends with an outcome: handed back, cancelled
         try:
             async with self._executor(request.run_id, mission, redactor) as executor:
                 request = self._place_thread(request, executor.pool.labels)
-                outcome = await executor.execute(request, sink)
-            thread_id = outcome.thread_id
+                with attempt_span(request.run_id, request.task_id, request.attempt):
+                    outcome = await executor.execute(request, sink)
+            thread_id, status = outcome.thread_id, outcome.status
         except asyncio.CancelledError:
             if activity.is_worker_shutdown():
                 raise ApplicationError(
@@ -301,6 +255,8 @@ class HostActivities:
             raise
         finally:
             beat.cancel()
+            for ended in self.ended:
+                ended(request.run_id, request.task_id, status)
             thread_id = thread_id or sink.details.get("thread_id")
             if thread_id:
                 self._keep_thread(thread_id)
@@ -338,7 +294,7 @@ class HostActivities:
             )
 
     @staticmethod
-    async def _keepalive(sink: _HostSink, idle_timeout: float) -> None:
+    async def _keepalive(sink: HostSink, idle_timeout: float) -> None:
         """Heartbeat while the attempt waits for a worker or a silent model: the workflow's
         heartbeat timeout then means this host is gone, never that it is slow."""
         every = max(0.5, min(5.0, idle_timeout / 3))
@@ -351,6 +307,8 @@ class HostActivities:
 class HostOptions:
     host: str  # this host's id: its own queue, and the prefix of its workers' labels
     drain: float = 10.0  # seconds running tasks get to finish on SIGTERM, then handed back
+    metrics_host: str = "127.0.0.1"
+    metrics_port: int | None = None  # Prometheus metrics on METRICS_HOST:PORT (0: any port)
 
 
 async def serve_host(
@@ -363,7 +321,7 @@ async def serve_host(
     """Run this host until SIGTERM/SIGINT (or ``stop``): then running attempts get
     ``options.drain`` seconds, those still running are handed back (retried on another host),
     and every Codex process of the host is stopped."""
-    client: Client = await connect(target)
+    client: Client = await connect(target, "host")
     backend = LocalBackend(settings)
     store = DirectoryStore(target.shared_dir)
     activities = HostActivities(
@@ -380,7 +338,11 @@ async def serve_host(
         "max_heartbeat_throttle_interval": timedelta(seconds=1),
         "graceful_shutdown_timeout": timedelta(seconds=options.drain),
     }
-    async with backend.warm():
+    announce: dict[str, Any] = {"host": options.host, "task_queue": target.task_queue}
+    async with backend.warm(), contextlib.AsyncExitStack() as stack:
+        metrics = stack.enter_context(_host_metrics(options, backend, activities))
+        if metrics is not None:
+            announce["metrics"] = metrics
         shared = Worker(
             client,
             task_queue=target.task_queue,
@@ -390,7 +352,28 @@ async def serve_host(
         )
         own = Worker(client, task_queue=host_queue(target.task_queue, options.host), **common)
         async with shared, own:
-            ready(json.dumps({"host": options.host, "task_queue": target.task_queue}))
+            ready(json.dumps(announce))
             await stop.wait()
             log.info("host %s stopping: running tasks get %g s", options.host, options.drain)
         await activities.aclose()
+
+
+@contextlib.contextmanager
+def _host_metrics(
+    options: HostOptions, backend: LocalBackend, activities: HostActivities
+) -> Iterator[str | None]:
+    """With ``options.metrics_port``: this host's metrics (its attempts' events, its fleet)
+    served until the block ends; yields their HOST:PORT."""
+    if options.metrics_port is None:
+        yield None
+        return
+    from codex_mcp_wrapper.engine.metrics import RunMetrics  # prometheus_client: only then
+
+    metrics = RunMetrics(backend.fleet.state)
+    port = metrics.serve(options.metrics_host, options.metrics_port)
+    activities.observers.append(metrics.observe)
+    activities.ended.append(metrics.attempt_ended)
+    try:
+        yield f"{options.metrics_host}:{port}"
+    finally:
+        metrics.close()
