@@ -215,6 +215,14 @@ def _measure(kind: str, tasks: int, workers: int, files: int) -> dict[str, Any]:
     return row
 
 
+def ratio(value: float, base: float) -> str:
+    """``value / base`` as a ratio and a percentage; "n/a" when the base cost is not positive
+    (too few tasks on a noisy machine to see a per-task cost)."""
+    if base <= 0:
+        return "n/a (the base cost per task did not show; run more tasks)"
+    return f"{value / base:.2f} ({100 * (value / base - 1):+.0f}%)"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--tasks", type=int, default=100)
@@ -253,14 +261,14 @@ def main() -> None:
             )
     print()
     for workers in args.workers:
-        ratio = marginal[("wrapper", workers)] / marginal[("direct", workers)]
         print(
-            f"workers={workers}: wrapper/direct per task = {ratio:.2f} ({100 * (ratio - 1):+.0f}%)"
+            f"workers={workers}: wrapper/direct per task = "
+            f"{ratio(marginal[('wrapper', workers)], marginal[('direct', workers)])}"
         )
         if "worktree" in kinds:
             plain, isolated = marginal[("wrapper", workers)], marginal[("worktree", workers)]
             print(
-                f"workers={workers}: worktree/wrapper per task = {isolated / plain:.2f}, a "
+                f"workers={workers}: worktree/wrapper per task = {ratio(isolated, plain)}, a "
                 f"worktree adds {1000 * (isolated - plain):+.1f} ms per task "
                 f"({args.repo_files} files in the repository)"
             )
