@@ -18,10 +18,9 @@ from typing import Any
 
 import pytest
 from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
-from codex_mcp_wrapper.temporal.connect import sandbox_runner
+from codex_mcp_wrapper.temporal.connect import DATA_CONVERTER, sandbox_runner
 from codex_mcp_wrapper.temporal.workflow import MissionWorkflow
 from tests.helpers.cli import REPO, run_cli
 from tests.helpers.mcp_client import stdio_client
@@ -133,7 +132,7 @@ def test_a_six_task_mission_runs_across_two_hosts_like_a_local_run(
         Replayer(
             workflows=[MissionWorkflow],
             workflow_runner=sandbox_runner(),
-            data_converter=pydantic_data_converter,
+            data_converter=DATA_CONVERTER,
         ).replay_workflow(parsed)
     )
 

@@ -120,9 +120,10 @@ class Rig:
 
 
 @contextlib.contextmanager
-def temporal_rig(root: Path, env: dict[str, str]) -> Iterator[Rig]:
+def temporal_rig(root: Path, env: dict[str, str], dynamic: tuple[str, ...] = ()) -> Iterator[Rig]:
+    """A rig; ``dynamic``: the server's dynamic config (NAME=VALUE), e.g. lower limits."""
     root.mkdir(parents=True, exist_ok=True)
-    server = DevServer(root / "temporal.db", log=root / "temporal.log")
+    server = DevServer(root / "temporal.db", log=root / "temporal.log", dynamic=dynamic)
     server.start()
     rig = Rig(root, env, server)
     try:

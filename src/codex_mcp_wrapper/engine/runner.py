@@ -13,7 +13,7 @@ import asyncio
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from codex_mcp_wrapper.engine.events import (
     CodexEvent,
@@ -37,6 +37,16 @@ from codex_mcp_wrapper.settings import Timeouts
 # clears in a moment; the backoff never runs past the task's own wall-clock budget.
 RETRY_BACKOFF = Timeouts.retry_backoff
 Publish = Callable[[Event], None]
+
+
+class Admission(Protocol):
+    """Who lets a task start: a place for it now (``enter`` waits for one and is True), or
+    False to hold it back for a later runner (a Temporal workflow about to continue as a new
+    run); ``leave`` gives the place back when the task ends."""
+
+    async def enter(self) -> bool: ...
+
+    def leave(self) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -118,9 +128,13 @@ class MissionRunner:
         retry_backoff: Sequence[float] = RETRY_BACKOFF,
         clock: Clock | None = None,
         token_budget: int | None = None,
+        admission: Admission | None = None,
+        finished: Sequence[TaskResult] = (),
     ) -> None:
         """``token_budget`` is the mission's: once the run's tasks have used it, no task
-        starts (``engine.spending.mission_spent``)."""
+        starts (``engine.spending.mission_spent``). ``finished`` are results an earlier
+        runner of this run recorded (they count for dependencies, forks and the budget, and
+        are not published again); tasks ``admission`` holds back end up in ``held``."""
         self.run_id = run_id
         self.token_budget = token_budget
         self.retry_backoff = tuple(retry_backoff) or (0.0,)
@@ -128,19 +142,28 @@ class MissionRunner:
         self.executor = executor
         self.publish = publish
         self.clock = clock or Clock()
-        self.results: dict[str, TaskResult] = {}
+        self.admission = admission
+        self.results: dict[str, TaskResult] = {r.task_id: r for r in finished}
+        self._spent = sum(tokens_of(r.usage) for r in finished)  # the run's tokens so far
+        self.held: set[str] = set()  # not started: for a later runner
         self._done: dict[str, asyncio.Event] = {t.task_id: asyncio.Event() for t in tasks}
+        for result in finished:
+            self._done.setdefault(result.task_id, asyncio.Event()).set()
         self._sink = _Sink(run_id, publish, self.clock)
 
     async def schedule(self) -> list[TaskResult]:
-        """Run every task; on cancellation, unfinished tasks are recorded ``cancelled``."""
+        """Run every task (but those held back: ``held``), in the order given; on
+        cancellation, unfinished tasks, held ones too, are recorded ``cancelled``."""
         try:
             async with asyncio.TaskGroup() as group:
                 for task in self.tasks:
                     group.create_task(self._run_task(task), name=f"task-{task.task_id}")
+        except BaseException:
+            self.held.clear()
+            raise
         finally:
             for task in self.tasks:
-                if task.task_id not in self.results:
+                if task.task_id not in self.results and task.task_id not in self.held:
                     self._finish(
                         TaskResult(
                             task_id=task.task_id,
@@ -149,10 +172,15 @@ class MissionRunner:
                             error="the run was cancelled before this task finished.",
                         )
                     )
-        return [self.results[t.task_id] for t in self.tasks]
+        return [self.results[t.task_id] for t in self.tasks if t.task_id not in self.held]
+
+    def _hold(self, task: PlannedTask) -> None:
+        self.held.add(task.task_id)
+        self._done[task.task_id].set()  # its dependents are held too
 
     def _finish(self, result: TaskResult) -> None:
         self.results[result.task_id] = result
+        self._spent += tokens_of(result.usage)
         self.publish(TaskFinished(self.run_id, result))
         self._done[result.task_id].set()
 
@@ -162,6 +190,9 @@ class MissionRunner:
             return
         for dep in task.depends_on:
             await self._done[dep].wait()
+        if self.held.intersection(task.depends_on):
+            self._hold(task)
+            return
         reason = self._skip_reason(task)
         fork = None if reason is not None else self._fork_of(task)
         if reason is not None or isinstance(fork, str):
@@ -174,10 +205,20 @@ class MissionRunner:
                 )
             )
             return
+        if self.admission is not None and not await self.admission.enter():
+            self._hold(task)
+            return
+        try:
+            assert not isinstance(fork, str)
+            await self._admitted(task, fork)
+        finally:
+            if self.admission is not None:
+                self.admission.leave()
+
+    async def _admitted(self, task: PlannedTask, fork: ForkSource | None) -> None:
         self.publish(TaskUpdate(self.run_id, task.task_id, "queued"))
         started = self.clock.wall()
         try:
-            assert not isinstance(fork, str)
             result = await self._attempts(task, started, fork)
         except asyncio.CancelledError:
             # The thread it ran in is kept, so a resume continues it where it stopped.
@@ -212,8 +253,7 @@ class MissionRunner:
         failed = [d for d in task.depends_on if self.results[d].status != "ok"]
         if failed:
             return f"skipped because {', '.join(failed)} did not finish ok."
-        used = sum(tokens_of(result.usage) for result in self.results.values())
-        return mission_spent(self.token_budget, used)
+        return mission_spent(self.token_budget, self._spent)
 
     def _fork_of(self, task: PlannedTask) -> ForkSource | str | None:
         """The thread ``task`` copies: the one given (codex-fork), or its ``fork_from`` task's

@@ -1,7 +1,7 @@
-"""Connecting to Temporal the same way on every side: the pydantic data converter (the
-engine's dataclasses hold pydantic models), one sentence when the server is not there, the
-SDK core's own log lines routed to Python logging, waiting (bounded) for a server that went
-away, and the workflow sandbox's pass-through modules.
+"""Connecting to Temporal the same way on every side: the data converter (pydantic's, as the
+engine's dataclasses hold pydantic models; payloads over 64 KiB compressed), one sentence
+when the server is not there, the SDK core's own log lines routed to Python logging, waiting
+(bounded) for a server that went away, and the workflow sandbox's pass-through modules.
 
 The SDK core writes its log lines (``WARN temporalio_client::retry ... tcp connect error``
 while the server restarts) to the console, which is stdout: ``run --json`` could then not be
@@ -11,14 +11,18 @@ parsed. ``runtime()`` forwards them to the ``codex_mcp_wrapper.temporal.sdk`` lo
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import logging
 import time
-from collections.abc import Callable
+import zlib
+from collections.abc import Callable, Sequence
 from datetime import timedelta
 
+from temporalio.api.common.v1 import Payload
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.converter import DataConverter, PayloadCodec
 from temporalio.runtime import (
     LogForwardingConfig,
     LoggingConfig,
@@ -110,7 +114,7 @@ async def connect(target: TemporalSettings, role: str = "submitter") -> Client:
         return await Client.connect(
             target.address,
             namespace=target.namespace,
-            data_converter=pydantic_data_converter,
+            data_converter=DATA_CONVERTER,
             runtime=runtime(),
             interceptors=tracing_interceptors(role),
         )
@@ -146,6 +150,35 @@ async def server_answers(
     )
     answered: bool = await retries(client.service_client.check_health, timeout=HEALTH_CHECK_TIMEOUT)
     return answered
+
+
+ZLIB = b"binary/zlib"
+COMPRESS_OVER = 64 * 1024  # bytes: a task's request and outcome stay readable in the UI
+
+
+class CompressLarge(PayloadCodec):
+    """Compresses payloads over ``COMPRESS_OVER`` bytes (a large mission's plan and results:
+    JSON of many alike tasks shrinks 10-50x; Temporal refuses a payload over 2 MB); small ones,
+    each attempt's request and outcome, stay plain JSON for whoever reads the history."""
+
+    async def encode(self, payloads: Sequence[Payload]) -> list[Payload]:
+        return [
+            Payload(metadata={"encoding": ZLIB}, data=zlib.compress(p.SerializeToString(), 6))
+            if len(p.data) > COMPRESS_OVER
+            else p
+            for p in payloads
+        ]
+
+    async def decode(self, payloads: Sequence[Payload]) -> list[Payload]:
+        return [
+            Payload.FromString(zlib.decompress(p.data)) if p.metadata.get("encoding") == ZLIB else p
+            for p in payloads
+        ]
+
+
+DATA_CONVERTER: DataConverter = dataclasses.replace(
+    pydantic_data_converter, payload_codec=CompressLarge()
+)
 
 
 def _reason(exc: RuntimeError) -> str:

@@ -75,6 +75,8 @@ class DevServer:
     port: int = field(default_factory=free_port)
     log: Path | None = None
     proc: subprocess.Popen[bytes] | None = None
+    # The server's dynamic config, NAME=VALUE (e.g. limit.numPendingActivities.error=50)
+    dynamic: tuple[str, ...] = ()
 
     @property
     def address(self) -> str:
@@ -82,6 +84,8 @@ class DevServer:
 
     def start(self, ready_within: float = 30.0) -> None:
         command = start_dev_command(self.port, self.db, free_port(), free_port())
+        for value in self.dynamic:
+            command += ["--dynamic-config-value", value]
         out = self.log.open("ab") if self.log else subprocess.DEVNULL
         try:
             self.proc = subprocess.Popen(

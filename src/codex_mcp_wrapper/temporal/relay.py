@@ -88,12 +88,15 @@ class Relay:
         self.run.publish(TaskFinished(self.run_id, result))
 
     async def _workflow_events(self) -> None:
+        # The workflow's latest run: a large mission continues as new runs of the same id.
+        latest = self.client.get_workflow_handle(self.run_id)
         try:
-            records = await self.handle.query("events", self.seen, result_type=list[dict[str, Any]])
+            answer = await latest.query("events", self.seen, result_type=dict[str, Any])
         except Exception as exc:  # noqa: BLE001 - no host answers yet; the result will tell
             log.debug("run %s: events query failed: %s", self.run_id, exc)
             return
-        self.seen += len(records)
+        records: list[dict[str, Any]] = answer.get("events", [])
+        self.seen = int(answer.get("first", self.seen)) + len(records)
         for record in records:
             event = event_from_record(self.run_id, record)
             if isinstance(event, TaskFinished):

@@ -14,6 +14,12 @@ differ. ``TemporalExecutor`` makes each attempt one ``run_task`` activity on a h
   thread from its rollout in the shared store); a host that timed out is not waited for again;
 * a cancelled workflow cancels its activities and waits for them to stop.
 
+Large missions stay inside Temporal's limits (docs/scale-out.md, "Large missions"): at most
+``max_in_flight`` tasks have an activity pending at once (the server refuses more than 2,000
+per workflow), and once the history is long (the server suggests it, or ``events_per_run``
+events) the workflow starts no more tasks, lets the running ones end, and continues as a new
+run of the same workflow id with the tasks it held back and every result so far.
+
 Keep this module's imports at the top (the sandbox re-imports it) and the runner sandboxed:
 a stray ``time.time()`` in it then fails loudly instead of breaking replay.
 """
@@ -21,6 +27,7 @@ a stray ``time.time()`` in it then fails loudly instead of breaking replay.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -45,6 +52,8 @@ from codex_mcp_wrapper.engine.runner import Clock, MissionRunner
 
 RUN_TASK = "run_task"  # the activity's name (temporal/host.py defines it)
 HEARTBEAT_GRACE = 2.0  # seconds past idle_timeout_sec before a silent host counts as dead
+MAX_IN_FLIGHT = 1000  # tasks with an activity pending at once (Temporal refuses over 2,000)
+EVENTS_PER_RUN = 10_000  # continue as new past this many events (Temporal warns at 10,240)
 
 
 def host_queue(queue: str, host: str) -> str:
@@ -71,12 +80,51 @@ class MissionInput:
     retry_backoff: list[float] = field(default_factory=lambda: [0.5, 2.0, 5.0])
     affinity_wait: float = 10.0
     token_budget: int | None = None  # the mission's budget.tokens
+    max_in_flight: int = MAX_IN_FLIGHT
+    events_per_run: int = EVENTS_PER_RUN
+    # Carried to a new run of the workflow (continue-as-new): the results so far, and how
+    # many events the runs before published (the ``events`` query numbers them on).
+    finished: list[TaskResult] = field(default_factory=list)
+    events_before: int = 0
+    runs_before: int = 0
 
 
 @dataclass
 class MissionOutput:
     results: list[TaskResult]
     cancelled: bool = False
+
+
+class Window:
+    """The runner's ``Admission`` in a workflow: at most ``size`` tasks at once, and none
+    once the history is long enough to continue as a new run."""
+
+    def __init__(self, size: int, events_per_run: int) -> None:
+        self._places = asyncio.Semaphore(max(1, size))
+        self.events_per_run = events_per_run
+        self.closing = False
+        self.admitted = 0  # a run admits one task at least, so every run moves on
+
+    def _long(self) -> bool:
+        info = workflow.info()
+        return (
+            info.is_continue_as_new_suggested()
+            or info.get_current_history_length() >= self.events_per_run
+        )
+
+    async def enter(self) -> bool:
+        if self.closing:
+            return False
+        await self._places.acquire()
+        if self.closing or (self.admitted and self._long()):
+            self.closing = True
+            self._places.release()
+            return False
+        self.admitted += 1
+        return True
+
+    def leave(self) -> None:
+        self._places.release()
 
 
 def _event_record(event: Event) -> dict[str, Any] | None:
@@ -181,11 +229,15 @@ def _workflow_clock() -> Clock:
 class MissionWorkflow:
     def __init__(self) -> None:
         self._events: list[dict[str, Any]] = []
+        self._before = 0  # events published by the runs before this one
 
     @workflow.query(name="events")
-    def events(self, since: int) -> list[dict[str, Any]]:
-        """The workflow's own events from number ``since`` on (queued, retrying, finished)."""
-        return self._events[since:]
+    def events(self, since: int) -> dict[str, Any]:
+        """The workflow's own events (queued, retrying, finished) from number ``since`` on,
+        numbered across its runs: ``{"first": N, "events": [...]}``; ``first`` is past
+        ``since`` when earlier runs' events are gone (their results are carried)."""
+        first = max(since, self._before)
+        return {"first": first, "events": self._events[first - self._before :]}
 
     def _publish(self, event: Event) -> None:
         record = _event_record(event)
@@ -194,6 +246,7 @@ class MissionWorkflow:
 
     @workflow.run
     async def run(self, spec: MissionInput) -> MissionOutput:
+        self._before = spec.events_before
         executor = TemporalExecutor(spec.task_queue, spec.affinity_wait)
         runner = MissionRunner(
             spec.run_id,
@@ -203,10 +256,26 @@ class MissionWorkflow:
             spec.retry_backoff,
             clock=_workflow_clock(),
             token_budget=spec.token_budget,
+            admission=Window(spec.max_in_flight, spec.events_per_run),
+            finished=spec.finished,
         )
         try:
-            results = await runner.schedule()
+            await runner.schedule()
         except asyncio.CancelledError:  # the runner recorded every unfinished task cancelled
-            results = [runner.results[t.task_id] for t in spec.tasks]
-            return MissionOutput(results, cancelled=True)
-        return MissionOutput(results)
+            return MissionOutput(_in_order(runner.results), cancelled=True)
+        held = [t for t in spec.tasks if t.task_id in runner.held]
+        if held:
+            workflow.continue_as_new(
+                dataclasses.replace(
+                    spec,
+                    tasks=held,
+                    finished=_in_order(runner.results),
+                    events_before=spec.events_before + len(self._events),
+                    runs_before=spec.runs_before + 1,
+                )
+            )
+        return MissionOutput(_in_order(runner.results))
+
+
+def _in_order(results: dict[str, TaskResult]) -> list[TaskResult]:
+    return sorted(results.values(), key=lambda r: r.index)
