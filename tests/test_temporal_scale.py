@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import json
 import uuid
 from dataclasses import replace
 from pathlib import Path
@@ -103,6 +104,7 @@ def test_a_mission_larger_than_the_servers_limits_runs_every_task_once(tmp_path:
         output, histories, calls = asyncio.run(run_large(server.address, count, window=20))
     assert [r.task_id for r in output.results] == [f"t{i}" for i in range(count)]
     assert {r.status for r in output.results} == {"ok"}
+    assert {r.final_message for r in output.results} == {None}  # carried slim
     assert calls == {f"t{i}": 1 for i in range(count)}  # each task ran once
     assert len(histories) >= 4, "the workflow did not continue as new"
     # Each run stays near the suggestion (plus the tasks in flight when it came).
@@ -129,35 +131,55 @@ def test_the_window_alone_keeps_pending_activities_under_the_limit(tmp_path: Pat
     assert len(output.results) == 120 and sum(calls.values()) == 120
 
 
+async def workflow_runs(address: str, run_id: str, wait: bool = False) -> int:
+    """How many runs the workflow of ``run_id`` took (after its end, with ``wait``)."""
+    client = await connect(TemporalSettings(address))
+    if wait:
+        async with asyncio.timeout(120):
+            await client.get_workflow_handle(run_id).result()
+    runs, run = 0, (await client.get_workflow_handle(run_id).describe()).run_id
+    while run:  # from the latest run back: each names the run it continued
+        history = await client.get_workflow_handle(run_id, run_id=run).fetch_history()
+        attrs = history.events[0].workflow_execution_started_event_attributes
+        runs, run = runs + 1, attrs.continued_execution_run_id or None
+    return runs
+
+
+def check_each_task_once(summary: dict[str, Any], lines: Path, count: int) -> None:
+    assert [t["status"] for t in summary["tasks"]] == ["ok"] * count
+    assert sorted(lines.read_text().split()) == sorted(f"a{i}" for i in range(count))
+    by_id = {t["task_id"]: t for t in summary["tasks"]}
+    assert by_id["a5"]["started_at"] >= by_id["a4"]["finished_at"]  # the dependency held
+    for i in range(count):  # the whole result, not the slim one the workflow carried
+        assert by_id[f"a{i}"]["final_message"] == f"a{i} appended"
+        assert any("lines.txt" in c["command"] for c in by_id[f"a{i}"]["commands"])
+
+
 @pytest.mark.codex
 def test_a_mission_continued_as_new_runs_on_a_real_host_each_task_once(
     tmp_path: Path, cli_env: dict[str, str]
 ) -> None:
+    """Followed live, and followed only after its end (the results come back whole)."""
     limits = ("limit.historyCount.suggestContinueAsNew=30",)
     with temporal_rig(tmp_path / "rig", cli_env, dynamic=limits) as rig:
         rig.start_host("A", workers=3)
         tasks = [appending(f"a{i}", 0) for i in range(8)]
-        tasks[5]["depends_on"] = ["a4"]
-        path = mission(tmp_path / "grow.yaml", tasks)
+        for i in range(3, 8):  # a chain: each step lengthens the history (about 6 events)
+            tasks[i]["depends_on"] = [f"a{i - 1}"]
+        (tmp_path / "live").mkdir()
+        (tmp_path / "later").mkdir()
+        path = mission(tmp_path / "live" / "grow.yaml", tasks)
         proc = run_cli(["run", str(path), "--json", *rig.flags()], cli_env)
         assert proc.returncode == 0, proc.stderr
         summary = summary_of(proc)
+        assert asyncio.run(workflow_runs(rig.server.address, summary["run_id"])) >= 2
+        check_each_task_once(summary, tmp_path / "live" / "ws" / "lines.txt", 8)
 
-        async def count_runs() -> int:
-            client = await connect(TemporalSettings(rig.server.address))
-            # The first run of the workflow: the oldest execution with the run's id.
-            found = [w async for w in client.list_workflows(f"WorkflowId = '{summary['run_id']}'")]
-            first = min(found, key=lambda w: w.start_time)
-            handle = client.get_workflow_handle(summary["run_id"], run_id=first.run_id)
-            return len(await runs_of(client, handle))
-
-        runs = asyncio.run(count_runs())
-    assert [t["status"] for t in summary["tasks"]] == ["ok"] * 8
-    lines = (tmp_path / "ws" / "lines.txt").read_text().split()
-    assert sorted(lines) == sorted(f"a{i}" for i in range(8))  # each task ran once
-    assert runs >= 2, "the workflow did not continue as new"
-    by_id = {t["task_id"]: t for t in summary["tasks"]}
-    assert by_id["a5"]["started_at"] >= by_id["a4"]["finished_at"]
-    run_dir = Path(summary["run_dir"])
-    for i in range(8):
-        assert "turn/completed" in (run_dir / "tasks" / f"a{i}" / "events.jsonl").read_text()
+        path = mission(tmp_path / "later" / "grow.yaml", tasks)
+        started = run_cli(["run", str(path), "--detach", "--json", *rig.flags()], cli_env)
+        assert started.returncode == 0, started.stderr
+        run_id = json.loads(started.stdout)["run_id"]
+        assert asyncio.run(workflow_runs(rig.server.address, run_id, wait=True)) >= 2
+        followed = run_cli(["resume", run_id, "--json", *rig.flags()], cli_env)
+        assert followed.returncode == 0, followed.stderr
+        check_each_task_once(summary_of(followed), tmp_path / "later" / "ws" / "lines.txt", 8)

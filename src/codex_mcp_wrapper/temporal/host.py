@@ -39,6 +39,7 @@ from codex_mcp_wrapper.engine.seams import TaskOutcome, TaskRequest
 from codex_mcp_wrapper.engine.worktrees import Worktrees
 from codex_mcp_wrapper.missions.model import Mission
 from codex_mcp_wrapper.settings import Settings, TemporalSettings
+from codex_mcp_wrapper.temporal.carry import OUTCOME
 from codex_mcp_wrapper.temporal.connect import connect, sandbox_runner, server_answers
 from codex_mcp_wrapper.temporal.host_sink import HostSink
 from codex_mcp_wrapper.temporal.shared import DirectoryStore, SharedStore
@@ -262,6 +263,8 @@ class HostActivities:
                 self._keep_thread(thread_id)
         self.store.put_artifacts(request.run_id, request.task_id, artifacts / request.task_id)
         outcome.worker = sink.worker(outcome.worker)
+        record = OUTCOME.dump_python(outcome, mode="json")
+        self.store.put_outcome(request.run_id, request.task_id, request.attempt, record)
         await self._server_back(request.task_id)
         return outcome
 

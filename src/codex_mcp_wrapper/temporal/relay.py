@@ -23,8 +23,9 @@ from temporalio.service import RPCError
 
 from codex_mcp_wrapper.engine.events import Event, TaskFinished, from_record
 from codex_mcp_wrapper.engine.results import TaskResult
-from codex_mcp_wrapper.engine.seams import RunContext
+from codex_mcp_wrapper.engine.seams import RunContext, TaskOutcome
 from codex_mcp_wrapper.errors import RunDetached
+from codex_mcp_wrapper.temporal.carry import OUTCOME, hydrate
 from codex_mcp_wrapper.temporal.connect import server_answers, server_away
 from codex_mcp_wrapper.temporal.shared import DirectoryStore, EventCursor
 from codex_mcp_wrapper.temporal.workflow import MissionOutput
@@ -167,6 +168,17 @@ class Relay:
         )
 
     def finish(self, output: MissionOutput) -> None:
+        """Record the results this relay has not seen (the output's are slimmed: each gets
+        its last attempt's outcome back from the host's copy in the shared store)."""
         self._host_events()
         for task_result in output.results:
-            self._finished(task_result)
+            if task_result.task_id not in self.finished:
+                self._finished(hydrate(task_result, self._outcome(task_result)))
+
+    def _outcome(self, result: TaskResult) -> TaskOutcome | None:
+        try:
+            record = self.store.get_outcome(self.run_id, result.task_id, result.attempts)
+            return None if record is None else OUTCOME.validate_python(record)
+        except (OSError, ValueError) as exc:
+            log.warning("run %s: no outcome of task %s: %s", self.run_id, result.task_id, exc)
+            return None

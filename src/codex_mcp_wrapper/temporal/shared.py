@@ -6,6 +6,8 @@ the workflow history travels here, the history carries only keys.
 * ``runs/<run>/events/<task>.<attempt>.<host>.jsonl``: each attempt's events (redacted by
   the host), tailed by the submitter onto its run's event bus.
 * ``runs/<run>/artifacts/<task>/``: the files a task's ``artifacts`` globs collected.
+* ``runs/<run>/outcomes/<task>.<attempt>.json``: each attempt's outcome as its host returned
+  it (redacted): the submitter's copy of what a large mission's workflow carries slimmed.
 * ``threads/<thread_id>/rollout-*.jsonl``: a thread's rollout after each attempt, so another
   host can resume the thread when the one that ran it is gone.
 
@@ -35,6 +37,12 @@ class SharedStore(Protocol):
         ...
 
     def put_artifacts(self, run_id: str, task_id: str, source: Path) -> None: ...
+
+    def put_outcome(self, run_id: str, task_id: str, attempt: int, record: Any) -> None: ...
+
+    def get_outcome(self, run_id: str, task_id: str, attempt: int) -> Any | None:
+        """The outcome ``put_outcome`` kept (JSON data), or None."""
+        ...
 
     def get_artifacts(self, run_id: str, task_id: str, dest: Path) -> list[str]: ...
 
@@ -114,6 +122,22 @@ class DirectoryStore:
     def put_artifacts(self, run_id: str, task_id: str, source: Path) -> None:
         if source.is_dir():
             shutil.copytree(source, self._run(run_id) / "artifacts" / task_id, dirs_exist_ok=True)
+
+    def _outcome(self, run_id: str, task_id: str, attempt: int) -> Path:
+        return self._run(run_id) / "outcomes" / f"{task_id}.{attempt}.json"
+
+    def put_outcome(self, run_id: str, task_id: str, attempt: int, record: Any) -> None:
+        path = self._outcome(run_id, task_id, attempt)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(record, separators=(",", ":")), encoding="utf-8")
+        os.replace(tmp, path)
+
+    def get_outcome(self, run_id: str, task_id: str, attempt: int) -> Any | None:
+        try:
+            return json.loads(self._outcome(run_id, task_id, attempt).read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return None
 
     def get_artifacts(self, run_id: str, task_id: str, dest: Path) -> list[str]:
         source = self._run(run_id) / "artifacts" / task_id

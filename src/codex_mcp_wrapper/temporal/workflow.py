@@ -47,6 +47,7 @@ with workflow.unsafe.imports_passed_through():
         TaskOutcome,
         TaskRequest,
     )
+    from codex_mcp_wrapper.temporal.carry import slim
 
 from codex_mcp_wrapper.engine.runner import Clock, MissionRunner
 
@@ -262,20 +263,21 @@ class MissionWorkflow:
         try:
             await runner.schedule()
         except asyncio.CancelledError:  # the runner recorded every unfinished task cancelled
-            return MissionOutput(_in_order(runner.results), cancelled=True)
+            return MissionOutput(_slimmed(runner.results), cancelled=True)
         held = [t for t in spec.tasks if t.task_id in runner.held]
         if held:
             workflow.continue_as_new(
                 dataclasses.replace(
                     spec,
                     tasks=held,
-                    finished=_in_order(runner.results),
+                    finished=_slimmed(runner.results),
                     events_before=spec.events_before + len(self._events),
                     runs_before=spec.runs_before + 1,
                 )
             )
-        return MissionOutput(_in_order(runner.results))
+        return MissionOutput(_slimmed(runner.results))
 
 
-def _in_order(results: dict[str, TaskResult]) -> list[TaskResult]:
-    return sorted(results.values(), key=lambda r: r.index)
+def _slimmed(results: dict[str, TaskResult]) -> list[TaskResult]:
+    """Every result, in the mission's order, without what makes them large."""
+    return [slim(r) for r in sorted(results.values(), key=lambda r: r.index)]
