@@ -29,6 +29,8 @@ HEAVY_PACKAGES = {
     "httpx",
     "rich",
     "prometheus_client",  # only with --metrics-port
+    "jinja2",  # only when a page is rendered: the UI, a run's HTML report
+    "markupsafe",
 }
 HEAVY_OURS = (
     "codex_mcp_wrapper.mcp.",
