@@ -21,7 +21,7 @@ from codex_mcp_wrapper.engine.pages.run_page import environment, render, run_pag
 from codex_mcp_wrapper.engine.results import TaskResult
 from codex_mcp_wrapper.engine.run_state import Baselines
 from codex_mcp_wrapper.engine.runs import Runs
-from codex_mcp_wrapper.errors import WrapperError
+from codex_mcp_wrapper.errors import InputError, WrapperError
 from codex_mcp_wrapper.ui.transcript import transcript
 
 if TYPE_CHECKING:
@@ -101,6 +101,33 @@ class Dashboard:
             return self.runs.baselines(run_id)
         except WrapperError:
             return None
+
+    async def run_diff(self, request: Request) -> Response:
+        """What ``runs diff BASE RUN`` shows, as a page: ``/runs/RUN/diff?base=BASE`` (without
+        ``base``: the newest run of the mission that ended ok before RUN)."""
+        run_id = request.path_params["run_id"]
+        base = request.query_params.get("base", "")
+        try:
+            if not base:
+                base = self.runs.baselines(run_id).default or ""
+            if not base:
+                raise InputError(
+                    f"no run of run {run_id}'s mission ended ok before it; choose one to compare "
+                    "with on the run's page."
+                )
+            comparison = self.runs.compare(base, run_id)
+        except WrapperError as exc:
+            return self._error(exc)
+        changed = sorted(
+            (t for t in comparison.tasks if t.changed), key=lambda t: (not t.regressed, not t.fixed)
+        )
+        return self._page(
+            "diff.html",
+            comparison=comparison,
+            changed=changed,
+            unchanged=[t.task_id for t in comparison.tasks if not t.changed],
+            said={True: "passed", False: "failed", None: "absent"},
+        )
 
     async def run_events(self, request: Request) -> Response:
         run_id = request.path_params["run_id"]
@@ -213,6 +240,7 @@ def dashboard_app(runs: Runs) -> Starlette:
             Route("/events", pages.run_list_events),
             Route("/runs/{run_id}", pages.run_page),
             Route("/runs/{run_id}/events", pages.run_events),
+            Route("/runs/{run_id}/diff", pages.run_diff),
             Route("/runs/{run_id}/cancel", pages.cancel, methods=["POST"]),
             Route(f"{task}/transcript", pages.task_transcript),
             Route(f"{task}/apply", pages.apply, methods=["POST"]),
