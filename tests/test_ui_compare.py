@@ -25,11 +25,13 @@ mission_id: shapes
 workspace_root: {ws}
 provider: scripted
 tasks:
-  - {{id: alpha, prompt: a}}
+  - {{id: alpha, prompt: a, script: [{{say: '{hostile}'}}]}}
   - {{id: beta, prompt: b, retries: 0, script: [{{fail: 400}}]}}
   - {{id: gamma, prompt: c, depends_on: [beta]}}
   - {{id: delta, prompt: d, expect: {{final_message: "echo: d"}}}}
 """
+# An answer that would fetch and run a script if the page did not escape it.
+HOSTILE = '<script src="https://example.com/x.js"></script><img src="x.png">'
 
 # What a run page shows of its tasks and timeline: the same for the UI and the report.
 SHOWN = """() => ({
@@ -62,7 +64,7 @@ def test_the_report_of_a_run_shows_the_task_rows_and_lanes_of_its_ui_page_and_fe
     tmp_path: Path, cli_env: dict[str, str], ui_url: str, browser: Any
 ) -> None:
     mission = tmp_path / "shapes.yaml"
-    mission.write_text(SHAPES.format(ws=tmp_path / "ws"))
+    mission.write_text(SHAPES.format(ws=tmp_path / "ws", hostile=HOSTILE))
     proc = run_cli(["run", str(mission), "--json", "--workers", "2"], cli_env)
     assert proc.returncode == 1, proc.stderr
     summary = json.loads(proc.stdout)
@@ -74,6 +76,7 @@ def test_the_report_of_a_run_shows_the_task_rows_and_lanes_of_its_ui_page_and_fe
     page.goto(report.as_uri())
     frozen = page.evaluate(SHOWN)
     assert requested == [report.as_uri()]  # the page alone: no style, script or font fetched
+    assert page.get_by_label("Answer of alpha").inner_text() == HOSTILE  # shown, as text
     page.goto(f"{ui_url}/runs/{summary['run_id']}")
     live = page.evaluate(SHOWN)
 
