@@ -85,6 +85,7 @@ class RunPage:
     span: float = 0.0
     notes: str | None = None
     run_dir: str | None = None
+    error: str | None = None  # why a run that has not finished could not go on
     message: str = ""  # what an action of the UI did
 
     @property
@@ -149,6 +150,7 @@ def run_page(
         span=timeline_span(summary) if summary is not None else 0.0,
         notes=notes,
         run_dir=run_dir if run_dir is not None else (summary.run_dir if summary else None),
+        error=state.error,
         message=message,
     )
 
