@@ -77,6 +77,7 @@ def imported_by(args: list[str], env: dict[str, str]) -> set[str]:
         ["scaffold", "{tmp}/starter.yaml"],
         ["runs", "list"],
         ["runs", "show", "20200101-000000-abcdef"],
+        ["runs", "diff", "20200101-000000-abcdef", "20200102-000000-abcdef"],
         ["doctor"],
         ["run", "--help"],
         ["serve", "--help"],

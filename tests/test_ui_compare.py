@@ -146,6 +146,8 @@ def test_the_diff_page_puts_the_regressed_task_first_and_names_its_check(
     assert page.locator("tr.change.fixed").get_attribute("data-task") == "build"
     page.goto(f"{ui_url}/runs/{bad}/diff")  # no base: the newest run ok before it
     assert page.inner_text("#base-run") == good
+    page.goto(f"{ui_url}/runs/{good}/diff")  # before it: not the later one
+    assert page.inner_text("#base-run") == older
     first_run = page.goto(f"{ui_url}/runs/{older}/diff")
     assert first_run is not None and first_run.status == 404
     assert "ended ok before it" in page.get_by_role("alert").inner_text()
