@@ -108,16 +108,17 @@ class Dashboard:
         run_id = request.path_params["run_id"]
         base = request.query_params.get("base", "")
         try:
-            if not base:
-                base = self.runs.baselines(run_id).default or ""
-            if not base:
-                raise InputError(
-                    f"no run of run {run_id}'s mission ended ok before it; choose one to compare "
-                    "with on the run's page."
-                )
-            comparison = self.runs.compare(base, run_id)
+            base = base or self.runs.baselines(run_id).default or ""
+            comparison = self.runs.compare(base, run_id) if base else None
         except WrapperError as exc:
             return self._error(exc)
+        if comparison is None:
+            return self._error(
+                InputError(
+                    f"no run of the mission of run {run_id} ended ok before it; choose one to "
+                    "compare with on the run's page."
+                )
+            )
         changed = sorted(
             (t for t in comparison.tasks if t.changed), key=lambda t: (not t.regressed, not t.fixed)
         )
