@@ -154,3 +154,16 @@ def test_the_diff_page_puts_the_regressed_task_first_and_names_its_check(
     missing = page.goto(f"{ui_url}/runs/{bad}/diff?base=20200101-000000-abcdef")
     assert missing is not None and missing.status == 404
     assert "20200101-000000-abcdef" in page.get_by_role("alert").inner_text()
+
+
+def test_no_module_of_the_package_writes_html_itself_the_templates_do() -> None:
+    package = Path(__file__).resolve().parents[1] / "src" / "codex_mcp_wrapper"
+    tags = ("<tr", "<td", "<div", "<table", "<pre", "<span", "<html", "<details")
+    by_hand = sorted(
+        str(path.relative_to(package))
+        for path in package.rglob("*.py")
+        if any(tag in path.read_text(encoding="utf-8") for tag in tags)
+    )
+    assert by_hand == []
+    templates = {p.name for p in package.rglob("templates/*.html")}
+    assert {"base.html", "run.html", "task.html", "diff.html"} <= templates
