@@ -1,6 +1,7 @@
 """Benchmark: the web UI's run page for a run of many tasks, side by side with the static
-HTML report of the same run: page weight (bytes of HTML; nothing else is fetched) and time to
-first contentful paint in headless chromium (medians of fresh pages).
+HTML report of the same run (the same page frozen, from the same templates): page weight
+(bytes of HTML; nothing else is fetched) and time to first contentful paint in headless
+chromium (medians of fresh pages).
 
     python bench/bench_ui.py [--tasks 200] [--repeat 5]
 """

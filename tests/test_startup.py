@@ -29,6 +29,8 @@ HEAVY_PACKAGES = {
     "httpx",
     "rich",
     "prometheus_client",  # only with --metrics-port
+    "jinja2",  # only when a page is rendered: the UI, a run's HTML report
+    "markupsafe",
 }
 HEAVY_OURS = (
     "codex_mcp_wrapper.mcp.",
@@ -75,6 +77,7 @@ def imported_by(args: list[str], env: dict[str, str]) -> set[str]:
         ["scaffold", "{tmp}/starter.yaml"],
         ["runs", "list"],
         ["runs", "show", "20200101-000000-abcdef"],
+        ["runs", "diff", "20200101-000000-abcdef", "20200102-000000-abcdef"],
         ["doctor"],
         ["run", "--help"],
         ["serve", "--help"],

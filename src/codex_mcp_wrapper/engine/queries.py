@@ -14,11 +14,13 @@ from codex_mcp_wrapper.engine.compare import RunComparison, compare_runs
 from codex_mcp_wrapper.engine.patches import apply_change
 from codex_mcp_wrapper.engine.reports import write_reports
 from codex_mcp_wrapper.engine.results import RunSummary
-from codex_mcp_wrapper.engine.run_state import RunRecord, RunRow, RunState, TaskRow
+from codex_mcp_wrapper.engine.run_state import Baselines, RunRecord, RunRow, RunState, TaskRow
 from codex_mcp_wrapper.engine.store import RunStore
 from codex_mcp_wrapper.engine.tracker import RunTracker
 from codex_mcp_wrapper.errors import InputError, StateDirError
 from codex_mcp_wrapper.settings import Settings
+
+BASELINES = 20  # runs the run page offers to compare with
 
 
 class RunQueries:
@@ -109,6 +111,20 @@ class RunQueries:
         raise InputError(
             f"no earlier run of mission '{mission_id}' ended ok; give --baseline RUN_ID."
         )
+
+    def baselines(
+        self, run_id: str, limit: int = BASELINES, client: Identity | None = None
+    ) -> Baselines:
+        """The finished runs of ``run_id``'s mission to compare it with, newest first, and
+        the default: the newest that ended ok and started before it."""
+        state = self.status(run_id, client)
+        mission_id = state.mission_id
+        started = state.summary.started_at if state.summary is not None else None
+        others = [s for s in self.history(mission_id, limit + 1, client) if s.run_id != run_id]
+        earlier = [s for s in others if started is None or s.started_at < started]
+        default = next((s.run_id for s in reversed(earlier) if s.ok), None)
+        rows = [RunRow.of_summary(s) for s in reversed(others)][:limit]
+        return Baselines(run_id=run_id, mission_id=mission_id, runs=rows, default=default)
 
     def report(
         self, run_id: str, junit: Sequence[Path] = (), html: Sequence[Path] = ()

@@ -1,4 +1,5 @@
-"""Reports of a run for CI systems and people: JUnit XML and a self-contained HTML page.
+"""Reports of a run for CI systems and people: JUnit XML and a self-contained HTML page, the
+web UI's run page frozen (rendered from the same templates, ``engine.pages``).
 
 Both are functions of the run summary (plus the mission's notes; the page also links the
 transcripts found in the run folder), written by ``ReportWriter``, a subscriber that renders
@@ -9,7 +10,6 @@ them into the run folder, and to extra paths on request, when the run finishes.
 from __future__ import annotations
 
 import contextlib
-import html
 import json
 import os
 import urllib.parse
@@ -19,30 +19,25 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from codex_mcp_wrapper.engine.events import Event, RunFinished, RunStarted
-from codex_mcp_wrapper.engine.patch_view import PATCH_CSS, diff_excerpt, diff_section
+from codex_mcp_wrapper.engine.pages.run_page import render, run_page
 from codex_mcp_wrapper.engine.redaction import Redactor
 from codex_mcp_wrapper.engine.results import RunSummary, TaskResult
+from codex_mcp_wrapper.engine.run_state import RunState
 from codex_mcp_wrapper.engine.spending import tokens_of
 from codex_mcp_wrapper.errors import EnvironmentProblem
 
 EXCERPT = 4000
-STATUS_COLOUR = {
-    "ok": "#1a7f37",
-    "failed": "#cf222e",
-    "timeout": "#bc4c00",
-    "cancelled": "#6e7781",
-    "skipped": "#9a6700",
-}
 
 
-def _checks_cell(task: TaskResult) -> str:
-    """The checks of a task in the tasks table: how many passed, of how many, and failed."""
-    if not task.checks:
-        return "-"
-    passed = sum(1 for c in task.checks if c.ok)
-    failed = len(task.checks) - passed
-    text = f"{passed} of {len(task.checks)} passed"
-    return text + (f', <span class="failed">{failed} failed</span>' if failed else "")
+def diff_excerpt(task: TaskResult) -> list[str]:
+    """The lines of the JUnit excerpt about a worktree task's change."""
+    if task.diff is None:
+        return []
+    lines = [f"diff: {task.diff.describe()}"]
+    lines += [f"  {name}" for name in task.diff.files[:20]]
+    if task.diff.patch:
+        lines.append(f"patch: {task.diff.patch}")
+    return lines
 
 
 def _excerpt(task: TaskResult) -> str:
@@ -118,66 +113,6 @@ def junit_xml(summary: RunSummary) -> str:
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(suites, encoding="unicode")
 
 
-_CSS = """
-body{font:14px/1.45 system-ui,sans-serif;margin:24px;color:#1f2328;max-width:1200px}
-h1{font-size:22px;margin:0 0 4px}.muted{color:#656d76}
-.failed{color:#cf222e;font-weight:600}
-.badge{display:inline-block;padding:1px 8px;border-radius:10px;color:#fff;font-weight:600}
-table{border-collapse:collapse;width:100%;margin:12px 0}
-td,th{border-bottom:1px solid #d0d7de;padding:6px 8px;text-align:left;vertical-align:top}
-.timeline{position:relative;border:1px solid #d0d7de;border-radius:6px;margin:12px 0;
-padding:6px 6px 6px 60px}
-.lane{position:relative;height:26px;border-bottom:1px dashed #eaeef2}
-.lane-label{position:absolute;left:-54px;top:4px;font-weight:600}
-.bar{position:absolute;top:3px;height:20px;border-radius:4px;color:#fff;font-size:12px;
-overflow:hidden;white-space:nowrap;padding:0 4px;box-sizing:border-box;min-width:3px}
-details{border:1px solid #d0d7de;border-radius:6px;margin:10px 0;padding:8px 12px}
-summary{cursor:pointer;font-weight:600}pre{background:#f6f8fa;padding:8px;overflow:auto;
-white-space:pre-wrap}.ok{color:#1a7f37}.fail{color:#cf222e}
-"""
-
-
-def _badge(status: str) -> str:
-    colour = STATUS_COLOUR.get(status, "#57606a")
-    return (
-        f'<span class="badge status-{html.escape(status)}" style="background:{colour}">'
-        f"{html.escape(status)}</span>"
-    )
-
-
-def _timeline(summary: RunSummary) -> str:
-    timed = [t for t in summary.tasks if t.started_at and t.finished_at]
-    if not timed:
-        return '<div class="timeline" id="timeline"><p class="muted">no task ran</p></div>'
-    start = min(t.started_at or 0 for t in timed)
-    end = max(t.finished_at or 0 for t in timed)
-    span = max(end - start, 1e-3)
-    lanes: dict[str, list[TaskResult]] = {}
-    for task in timed:
-        lanes.setdefault(task.worker or "-", []).append(task)
-    rows = []
-    for worker in sorted(lanes):
-        bars = []
-        for task in lanes[worker]:
-            left = ((task.started_at or start) - start) / span * 100
-            width = max(((task.finished_at or end) - (task.started_at or start)) / span * 100, 0.3)
-            colour = STATUS_COLOUR.get(task.status, "#57606a")
-            bars.append(
-                f'<div class="bar" data-task="{html.escape(task.task_id)}" '
-                f'data-status="{html.escape(task.status)}" title="{html.escape(task.task_id)}: '
-                f'{html.escape(task.status)}, {task.duration_ms} ms" style="left:{left:.2f}%;'
-                f'width:{width:.2f}%;background:{colour}">{html.escape(task.task_id)}</div>'
-            )
-        rows.append(
-            f'<div class="lane" data-worker="{html.escape(worker)}"><span '
-            f'class="lane-label">{html.escape(worker)}</span>{"".join(bars)}</div>'
-        )
-    return (
-        f'<div class="timeline" id="timeline">{"".join(rows)}</div>'
-        f'<p class="muted">{span:.1f} s from first task start to last task end</p>'
-    )
-
-
 def transcript_href(run_dir: Path, task_id: str, page: Path | None = None) -> str:
     """The link from a report at ``page`` to a task's transcript in ``run_dir``.
 
@@ -195,82 +130,15 @@ def transcript_href(run_dir: Path, task_id: str, page: Path | None = None) -> st
     return urllib.parse.quote(Path(relative).as_posix())
 
 
-def _findings(task: TaskResult) -> str:
-    """A review task's findings, as a table."""
-    assert task.review is not None
-    rows = "".join(
-        f'<tr class="finding"><td>{"-" if f.priority is None else f"P{f.priority}"}</td>'
-        f"<td>{html.escape(f.title)}</td><td><code>{html.escape(f.file or '')}"
-        f"{f':{f.lines[0]}-{f.lines[1]}' if f.lines else ''}</code></td>"
-        f"<td>{html.escape(f.body)}</td></tr>"
-        for f in task.review.findings
-    )
-    verdict = html.escape(task.review.overall_correctness or "")
-    return (
-        f"<h4>Review findings</h4><p>{verdict}</p><table><tr><th>priority</th><th>title</th>"
-        f"<th>where</th><th>what</th></tr>{rows}</table>"
-    )
-
-
-def _task_section(task: TaskResult, run_dir: Path | None, page: Path | None) -> str:
-    parts = [
-        f'<details class="task" id="task-{html.escape(task.task_id)}" open>'
-        f"<summary>{html.escape(task.task_id)} {_badge(task.status)}</summary>"
-    ]
-    if task.error:
-        parts.append(f'<p class="fail">{html.escape(task.error)}</p>')
-    if task.checks:
-        rows = "".join(
-            f'<tr class="check {"ok" if c.ok else "fail"}"><td>{"✔" if c.ok else "✘"}</td>'
-            f"<td>{html.escape(c.name)}</td><td>{html.escape(c.expected)}</td>"
-            f"<td>{html.escape(c.observed)}</td></tr>"
-            for c in task.checks
-        )
-        parts.append(
-            "<h4>Checks</h4><table><tr><th></th><th>check</th><th>expected</th>"
-            f"<th>observed</th></tr>{rows}</table>"
-        )
-    if task.review is not None:
-        parts.append(_findings(task))
-    if task.tool_calls:
-        rows = "".join(
-            f"<tr><td>{html.escape(str(c.server))}.{html.escape(str(c.tool))}</td>"
-            f"<td><code>{html.escape(json.dumps(c.arguments))}</code></td>"
-            f"<td>{html.escape(str(c.status))}</td></tr>"
-            for c in task.tool_calls
-        )
-        parts.append(
-            "<h4>MCP tool calls</h4><table><tr><th>tool</th><th>arguments</th>"
-            f"<th>status</th></tr>{rows}</table>"
-        )
-    if task.commands:
-        rows = "".join(
-            f"<tr><td><code>{html.escape(c.command)}</code></td>"
-            f"<td>{html.escape(str(c.exit_code))}</td></tr>"
-            for c in task.commands
-        )
-        parts.append(
-            f"<h4>Commands</h4><table><tr><th>command</th><th>exit</th></tr>{rows}</table>"
-        )
-    parts.append(diff_section(task))
-    usage = ", ".join(f"{k} {v}" for k, v in task.usage.items()) or "none recorded"
-    facts = [f"<b>Tokens:</b> {html.escape(usage)}"]
-    if task.worker:  # a task that never ran (skipped, cancelled early) had none
-        facts.append(f"<b>worker</b> {html.escape(task.worker)}")
-    facts.append(f"<b>attempts</b> {task.attempts}")
-    if task.thread_id:
-        facts.append(f"<b>thread</b> <code>{html.escape(task.thread_id)}</code>")
-    parts.append(f"<p>{' · '.join(facts)}</p>")
-    parts.append(f"<h4>Final message</h4><pre>{html.escape(task.final_message or '(none)')}</pre>")
-    if run_dir is not None and (run_dir / "tasks" / task.task_id / "events.jsonl").is_file():
-        href = transcript_href(run_dir, task.task_id, page)
-        parts.append(
-            f'<p><a class="transcript" href="{html.escape(href)}">transcript</a> '
-            f'<span class="muted">(<code>tasks/{html.escape(task.task_id)}/events.jsonl'
-            "</code> in the run folder)</span></p>"
-        )
-    parts.append("</details>")
-    return "".join(parts)
+def _patch_file(result: TaskResult) -> str:
+    """A worktree task's patch as its file holds it (``""``: none, or unreadable)."""
+    patch = result.diff.patch if result.diff is not None else None
+    if not patch:
+        return ""
+    try:
+        return Path(patch).read_text(errors="replace")
+    except OSError:
+        return ""
 
 
 def html_report(
@@ -279,40 +147,26 @@ def html_report(
     link_base: Path | None = None,
     page: Path | None = None,
 ) -> str:
-    """A self-contained page (inline CSS, no scripts): summary, timeline, tasks, checks.
+    """The run page of the web UI, frozen: self-contained (inline CSS, no script, no form),
+    rendered from the same templates (``engine.pages``).
 
     With ``link_base`` (the run folder) each task whose transcript exists there links to it,
     relative to ``page``, the path the page is written to (default: in the run folder)."""
-    counts = ", ".join(f"{v} {k}" for k, v in sorted(summary.counts.items()))
-    rows = "".join(
-        f'<tr class="task-row" data-task="{html.escape(t.task_id)}" '
-        f'data-status="{html.escape(t.status)}"><td><a href="#task-{html.escape(t.task_id)}">'
-        f"{html.escape(t.task_id)}</a></td><td>{_badge(t.status)}</td>"
-        f"<td>{html.escape(str(t.worker or '-'))}</td><td>{t.duration_ms / 1000:.1f} s</td>"
-        f"<td>{tokens_of(t.usage)}</td><td>{_checks_cell(t)}</td></tr>"
-        for t in summary.tasks
+
+    def transcript(task_id: str) -> str | None:
+        if link_base is None or not (link_base / "tasks" / task_id / "events.jsonl").is_file():
+            return None
+        return transcript_href(link_base, task_id, page)
+
+    frozen = run_page(
+        RunState.of_summary(summary),
+        live=False,
+        transcript=transcript,
+        patch=_patch_file,
+        notes=notes,
+        run_dir=str(link_base) if link_base is not None else "",
     )
-    started = datetime.fromtimestamp(summary.started_at, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
-    run_folder = (
-        f' · run folder <code id="run-dir">{html.escape(str(link_base))}</code>'
-        if link_base is not None
-        else ""
-    )
-    return f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>{html.escape(summary.mission_id)} ·
-{html.escape(summary.status)}</title><style>{_CSS}{PATCH_CSS}</style></head><body>
-<h1>{html.escape(summary.mission_id)} {_badge(summary.status)}</h1>
-<p class="muted">run <code id="run-id">{html.escape(summary.run_id)}</code> · {started} ·
-{summary.duration_ms / 1000:.1f} s · {html.escape(counts)} ·
-<span id="tokens">{tokens_of(summary.usage)} tokens</span> · exit code {summary.exit_code}</p>
-{f"<p>{html.escape(str(notes))}</p>" if notes else ""}
-<p class="muted">workspace {html.escape(str(summary.workspace_root))}{run_folder}</p>
-<h2>Timeline</h2>{_timeline(summary)}
-<h2>Tasks</h2><table id="tasks"><tr><th>task</th><th>status</th><th>worker</th><th>time</th>
-<th>tokens</th><th>checks</th></tr>{rows}</table>
-{"".join(_task_section(t, link_base, page) for t in summary.tasks)}
-</body></html>
-"""
+    return render(frozen)
 
 
 def write_reports(

@@ -117,8 +117,32 @@ class RunRow(DictAccess, BaseModel):
     counts: dict[str, int] = Field(default_factory=dict)  # tasks by status, once finished
     duration_ms: int | None = None
 
+    @classmethod
+    def of_summary(cls, summary: RunSummary) -> RunRow:
+        return cls(
+            run_id=summary.run_id,
+            mission_id=summary.mission_id,
+            status=summary.status,
+            created_at=summary.started_at,
+            finished_at=summary.finished_at,
+            run_dir=summary.run_dir,
+            counts=summary.counts,
+            duration_ms=summary.duration_ms,
+        )
+
     def to_json(self) -> dict[str, Any]:
         return self.model_dump(mode="json")
+
+
+class Baselines(BaseModel):
+    """The finished runs of a run's mission that it may be compared with (``runs diff``),
+    newest first, and the one to compare with by default: the newest that ended ok before
+    it (None when none did)."""
+
+    run_id: str
+    mission_id: str
+    runs: list[RunRow] = Field(default_factory=list)
+    default: str | None = None
 
 
 class RunRecord(RunRow):

@@ -9,19 +9,23 @@ import contextlib
 import json
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
 
-import jinja2
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from codex_mcp_wrapper.engine.results import RunSummary, TaskResult
+from codex_mcp_wrapper.engine.pages.run_page import environment, render, run_page
+from codex_mcp_wrapper.engine.results import TaskResult
+from codex_mcp_wrapper.engine.run_state import Baselines
 from codex_mcp_wrapper.engine.runs import Runs
-from codex_mcp_wrapper.errors import WrapperError
-from codex_mcp_wrapper.ui.timeline import lane_rows, timeline, timeline_span
+from codex_mcp_wrapper.errors import InputError, WrapperError
 from codex_mcp_wrapper.ui.transcript import transcript
+
+if TYPE_CHECKING:
+    import jinja2
 
 POLL_INTERVAL = 0.5  # how often a run's stream reads the store: live enough, cheap enough
 LIST_LIMIT = 200  # runs on the list page
@@ -30,15 +34,11 @@ NOT_HERE = (
     "not cancelled: another process drives this run (this page cancels only runs it drives); "
     "stop it there, with Ctrl-C for `run`."
 )
-PATCH_SHOWN = 200_000  # characters of a patch the page shows; the file has it all
 
 
 def templates() -> jinja2.Environment:
-    """The templates shipped in the package, HTML-escaped."""
-    return jinja2.Environment(
-        loader=jinja2.PackageLoader("codex_mcp_wrapper.ui", "templates"),
-        autoescape=True,
-    )
+    """The UI's templates over the run page's (``engine.pages``: the report's too)."""
+    return environment("codex_mcp_wrapper.ui")
 
 
 class Dashboard:
@@ -83,22 +83,51 @@ class Dashboard:
         run_id = request.path_params["run_id"]
         try:
             state = self.runs.status(run_id)
-            shown = self.runs.show(run_id)
         except WrapperError as exc:
             return self._error(exc)
-        summary = shown if isinstance(shown, RunSummary) else None
-        results = {t.task_id: t for t in summary.tasks} if summary else {}
-        bars = timeline(summary) if summary else []
-        return self._page(
-            "run.html",
-            state=state,
-            results=results,
-            bars=bars,
-            lanes=lane_rows(bars),
-            span=timeline_span(summary) if summary else 0.0,
-            patches={t: self._patch(run_id, r) for t, r in results.items() if r.diff},
-            message=request.query_params.get("message", ""),
+        live = run_page(
+            state,
             live=True,
+            transcript=lambda task_id: f"/runs/{quote(run_id)}/tasks/{quote(task_id)}/transcript",
+            patch=lambda result: self._patch(run_id, result),
+            message=request.query_params.get("message", ""),
+        )
+        baselines = self._baselines(run_id) if state.summary is not None else None
+        return HTMLResponse(render(live, self.env, baselines=baselines))
+
+    def _baselines(self, run_id: str) -> Baselines | None:
+        """The runs the run page offers to compare with (None: none to offer)."""
+        try:
+            return self.runs.baselines(run_id)
+        except WrapperError:
+            return None
+
+    async def run_diff(self, request: Request) -> Response:
+        """What ``runs diff BASE RUN`` shows, as a page: ``/runs/RUN/diff?base=BASE`` (without
+        ``base``: the newest run of the mission that ended ok before RUN)."""
+        run_id = request.path_params["run_id"]
+        base = request.query_params.get("base", "")
+        try:
+            base = base or self.runs.baselines(run_id).default or ""
+            comparison = self.runs.compare(base, run_id) if base else None
+        except WrapperError as exc:
+            return self._error(exc)
+        if comparison is None:
+            return self._error(
+                InputError(
+                    f"no run of the mission of run {run_id} ended ok before it; choose one to "
+                    "compare with on the run's page."
+                )
+            )
+        changed = sorted(
+            (t for t in comparison.tasks if t.changed), key=lambda t: (not t.regressed, not t.fixed)
+        )
+        return self._page(
+            "diff.html",
+            comparison=comparison,
+            changed=changed,
+            unchanged=[t.task_id for t in comparison.tasks if not t.changed],
+            said={True: "passed", False: "failed", None: "absent"},
         )
 
     async def run_events(self, request: Request) -> Response:
@@ -141,9 +170,8 @@ class Dashboard:
             if parts[i] == "tasks" and parts[i + 1] == result.task_id:
                 name = "/".join(parts[i + 2 :])
                 try:
-                    return self.runs.task_file(run_id, result.task_id, name).read_text(
-                        errors="replace"
-                    )[:PATCH_SHOWN]
+                    path = self.runs.task_file(run_id, result.task_id, name)
+                    return path.read_text(errors="replace")
                 except WrapperError:
                     return ""
         return ""
@@ -213,6 +241,7 @@ def dashboard_app(runs: Runs) -> Starlette:
             Route("/events", pages.run_list_events),
             Route("/runs/{run_id}", pages.run_page),
             Route("/runs/{run_id}/events", pages.run_events),
+            Route("/runs/{run_id}/diff", pages.run_diff),
             Route("/runs/{run_id}/cancel", pages.cancel, methods=["POST"]),
             Route(f"{task}/transcript", pages.task_transcript),
             Route(f"{task}/apply", pages.apply, methods=["POST"]),
