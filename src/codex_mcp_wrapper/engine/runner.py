@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from codex_mcp_wrapper.engine.cancels import CANCELLED_ON_REQUEST, TaskCancels
 from codex_mcp_wrapper.engine.events import (
     CodexEvent,
     Event,
@@ -118,9 +119,11 @@ class MissionRunner:
         retry_backoff: Sequence[float] = RETRY_BACKOFF,
         clock: Clock | None = None,
         token_budget: int | None = None,
+        cancels: TaskCancels | None = None,
     ) -> None:
         """``token_budget`` is the mission's: once the run's tasks have used it, no task
-        starts (``engine.spending.mission_spent``)."""
+        starts (``engine.spending.mission_spent``). ``cancels`` is where a running task can
+        be cancelled alone (``engine.cancels``)."""
         self.run_id = run_id
         self.token_budget = token_budget
         self.retry_backoff = tuple(retry_backoff) or (0.0,)
@@ -131,6 +134,8 @@ class MissionRunner:
         self.results: dict[str, TaskResult] = {}
         self._done: dict[str, asyncio.Event] = {t.task_id: asyncio.Event() for t in tasks}
         self._sink = _Sink(run_id, publish, self.clock)
+        self.cancels = cancels or TaskCancels()
+        self.cancels.attached = True
 
     async def schedule(self) -> list[TaskResult]:
         """Run every task; on cancellation, unfinished tasks are recorded ``cancelled``."""
@@ -178,7 +183,8 @@ class MissionRunner:
         started = self.clock.wall()
         try:
             assert not isinstance(fork, str)
-            result = await self._attempts(task, started, fork)
+            with self.cancels.running(task.task_id):
+                result = await self._attempts(task, started, fork)
         except asyncio.CancelledError:
             # The thread it ran in is kept, so a resume continues it where it stopped.
             progress = self._sink.threads.get(task.task_id)
@@ -201,7 +207,9 @@ class MissionRunner:
                     started_at=started,
                     finished_at=(ended := self.clock.wall()),
                     duration_ms=int((ended - started) * 1000),
-                    error="the run was cancelled while this task was running.",
+                    error=CANCELLED_ON_REQUEST
+                    if task.task_id in self.cancels.requested
+                    else "the run was cancelled while this task was running.",
                 )
             )
             raise

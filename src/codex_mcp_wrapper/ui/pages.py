@@ -25,11 +25,6 @@ from codex_mcp_wrapper.ui.transcript import transcript
 
 POLL_INTERVAL = 0.5  # how often a run's stream reads the store: live enough, cheap enough
 LIST_LIMIT = 200  # runs on the list page
-# Runs.cancel reaches runs of this process only; a run's control endpoint takes steers only.
-NOT_HERE = (
-    "not cancelled: another process drives this run (this page cancels only runs it drives); "
-    "stop it there, with Ctrl-C for `run`."
-)
 PATCH_SHOWN = 200_000  # characters of a patch the page shows; the file has it all
 
 
@@ -178,12 +173,15 @@ class Dashboard:
         return self._back(run_id, done)
 
     async def cancel(self, request: Request) -> Response:
-        run_id = request.path_params["run_id"]
+        """Cancel the run, or one running task of it (in whichever process drives it)."""
+        run_id, task_id = request.path_params["run_id"], request.path_params.get("task_id")
         try:
-            state = await self.runs.cancel(run_id)
+            state = await self.runs.cancel(run_id, task_id=task_id)
         except WrapperError as exc:
             return self._back(run_id, str(exc))
-        said = "cancelled" if state.cancelled else NOT_HERE
+        said = f"not cancelled: {state.message}"
+        if state.cancelled:
+            said = f"cancelled task {task_id}" if task_id else "cancelled"
         return self._back(run_id, said)
 
     async def steer(self, request: Request) -> Response:
@@ -217,6 +215,7 @@ def dashboard_app(runs: Runs) -> Starlette:
             Route(f"{task}/transcript", pages.task_transcript),
             Route(f"{task}/apply", pages.apply, methods=["POST"]),
             Route(f"{task}/steer", pages.steer, methods=["POST"]),
+            Route(f"{task}/cancel", pages.cancel, methods=["POST"]),
         ]
     )
     app.state.dashboard = pages
