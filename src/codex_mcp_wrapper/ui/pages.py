@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +17,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from codex_mcp_wrapper.engine.access import Identity
 from codex_mcp_wrapper.engine.results import RunSummary, TaskResult
 from codex_mcp_wrapper.engine.runs import Runs
 from codex_mcp_wrapper.errors import WrapperError
@@ -26,6 +27,13 @@ from codex_mcp_wrapper.ui.transcript import transcript
 POLL_INTERVAL = 0.5  # how often a run's stream reads the store: live enough, cheap enough
 LIST_LIMIT = 200  # runs on the list page
 PATCH_SHOWN = 200_000  # characters of a patch the page shows; the file has it all
+# Whom a request comes from (``serve --ui`` over HTTP: the client its bearer token names);
+# None, the state dir's owner, sees every run (``ui``).
+Who = Callable[[Request], Identity | None]
+
+
+def owner(_request: Request) -> Identity | None:
+    return None
 
 
 def templates() -> jinja2.Environment:
@@ -39,8 +47,9 @@ def templates() -> jinja2.Environment:
 class Dashboard:
     """The pages of the UI over ``runs``."""
 
-    def __init__(self, runs: Runs) -> None:
+    def __init__(self, runs: Runs, who: Who = owner) -> None:
         self.runs = runs
+        self.who = who
         self.env = templates()
         self.stopping = asyncio.Event()  # set when the server stops: event streams end
 
@@ -69,16 +78,16 @@ class Dashboard:
         status = request.query_params.get("status", "")
         rows = [
             row
-            for row in self.runs.list(LIST_LIMIT)
+            for row in self.runs.list(LIST_LIMIT, self.who(request))
             if (not mission or row.mission_id == mission) and (not status or row.status == status)
         ]
         return self._page("runs.html", rows=rows, mission=mission, status=status)
 
     async def run_page(self, request: Request) -> Response:
-        run_id = request.path_params["run_id"]
+        run_id, client = request.path_params["run_id"], self.who(request)
         try:
-            state = self.runs.status(run_id)
-            shown = self.runs.show(run_id)
+            state = self.runs.status(run_id, client)
+            shown = self.runs.show(run_id, client)
         except WrapperError as exc:
             return self._error(exc)
         summary = shown if isinstance(shown, RunSummary) else None
@@ -91,18 +100,22 @@ class Dashboard:
             bars=bars,
             lanes=lane_rows(bars),
             span=timeline_span(summary) if summary else 0.0,
-            patches={t: self._patch(run_id, r) for t, r in results.items() if r.diff},
+            patches={t: self._patch(run_id, r, client) for t, r in results.items() if r.diff},
             message=request.query_params.get("message", ""),
             live=True,
         )
 
     async def run_events(self, request: Request) -> Response:
-        run_id = request.path_params["run_id"]
+        run_id, client = request.path_params["run_id"], self.who(request)
+        try:
+            self.runs.status(run_id, client)
+        except WrapperError as exc:
+            return self._error(exc)
 
         async def stream() -> AsyncIterator[str]:
             last = None
             while True:
-                state = self.runs.status(run_id)
+                state = self.runs.status(run_id, client)
                 data = json.dumps(
                     {
                         "status": state.status,
@@ -121,13 +134,13 @@ class Dashboard:
     async def task_transcript(self, request: Request) -> Response:
         run_id, task_id = request.path_params["run_id"], request.path_params["task_id"]
         try:
-            path = self.runs.task_file(run_id, task_id, "events.jsonl")
+            path = self.runs.task_file(run_id, task_id, "events.jsonl", self.who(request))
         except WrapperError as exc:
             return self._error(exc)
         entries = transcript(path)
         return self._page("transcript.html", run_id=run_id, task_id=task_id, entries=entries)
 
-    def _patch(self, run_id: str, result: TaskResult) -> str:
+    def _patch(self, run_id: str, result: TaskResult, client: Identity | None) -> str:
         """A worktree task's patch, read through ``Runs.task_file`` (it is in its task's
         folder); ``""`` when there is none."""
         patch = result.diff.patch if result.diff else None
@@ -136,7 +149,7 @@ class Dashboard:
             if parts[i] == "tasks" and parts[i + 1] == result.task_id:
                 name = "/".join(parts[i + 2 :])
                 try:
-                    return self.runs.task_file(run_id, result.task_id, name).read_text(
+                    return self.runs.task_file(run_id, result.task_id, name, client).read_text(
                         errors="replace"
                     )[:PATCH_SHOWN]
                 except WrapperError:
@@ -144,12 +157,14 @@ class Dashboard:
         return ""
 
     async def run_list_events(self, request: Request) -> Response:
+        client = self.who(request)
+
         async def stream() -> AsyncIterator[str]:
             last = None
             while True:
                 rows = [
                     {"run_id": r.run_id, "mission_id": r.mission_id, "status": r.status}
-                    for r in self.runs.list(LIST_LIMIT)
+                    for r in self.runs.list(LIST_LIMIT, client)
                 ]
                 data = json.dumps(rows)
                 if data != last:
@@ -167,7 +182,7 @@ class Dashboard:
     async def apply(self, request: Request) -> Response:
         run_id, task_id = request.path_params["run_id"], request.path_params["task_id"]
         try:
-            done = await self.runs.apply(run_id, task_id)
+            done = await self.runs.apply(run_id, task_id, client=self.who(request))
         except WrapperError as exc:
             done = str(exc)
         return self._back(run_id, done)
@@ -176,7 +191,7 @@ class Dashboard:
         """Cancel the run, or one running task of it (in whichever process drives it)."""
         run_id, task_id = request.path_params["run_id"], request.path_params.get("task_id")
         try:
-            state = await self.runs.cancel(run_id, task_id=task_id)
+            state = await self.runs.cancel(run_id, self.who(request), task_id)
         except WrapperError as exc:
             return self._back(run_id, str(exc))
         said = f"not cancelled: {state.message}"
@@ -188,7 +203,8 @@ class Dashboard:
         run_id, task_id = request.path_params["run_id"], request.path_params["task_id"]
         text = str((await request.form()).get("text", ""))
         try:
-            said = f"steered turn {await self.runs.steer(run_id, task_id, text)}"
+            turn = await self.runs.steer(run_id, task_id, text, self.who(request))
+            said = f"steered turn {turn}"
         except WrapperError as exc:
             said = str(exc)
         return self._back(run_id, said)
@@ -201,9 +217,10 @@ def request_url(run_id: str, message: str) -> str:
     return f"/runs/{quote(run_id)}?message={quote(message)}"
 
 
-def dashboard_app(runs: Runs) -> Starlette:
-    """The UI as an ASGI app."""
-    pages = Dashboard(runs)
+def dashboard_app(runs: Runs, who: Who = owner) -> Starlette:
+    """The UI as an ASGI app; ``who`` tells whom each request comes from (default: the
+    state dir's owner, who sees every run)."""
+    pages = Dashboard(runs, who)
     task = "/runs/{run_id}/tasks/{task_id}"
     app = Starlette(
         routes=[
