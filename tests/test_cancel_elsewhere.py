@@ -7,6 +7,7 @@ process exiting, a selector on the page)."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import subprocess
@@ -15,9 +16,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import pytest
 import yaml
 
 from codex_mcp_wrapper.engine.cancels import CANCELLED_ON_REQUEST
+from codex_mcp_wrapper.engine.control import LOOPBACK, Controls, ask, listening
 from tests.helpers.cli import CLI_TIMEOUT, REPO, run_cli
 from tests.helpers.procs import codex_processes, wait_gone
 from tests.test_steer import GATE_TIMEOUT, gate_opened
@@ -171,3 +174,34 @@ def test_the_page_of_another_process_cancels_a_running_task_of_a_run(
     assert page.inner_text('tr[data-task="held"] .status') == "cancelled"
     assert page.inner_text('tr[data-task="after"] .status') == "skipped"
     assert wait_gone(workers, STOPPED)
+
+
+@pytest.mark.anyio
+async def test_the_control_endpoint_cancels_only_for_its_token_and_known_requests(
+    tmp_path: Path,
+) -> None:
+    done: list[str | None] = []
+
+    async def steer(task_id: str, text: str) -> str:
+        return "turn-1"
+
+    async def cancel_task(task_id: str) -> None:
+        done.append(task_id)
+
+    async def cancel_run() -> bool:
+        done.append(None)
+        return True
+
+    async with listening(tmp_path, Controls(steer, cancel_task, cancel_run), STOPPED):
+        assert await ask(tmp_path, {"op": "cancel", "task_id": "a"}, STOPPED) == {"cancelled": True}
+        assert await ask(tmp_path, {"op": "cancel"}, STOPPED) == {"cancelled": True}
+        odd = await ask(tmp_path, {"op": "cancel", "task_id": 3}, STOPPED)
+        assert odd is not None and odd["error"] == "unknown control request."
+        port = json.loads((tmp_path / "control.json").read_text())["port"]
+        reader, writer = await asyncio.open_connection(LOOPBACK, port)
+        writer.write(json.dumps({"token": "guessed", "op": "cancel"}).encode() + b"\n")
+        refused = json.loads(await reader.readline())
+        writer.close()
+        assert refused["error"] == "not a control request of this run."
+    assert done == ["a", None]  # the refused requests cancelled nothing
+    assert await ask(tmp_path, {"op": "cancel"}, STOPPED) is None  # the run ended: no file
