@@ -88,14 +88,25 @@ def test_serve_http_ui_shows_each_client_its_runs_started_over_mcp_and_refuses_n
         status, _ = get(f"{base}/runs/{run_id}", Authorization=f"Bearer {BOB}")
         assert status == 404  # nor reachable by its id
 
-        context = browser.new_context(extra_http_headers={"Authorization": f"Bearer {ALICE}"})
+        context = browser.new_context()  # a browser: no bearer header, it signs in
         page = context.new_page()
-        page.goto(f"{base}/")
+        page.goto(f"{base}/runs/{run_id}")
+        page.wait_for_url("**/login")
+        page.get_by_label("Token").fill("not-a-token")
+        page.get_by_role("button", name="Sign in").click()
+        assert "not a token of this server" in page.get_by_role("alert").inner_text()
+        page.get_by_label("Token").fill(ALICE)
+        page.get_by_role("button", name="Sign in").click()
         page.click(f'#runs tr[data-run="{run_id}"] a')
         page.wait_for_selector("#run-status.ok", timeout=LIVE)
         assert page.locator("#tasks .status.ok").count() == 1
         assert "hello from alice" in page.inner_text("#tasks")
+        (cookie,) = context.cookies()
+        assert cookie["httpOnly"] and cookie["sameSite"] == "Strict"
+        assert ALICE not in cookie["value"]  # a session id, never the token
         context.close()
+        status, _ = get(f"{base}/", Cookie=f"{cookie['name']}=guessed")
+        assert status == 401
 
 
 def test_serve_stdio_ui_serves_the_page_on_a_loopback_port_beside_the_server(

@@ -19,7 +19,7 @@ import logging
 import socket
 import sys
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import uvicorn
 from mcp.server.mcpserver import MCPServer
@@ -37,6 +37,7 @@ from codex_mcp_wrapper.mcp.http_guard import (
     is_loopback,
     parse_allowed_host,
 )
+from codex_mcp_wrapper.mcp.page_guard import PageGuard
 from codex_mcp_wrapper.mcp.server import build_server
 from codex_mcp_wrapper.mcp.stdio_front import StdioFront
 from codex_mcp_wrapper.mcp.stopping import CallsInFlight, EndStreamsOnStop, run_until_stopped
@@ -57,8 +58,9 @@ SHUTDOWN_GRACE = 5
 @dataclass(frozen=True)
 class Pages:
     """Web pages the HTTP server serves beside MCP (``serve --ui``: the dashboard), at every
-    path but ``MCP_PATH``, behind the same bearer tokens and Host/Origin allowlist; ``stop``
-    ends their open streams when the server stops."""
+    path but ``MCP_PATH``, behind the same Host/Origin allowlist and bearer tokens (a browser
+    signs in once with its token: ``page_guard``); ``stop`` ends their open streams when the
+    server stops."""
 
     app: ASGIApp
     stop: Callable[[], None]
@@ -180,9 +182,9 @@ async def serve_http(
                 streamable_http_path=MCP_PATH, transport_security=security, host=host
             )
         )
-        app: ASGIApp = ClientTokens(
-            streams if pages is None else _beside(streams, pages, security), tokens
-        )
+        app: ASGIApp = ClientTokens(streams, tokens)
+        if pages is not None:
+            app = _beside(app, replace(pages, app=PageGuard(pages.app, tokens)), security)
         config = uvicorn.Config(
             app,
             log_level="warning",
