@@ -120,10 +120,7 @@ def run_controls(
     assert driving is not None
 
     async def cancel_task(task_id: str) -> None:
-        if task_id not in task_ids:
-            raise InputError(
-                f"run {run_id} has no task '{task_id}' (tasks: {', '.join(task_ids)})."
-            )
+        _known(run_id, task_ids, task_id)
         if not cancels.attached:
             raise NotCancellable(
                 f"the tasks of run {run_id} run on hosts, where one cannot be cancelled alone; "
