@@ -5,9 +5,15 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
+import re
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
-from tests.helpers.cli import run_cli
+from tests.helpers.cli import CLI_TIMEOUT, REPO, run_cli
+from tests.test_steer import GATE_TIMEOUT, gate_opened
 
 
 def answering(tmp_path: Path) -> Path:
@@ -155,3 +161,46 @@ tasks:
         2,
         "error: --concurrent-repeats goes with --repeat N (N of 2 or more).",
     )
+
+
+def test_ctrl_c_stops_concurrent_repeats_and_names_the_runs_resume_finishes(
+    tmp_path: Path, cli_env: dict[str, str], state_dir: Path
+) -> None:
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    os.mkfifo(ws / "gate.fifo")
+    mission = tmp_path / "held.yaml"
+    mission.write_text(
+        f"""
+mission_id: held
+workspace_root: {ws}
+provider: scripted
+defaults: {{sandbox: workspace-write}}
+tasks:
+  - {{id: held, prompt: Wait., script: [{{shell: "cat gate.fifo"}}, {{say: "late"}}]}}
+"""
+    )
+    argv = ["run", str(mission), "--repeat", "2", "--concurrent-repeats", "--workers", "2"]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "codex_mcp_wrapper", *argv],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=cli_env,
+        cwd=REPO,
+    )
+    try:
+        with gate_opened(ws / "gate.fifo", GATE_TIMEOUT):  # a task of a run is running
+            proc.send_signal(signal.SIGINT)
+            _, err = proc.communicate(timeout=CLI_TIMEOUT)
+    finally:
+        proc.kill()
+        proc.wait()
+    assert proc.returncode == 130, err
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("error: interrupted; the tasks that finished are kept"), err
+    named = re.search(r"runs the others of each run \((.*)\)\.$", last)
+    assert named, last
+    started = {run.name for run in (state_dir / "runs").iterdir()}
+    assert set(named.group(1).split(", ")) == started and len(started) == 2

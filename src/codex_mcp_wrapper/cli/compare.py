@@ -20,11 +20,12 @@ from codex_mcp_wrapper.cli.formats import duration
 from codex_mcp_wrapper.cli.options import run_async, settings_from
 from codex_mcp_wrapper.cli.watching import progress_view, resume_args, watched
 from codex_mcp_wrapper.engine.compare import RunComparison, Spread, Steadiness, steadiness
+from codex_mcp_wrapper.engine.events import Event, RunStarted
 from codex_mcp_wrapper.engine.lifecycle import RunOptions
 from codex_mcp_wrapper.engine.results import RunSummary
-from codex_mcp_wrapper.errors import EXIT_TASKS_FAILED, InputError
+from codex_mcp_wrapper.errors import EXIT_TASKS_FAILED, InputError, Interrupted
 from codex_mcp_wrapper.missions.model import Mission
-from codex_mcp_wrapper.settings import Settings
+from codex_mcp_wrapper.settings import Settings, wrapper_program
 
 F = TypeVar("F", bound=Callable[..., Any])
 MAX_REPEAT = 100
@@ -152,7 +153,7 @@ def run_times(
             raise InputError(
                 "--concurrent-repeats shares this machine's workers; not with --temporal."
             )
-        return run_async(_at_once(settings, mission, options, times))
+        return _at_once_watched(settings, mission, options, times)
     summaries = []
     for number in range(times):
         if times > 1:
@@ -161,6 +162,27 @@ def run_times(
         work = open_runs(settings).run(mission, replace(options, observers=[view]))
         summaries.append(watched(view, work, as_json, resume_args(settings)))
     return summaries
+
+
+def _at_once_watched(
+    settings: Settings, mission: Mission, options: RunOptions, times: int
+) -> list[RunSummary]:
+    """``_at_once``; interrupted (Ctrl-C, SIGTERM), it names the runs ``resume`` finishes."""
+    started: list[str] = []
+
+    def note(event: Event) -> None:
+        if isinstance(event, RunStarted):
+            started.append(event.run_id)
+
+    try:
+        return run_async(_at_once(settings, mission, replace(options, observers=[note]), times))
+    except Interrupted:
+        if not started:
+            raise
+        raise Interrupted(
+            f"interrupted; the tasks that finished are kept, and `{wrapper_program()} resume "
+            f"RUN_ID` runs the others of each run ({', '.join(started)})."
+        ) from None
 
 
 async def _at_once(
