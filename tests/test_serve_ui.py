@@ -67,7 +67,7 @@ def test_serve_http_ui_shows_each_client_its_runs_started_over_mcp_and_refuses_n
     tokens.write_text(f"alice {ALICE}\nbob {BOB}\n")
     tokens.chmod(0o600)
     state = tmp_path / "state"
-    with http_server(state, "--scripted", "--ui", "--tokens-file", str(tokens)) as (_, url):
+    with http_server(state, "--scripted", "--ui", "--tokens-file", str(tokens)) as (proc, url):
         base = url.removesuffix("/mcp")
         # On a thread of its own: Playwright's sync API holds this thread's event loop.
         with ThreadPoolExecutor(1) as pool:
@@ -104,9 +104,12 @@ def test_serve_http_ui_shows_each_client_its_runs_started_over_mcp_and_refuses_n
         (cookie,) = context.cookies()
         assert cookie["httpOnly"] and cookie["sameSite"] == "Strict"
         assert ALICE not in cookie["value"]  # a session id, never the token
-        context.close()
         status, _ = get(f"{base}/", Cookie=f"{cookie['name']}=guessed")
         assert status == 401
+        page.goto(f"{base}/")  # the runs list's event stream is open while the server stops
+        proc.terminate()
+        assert proc.wait(timeout=START_TIMEOUT) == 0
+        context.close()
 
 
 def test_serve_stdio_ui_serves_the_page_on_a_loopback_port_beside_the_server(
