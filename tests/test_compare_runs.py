@@ -3,10 +3,17 @@
 
 from __future__ import annotations
 
+import itertools
 import json
+import os
+import re
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
-from tests.helpers.cli import run_cli
+from tests.helpers.cli import CLI_TIMEOUT, REPO, run_cli
+from tests.test_steer import GATE_TIMEOUT, gate_opened
 
 
 def answering(tmp_path: Path) -> Path:
@@ -110,3 +117,90 @@ tasks:
     assert " 60% ok  ✓✗✓✗✓ " in line and line.endswith("flaky")
     unknown = run_cli(["runs", "history", "no-such-mission"], cli_env)
     assert unknown.returncode == 2 and "no finished run of mission" in unknown.stderr
+
+
+def test_concurrent_repeats_share_the_workers_and_report_the_same_pass_rates(
+    tmp_path: Path, cli_env: dict[str, str]
+) -> None:
+    # The coin flips under a lock, so runs going on at once still alternate: ok, failed, ...
+    flip = "if [ -f flip ]; then rm flip; echo odd; else touch flip; echo even; fi"
+    mission = tmp_path / "flaky.yaml"
+    mission.write_text(
+        f"""
+mission_id: flaky-at-once
+workspace_root: {tmp_path / "ws"}
+provider: scripted
+defaults: {{sandbox: workspace-write, retries: 0}}
+tasks:
+  - id: coin
+    prompt: Flip it.
+    script: [{{shell: "flock coin.lock sh -c '{flip}'"}}, {{say: "{{last_output}}"}}]
+    expect: {{final_message: even}}
+  - id: steady
+    prompt: Stay.
+    script: [{{say: "same"}}]
+"""
+    )
+    args = ["run", str(mission), "--repeat", "4", "--concurrent-repeats", "--workers", "4"]
+    done = run_cli([*args, "--json", "--quiet"], cli_env)
+    assert done.returncode == 1, done.stderr  # coin failed in some runs
+    data = json.loads(done.stdout)
+    rates = {t["task_id"]: (t["pass_rate"], sorted(t["statuses"])) for t in data["tasks"]}
+    assert rates == {
+        "coin": (0.5, ["failed", "failed", "ok", "ok"]),
+        "steady": (1.0, ["ok"] * 4),
+    }
+    assert "4 runs of mission flaky-at-once:" in done.stderr
+    ended = [line for line in done.stderr.splitlines() if line.startswith("== run ")]
+    assert sorted(line.split()[2] for line in ended) == ["1", "2", "3", "4"], done.stderr
+    # Four workers for runs of two tasks: two runs went on at once.
+    spans = sorted((run["started_at"], run["finished_at"]) for run in data["runs"])
+    assert any(later[0] < earlier[1] for earlier, later in itertools.pairwise(spans))
+    alone = run_cli(["run", str(mission), "--concurrent-repeats"], cli_env)
+    assert (alone.returncode, alone.stderr.strip()) == (
+        2,
+        "error: --concurrent-repeats goes with --repeat N (N of 2 or more).",
+    )
+
+
+def test_ctrl_c_stops_concurrent_repeats_and_names_the_runs_resume_finishes(
+    tmp_path: Path, cli_env: dict[str, str], state_dir: Path
+) -> None:
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    os.mkfifo(ws / "gate.fifo")
+    mission = tmp_path / "held.yaml"
+    mission.write_text(
+        f"""
+mission_id: held
+workspace_root: {ws}
+provider: scripted
+defaults: {{sandbox: workspace-write}}
+tasks:
+  - {{id: held, prompt: Wait., script: [{{shell: "cat gate.fifo"}}, {{say: "late"}}]}}
+"""
+    )
+    argv = ["run", str(mission), "--repeat", "2", "--concurrent-repeats", "--workers", "2"]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "codex_mcp_wrapper", *argv],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=cli_env,
+        cwd=REPO,
+    )
+    try:
+        with gate_opened(ws / "gate.fifo", GATE_TIMEOUT):  # a task of a run is running
+            proc.send_signal(signal.SIGINT)
+            _, err = proc.communicate(timeout=CLI_TIMEOUT)
+    finally:
+        proc.kill()
+        proc.wait()
+    assert proc.returncode == 130, err
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("error: interrupted; the tasks that finished are kept"), err
+    named = re.search(r"runs the others of each run \((.*)\)\.$", last)
+    assert named, last
+    started = {run.name for run in (state_dir / "runs").iterdir()}
+    assert set(named.group(1).split(", ")) == started and len(started) == 2

@@ -18,6 +18,7 @@ is wrong and what to do, and maps to an exit code at the CLI edge::
     │   ├── WorkerStalled           no event within the idle deadline
     │   └── ProtocolError           the worker answered something we cannot use
     ├── NotSteerable                exit 1: the task has no turn running to steer
+    ├── NotCancellable              exit 1: the task (or run) has nothing running to cancel
     ├── PatchConflict               exit 1: a task's patch does not apply; nothing was changed
     ├── Interrupted                 exit 130: SIGTERM or Ctrl-C; a run's says how to finish it
     └── RunDetached                 not an error: the run goes on elsewhere (Temporal), unwatched
@@ -102,6 +103,11 @@ class ProtocolError(WorkerError):
 class NotSteerable(WrapperError):
     """A steer (``Runs.steer``, ``codex-steer``) found no turn of the task running: it has not
     started, is between turns or has ended, or its run goes on nowhere this wrapper reaches."""
+
+
+class NotCancellable(WrapperError):
+    """A cancel (``Runs.cancel``, ``runs cancel``, the UI) found nothing of the task or run
+    running: a task queued or done, or a run going on nowhere this wrapper reaches."""
 
 
 class Interrupted(WrapperError):

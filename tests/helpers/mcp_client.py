@@ -137,12 +137,16 @@ class RawSession:
 
 @asynccontextmanager
 async def raw_session(
-    state_dir: Path, *extra: str, capabilities: dict[str, Any] | None = None
+    state_dir: Path,
+    *extra: str,
+    capabilities: dict[str, Any] | None = None,
+    stderr: int = subprocess.DEVNULL,
 ) -> AsyncIterator[RawSession]:
-    """``serve`` over stdio with a raw 2025-06-18 client, initialized."""
+    """``serve`` over stdio with a raw 2025-06-18 client, initialized; its stderr goes to
+    ``stderr`` (``subprocess.PIPE``: ``session.proc.stderr``)."""
     argv = server_argv(state_dir, *extra)
     proc = await asyncio.create_subprocess_exec(
-        *argv, stdin=-1, stdout=-1, stderr=subprocess.DEVNULL, env=dict(os.environ)
+        *argv, stdin=-1, stdout=-1, stderr=stderr, env=dict(os.environ)
     )
     session = RawSession(proc)
     try:

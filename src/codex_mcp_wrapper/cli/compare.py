@@ -5,6 +5,7 @@ logs as often as on a terminal."""
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import json
 import sys
@@ -16,14 +17,15 @@ import click
 
 from codex_mcp_wrapper.app import open_runs
 from codex_mcp_wrapper.cli.formats import duration
-from codex_mcp_wrapper.cli.options import settings_from
+from codex_mcp_wrapper.cli.options import run_async, settings_from
 from codex_mcp_wrapper.cli.watching import progress_view, resume_args, watched
 from codex_mcp_wrapper.engine.compare import RunComparison, Spread, Steadiness, steadiness
+from codex_mcp_wrapper.engine.events import Event, RunStarted
 from codex_mcp_wrapper.engine.lifecycle import RunOptions
 from codex_mcp_wrapper.engine.results import RunSummary
-from codex_mcp_wrapper.errors import EXIT_TASKS_FAILED, InputError
+from codex_mcp_wrapper.errors import EXIT_TASKS_FAILED, InputError, Interrupted
 from codex_mcp_wrapper.missions.model import Mission
-from codex_mcp_wrapper.settings import Settings
+from codex_mcp_wrapper.settings import Settings, wrapper_program
 
 F = TypeVar("F", bound=Callable[..., Any])
 MAX_REPEAT = 100
@@ -35,6 +37,7 @@ class Comparing:
 
     baseline: str | None = None  # a run id, or "last-ok"
     repeat: int = 1
+    concurrent: bool = False  # the repeats at once, on one fleet of --workers workers
 
 
 def comparing_options(command: F) -> F:
@@ -54,9 +57,21 @@ def comparing_options(command: F) -> F:
         help="Run the mission N times, one after the other, and report each task's pass rate "
         "and the spread of its time and tokens (how flaky it is).",
     )
+    @click.option(
+        "--concurrent-repeats",
+        is_flag=True,
+        help="With --repeat: start the N runs at once, sharing one fleet of --workers workers "
+        "(each run takes as many as it has tasks, the others wait for room); one line per "
+        "run as it ends instead of the live table.",
+    )
     @functools.wraps(command)
-    def wrapper(*args: Any, baseline: str | None, repeat: int, **kwargs: Any) -> Any:
-        return command(*args, comparing=Comparing(baseline, repeat), **kwargs)
+    def wrapper(
+        *args: Any, baseline: str | None, repeat: int, concurrent_repeats: bool, **kwargs: Any
+    ) -> Any:
+        if concurrent_repeats and repeat < 2:
+            raise InputError("--concurrent-repeats goes with --repeat N (N of 2 or more).")
+        comparing = Comparing(baseline, repeat, concurrent_repeats)
+        return command(*args, comparing=comparing, **kwargs)
 
     return wrapper  # type: ignore[return-value]
 
@@ -125,12 +140,20 @@ def run_times(
     settings: Settings,
     mission: Mission,
     options: RunOptions,
-    times: int,
+    comparing: Comparing,
     shown: tuple[bool, bool],
 ) -> list[RunSummary]:
-    """Run ``mission`` ``times`` times, one after the other, each watched on the terminal;
-    ``shown`` is (quiet, as_json). Their summaries, oldest first."""
+    """Run ``mission`` ``comparing.repeat`` times, one after the other, each watched on the
+    terminal, or all at once (``comparing.concurrent``); ``shown`` is (quiet, as_json). Their
+    summaries, in the order they started."""
     quiet, as_json = shown
+    times = comparing.repeat
+    if comparing.concurrent:
+        if settings.temporal is not None:
+            raise InputError(
+                "--concurrent-repeats shares this machine's workers; not with --temporal."
+            )
+        return _at_once_watched(settings, mission, options, times)
     summaries = []
     for number in range(times):
         if times > 1:
@@ -139,6 +162,49 @@ def run_times(
         work = open_runs(settings).run(mission, replace(options, observers=[view]))
         summaries.append(watched(view, work, as_json, resume_args(settings)))
     return summaries
+
+
+def _at_once_watched(
+    settings: Settings, mission: Mission, options: RunOptions, times: int
+) -> list[RunSummary]:
+    """``_at_once``; interrupted (Ctrl-C, SIGTERM), it names the runs ``resume`` finishes."""
+    started: list[str] = []
+
+    def note(event: Event) -> None:
+        if isinstance(event, RunStarted):
+            started.append(event.run_id)
+
+    try:
+        return run_async(_at_once(settings, mission, replace(options, observers=[note]), times))
+    except Interrupted:
+        if not started:
+            raise
+        raise Interrupted(
+            f"interrupted; the tasks that finished are kept, and `{wrapper_program()} resume "
+            f"RUN_ID` runs the others of each run ({', '.join(started)})."
+        ) from None
+
+
+async def _at_once(
+    settings: Settings, mission: Mission, options: RunOptions, times: int
+) -> list[RunSummary]:
+    """The ``times`` runs of ``mission`` started together on one ``Runs``: one fleet, whose
+    process budget (``--workers``) decides how many tasks of them run at once."""
+    async with open_runs(settings) as runs:
+
+        async def one(number: int) -> RunSummary:
+            summary = await runs.run(mission, options)
+            ok = sum(1 for t in summary.tasks if t.status == "ok")
+            click.echo(
+                f"== run {number} of {times}: {summary.run_id} {summary.status} "
+                f"({ok} of {len(summary.tasks)} tasks ok)",
+                err=True,
+            )
+            return summary
+
+        async with asyncio.TaskGroup() as group:
+            started = [group.create_task(one(n)) for n in range(1, times + 1)]
+    return [task.result() for task in started]
 
 
 def after_run(

@@ -71,7 +71,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "Codex threads where Codex still has them) and report the whole run.",
     ),
     "run": ("missions", "Run MISSION_FILE (YAML or JSON) and report each task's status."),
-    "runs": ("runs", "Inspect recorded runs; steer a running task."),
+    "runs": ("runs", "Inspect recorded runs; steer or cancel a running task."),
     "scaffold": ("authoring", "Write a starter mission to PATH that runs offline as it is."),
     "schema": ("authoring", "Print the mission JSON Schema."),
     "serve": (

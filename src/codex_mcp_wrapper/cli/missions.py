@@ -180,7 +180,7 @@ def run(
             "--repeat runs the mission here, to the end: not with --record or --detach."
         )
     options = RunOptions(junit=[junit] if junit else [], html=[report] if report else [])
-    summaries = run_times(settings, mission, options, comparing.repeat, (quiet, as_json))
+    summaries = run_times(settings, mission, options, comparing, (quiet, as_json))
     if record is not None:
         count = open_runs(settings).cassette(summaries[-1], record)
         click.echo(f"recorded {count} exchange(s) into {record}", err=True)

@@ -149,13 +149,14 @@ def worker_options(command: F) -> F:
     )(command)
 
 
-def temporal_options(required: bool = False) -> Callable[[F], F]:
+def temporal_options(required: bool = False, what: str | None = None) -> Callable[[F], F]:
     """``--temporal``, ``--namespace``, ``--task-queue``, ``--shared-dir``: where a mission
-    scales out (docs/scale-out.md)."""
-    return lambda command: _temporal_options(command, required)
+    scales out (docs/scale-out.md); ``what`` is ``--temporal``'s help when the default's
+    does not fit."""
+    return lambda command: _temporal_options(command, required, what)
 
 
-def _temporal_options(command: F, required: bool) -> F:
+def _temporal_options(command: F, required: bool, what: str | None = None) -> F:
     command = click.option(
         "--reconnect-within",
         type=click.FloatRange(1, 86400),
@@ -190,7 +191,7 @@ def _temporal_options(command: F, required: bool) -> F:
     command = click.option(
         "--namespace", default="default", show_default=True, help="The Temporal namespace."
     )(command)
-    what = (
+    what = what or (
         "The Temporal server (HOST:PORT) to take tasks from"
         if required
         else "Run on hosts through this Temporal server (HOST:PORT) instead of here"

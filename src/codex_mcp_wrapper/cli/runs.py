@@ -1,6 +1,7 @@
 """``runs list``, ``runs show`` and ``report``: reading recorded runs (never writing the store);
-``runs cancel``: cancelling a run on hosts; ``runs steer``: adding input to a task's running
-turn (in whichever local process drives the run: ``engine.control``)."""
+``runs cancel``: cancelling a run or one running task (in whichever local process drives it,
+or on hosts); ``runs steer``: adding input to a task's running turn (in whichever local
+process drives the run: ``engine.control``)."""
 
 from __future__ import annotations
 
@@ -19,12 +20,12 @@ from codex_mcp_wrapper.cli.options import (
     temporal_settings,
 )
 from codex_mcp_wrapper.engine.results import RunSummary
-from codex_mcp_wrapper.errors import EXIT_TASKS_FAILED
+from codex_mcp_wrapper.errors import EXIT_TASKS_FAILED, InputError
 
 
 @click.group()
 def runs() -> None:
-    """Inspect recorded runs; steer a running task."""
+    """Inspect recorded runs; steer or cancel a running task."""
 
 
 @runs.command("list")
@@ -88,29 +89,58 @@ def runs_apply(ctx: click.Context, run_id: str, task_id: str, commit: bool) -> N
 
 @runs.command("cancel")
 @click.argument("run_id")
-@temporal_options(required=True)
+@click.option(
+    "--task",
+    "task_id",
+    metavar="TASK_ID",
+    help="Cancel only this running task; the run's other tasks go on (its dependents are skipped).",
+)
+@temporal_options(
+    what="Cancel the run on the hosts of this Temporal server (HOST:PORT) (default: the "
+    "wrapper on this machine that drives it)"
+)
 @click.pass_context
 def runs_cancel(
     ctx: click.Context,
     run_id: str,
-    temporal: str,
+    task_id: str | None,
+    temporal: str | None,
     namespace: str,
     task_queue: str,
     shared_dir: Path | None,
     affinity_wait: float,
     reconnect_within: float,
 ) -> None:
-    """Cancel RUN_ID on every host (a run started with --temporal, watched or not) and
-    wait for its tasks to stop. The submitter watching it records the end; for a detached run
-    `resume RUN_ID --temporal ...` does. Exit 0 when cancelled, 1 when it was not running."""
+    """Cancel RUN_ID, or its running task --task, and wait for it to stop. A local run is
+    cancelled in whichever wrapper on this machine drives it (`run`, `serve`, `ui`); with
+    --temporal, on every host (a run started with --temporal, watched or not: the submitter
+    watching it records the end; for a detached run `resume RUN_ID --temporal ...` does).
+    Exit 0 when cancelled, 1 when it (or the task) was not running."""
     target = temporal_settings(
         temporal, namespace, task_queue, shared_dir, affinity_wait, reconnect_within
     )
+    if target is None:
+        _cancel_here(ctx, run_id, task_id)
+        return
+    if task_id is not None:
+        raise InputError("--task cancels a task of a local run; a run on hosts is cancelled whole.")
     if run_async(cancel_remote_run(settings_from(ctx, temporal=target), run_id)):
         click.echo(f"cancelled run {run_id} on every host.")
         return
     click.echo(f"run {run_id} is not running on {temporal}.", err=True)
     sys.exit(EXIT_TASKS_FAILED)
+
+
+def _cancel_here(ctx: click.Context, run_id: str, task_id: str | None) -> None:
+    """``runs cancel`` of a run a wrapper on this machine drives."""
+    state = run_async(open_runs(settings_from(ctx)).cancel(run_id, task_id=task_id))
+    if not state.cancelled:
+        click.echo(f"error: {state.message}", err=True)
+        sys.exit(EXIT_TASKS_FAILED)
+    if task_id is not None:
+        click.echo(f"cancelled task {task_id} of run {run_id}.")
+    else:
+        click.echo(f"cancelled run {run_id} ({state.status}).")
 
 
 @click.command()

@@ -39,7 +39,7 @@ from codex_mcp_wrapper.cli.serve_config import (
     read_serve_config,
     serve_settings,
 )
-from codex_mcp_wrapper.errors import Interrupted
+from codex_mcp_wrapper.errors import InputError, Interrupted
 from codex_mcp_wrapper.instances import daemon
 from codex_mcp_wrapper.instances.registry import all_instances
 from codex_mcp_wrapper.mcp.stdio_front import StdioFront
@@ -141,6 +141,19 @@ from codex_mcp_wrapper.settings import MAX_WORKERS, default_workers
     "Codex's sandbox: hooks, tools, expect.verify and stdio MCP servers of their own "
     "(default: refused; the owner's [mcp_servers] in --config are used by name).",
 )
+@click.option(
+    "--ui",
+    is_flag=True,
+    help="Also serve the web UI over the runs of this server: over HTTP on the same port "
+    "(every path but /mcp, behind the same tokens; each client sees its own runs), over stdio "
+    "on a loopback port of its own (--ui-port), printed on stderr.",
+)
+@click.option(
+    "--ui-port",
+    type=click.IntRange(0, 65535),
+    default=0,
+    help="With --ui over stdio: the UI's port on 127.0.0.1 (default: any free one).",
+)
 @metrics_options
 @login_shell_option
 @access_options
@@ -167,6 +180,8 @@ def serve(
     progress_interval: float | None,
     record: Path | None,
     allow_mission_commands: bool,
+    ui: bool,
+    ui_port: int,
     metrics_port: int | None,
     metrics_host: str,
     login_shell: bool,
@@ -226,6 +241,8 @@ def _serve(
     if inst is not None and "port" not in file_opts and _default(ctx, "port"):
         port = inst.port
     tokens = identities(ctx, opt("token"), opt("token_file"), opt("tokens_file"), file_opts)
+    if front is None and opt("ui_port"):
+        raise InputError("--ui-port goes with --ui over stdio; over HTTP the UI is on --port.")
     allowed = host_list(opt("allow_host"))
     settings = serve_settings(ctx, opt)
     cwd = Path(opt("workspace") or Path.cwd()).resolve()
@@ -233,16 +250,19 @@ def _serve(
     servers = owner_servers(file_opts.get("mcp_servers"), folder)
     policy = client_policy(lambda name, _: opt(name), cwd, settings.mission_commands, servers)
     runs = open_runs(settings, cwd, policy)
-    from codex_mcp_wrapper.mcp.transports import serve_http, serve_stdio  # the MCP SDK: here
+    from codex_mcp_wrapper.cli.serve_ui import http_pages, stdio_with_ui  # the MCP SDK: here
+    from codex_mcp_wrapper.mcp.transports import serve_http, serve_stdio
 
     try:
         with serving_metrics(runs, str(opt("metrics_host")), opt("metrics_port")) as metrics:
             timing = metrics.call if metrics is not None else None
-            if front is not None:
+            if front is not None and opt("ui"):
+                run_async(stdio_with_ui(runs, front, timing, int(opt("ui_port"))))
+            elif front is not None:
                 run_async(serve_stdio(runs, front, timing))
             else:
-                host = str(opt("host"))
-                run_async(serve_http(runs, host, int(port), tokens, allowed, timing=timing))
+                host, pages = str(opt("host")), http_pages(runs) if opt("ui") else None
+                run_async(serve_http(runs, host, int(port), tokens, allowed, None, timing, pages))
     except Interrupted:
         # SIGTERM or Ctrl-C: the usual way to stop a server, not an error. The server has
         # stopped cleanly by now (calls cancelled, workers reaped), so exit 0 for both.

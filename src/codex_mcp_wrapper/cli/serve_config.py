@@ -93,6 +93,8 @@ class ServeConfig(BaseModel):
     mirror_auth: bool | None = None
     pass_env: list[str] | None = None
     allow_mission_commands: bool | None = None
+    ui: bool | None = None
+    ui_port: Annotated[int, Field(ge=0, le=65535)] | None = None
     tokens_file: str | None = None
     login_shell: bool | None = None
     allow_workspace: list[str] | None = None

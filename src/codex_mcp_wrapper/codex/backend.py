@@ -184,6 +184,7 @@ class LocalBackend:
                 run.publish,
                 retry_backoff,
                 token_budget=mission.budget.tokens if mission.budget else None,
+                cancels=run.cancels,
             )
             await runner.schedule()
 

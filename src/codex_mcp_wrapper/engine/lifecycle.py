@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import functools
 import secrets
 import time
 from collections.abc import Mapping, Sequence
@@ -18,7 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from codex_mcp_wrapper.engine.assembly import Extras, RunWiring, assemble_run, run_redactor
-from codex_mcp_wrapper.engine.control import listening, steer_here
+from codex_mcp_wrapper.engine.cancels import TaskCancels
+from codex_mcp_wrapper.engine.control import Controls, listening, run_controls
 from codex_mcp_wrapper.engine.events import (
     Event,
     EventBus,
@@ -185,13 +185,33 @@ async def drive_run(
         backoff = options.retry_backoff
         if backoff is None:
             backoff = settings.timeouts.retry_backoff
-        task_ids = tuple(t.task_id for t in planned)
-        steer = functools.partial(steer_here, backend, run_id, task_ids)
-        async with listening(run_dir, steer, settings.timeouts.control):  # runs steer
+        context = dataclasses.replace(assembled.context, cancels=TaskCancels())
+        controls = _controls(backend, context, planned, bus, settings.timeouts.cancel)
+        async with listening(run_dir, controls, settings.timeouts.control):  # runs steer/cancel
             summary = await _execute(
-                mission, backend, assembled.context, planned, backoff, bus, assembled.hooks
+                mission, backend, context, planned, backoff, bus, assembled.hooks
             )
     return redacted(summary, redactor)
+
+
+def _controls(
+    backend: Backend,
+    context: RunContext,
+    planned: list[PlannedTask],
+    bus: EventBus,
+    cancel_timeout: float,
+) -> Controls:
+    """What the run's control endpoint does for other processes (steer, cancel)."""
+    ended = asyncio.Event()
+
+    def watch(event: Event) -> None:
+        if isinstance(event, RunFinished):
+            ended.set()
+
+    bus.subscribe(watch)
+    assert context.cancels is not None
+    task_ids = tuple(t.task_id for t in planned)
+    return run_controls(backend, context.run_id, task_ids, context.cancels, ended, cancel_timeout)
 
 
 def _dead(store: RunStore, run_id: str, current: str) -> bool:

@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from codex_mcp_wrapper.engine.cancels import CANCELLED_ON_REQUEST, TaskCancels
 from codex_mcp_wrapper.engine.events import (
     CodexEvent,
     Event,
@@ -128,13 +129,15 @@ class MissionRunner:
         retry_backoff: Sequence[float] = RETRY_BACKOFF,
         clock: Clock | None = None,
         token_budget: int | None = None,
+        cancels: TaskCancels | None = None,
         admission: Admission | None = None,
         finished: Sequence[TaskResult] = (),
     ) -> None:
         """``token_budget`` is the mission's: once the run's tasks have used it, no task
-        starts (``engine.spending.mission_spent``). ``finished`` are results an earlier
-        runner of this run recorded (they count for dependencies, forks and the budget, and
-        are not published again); tasks ``admission`` holds back end up in ``held``."""
+        starts (``engine.spending.mission_spent``). ``cancels`` is where a running task can
+        be cancelled alone (``engine.cancels``). ``finished`` are results an earlier runner
+        of this run recorded (they count for dependencies, forks and the budget, and are not
+        published again); tasks ``admission`` holds back end up in ``held``."""
         self.run_id = run_id
         self.token_budget = token_budget
         self.retry_backoff = tuple(retry_backoff) or (0.0,)
@@ -150,6 +153,8 @@ class MissionRunner:
         for result in finished:
             self._done.setdefault(result.task_id, asyncio.Event()).set()
         self._sink = _Sink(run_id, publish, self.clock)
+        self.cancels = cancels or TaskCancels()
+        self.cancels.attached = True
 
     async def schedule(self) -> list[TaskResult]:
         """Run every task (but those held back: ``held``), in the order given; on
@@ -219,7 +224,8 @@ class MissionRunner:
         self.publish(TaskUpdate(self.run_id, task.task_id, "queued"))
         started = self.clock.wall()
         try:
-            result = await self._attempts(task, started, fork)
+            with self.cancels.running(task.task_id):
+                result = await self._attempts(task, started, fork)
         except asyncio.CancelledError:
             # The thread it ran in is kept, so a resume continues it where it stopped.
             progress = self._sink.threads.get(task.task_id)
@@ -242,7 +248,9 @@ class MissionRunner:
                     started_at=started,
                     finished_at=(ended := self.clock.wall()),
                     duration_ms=int((ended - started) * 1000),
-                    error="the run was cancelled while this task was running.",
+                    error=CANCELLED_ON_REQUEST
+                    if task.task_id in self.cancels.requested
+                    else "the run was cancelled while this task was running.",
                 )
             )
             raise

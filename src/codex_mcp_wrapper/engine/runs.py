@@ -36,7 +36,7 @@ from codex_mcp_wrapper.engine.seams import ApprovalHandler, Backend
 from codex_mcp_wrapper.engine.store import RunStore
 from codex_mcp_wrapper.engine.thread_control import ThreadControl
 from codex_mcp_wrapper.engine.tracker import RunTracker, run_ended
-from codex_mcp_wrapper.errors import InputError, Interrupted, WrapperError
+from codex_mcp_wrapper.errors import InputError, Interrupted, NotCancellable, WrapperError
 from codex_mcp_wrapper.missions.model import Mission
 from codex_mcp_wrapper.missions.policy import ClientPolicy
 from codex_mcp_wrapper.missions.single import CodexRequest
@@ -238,17 +238,24 @@ class Runs(ClientMissions, RunQueries, ThreadControl):
                     await tracker.done.wait()
         return self.status(run_id, client)
 
-    async def cancel(self, run_id: str, client: Identity | None = None) -> RunState:
-        """Cancel a run going on in this process; its state after (``cancelled`` says whether
-        it was going on here)."""
+    async def cancel(
+        self, run_id: str, client: Identity | None = None, task_id: str | None = None
+    ) -> RunState:
+        """Cancel a run, or its running task ``task_id`` (the others go on), here or in the
+        process driving it; its state after (``cancelled`` False with a ``message`` when the
+        run goes on nowhere). A task that is not running: ``NotCancellable``."""
         state = self.status(run_id, client)
         task = self._tasks.get(run_id)
-        if task is None:
-            return state.model_copy(
-                update={"cancelled": False, "message": "the run is not running here"}
-            )
-        task.cancel()
-        await asyncio.wait({task}, timeout=self.cancel_timeout)  # the caller stays cancellable
+        if task is not None and task_id is None:
+            task.cancel()
+            await asyncio.wait({task}, timeout=self.cancel_timeout)  # the caller stays cancellable
+            return self.status(run_id, client).model_copy(update={"cancelled": True})
+        try:
+            await self.cancel_elsewhere(run_id, task_id, client)
+        except NotCancellable as exc:
+            if task_id is not None:
+                raise
+            return state.model_copy(update={"cancelled": False, "message": str(exc)})
         return self.status(run_id, client).model_copy(update={"cancelled": True})
 
     # -- single Codex sessions -------------------------------------------------------------

@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
+from codex_mcp_wrapper.engine.cancels import TaskCancels
 from codex_mcp_wrapper.engine.events import Event
 from codex_mcp_wrapper.engine.results import OutcomeStatus, TaskDiff, TaskResult, TaskState
 from codex_mcp_wrapper.missions.checks import CheckResult, CommandRecord, ToolCallRecord
@@ -236,6 +237,9 @@ class RunContext:
     publish: Callable[[Event], None]  # backend events (e.g. model requests) for the run's bus
     redact: Callable[[str], str]  # for whatever the backend writes itself (e.g. request logs)
     tools: ToolHandler | None = None  # answers Codex's calls of the orchestrator's tools
+    # Where a running task can be cancelled alone (``runs cancel --task``); a backend whose
+    # runner runs here hands it to the ``MissionRunner``.
+    cancels: TaskCancels | None = None
 
 
 class Backend(Protocol):

@@ -1,7 +1,9 @@
 """Thread control, the part of ``Runs`` that acts on Codex threads in flight: steering a
 task's running turn, ``Runs.steer`` (by run and task: ``runs steer``) and
-``Runs.steer_thread`` (by thread: the MCP ``codex-steer`` tool); and forking a thread,
-``Runs.fork`` (the MCP ``codex-fork`` tool: a new thread from a copy of another's history).
+``Runs.steer_thread`` (by thread: the MCP ``codex-steer`` tool); cancelling a run, or one
+running task of it, in the process driving it (``cancel_elsewhere``, for ``Runs.cancel``);
+and forking a thread, ``Runs.fork`` (the MCP ``codex-fork`` tool: a new thread from a copy
+of another's history).
 
 A run going on in this process is steered through its backend (``Backend.steer``: the worker
 running the task sends Codex ``turn/steer``); a run another process drives is reached
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import replace
+from typing import Any
 
 from codex_mcp_wrapper.engine.access import Identity, may_see
 from codex_mcp_wrapper.engine.control import ask, steer_here
@@ -23,7 +26,7 @@ from codex_mcp_wrapper.engine.results import RunSummary, TaskResult
 from codex_mcp_wrapper.engine.seams import ApprovalHandler, Backend, ForkSource
 from codex_mcp_wrapper.engine.store import RunStore
 from codex_mcp_wrapper.engine.tracker import RunTracker
-from codex_mcp_wrapper.errors import InputError, NotSteerable
+from codex_mcp_wrapper.errors import InputError, NotCancellable, NotSteerable, WrapperError
 from codex_mcp_wrapper.missions.model import Mission
 from codex_mcp_wrapper.settings import Settings
 
@@ -59,21 +62,52 @@ class ThreadControl:
         tracker = self._live.get(run_id)
         if tracker is not None and tracker.tasks and may_see(client, tracker.owner):
             return await steer_here(self.backend, run_id, tuple(tracker.tasks), task_id, text)
+        request = {"op": "steer", "task_id": task_id, "text": text}
+        nobody = NotSteerable(
+            f"run {run_id} is not going on in any wrapper, so task '{task_id}' has no turn "
+            "to steer."
+        )
+        answer = await self._ask_driver(run_id, request, client, nobody)
+        return str(answer["turn_id"])
+
+    async def cancel_elsewhere(
+        self, run_id: str, task_id: str | None, client: Identity | None = None
+    ) -> bool:
+        """Cancel a run (or its running task ``task_id``) through the control endpoint of the
+        process driving it (this one's too); True once the run's end (or the task's) is
+        recorded. ``NotCancellable`` when no process drives the run, or the task is not
+        running."""
+        request: dict[str, Any] = {"op": "cancel"}
+        if task_id is not None:
+            request["task_id"] = task_id
+        what = f"task '{task_id}' of run {run_id}" if task_id else f"run {run_id}"
+        nobody = NotCancellable(
+            f"{what} is not going on in any wrapper, so there is nothing to cancel."
+        )
+        answer = await self._ask_driver(run_id, request, client, nobody)
+        return bool(answer.get("cancelled"))
+
+    async def _ask_driver(
+        self,
+        run_id: str,
+        request: dict[str, Any],
+        client: Identity | None,
+        nobody: WrapperError,
+    ) -> dict[str, Any]:
+        """The answer of the process driving ``run_id`` to ``request``; ``nobody`` when no
+        process answers, its error (of ``nobody``'s class, with its exit code) when it
+        refuses."""
         with RunStore.reader(self.settings.state_dir) as store:
             self._visible(store, run_id, client)
             run_dir = store.run_dir(run_id)
-        request = {"op": "steer", "task_id": task_id, "text": text}
         answer = await ask(run_dir, request, self.settings.timeouts.control)
         if answer is None:
-            raise NotSteerable(
-                f"run {run_id} is not going on in any wrapper, so task '{task_id}' has no "
-                "turn to steer."
-            )
+            raise nobody
         if "error" in answer:
-            error = NotSteerable(str(answer["error"]))
+            error = type(nobody)(str(answer["error"]))
             error.exit_code = int(answer.get("exit_code") or error.exit_code)
             raise error
-        return str(answer["turn_id"])
+        return answer
 
     async def steer_thread(
         self, thread_id: str, text: str, client: Identity | None = None

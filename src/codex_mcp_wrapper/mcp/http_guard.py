@@ -70,9 +70,14 @@ class ClientTokens:
             if who is None:
                 await _refuse(send)
                 return
-            scope["user"] = AuthenticatedUser(AccessToken(token="", client_id=who.name, scopes=[]))
-            scope["state"] = {**(scope.get("state") or {}), SCOPE_KEY: who}
+            identified(scope, who)
         await self.app(scope, receive, send)
+
+
+def identified(scope: Scope, who: Identity) -> None:
+    """Put ``who`` into a request's ASGI scope, where the tools and pages read it."""
+    scope["user"] = AuthenticatedUser(AccessToken(token="", client_id=who.name, scopes=[]))
+    scope["state"] = {**(scope.get("state") or {}), SCOPE_KEY: who}
 
 
 def _digest(token: str) -> bytes:

@@ -19,10 +19,13 @@ import logging
 import socket
 import sys
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
 
 import uvicorn
 from mcp.server.mcpserver import MCPServer
-from starlette.types import ASGIApp
+from mcp.server.transport_security import TransportSecurityMiddleware, TransportSecuritySettings
+from starlette.requests import Request
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from codex_mcp_wrapper.engine.access import Identity
 from codex_mcp_wrapper.engine.runs import Runs
@@ -34,6 +37,7 @@ from codex_mcp_wrapper.mcp.http_guard import (
     is_loopback,
     parse_allowed_host,
 )
+from codex_mcp_wrapper.mcp.page_guard import PageGuard
 from codex_mcp_wrapper.mcp.server import build_server
 from codex_mcp_wrapper.mcp.stdio_front import StdioFront
 from codex_mcp_wrapper.mcp.stopping import CallsInFlight, EndStreamsOnStop, run_until_stopped
@@ -49,6 +53,37 @@ STOP_GRACE = 5.0
 # Once stopping, how long uvicorn lets open requests finish before cancelling them. Streams
 # are ended at once (``EndStreamsOnStop``), so this only bounds a request that hangs anyway.
 SHUTDOWN_GRACE = 5
+
+
+@dataclass(frozen=True)
+class Pages:
+    """Web pages the HTTP server serves beside MCP (``serve --ui``: the dashboard), at every
+    path but ``MCP_PATH``, behind the same Host/Origin allowlist and bearer tokens (a browser
+    signs in once with its token: ``page_guard``); ``stop`` ends their open streams when the
+    server stops."""
+
+    app: ASGIApp
+    stop: Callable[[], None]
+
+
+def _beside(mcp_app: ASGIApp, pages: Pages, security: TransportSecuritySettings) -> ASGIApp:
+    """One ASGI app: MCP at ``MCP_PATH`` (and the lifespan), ``pages`` everywhere else, each
+    page request first checked against the Host/Origin allowlist (DNS rebinding, another
+    site's form posting to the pages)."""
+    checks = TransportSecurityMiddleware(security)
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        path = str(scope.get("path", ""))
+        if scope["type"] != "http" or path == MCP_PATH or path.startswith(MCP_PATH + "/"):
+            await mcp_app(scope, receive, send)
+            return
+        refused = await checks.validate_request(Request(scope, receive))
+        if refused is not None:
+            await refused(scope, receive, send)
+            return
+        await pages.app(scope, receive, send)
+
+    return app
 
 
 def _configure_logging() -> None:
@@ -126,9 +161,10 @@ async def serve_http(
     allow_hosts: Sequence[str] = (),
     ready: asyncio.Event | None = None,
     timing: CallRecord | None = None,
+    pages: Pages | None = None,
 ) -> None:
     """Serve over streamable HTTP; ``tokens`` maps each bearer token to its client's identity
-    (none: loopback only, every client one identity)."""
+    (none: loopback only, every client one identity); ``pages`` beside MCP when given."""
     if not is_loopback(host) and not tokens:
         raise InputError(
             f"refusing to serve on {host} without a bearer token: pass --token-file, set "
@@ -147,6 +183,8 @@ async def serve_http(
             )
         )
         app: ASGIApp = ClientTokens(streams, tokens)
+        if pages is not None:
+            app = _beside(app, replace(pages, app=PageGuard(pages.app, tokens)), security)
         config = uvicorn.Config(
             app,
             log_level="warning",
@@ -163,6 +201,8 @@ async def serve_http(
             file=sys.stderr,
             flush=True,
         )
+        if pages is not None:
+            print(f"codex-mcp-wrapper UI on http://{where}:{port}/", file=sys.stderr, flush=True)
         if not is_loopback(host) or extra:
             print(
                 f"accepted Host headers: {', '.join(security.allowed_hosts)} "
@@ -175,6 +215,8 @@ async def serve_http(
         def stop() -> None:
             server.should_exit = True  # what uvicorn's own signal handler does
             streams.stop()
+            if pages is not None:
+                pages.stop()
 
         try:
             if ready is not None:

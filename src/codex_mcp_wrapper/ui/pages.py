@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
@@ -17,6 +17,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from codex_mcp_wrapper.engine.access import Identity
 from codex_mcp_wrapper.engine.pages.run_page import environment, render, run_page
 from codex_mcp_wrapper.engine.results import TaskResult
 from codex_mcp_wrapper.engine.run_state import Baselines
@@ -29,11 +30,14 @@ if TYPE_CHECKING:
 
 POLL_INTERVAL = 0.5  # how often a run's stream reads the store: live enough, cheap enough
 LIST_LIMIT = 200  # runs on the list page
-# Runs.cancel reaches runs of this process only; a run's control endpoint takes steers only.
-NOT_HERE = (
-    "not cancelled: another process drives this run (this page cancels only runs it drives); "
-    "stop it there, with Ctrl-C for `run`."
-)
+PATCH_SHOWN = 200_000  # characters of a patch the page shows; the file has it all
+# Whom a request comes from (``serve --ui`` over HTTP: the client its bearer token names);
+# None, the state dir's owner, sees every run (``ui``).
+Who = Callable[[Request], Identity | None]
+
+
+def owner(_request: Request) -> Identity | None:
+    return None
 
 
 def templates() -> jinja2.Environment:
@@ -44,8 +48,9 @@ def templates() -> jinja2.Environment:
 class Dashboard:
     """The pages of the UI over ``runs``."""
 
-    def __init__(self, runs: Runs) -> None:
+    def __init__(self, runs: Runs, who: Who = owner) -> None:
         self.runs = runs
+        self.who = who
         self.env = templates()
         self.stopping = asyncio.Event()  # set when the server stops: event streams end
 
@@ -74,42 +79,42 @@ class Dashboard:
         status = request.query_params.get("status", "")
         rows = [
             row
-            for row in self.runs.list(LIST_LIMIT)
+            for row in self.runs.list(LIST_LIMIT, self.who(request))
             if (not mission or row.mission_id == mission) and (not status or row.status == status)
         ]
         return self._page("runs.html", rows=rows, mission=mission, status=status)
 
     async def run_page(self, request: Request) -> Response:
-        run_id = request.path_params["run_id"]
+        run_id, client = request.path_params["run_id"], self.who(request)
         try:
-            state = self.runs.status(run_id)
+            state = self.runs.status(run_id, client)
         except WrapperError as exc:
             return self._error(exc)
         live = run_page(
             state,
             live=True,
             transcript=lambda task_id: f"/runs/{quote(run_id)}/tasks/{quote(task_id)}/transcript",
-            patch=lambda result: self._patch(run_id, result),
+            patch=lambda result: self._patch(run_id, result, client),
             message=request.query_params.get("message", ""),
         )
-        baselines = self._baselines(run_id) if state.summary is not None else None
+        baselines = self._baselines(run_id, client) if state.summary is not None else None
         return HTMLResponse(render(live, self.env, baselines=baselines))
 
-    def _baselines(self, run_id: str) -> Baselines | None:
+    def _baselines(self, run_id: str, client: Identity | None) -> Baselines | None:
         """The runs the run page offers to compare with (None: none to offer)."""
         try:
-            return self.runs.baselines(run_id)
+            return self.runs.baselines(run_id, client=client)
         except WrapperError:
             return None
 
     async def run_diff(self, request: Request) -> Response:
         """What ``runs diff BASE RUN`` shows, as a page: ``/runs/RUN/diff?base=BASE`` (without
         ``base``: the newest run of the mission that ended ok before RUN)."""
-        run_id = request.path_params["run_id"]
+        run_id, client = request.path_params["run_id"], self.who(request)
         base = request.query_params.get("base", "")
         try:
-            base = base or self.runs.baselines(run_id).default or ""
-            comparison = self.runs.compare(base, run_id) if base else None
+            base = base or self.runs.baselines(run_id, client=client).default or ""
+            comparison = self.runs.compare(base, run_id, client) if base else None
         except WrapperError as exc:
             return self._error(exc)
         if comparison is None:
@@ -131,12 +136,16 @@ class Dashboard:
         )
 
     async def run_events(self, request: Request) -> Response:
-        run_id = request.path_params["run_id"]
+        run_id, client = request.path_params["run_id"], self.who(request)
+        try:
+            self.runs.status(run_id, client)
+        except WrapperError as exc:
+            return self._error(exc)
 
         async def stream() -> AsyncIterator[str]:
             last = None
             while True:
-                state = self.runs.status(run_id)
+                state = self.runs.status(run_id, client)
                 data = json.dumps(
                     {
                         "status": state.status,
@@ -155,13 +164,13 @@ class Dashboard:
     async def task_transcript(self, request: Request) -> Response:
         run_id, task_id = request.path_params["run_id"], request.path_params["task_id"]
         try:
-            path = self.runs.task_file(run_id, task_id, "events.jsonl")
+            path = self.runs.task_file(run_id, task_id, "events.jsonl", self.who(request))
         except WrapperError as exc:
             return self._error(exc)
         entries = transcript(path)
         return self._page("transcript.html", run_id=run_id, task_id=task_id, entries=entries)
 
-    def _patch(self, run_id: str, result: TaskResult) -> str:
+    def _patch(self, run_id: str, result: TaskResult, client: Identity | None) -> str:
         """A worktree task's patch, read through ``Runs.task_file`` (it is in its task's
         folder); ``""`` when there is none."""
         patch = result.diff.patch if result.diff else None
@@ -170,19 +179,21 @@ class Dashboard:
             if parts[i] == "tasks" and parts[i + 1] == result.task_id:
                 name = "/".join(parts[i + 2 :])
                 try:
-                    path = self.runs.task_file(run_id, result.task_id, name)
-                    return path.read_text(errors="replace")
+                    path = self.runs.task_file(run_id, result.task_id, name, client)
+                    return path.read_text(errors="replace")[:PATCH_SHOWN]
                 except WrapperError:
                     return ""
         return ""
 
     async def run_list_events(self, request: Request) -> Response:
+        client = self.who(request)
+
         async def stream() -> AsyncIterator[str]:
             last = None
             while True:
                 rows = [
                     {"run_id": r.run_id, "mission_id": r.mission_id, "status": r.status}
-                    for r in self.runs.list(LIST_LIMIT)
+                    for r in self.runs.list(LIST_LIMIT, client)
                 ]
                 data = json.dumps(rows)
                 if data != last:
@@ -200,25 +211,29 @@ class Dashboard:
     async def apply(self, request: Request) -> Response:
         run_id, task_id = request.path_params["run_id"], request.path_params["task_id"]
         try:
-            done = await self.runs.apply(run_id, task_id)
+            done = await self.runs.apply(run_id, task_id, client=self.who(request))
         except WrapperError as exc:
             done = str(exc)
         return self._back(run_id, done)
 
     async def cancel(self, request: Request) -> Response:
-        run_id = request.path_params["run_id"]
+        """Cancel the run, or one running task of it (in whichever process drives it)."""
+        run_id, task_id = request.path_params["run_id"], request.path_params.get("task_id")
         try:
-            state = await self.runs.cancel(run_id)
+            state = await self.runs.cancel(run_id, self.who(request), task_id)
         except WrapperError as exc:
             return self._back(run_id, str(exc))
-        said = "cancelled" if state.cancelled else NOT_HERE
+        said = f"not cancelled: {state.message}"
+        if state.cancelled:
+            said = f"cancelled task {task_id}" if task_id else "cancelled"
         return self._back(run_id, said)
 
     async def steer(self, request: Request) -> Response:
         run_id, task_id = request.path_params["run_id"], request.path_params["task_id"]
         text = str((await request.form()).get("text", ""))
         try:
-            said = f"steered turn {await self.runs.steer(run_id, task_id, text)}"
+            turn = await self.runs.steer(run_id, task_id, text, self.who(request))
+            said = f"steered turn {turn}"
         except WrapperError as exc:
             said = str(exc)
         return self._back(run_id, said)
@@ -231,9 +246,10 @@ def request_url(run_id: str, message: str) -> str:
     return f"/runs/{quote(run_id)}?message={quote(message)}"
 
 
-def dashboard_app(runs: Runs) -> Starlette:
-    """The UI as an ASGI app."""
-    pages = Dashboard(runs)
+def dashboard_app(runs: Runs, who: Who = owner) -> Starlette:
+    """The UI as an ASGI app; ``who`` tells whom each request comes from (default: the
+    state dir's owner, who sees every run)."""
+    pages = Dashboard(runs, who)
     task = "/runs/{run_id}/tasks/{task_id}"
     app = Starlette(
         routes=[
@@ -246,6 +262,7 @@ def dashboard_app(runs: Runs) -> Starlette:
             Route(f"{task}/transcript", pages.task_transcript),
             Route(f"{task}/apply", pages.apply, methods=["POST"]),
             Route(f"{task}/steer", pages.steer, methods=["POST"]),
+            Route(f"{task}/cancel", pages.cancel, methods=["POST"]),
         ]
     )
     app.state.dashboard = pages

@@ -1,5 +1,6 @@
 """Serving the UI: uvicorn on a loopback address (the pages can apply patches and steer runs,
-so nothing beyond this machine may reach them), until Ctrl-C or SIGTERM."""
+so nothing beyond this machine may reach them), until Ctrl-C or SIGTERM (``ui``), or beside
+the stdio MCP server while it runs (``serve --ui``: ``ui_beside``)."""
 
 from __future__ import annotations
 
@@ -9,9 +10,10 @@ import ipaddress
 import signal
 import socket
 import sys
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 
 import uvicorn
+from starlette.types import ASGIApp
 
 from codex_mcp_wrapper.engine.runs import Runs
 from codex_mcp_wrapper.errors import InputError
@@ -34,12 +36,40 @@ def loopback(host: str) -> bool:
 
 async def serve_ui(runs: Runs, host: str, port: int) -> None:
     """Serve the UI over ``runs`` on ``host:port`` until the process is told to stop."""
+    app = dashboard_app(runs)
+    server = _server(app, host, port)
+    with _listening(host, port) as sock:
+        # Listening already: whoever reads this line can connect at once.
+        print(f"codex-mcp-wrapper ui: {_address(sock)}", file=sys.stderr)
+        await _serve_until_signalled(server, sock, app.state.dashboard.stop)
+
+
+@contextlib.asynccontextmanager
+async def ui_beside(runs: Runs, port: int, host: str = "127.0.0.1") -> AsyncIterator[str]:
+    """Serve the UI over ``runs`` on a loopback ``host:port`` while the block runs (``serve
+    --ui`` on stdio: the page beside the MCP server); yields its address, also printed on
+    stderr. At the end its event streams are ended and the server stopped as uvicorn does."""
+    app = dashboard_app(runs)
+    server = _server(app, host, port)
+    server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign,assignment]
+    with _listening(host, port) as sock:
+        address = _address(sock)
+        print(f"codex-mcp-wrapper UI on {address}", file=sys.stderr, flush=True)
+        serving = asyncio.create_task(server.serve(sockets=[sock]))
+        try:
+            yield address
+        finally:
+            app.state.dashboard.stop()
+            server.should_exit = True
+            await asyncio.shield(serving)
+
+
+def _server(app: ASGIApp, host: str, port: int) -> uvicorn.Server:
     if not loopback(host):
         raise InputError(
             f"the UI serves only this machine; --host {host} is not a loopback address "
             "(use 127.0.0.1 and an SSH tunnel to reach it from elsewhere)."
         )
-    app = dashboard_app(runs)
     config = uvicorn.Config(
         app,
         host=host,
@@ -48,7 +78,12 @@ async def serve_ui(runs: Runs, host: str, port: int) -> None:
         access_log=False,
         timeout_graceful_shutdown=SHUTDOWN_TIMEOUT,
     )
-    server = uvicorn.Server(config)
+    return uvicorn.Server(config)
+
+
+@contextlib.contextmanager
+def _listening(host: str, port: int) -> Iterator[socket.socket]:
+    """A socket listening on ``host:port``, closed at the end of the block."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     with socket.socket(family, socket.SOCK_STREAM) as sock:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -57,10 +92,13 @@ async def serve_ui(runs: Runs, host: str, port: int) -> None:
         except OSError as exc:
             raise InputError(f"cannot serve the UI on {host}:{port} ({exc.strerror}).") from exc
         sock.listen(BACKLOG)
-        # Listening already: whoever reads this line can connect at once.
-        shown = f"[{host}]" if family == socket.AF_INET6 else host
-        print(f"codex-mcp-wrapper ui: http://{shown}:{sock.getsockname()[1]}/", file=sys.stderr)
-        await _serve_until_signalled(server, sock, app.state.dashboard.stop)
+        yield sock
+
+
+def _address(sock: socket.socket) -> str:
+    host, port = sock.getsockname()[:2]
+    shown = f"[{host}]" if sock.family == socket.AF_INET6 else host
+    return f"http://{shown}:{port}/"
 
 
 async def _serve_until_signalled(
