@@ -23,25 +23,17 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from codex_mcp_wrapper.engine.access import Identity
+from codex_mcp_wrapper.engine.pages.run_page import environment
 from codex_mcp_wrapper.mcp.http_guard import ClientTokens, identified
 
 LOGIN_PATH = "/login"
 COOKIE = "codex_mcp_wrapper_session"
 MAX_SESSIONS = 1000  # browsers signed in at once; the oldest session ends first
-LOGIN_PAGE = """<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>Sign in - codex-mcp-wrapper</title>
-<meta name="viewport" content="width=device-width, initial-scale=1"></head>
-<body style="font-family: system-ui, sans-serif; margin: 2rem">
-<h1>Sign in</h1>
-<p>This server's pages show each client its own runs: give the bearer token you use for its
-MCP endpoint.</p>
-{message}
-<form method="post" action="/login">
-<label for="token">Token</label> <input id="token" name="token" type="password" required
-autocomplete="current-password"> <button type="submit">Sign in</button>
-</form></body></html>
-"""
-REFUSED = '<p role="alert">That is not a token of this server.</p>'
+
+
+def login_page(refused: bool = False) -> str:
+    """The sign-in page (``engine/pages/templates/login.html``)."""
+    return environment().get_template("login.html").render(refused=refused)
 
 
 class PageGuard:
@@ -87,12 +79,12 @@ class PageGuard:
         """The login page, or what a sign-in gets: the runs page with a session cookie."""
 
         async def answer(scope: Scope, receive: Receive, send: Send) -> None:
-            response: Response = HTMLResponse(LOGIN_PAGE.format(message=""))
+            response: Response = HTMLResponse(login_page())
             if request.method == "POST":
                 token = str((await request.form()).get("token", "")).strip()
                 who = self.tokens.identify(b"Bearer " + token.encode())
                 if who is None:
-                    response = HTMLResponse(LOGIN_PAGE.format(message=REFUSED), 401)
+                    response = HTMLResponse(login_page(refused=True), 401)
                 else:
                     response = RedirectResponse("/", status_code=303)
                     session = self._session(who)
