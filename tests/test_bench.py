@@ -36,6 +36,7 @@ BENCH_TIMEOUT = 300
         ("bench_record.py", ["--requests", "3", "--pause", "0.01"], "proxy overhead per request"),
         ("bench_startup.py", ["--repeat", "1"], "run one task - bare turn"),
         ("bench_ui.py", ["--tasks", "3", "--repeat", "1"], "first paint (ms)"),
+        ("bench_temporal_scale.py", ["--tasks", "30", "--within", "120"], "30 of 30 ok"),
         (
             "bench_temporal.py",
             [
