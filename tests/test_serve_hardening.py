@@ -25,7 +25,7 @@ import httpx
 import pytest
 from mcp import Client
 
-from codex_mcp_wrapper.mcp.http_guard import host_allowlist, interface_addresses
+from codex_mcp_wrapper.same_origin import host_allowlist, interface_addresses
 from tests.helpers.procs import codex_processes, environ, wait_gone, wait_until
 
 CLI = Path(sys.executable).with_name("codex-mcp-wrapper")
@@ -321,7 +321,7 @@ def test_a_machine_named_in_capitals_is_also_accepted_in_lower_case(
 ) -> None:
     # Clients send host names as the user typed them, browsers in lower case.
     monkeypatch.setattr(socket, "gethostname", lambda: "MyBox")
-    accepted_hosts = set(host_allowlist("0.0.0.0", 4105, [("Proxy.Example", 443)]).allowed_hosts)
+    accepted_hosts = host_allowlist("0.0.0.0", 4105, [("Proxy.Example", 443)]).hosts
     assert {"MyBox:4105", "mybox:4105", "Proxy.Example", "proxy.example"} <= accepted_hosts
 
 

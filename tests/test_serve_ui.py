@@ -27,6 +27,7 @@ from tests.test_ui import LIVE, browser  # noqa: F401 - the fixture
 
 ALICE, BOB = "alice-token-0123456789", "bob-token-0123456789"
 REVISION = "2026-07-28"
+EVIL = "http://evil.example/"
 CALL_TIMEOUT = 120.0  # a codex call on the scripted model, Codex starting included
 
 
@@ -50,6 +51,21 @@ def get(url: str, **headers: str) -> tuple[int, str]:
             return answer.status, answer.read().decode()
     except urllib.error.HTTPError as exc:
         return exc.code, exc.read().decode()
+
+
+def post(url: str, **headers: str) -> int:
+    """The status of an empty form's POST, redirects not followed."""
+
+    class Stay(urllib.request.HTTPRedirectHandler):
+        def redirect_request(self, *_args: Any, **_kwargs: Any) -> None:
+            return None
+
+    request = urllib.request.Request(url, data=b"", headers=headers, method="POST")
+    try:
+        with urllib.request.build_opener(Stay).open(request) as answer:
+            return int(answer.status)
+    except urllib.error.HTTPError as exc:
+        return exc.code
 
 
 def run_ids(html: str) -> list[str]:
@@ -80,6 +96,8 @@ def test_serve_http_ui_shows_each_client_its_runs_started_over_mcp_and_refuses_n
         assert status == 401
         status, _ = get(f"{base}/", Authorization=f"Bearer {ALICE}", Host="evil.example")
         assert status == 421  # DNS rebinding: a name the server does not answer to
+        status = post(f"{base}/runs/any/cancel", Authorization=f"Bearer {ALICE}", Referer=EVIL)
+        assert status == 403  # another site's form, even one whose browser hides its Origin
         status, html = get(f"{base}/", Authorization=f"Bearer {ALICE}")
         assert status == 200
         (run_id,) = run_ids(html)
@@ -128,6 +146,10 @@ def test_serve_stdio_ui_serves_the_page_on_a_loopback_port_beside_the_server(
             assert not called["result"].get("isError"), called
             status, html = await asyncio.to_thread(get, match.group(1))
             assert status == 200 and len(run_ids(html)) == 1, html
+            status = await asyncio.to_thread(post, f"{match.group(1)}runs/x/cancel", Origin=EVIL)
+            assert status == 403  # another site's form
+            status, _ = await asyncio.to_thread(get, match.group(1), Host="evil.example")
+            assert status == 421  # DNS rebinding
 
     asyncio.run(body())
 

@@ -22,6 +22,7 @@ import uvicorn
 from codex_mcp_wrapper import Mission, Settings, load_mission
 from codex_mcp_wrapper.app import open_runs
 from codex_mcp_wrapper.ui.pages import dashboard_app
+from codex_mcp_wrapper.ui.serving import guarded
 from codex_mcp_wrapper.ui.transcript import transcript
 from tests.helpers.cli import REPO, run_cli
 from tests.test_steer import GATE_TIMEOUT, STEER, gate_opened
@@ -187,7 +188,8 @@ tasks:
 @contextlib.contextmanager
 def ui_driving(settings: Settings, mission: Mission) -> Iterator[tuple[str, str]]:
     """A UI over a ``Runs`` that drives a run of ``mission`` itself (as a server embedding the
-    UI would): its address and the run's id. Its loop runs on a thread of its own."""
+    UI would, behind the same guard as ``ui``): its address and the run's id. Its loop runs on
+    a thread of its own."""
     box: dict[str, str] = {}
     ready = threading.Event()
     loop = asyncio.new_event_loop()
@@ -195,12 +197,11 @@ def ui_driving(settings: Settings, mission: Mission) -> Iterator[tuple[str, str]
 
     async def main() -> None:
         async with open_runs(settings) as runs:
-            server = uvicorn.Server(
-                uvicorn.Config(dashboard_app(runs), log_level="warning", access_log=False)
-            )
             with socket.socket() as sock:
                 sock.bind(("127.0.0.1", 0))
                 sock.listen()
+                app = guarded(dashboard_app(runs), "127.0.0.1", sock)
+                server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False))
                 box["url"] = f"http://127.0.0.1:{sock.getsockname()[1]}"
                 box["run_id"] = runs.start(mission)
                 serving = asyncio.create_task(server.serve(sockets=[sock]))

@@ -23,24 +23,24 @@ from dataclasses import dataclass, replace
 
 import uvicorn
 from mcp.server.mcpserver import MCPServer
-from mcp.server.transport_security import TransportSecurityMiddleware, TransportSecuritySettings
-from starlette.requests import Request
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from codex_mcp_wrapper.engine.access import Identity
 from codex_mcp_wrapper.engine.runs import Runs
 from codex_mcp_wrapper.errors import EnvironmentProblem, InputError
 from codex_mcp_wrapper.mcp.call_timing import CallRecord, CallTiming
-from codex_mcp_wrapper.mcp.http_guard import (
-    ClientTokens,
-    host_allowlist,
-    is_loopback,
-    parse_allowed_host,
-)
+from codex_mcp_wrapper.mcp.http_guard import ClientTokens, transport_security
 from codex_mcp_wrapper.mcp.page_guard import PageGuard
 from codex_mcp_wrapper.mcp.server import build_server
 from codex_mcp_wrapper.mcp.stdio_front import StdioFront
 from codex_mcp_wrapper.mcp.stopping import CallsInFlight, EndStreamsOnStop, run_until_stopped
+from codex_mcp_wrapper.same_origin import (
+    Allowlist,
+    SameOriginGuard,
+    host_allowlist,
+    is_loopback,
+    parse_allowed_host,
+)
 
 MCP_PATH = "/mcp"
 STDIO_BANNER = (
@@ -66,22 +66,18 @@ class Pages:
     stop: Callable[[], None]
 
 
-def _beside(mcp_app: ASGIApp, pages: Pages, security: TransportSecuritySettings) -> ASGIApp:
+def _beside(mcp_app: ASGIApp, pages: Pages, allowed: Allowlist) -> ASGIApp:
     """One ASGI app: MCP at ``MCP_PATH`` (and the lifespan), ``pages`` everywhere else, each
-    page request first checked against the Host/Origin allowlist (DNS rebinding, another
-    site's form posting to the pages)."""
-    checks = TransportSecurityMiddleware(security)
+    page request first checked against the Host/Origin allowlist (``SameOriginGuard``: DNS
+    rebinding, another site's form posting to the pages)."""
+    guarded = SameOriginGuard(pages.app, allowed)
 
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
         path = str(scope.get("path", ""))
         if scope["type"] != "http" or path == MCP_PATH or path.startswith(MCP_PATH + "/"):
             await mcp_app(scope, receive, send)
             return
-        refused = await checks.validate_request(Request(scope, receive))
-        if refused is not None:
-            await refused(scope, receive, send)
-            return
-        await pages.app(scope, receive, send)
+        await guarded(scope, receive, send)
 
     return app
 
@@ -174,7 +170,8 @@ async def serve_http(
     _configure_logging()
     sock = bind(host, port)
     port = sock.getsockname()[1]
-    security = host_allowlist(host, port, extra)
+    allowed = host_allowlist(host, port, extra)
+    security = transport_security(allowed)
     async with runs:
         mcp_server, wind_down = _stoppable(runs, timing)
         streams = EndStreamsOnStop(
@@ -184,7 +181,7 @@ async def serve_http(
         )
         app: ASGIApp = ClientTokens(streams, tokens)
         if pages is not None:
-            app = _beside(app, replace(pages, app=PageGuard(pages.app, tokens)), security)
+            app = _beside(app, replace(pages, app=PageGuard(pages.app, tokens)), allowed)
         config = uvicorn.Config(
             app,
             log_level="warning",

@@ -1,12 +1,12 @@
 """Serving the UI: uvicorn on a loopback address (the pages can apply patches and steer runs,
-so nothing beyond this machine may reach them), until Ctrl-C or SIGTERM (``ui``), or beside
+so nothing beyond this machine may reach them), behind ``same_origin.SameOriginGuard`` (no
+other Host, no other site's form: ``guarded``), until Ctrl-C or SIGTERM (``ui``), or beside
 the stdio MCP server while it runs (``serve --ui``: ``ui_beside``)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import ipaddress
 import signal
 import socket
 import sys
@@ -17,6 +17,7 @@ from starlette.types import ASGIApp
 
 from codex_mcp_wrapper.engine.runs import Runs
 from codex_mcp_wrapper.errors import InputError
+from codex_mcp_wrapper.same_origin import SameOriginGuard, host_allowlist, is_loopback
 from codex_mcp_wrapper.ui.pages import dashboard_app
 
 BACKLOG = 64  # connections waiting while the server starts
@@ -24,21 +25,12 @@ BACKLOG = 64  # connections waiting while the server starts
 SHUTDOWN_TIMEOUT = 2  # seconds
 
 
-def loopback(host: str) -> bool:
-    """Whether ``host`` is this machine only (``localhost`` or a loopback address)."""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 async def serve_ui(runs: Runs, host: str, port: int) -> None:
     """Serve the UI over ``runs`` on ``host:port`` until the process is told to stop."""
+    _refuse_beyond_loopback(host)
     app = dashboard_app(runs)
-    server = _server(app, host, port)
     with _listening(host, port) as sock:
+        server = _server(guarded(app, host, sock), host)
         # Listening already: whoever reads this line can connect at once.
         print(f"codex-mcp-wrapper ui: {_address(sock)}", file=sys.stderr)
         await _serve_until_signalled(server, sock, app.state.dashboard.stop)
@@ -49,10 +41,11 @@ async def ui_beside(runs: Runs, port: int, host: str = "127.0.0.1") -> AsyncIter
     """Serve the UI over ``runs`` on a loopback ``host:port`` while the block runs (``serve
     --ui`` on stdio: the page beside the MCP server); yields its address, also printed on
     stderr. At the end its event streams are ended and the server stopped as uvicorn does."""
+    _refuse_beyond_loopback(host)
     app = dashboard_app(runs)
-    server = _server(app, host, port)
-    server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign,assignment]
     with _listening(host, port) as sock:
+        server = _server(guarded(app, host, sock), host)
+        server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign,assignment]
         address = _address(sock)
         print(f"codex-mcp-wrapper UI on {address}", file=sys.stderr, flush=True)
         serving = asyncio.create_task(server.serve(sockets=[sock]))
@@ -64,16 +57,25 @@ async def ui_beside(runs: Runs, port: int, host: str = "127.0.0.1") -> AsyncIter
             await asyncio.shield(serving)
 
 
-def _server(app: ASGIApp, host: str, port: int) -> uvicorn.Server:
-    if not loopback(host):
+def guarded(app: ASGIApp, host: str, sock: socket.socket) -> ASGIApp:
+    """``app`` as served on ``sock`` (bound to ``host``): only for requests naming this
+    machine's loopback names or ``host`` on its port, and state changes only from its own
+    pages (``SameOriginGuard``)."""
+    return SameOriginGuard(app, host_allowlist(host, sock.getsockname()[1]))
+
+
+def _refuse_beyond_loopback(host: str) -> None:
+    if not is_loopback(host):
         raise InputError(
             f"the UI serves only this machine; --host {host} is not a loopback address "
             "(use 127.0.0.1 and an SSH tunnel to reach it from elsewhere)."
         )
+
+
+def _server(app: ASGIApp, host: str) -> uvicorn.Server:
     config = uvicorn.Config(
         app,
         host=host,
-        port=port,
         log_level="warning",
         access_log=False,
         timeout_graceful_shutdown=SHUTDOWN_TIMEOUT,
