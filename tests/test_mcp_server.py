@@ -269,6 +269,48 @@ async def test_a_long_mission_is_started_waited_on_in_slices_and_cancelled(
         assert '"method": "turn/completed"' in transcript.contents[0].text  # type: ignore[union-attr]
 
 
+async def test_mission_cancel_with_a_task_id_cancels_that_running_task_and_the_rest_goes_on(
+    connect: MatrixServer, workspace: Path
+) -> None:
+    mission = mission_data(
+        workspace,
+        [
+            {"id": "stuck", "prompt": "s", "script": [{"hang": 300}], "idle_timeout_sec": 600},
+            {"id": "after", "prompt": "a", "depends_on": ["stuck"]},
+            {"id": "free", "prompt": "f"},
+        ],
+    )
+    async with connect() as client:
+        started = await client.call_tool("mission_start", {"mission": mission})
+        run_id = started.structured_content["run_id"]  # type: ignore[index]
+        stuck = connect.state_dir / "runs" / run_id / "tasks" / "stuck" / "events.jsonl"
+        assert await seen(lambda: stuck.exists() and "turn/started" in stuck.read_text())
+        workers = codex_of(connect.state_dir)
+
+        async def refused(task_id: str) -> str:
+            arguments = {"run_id": run_id, "task_id": task_id}
+            answer = await client.call_tool("mission_cancel", arguments)
+            assert answer.is_error, answer
+            return str(answer.content[0].text)  # type: ignore[union-attr]
+
+        tasks = "tasks: stuck, after, free"
+        assert await refused("nope") == f"run {run_id} has no task 'nope' ({tasks})."
+        assert await refused("after") == (
+            f"task 'after' of run {run_id} is not running (it is queued, waiting on its "
+            "dependencies, or done), so there is nothing to cancel."
+        )
+        cancelled = await client.call_tool("mission_cancel", {"run_id": run_id, "task_id": "stuck"})
+        data = cancelled.structured_content
+        assert data is not None and data["cancelled"] is True, cancelled.content
+        assert {t["task_id"]: t["status"] for t in data["tasks"]}["stuck"] == "cancelled"
+        waited = await client.call_tool("mission_wait", {"run_id": run_id, "timeout": 55})
+        state = waited.structured_content
+        assert state is not None and state["done"] is True and state["status"] == "failed"
+        statuses = {t["task_id"]: t["status"] for t in state["tasks"]}
+        assert statuses == {"stuck": "cancelled", "after": "skipped", "free": "ok"}
+        assert workers and codex_of(connect.state_dir) == workers  # the worker stays warm
+
+
 async def test_a_cancelled_call_stops_its_turn_and_its_warm_worker_serves_the_next(
     connect: MatrixServer, workspace: Path
 ) -> None:

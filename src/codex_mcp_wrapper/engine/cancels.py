@@ -15,7 +15,10 @@ import asyncio
 import contextlib
 from collections.abc import Iterator
 
-CANCELLED_ON_REQUEST = "the task was cancelled on request (runs cancel --task, or the UI)."
+CANCELLED_ON_REQUEST = (
+    "the task was cancelled on request (runs cancel --task, mission_cancel with task_id, "
+    "or the UI)."
+)
 
 
 class TaskCancels:

@@ -182,11 +182,23 @@ def register_mission_cancel(server: MCPServer, runs: Runs, levels: LogLevels) ->
         title="Cancel a mission",
         annotations=ToolAnnotations(read_only_hint=False, destructive_hint=True),
         description="Cancel a running mission: its turns are stopped and its workers "
-        "freed; finished results are kept.",
+        "freed; finished results are kept. With task_id, cancel only that running task "
+        "(recorded cancelled, the tasks that depend on it skipped); the others go on.",
     )
-    async def mission_cancel(run_id: RunIdArg, ctx: Context) -> CallToolResult:
+    async def mission_cancel(
+        run_id: RunIdArg,
+        ctx: Context,
+        task_id: Annotated[
+            str | None,
+            Field(
+                description="A running task of the run to cancel alone (default: the whole "
+                "run). A task that is not running is an error saying its status."
+            ),
+        ] = None,
+    ) -> CallToolResult:
         async def work() -> CallToolResult:
-            return json_result((await runs.cancel(run_id, client_of(ctx))).to_json())
+            state = await runs.cancel(run_id, client_of(ctx), task_id)
+            return json_result(state.to_json())
 
         return await guarded(work)
 
