@@ -4,16 +4,19 @@
 ``MissionRunner`` that schedules the run's tasks here registers each task while its attempts
 run (``running``). ``cancel`` then cancels that task's asyncio task: its attempt is cancelled
 (the worker interrupts the turn and keeps its thread), the runner records the task
-``cancelled`` and its dependents are skipped, as for any task that did not end ok. A runner
-that never took it (a run whose tasks run on Temporal hosts) leaves ``attached`` False: only
-the whole run can be cancelled there.
+``cancelled`` and its dependents are skipped, as for any task that did not end ok.
+
+A run whose runner runs elsewhere (in a Temporal workflow) leaves ``attached`` False here;
+its backend sets ``remote`` instead, which asks that runner to cancel the task (the workflow
+has a ``TaskCancels`` of its own, and cancels there with ``cancel_now``). Without either,
+only the whole run can be cancelled.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 
 CANCELLED_ON_REQUEST = (
     "the task was cancelled on request (runs cancel --task, mission_cancel with task_id, "
@@ -26,8 +29,20 @@ class TaskCancels:
 
     def __init__(self) -> None:
         self.attached = False  # a runner registers its tasks here
+        # Where the runner is elsewhere: cancels a task there, waiting at most the timeout
+        # given for its end to be recorded here; False when it is not running.
+        self.remote: Callable[[str, float], Awaitable[bool]] | None = None
         self.requested: set[str] = set()
         self._running: dict[str, asyncio.Task[object]] = {}
+
+    @property
+    def reachable(self) -> bool:
+        """Whether one task can be cancelled: its runner is here, or reachable (``remote``)."""
+        return self.attached or self.remote is not None
+
+    def running_now(self) -> list[str]:
+        """The tasks running their attempts now, in the order they started."""
+        return list(self._running)
 
     def __repr__(self) -> str:
         return f"<TaskCancels [{len(self._running)} running | {len(self.requested)} cancelled]>"
@@ -49,8 +64,17 @@ class TaskCancels:
         dependencies, or done)."""
         task = self._running.get(task_id)
         if task is None:
+            return False if self.remote is None else await self.remote(task_id, timeout)
+        self.cancel_now(task_id)
+        await asyncio.wait({task}, timeout=timeout)  # the caller stays cancellable
+        return True
+
+    def cancel_now(self, task_id: str) -> bool:
+        """Cancel ``task_id`` if it is running its attempts, without waiting (a workflow's
+        signal handler); False when it is not running."""
+        task = self._running.get(task_id)
+        if task is None:
             return False
         self.requested.add(task_id)
         task.cancel()
-        await asyncio.wait({task}, timeout=timeout)  # the caller stays cancellable
         return True

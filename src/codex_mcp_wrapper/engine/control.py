@@ -121,7 +121,7 @@ def run_controls(
 
     async def cancel_task(task_id: str) -> None:
         _known(run_id, task_ids, task_id)
-        if not cancels.attached:
+        if not cancels.reachable:
             raise NotCancellable(
                 f"the tasks of run {run_id} run on hosts, where one cannot be cancelled alone; "
                 "cancel the whole run."

@@ -70,6 +70,14 @@ class Relay:
         self.cursor = EventCursor()
         self.seen = 0  # workflow events relayed
         self.finished: set[str] = set()
+        self._ended: dict[str, asyncio.Event] = {}  # set once a task's result is relayed
+
+    def _ending(self, task_id: str) -> asyncio.Event:
+        return self._ended.setdefault(task_id, asyncio.Event())
+
+    async def ended(self, task_id: str) -> None:
+        """Return once ``task_id``'s result is relayed (published on the run's bus)."""
+        await self._ending(task_id).wait()
 
     def _host_events(self) -> None:
         for record in self.store.read_events(self.run_id, self.cursor):
@@ -87,6 +95,7 @@ class Relay:
                 self.store.get_artifacts(self.run_id, result.task_id, dest)
         self.finished.add(result.task_id)
         self.run.publish(TaskFinished(self.run_id, result))
+        self._ending(result.task_id).set()
 
     async def _workflow_events(self) -> None:
         # The workflow's latest run: a large mission continues as new runs of the same id.

@@ -10,7 +10,10 @@ workflow's result is authoritative: a result the relay has not seen is published
 A server that goes away meanwhile is waited for (``relay.Relay``): the run is not failed.
 
 Cancelled, it cancels the workflow (which stops every task's activity on every host) and
-waits, bounded, for the results of the cancelled tasks; ``detach`` only stops watching.
+waits, bounded, for the results of the cancelled tasks; ``detach`` only stops watching. One
+running task is cancelled with the workflow's ``cancel_task`` signal (``RunContext.cancels``'
+``remote``, which ``runs cancel --task``, ``mission_cancel`` and the UI reach through the
+run's control endpoint), and its result waited for, bounded, as it is relayed.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import functools
 import logging
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
@@ -27,6 +31,7 @@ from temporalio.client import (
     WorkflowExecutionStatus,
     WorkflowFailureError,
     WorkflowHandle,
+    WorkflowQueryFailedError,
 )
 from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
@@ -36,6 +41,7 @@ from codex_mcp_wrapper.engine.seams import PlannedTask, RunContext
 from codex_mcp_wrapper.errors import (
     EnvironmentProblem,
     MissionError,
+    NotCancellable,
     NotSteerable,
     RunDetached,
     WrapperError,
@@ -47,7 +53,13 @@ from codex_mcp_wrapper.settings import Settings, TemporalSettings
 from codex_mcp_wrapper.temporal.connect import connect, demote_retry_warnings
 from codex_mcp_wrapper.temporal.relay import Relay
 from codex_mcp_wrapper.temporal.shared import DirectoryStore
-from codex_mcp_wrapper.temporal.workflow import MissionInput, MissionOutput, MissionWorkflow
+from codex_mcp_wrapper.temporal.workflow import (
+    CANCEL_TASK,
+    RUNNING,
+    MissionInput,
+    MissionOutput,
+    MissionWorkflow,
+)
 
 log = logging.getLogger("codex_mcp_wrapper.temporal")
 
@@ -168,6 +180,8 @@ class TemporalBackend:
             self.target.address,
             self.target.reconnect_within,
         )
+        if run.cancels is not None:
+            run.cancels.remote = functools.partial(self._cancel_task, relay)
         try:
             output = await relay.follow()
         except WorkflowFailureError as exc:
@@ -223,6 +237,27 @@ class TemporalBackend:
         with contextlib.suppress(TimeoutError, WorkflowFailureError, RPCError):
             async with asyncio.timeout(self.settings.timeouts.cancel):
                 await handle.result()
+        return True
+
+    async def _cancel_task(self, relay: Relay, task_id: str, timeout: float) -> bool:
+        """Cancel ``task_id`` of the run ``relay`` follows, if it is running (the ``running``
+        query of the workflow's latest run, then its ``cancel_task`` signal), and wait, at most
+        ``timeout`` seconds, for its result to be relayed; False when it is not running."""
+        latest = relay.client.get_workflow_handle(relay.run_id)
+        try:
+            async with asyncio.timeout(timeout):
+                running = await latest.query(RUNNING, result_type=list[str])
+                if task_id not in running:
+                    return False
+                await latest.signal(CANCEL_TASK, task_id)
+        except (RPCError, WorkflowQueryFailedError, TimeoutError) as exc:
+            raise NotCancellable(
+                f"the workflow of run {relay.run_id} did not take the cancel of task "
+                f"'{task_id}' ({str(exc) or 'no host answered in time'}); cancel the whole run."
+            ) from exc
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout):
+                await relay.ended(task_id)
         return True
 
     async def _choose(self, run_id: str) -> str:

@@ -12,7 +12,11 @@ differ. ``TemporalExecutor`` makes each attempt one ``run_task`` activity on a h
 * an attempt continuing a thread goes first to the owning host's own queue, and after
   ``affinity_wait`` seconds without a taker to the shared one (where a host resumes the
   thread from its rollout in the shared store); a host that timed out is not waited for again;
-* a cancelled workflow cancels its activities and waits for them to stop.
+* a cancelled workflow cancels its activities and waits for them to stop;
+* the ``cancel_task`` signal cancels one running task (its activity, which the host stops,
+  as a cancelled run's), which the runner records ``cancelled`` while the others go on; the
+  ``running`` query says which tasks are running their attempts. A signal is in the history,
+  so a replay cancels the same task at the same point.
 
 Large missions stay inside Temporal's limits (docs/scale-out.md, "Large missions"): at most
 ``max_in_flight`` tasks have an activity pending at once (the server refuses more than 2,000
@@ -49,9 +53,12 @@ with workflow.unsafe.imports_passed_through():
     )
     from codex_mcp_wrapper.temporal.carry import slim
 
+from codex_mcp_wrapper.engine.cancels import TaskCancels
 from codex_mcp_wrapper.engine.runner import Clock, MissionRunner
 
 RUN_TASK = "run_task"  # the activity's name (temporal/host.py defines it)
+CANCEL_TASK = "cancel_task"  # the signal cancelling one running task
+RUNNING = "running"  # the query: the tasks running their attempts
 HEARTBEAT_GRACE = 2.0  # seconds past idle_timeout_sec before a silent host counts as dead
 MAX_IN_FLIGHT = 1000  # tasks with an activity pending at once (Temporal refuses over 2,000)
 EVENTS_PER_RUN = 10_000  # continue as new past this many events (Temporal warns at 10,240)
@@ -231,6 +238,17 @@ class MissionWorkflow:
     def __init__(self) -> None:
         self._events: list[dict[str, Any]] = []
         self._before = 0  # events published by the runs before this one
+        self._cancels = TaskCancels()  # the runner's running tasks, by task id
+
+    @workflow.signal(name=CANCEL_TASK)
+    def cancel_task(self, task_id: str) -> None:
+        """Cancel ``task_id`` if it is running its attempts; nothing otherwise."""
+        self._cancels.cancel_now(task_id)
+
+    @workflow.query(name=RUNNING)
+    def running(self) -> list[str]:
+        """The tasks running their attempts now."""
+        return self._cancels.running_now()
 
     @workflow.query(name="events")
     def events(self, since: int) -> dict[str, Any]:
@@ -259,6 +277,7 @@ class MissionWorkflow:
             token_budget=spec.token_budget,
             admission=Window(spec.max_in_flight, spec.events_per_run),
             finished=spec.finished,
+            cancels=self._cancels,
         )
         try:
             await runner.schedule()
