@@ -1,17 +1,111 @@
-"""Item 27.4 traces: with OTEL_EXPORTER_OTLP_ENDPOINT set, a mission run through Temporal is
-one trace holding the submitter's spans and the host's, received on a test's OTLP endpoint."""
+"""Item 27.4 traces: with OTEL_EXPORTER_OTLP_ENDPOINT set, a local run is one trace (run ->
+task -> attempt -> turn -> command / tool call), and a mission run through Temporal is one
+trace holding the submitter's spans and the host's, down to the turns and commands of each
+attempt; all received on a test's OTLP endpoint, with no secret in any of them."""
 
 from __future__ import annotations
 
 import json
+import sys
+from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
-from tests.helpers.cli import run_cli
+from tests.helpers.cli import REPO, run_cli
 from tests.helpers.missions import write_mission
-from tests.helpers.otlp import otlp_receiver
+from tests.helpers.otlp import ReceivedSpan, otlp_receiver
 from tests.helpers.temporal import temporal_rig
 
 TRACE_TIMEOUT = 60  # spans are exported as they end; the host's come with its attempts
+SECRET = "sekrit-token-4242"
+FS_SERVER = REPO / "examples" / "mcp-smoke" / "fs_server.py"
+
+
+def texts_of(spans: Iterable[ReceivedSpan]) -> str:
+    """Everything a span carries that could hold a secret: names, attributes, statuses."""
+    return "\n".join(f"{s.name} {s.status_message} {sorted(s.attributes.items())}" for s in spans)
+
+
+def one(spans: list[ReceivedSpan], name: str) -> ReceivedSpan:
+    found = [s for s in spans if s.name == name]
+    assert len(found) == 1, (name, [s.name for s in spans])
+    return found[0]
+
+
+def chain(spans: list[ReceivedSpan], span: ReceivedSpan) -> list[str]:
+    """The names from ``span`` up to its trace's root."""
+    by_id = {s.span_id: s for s in spans}
+    names = [span.name]
+    while span.parent_id:
+        span = by_id[span.parent_id]
+        names.append(span.name)
+    return names
+
+
+def secret_task(**fields: Any) -> dict[str, Any]:
+    """A task whose command holds the secret of its env (the run's redactor knows it)."""
+    return {
+        "id": "work",
+        "prompt": "write the token",
+        "env": {"API_TOKEN": SECRET},
+        "script": [{"shell": f"echo {SECRET} > token.txt"}, {"say": "wrote it"}],
+        **fields,
+    }
+
+
+def test_a_local_run_is_one_trace_from_the_run_down_to_its_commands_and_tool_calls(
+    tmp_path: Path, cli_env: dict[str, str]
+) -> None:
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    (ws / "notes.txt").write_text("TODO one\n")
+    fs = {"command": sys.executable, "args": [str(FS_SERVER)], "env": {"FS_SERVER_ROOT": str(ws)}}
+    grep = {"tool": {"server": "fs", "name": "grep", "arguments": {"pattern": "TODO"}}}
+    tasks = [
+        secret_task(follow_ups=["again"]),
+        {"id": "grep", "prompt": "grep", "script": [grep, {"say": "found"}]},
+        {"id": "broken", "prompt": "fail", "retries": 0, "script": [{"fail": 400}]},
+    ]
+    path = write_mission(
+        tmp_path / "m.yaml",
+        ws,
+        tasks,
+        provider="scripted",
+        defaults={"sandbox": "workspace-write", "mcp_servers": {"fs": fs}},
+    )
+    with otlp_receiver() as receiver:
+        env = {**cli_env, "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.url}
+        done = run_cli(["run", str(path), "--json"], env)
+        assert done.returncode == 1, done.stderr  # the broken task failed
+        summary = json.loads(done.stdout)
+        run_name = f"run {summary['run_id']}"
+        receiver.wait(lambda r: any(s.name == run_name for s in r.spans), "run span", 10)
+        ours = [s for s in receiver.spans if s.service == "codex-mcp-wrapper"]
+        everything = list(receiver.spans)
+    assert [t["status"] for t in summary["tasks"]] == ["ok", "ok", "failed"]
+    assert (ws / "token.txt").read_text().strip() == SECRET  # the command ran with it
+    assert {s.trace_id for s in ours} == {one(ours, run_name).trace_id}  # one trace
+    assert one(ours, run_name).parent_id == ""  # its root
+    # run -> task -> attempt -> turn -> command / tool call, in time order
+    command = one(ours, "command")
+    assert chain(ours, command) == ["command", "turn 1", "attempt work", "task work", run_name]
+    assert command.attributes["process.command_line"] == "echo [REDACTED] > token.txt"
+    assert command.attributes["process.exit.code"] == 0 and not command.error
+    turn = one([s for s in ours if s.attributes.get("task.id") == "work"], "turn 1")
+    assert turn.start_ns <= command.start_ns <= command.end_ns <= turn.end_ns
+    assert turn.attributes["codex.turn.status"] == "completed" and not turn.error
+    assert turn.attributes["gen_ai.usage.input_tokens"] > 0
+    second = [s for s in ours if s.name == "turn 2"]
+    assert [chain(ours, s)[1:3] for s in second] == [["attempt work", "task work"]]
+    tool = one(ours, "tool fs.grep")
+    assert chain(ours, tool)[1:] == ["turn 1", "attempt grep", "task grep", run_name]
+    assert tool.attributes["codex.item.status"] == "completed" and not tool.error
+    # a failed turn fails its attempt, its task and the run
+    failed = [s for s in ours if s.attributes.get("task.id") == "broken"]
+    assert {s.name for s in failed if s.error} >= {"turn 1", "attempt broken", "task broken"}
+    assert one(ours, run_name).error
+    # the secret reached none of the spans, ours or Codex's own
+    assert SECRET not in texts_of(everything)
 
 
 def test_a_temporal_run_is_one_trace_with_the_submitters_and_the_hosts_spans(
