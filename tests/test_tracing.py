@@ -115,8 +115,14 @@ def test_a_temporal_run_is_one_trace_with_the_submitters_and_the_hosts_spans(
         env = {**cli_env, "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.url}
         with temporal_rig(tmp_path / "rig", env) as rig:
             rig.start_host("A")
-            tasks = [{"id": "t1", "prompt": "one"}, {"id": "t2", "prompt": "two"}]
-            path = write_mission(tmp_path / "m.yaml", tmp_path / "ws", tasks, provider="scripted")
+            tasks = [secret_task(id="t1"), {"id": "t2", "prompt": "two"}]
+            path = write_mission(
+                tmp_path / "m.yaml",
+                tmp_path / "ws",
+                tasks,
+                provider="scripted",
+                defaults={"sandbox": "workspace-write"},
+            )
             submitted = run_cli(["run", str(path), "--json", *rig.flags()], env)
             assert submitted.returncode == 0, submitted.stderr
             assert json.loads(submitted.stdout)["tasks"][0]["status"] == "ok"
@@ -126,13 +132,23 @@ def test_a_temporal_run_is_one_trace_with_the_submitters_and_the_hosts_spans(
                     ("codex-mcp-wrapper-submitter", "StartWorkflow:MissionWorkflow"),
                     ("codex-mcp-wrapper-host", "RunWorkflow:MissionWorkflow"),
                     ("codex-mcp-wrapper-host", "RunActivity:run_task"),
+                    ("codex-mcp-wrapper-host", "command"),
                 },
                 TRACE_TIMEOUT,
             )
+            everything = list(receiver.spans)
     tasks_run = [s for s in spans if s.name == "RunActivity:run_task"]
     assert len(tasks_run) == 2, spans  # each task's attempt, in the mission's trace
     attempts = sorted(s.name for s in spans if s.service == "codex-mcp-wrapper-host")
     assert "attempt t1" in attempts and "attempt t2" in attempts, attempts
+    # the attempt's turn and command on the host, under its attempt span, in the same trace
+    command = one(spans, "command")
+    assert chain(spans, command)[:4] == ["command", "turn 1", "attempt t1", "RunActivity:run_task"]
+    assert chain(spans, command)[-1] == "StartWorkflow:MissionWorkflow"  # the submitter's
+    assert command.attributes["process.command_line"] == "echo [REDACTED] > token.txt"
+    turns = [s for s in spans if s.name == "turn 1"]
+    assert sorted(chain(spans, s)[1] for s in turns) == ["attempt t1", "attempt t2"]
+    assert SECRET not in texts_of(everything)
 
 
 def test_codex_sends_its_own_telemetry_to_the_same_endpoint(
