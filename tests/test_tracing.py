@@ -65,6 +65,13 @@ def test_a_local_run_is_one_trace_from_the_run_down_to_its_commands_and_tool_cal
         secret_task(follow_ups=["again"]),
         {"id": "grep", "prompt": "grep", "script": [grep, {"say": "found"}]},
         {"id": "broken", "prompt": "fail", "retries": 0, "script": [{"fail": 400}]},
+        {
+            "id": "stuck",
+            "prompt": "hang",
+            "retries": 0,
+            "idle_timeout_sec": 1,
+            "script": [{"shell": "true"}, {"hang": 60}],
+        },
     ]
     path = write_mission(
         tmp_path / "m.yaml",
@@ -82,27 +89,32 @@ def test_a_local_run_is_one_trace_from_the_run_down_to_its_commands_and_tool_cal
         receiver.wait(lambda r: any(s.name == run_name for s in r.spans), "run span", 10)
         ours = [s for s in receiver.spans if s.service == "codex-mcp-wrapper"]
         everything = list(receiver.spans)
-    assert [t["status"] for t in summary["tasks"]] == ["ok", "ok", "failed"]
+    assert [t["status"] for t in summary["tasks"]] == ["ok", "ok", "failed", "timeout"]
     assert (ws / "token.txt").read_text().strip() == SECRET  # the command ran with it
     assert {s.trace_id for s in ours} == {one(ours, run_name).trace_id}  # one trace
     assert one(ours, run_name).parent_id == ""  # its root
     # run -> task -> attempt -> turn -> command / tool call, in time order
-    command = one(ours, "command")
+    work = [s for s in ours if s.attributes.get("task.id") == "work"]
+    command = one(work, "command")
     assert chain(ours, command) == ["command", "turn 1", "attempt work", "task work", run_name]
     assert command.attributes["process.command_line"] == "echo [REDACTED] > token.txt"
     assert command.attributes["process.exit.code"] == 0 and not command.error
-    turn = one([s for s in ours if s.attributes.get("task.id") == "work"], "turn 1")
+    turn = one(work, "turn 1")
     assert turn.start_ns <= command.start_ns <= command.end_ns <= turn.end_ns
     assert turn.attributes["codex.turn.status"] == "completed" and not turn.error
     assert turn.attributes["gen_ai.usage.input_tokens"] > 0
-    second = [s for s in ours if s.name == "turn 2"]
-    assert [chain(ours, s)[1:3] for s in second] == [["attempt work", "task work"]]
+    assert chain(ours, one(work, "turn 2"))[1:3] == ["attempt work", "task work"]
     tool = one(ours, "tool fs.grep")
     assert chain(ours, tool)[1:] == ["turn 1", "attempt grep", "task grep", run_name]
     assert tool.attributes["codex.item.status"] == "completed" and not tool.error
     # a failed turn fails its attempt, its task and the run
     failed = [s for s in ours if s.attributes.get("task.id") == "broken"]
     assert {s.name for s in failed if s.error} >= {"turn 1", "attempt broken", "task broken"}
+    # a turn interrupted at its idle deadline ends in error, its command done before
+    stuck = [s for s in ours if s.attributes.get("task.id") == "stuck"]
+    cut = one(stuck, "turn 1")
+    assert cut.error and cut.attributes["codex.turn.status"] == "interrupted", cut
+    assert chain(ours, one(stuck, "command"))[1:3] == ["turn 1", "attempt stuck"]
     assert one(ours, run_name).error
     # the secret reached none of the spans, ours or Codex's own
     assert SECRET not in texts_of(everything)

@@ -341,6 +341,7 @@ class AttemptEvents:
             name = f"tool {server}.{tool}"
             attributes = {"mcp.server": server, "mcp.tool": tool}
         attributes["codex.item.id"] = str(item.get("id", ""))
+        attributes["task.id"] = self._request.task_id
         self._items[str(item.get("id"))] = self._tracer.start_span(
             self._redact(name), context=parent, start_time=_now(), attributes=attributes
         )
