@@ -150,8 +150,10 @@ class LocalBackend:
         return f"<LocalBackend {self.settings.state_dir} {self.budget!r} {self.fleet!r}>"
 
     def check(self, mission: Mission) -> None:
-        """The pre-flight: a Codex binary, and credentials for Codex's own provider."""
+        """The pre-flight: a Codex binary, credentials for Codex's own provider, and tracing
+        installed when the endpoint variable asks for traces."""
         find_codex_bin(self.settings.codex_bin)
+        tracing()
         if not self.settings.scripted and mission.provider == "codex":
             require_credentials(self.settings)
         check_env_key(mission, self.settings.pass_env)
