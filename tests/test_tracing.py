@@ -11,7 +11,10 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from tests.helpers.cli import REPO, run_cli
+from tests.helpers.mcp_client import stdio_client
 from tests.helpers.missions import write_mission
 from tests.helpers.otlp import ReceivedSpan, otlp_receiver
 from tests.helpers.temporal import temporal_rig
@@ -183,3 +186,30 @@ def test_codex_sends_its_own_telemetry_to_the_same_endpoint(
             TRACE_TIMEOUT,
         )
         receiver.wait(lambda r: "/v1/logs" in r.posts, "log export from Codex", TRACE_TIMEOUT)
+
+
+@pytest.mark.anyio
+async def test_serve_makes_one_trace_per_run_of_its_mcp_calls(
+    tmp_path: Path, workspace: Path, codex_bin: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CODEX_BIN", codex_bin)  # the server's environment is this one
+    mission = {
+        "workspace_root": str(workspace),
+        "tasks": [{"id": "one", "prompt": "one", "script": [{"shell": "true"}, {"say": "ok"}]}],
+    }
+    with otlp_receiver() as receiver:
+        monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.url)
+        async with stdio_client(tmp_path / "served", "--scripted") as client:
+            for _ in range(2):
+                done = await client.call_tool("batch", {"mission": mission})
+                assert (done.structured_content or {}).get("status") == "ok", done
+            receiver.wait(
+                lambda r: sum(s.name.startswith("run ") for s in r.spans) == 2, "two runs", 10
+            )
+            ours = [s for s in receiver.spans if s.service == "codex-mcp-wrapper"]
+    roots = [s for s in ours if s.name.startswith("run ")]
+    assert len({s.trace_id for s in roots}) == 2 and all(not s.parent_id for s in roots)
+    for root in roots:
+        trace = [s for s in ours if s.trace_id == root.trace_id]
+        command = one(trace, "command")
+        assert chain(trace, command) == ["command", "turn 1", "attempt one", "task one", root.name]
