@@ -209,6 +209,9 @@ async def test_serve_makes_one_trace_per_run_of_its_mcp_calls(
             ours = [s for s in receiver.spans if s.service == "codex-mcp-wrapper"]
     roots = [s for s in ours if s.name.startswith("run ")]
     assert len({s.trace_id for s in roots}) == 2 and all(not s.parent_id for s in roots)
+    # each linked to the MCP SDK's span of the call that ran it (a trace of its own)
+    calls = {s.span_id for s in ours if s.name == "tools/call batch"}
+    assert [len(calls.intersection(root.links)) for root in roots] == [1, 1]
     for root in roots:
         trace = [s for s in ours if s.trace_id == root.trace_id]
         command = one(trace, "command")

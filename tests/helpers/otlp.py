@@ -32,6 +32,7 @@ class ReceivedSpan:
     status_message: str = ""
     start_ns: int = 0
     end_ns: int = 0
+    links: tuple[str, ...] = ()  # the span ids it links to
 
     @classmethod
     def of(cls, span: Span, service: str) -> ReceivedSpan:
@@ -49,6 +50,7 @@ class ReceivedSpan:
             span.status.message,
             span.start_time_unix_nano,
             span.end_time_unix_nano,
+            tuple(link.span_id.hex() for link in span.links),
         )
 
 

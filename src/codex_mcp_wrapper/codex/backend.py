@@ -138,6 +138,9 @@ class LocalBackend:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+        # Traced from the start when the endpoint variable is set (serve's MCP calls too,
+        # whose spans the runs link to); without the otel extra: one sentence, nothing run.
+        tracing()
         # Concurrent runs (MCP calls under `serve`) share settings.workers task slots.
         self.budget = ProcessBudget(settings.workers)
         self.fleet = Fleet(settings)
@@ -150,10 +153,8 @@ class LocalBackend:
         return f"<LocalBackend {self.settings.state_dir} {self.budget!r} {self.fleet!r}>"
 
     def check(self, mission: Mission) -> None:
-        """The pre-flight: a Codex binary, credentials for Codex's own provider, and tracing
-        installed when the endpoint variable asks for traces."""
+        """The pre-flight: a Codex binary, and credentials for Codex's own provider."""
         find_codex_bin(self.settings.codex_bin)
-        tracing()
         if not self.settings.scripted and mission.provider == "codex":
             require_credentials(self.settings)
         check_env_key(mission, self.settings.pass_env)

@@ -1,8 +1,9 @@
 """The wrapper's own spans, exported over OTLP/HTTP: imported only when the standard
 ``OTEL_EXPORTER_OTLP_ENDPOINT`` is set (``codex.telemetry``), never by the engine.
 
-- ``RunSpans``: a local run's trace: ``run RUN_ID`` (its root), ``task TASK_ID`` from the
-  task's queueing to its result, an ``attempt TASK_ID`` per attempt (``TracedExecutor``).
+- ``RunSpans``: a local run's trace: ``run RUN_ID`` (its root, linked to the span that
+  started it if any, e.g. ``serve``'s MCP call), ``task TASK_ID`` from the task's queueing to
+  its result, an ``attempt TASK_ID`` per attempt (``TracedExecutor``).
 - ``AttemptEvents``: an attempt's ``EventSink`` that reads Codex's notifications as they pass
   and makes a ``turn N`` span per turn (``turn/started`` .. ``turn/completed``) and under it a
   ``command`` span per command execution and a ``tool SERVER.TOOL`` span per MCP tool call
@@ -149,10 +150,12 @@ class RunSpans:
         self.tracing = tracing
         self.redact = redact
         self.run_id = run_id
+        caller = trace.get_current_span().get_span_context()  # e.g. serve's MCP call
         self.span = tracing.tracer.start_span(
             f"run {run_id}",
             context=otel_context.Context(),  # a root: one trace per run
             attributes={"run.id": run_id, "mission.id": mission_id},
+            links=[trace.Link(caller)] if caller.is_valid else None,
         )
         self.tasks: dict[str, Span] = {}
         self.statuses: dict[str, TaskState] = {}
