@@ -154,13 +154,18 @@ def test_a_local_run_loads_opentelemetry_only_when_the_endpoint_is_set_and_says_
     ]
     runs = Path(env["CODEX_MCP_WRAPPER_HOME"]) / "runs"
     recorded = sorted(runs.iterdir())  # the run above
-    # With the variable but without the otel extra: one line, before anything is recorded.
-    missing = tmp_path / "missing" / "opentelemetry"
+    # With the variable but without the otel extra (OpenTelemetry's API may be there, the MCP
+    # SDK brings it; its SDK is not): one line, before anything is recorded.
+    missing = tmp_path / "missing" / "opentelemetry" / "sdk"  # in the namespace package
     missing.mkdir(parents=True)
     (missing / "__init__.py").write_text(
-        "raise ModuleNotFoundError(\"No module named 'opentelemetry'\", name='opentelemetry')\n"
+        "raise ModuleNotFoundError(\"No module named 'opentelemetry.sdk'\", "
+        "name='opentelemetry.sdk')\n"
     )
-    env |= {"PYTHONPATH": str(missing.parent), "OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:9"}
+    env |= {
+        "PYTHONPATH": str(tmp_path / "missing"),
+        "OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:9",
+    }
     done = subprocess.run(
         [sys.executable, "-m", "codex_mcp_wrapper", "run", str(path)],
         capture_output=True,
