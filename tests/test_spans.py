@@ -154,3 +154,21 @@ def test_a_failed_turn_and_tool_call_end_in_error_with_their_reasons_redacted(
     assert spans["turn 1"].status.description == "stream [REDACTED]"
     assert spans["turn 1"].attributes is not None
     assert spans["turn 1"].attributes["codex.turn.status"] == "failed"
+
+
+def test_a_call_of_a_mission_tool_is_a_span_failing_when_the_tool_answered_an_error(
+    traced: tuple[Tracing, InMemorySpanExporter],
+) -> None:
+    tracing, exporter = traced
+    call = {"id": "d1", "type": "dynamicToolCall", "tool": "ask_orchestrator", "arguments": {}}
+    with tracing.attempt_events(str)(request(), RecordingSink()) as attempt:
+        attempt.codex_event("t1", *turn_started("u1"))
+        attempt.codex_event("t1", "item/started", {"turnId": "u1", "item": call})
+        done = {**call, "status": "completed", "success": False}
+        attempt.codex_event("t1", "item/completed", {"turnId": "u1", "item": done})
+        attempt.codex_event("t1", *turn_completed("u1", "completed"))
+    spans = by_name(exporter)
+    span = spans["tool ask_orchestrator"]
+    assert span.attributes is not None and span.attributes["codex.tool.name"] == "ask_orchestrator"
+    assert span.status.description == "the tool answered with an error"
+    assert spans["turn 1"].status.status_code is StatusCode.UNSET

@@ -67,6 +67,12 @@ def test_a_local_run_is_one_trace_from_the_run_down_to_its_commands_and_tool_cal
     tasks = [
         secret_task(follow_ups=["again"]),
         {"id": "grep", "prompt": "grep", "script": [grep, {"say": "found"}]},
+        {
+            "id": "ask",
+            "prompt": "ask",
+            "tools": [{"name": "ask_orchestrator", "description": "Ask.", "run": "echo yes"}],
+            "script": [{"tool": {"name": "ask_orchestrator"}}, {"say": "got {last_output}"}],
+        },
         {"id": "broken", "prompt": "fail", "retries": 0, "script": [{"fail": 400}]},
         {
             "id": "stuck",
@@ -92,7 +98,7 @@ def test_a_local_run_is_one_trace_from_the_run_down_to_its_commands_and_tool_cal
         receiver.wait(lambda r: any(s.name == run_name for s in r.spans), "run span", 10)
         ours = [s for s in receiver.spans if s.service == "codex-mcp-wrapper"]
         everything = list(receiver.spans)
-    assert [t["status"] for t in summary["tasks"]] == ["ok", "ok", "failed", "timeout"]
+    assert [t["status"] for t in summary["tasks"]] == ["ok", "ok", "ok", "failed", "timeout"]
     assert (ws / "token.txt").read_text().strip() == SECRET  # the command ran with it
     assert {s.trace_id for s in ours} == {one(ours, run_name).trace_id}  # one trace
     assert one(ours, run_name).parent_id == ""  # its root
@@ -110,6 +116,9 @@ def test_a_local_run_is_one_trace_from_the_run_down_to_its_commands_and_tool_cal
     tool = one(ours, "tool fs.grep")
     assert chain(ours, tool)[1:] == ["turn 1", "attempt grep", "task grep", run_name]
     assert tool.attributes["codex.item.status"] == "completed" and not tool.error
+    asked = one(ours, "tool ask_orchestrator")  # a tool of the mission's, answered here
+    assert chain(ours, asked)[1:] == ["turn 1", "attempt ask", "task ask", run_name]
+    assert not asked.error, asked
     # a failed turn fails its attempt, its task and the run
     failed = [s for s in ours if s.attributes.get("task.id") == "broken"]
     assert {s.name for s in failed if s.error} >= {"turn 1", "attempt broken", "task broken"}

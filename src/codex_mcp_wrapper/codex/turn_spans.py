@@ -1,7 +1,8 @@
 """``AttemptEvents``: an attempt's ``EventSink`` that reads Codex's notifications as they
 pass and makes a ``turn N`` span per turn (``turn/started`` .. ``turn/completed``) and under it
-a ``command`` span per command execution and a ``tool SERVER.TOOL`` span per MCP tool call
-(``item/started`` .. ``item/completed``), each with the time its event arrived. Every text a
+a ``command`` span per command execution, a ``tool SERVER.TOOL`` span per MCP tool call and
+a ``tool NAME`` span per call of the mission's own tools (``item/started`` ..
+``item/completed``), each with the time its event arrived. Every text a
 span holds goes through the run's redactor. Imported only when tracing (``codex.spans``).
 """
 
@@ -21,6 +22,8 @@ from codex_mcp_wrapper.engine.results import TaskState
 from codex_mcp_wrapper.engine.seams import EventSink, TaskRequest
 
 Redact = Callable[[str], str]
+# The items of a turn that get a span: commands, MCP tool calls, calls of the mission's tools
+SPAN_ITEMS = ("commandExecution", "mcpToolCall", "dynamicToolCall")
 # Codex's token counts (``thread/tokenUsage/updated`` ``last``) -> the turn span's attributes
 USAGE_ATTRIBUTES = {
     "inputTokens": "gen_ai.usage.input_tokens",
@@ -37,6 +40,22 @@ def _now() -> int:
 def fail(span: Span, description: str) -> None:
     """Mark ``span`` as failed, saying why (it ends in error)."""
     span.set_status(Status(StatusCode.ERROR, description))
+
+
+def _failure(item: dict[str, Any], status: str, exit_code: Any) -> str | None:
+    """Why a completed item failed (its error, its exit code, its status), or None."""
+    error = item.get("error")
+    if isinstance(error, dict):
+        error = error.get("message")
+    if error:
+        return str(error)
+    if isinstance(exit_code, int) and exit_code != 0:
+        return f"exit code {exit_code}"
+    if status not in ("completed", ""):
+        return f"the {item.get('type')} ended {status}"
+    if item.get("success") is False:
+        return "the tool answered with an error"
+    return None
 
 
 @dataclass
@@ -81,7 +100,7 @@ class AttemptEvents:
         item = params.get("item") or {}
         if method == "turn/started":
             self._start_turn(params)
-        elif method == "item/started" and item.get("type") in ("commandExecution", "mcpToolCall"):
+        elif method == "item/started" and item.get("type") in SPAN_ITEMS:
             self._start_item(item)
         elif method == "item/completed" and str(item.get("id")) in self._items:
             self._end_item(item)
@@ -142,20 +161,23 @@ class AttemptEvents:
         parent = (
             trace.set_span_in_context(self._turn.span) if self._turn is not None else self._parent
         )
-        if item.get("type") == "commandExecution":
-            name = "command"
-            attributes: dict[str, Any] = {
-                "process.command_line": self._redact(unwrap_shell(str(item.get("command", "")))),
-            }
-        else:
-            server, tool = str(item.get("server", "")), str(item.get("tool", ""))
-            name = f"tool {server}.{tool}"
-            attributes = {"mcp.server": server, "mcp.tool": tool}
+        name, attributes = self._describe(item)
         attributes["codex.item.id"] = str(item.get("id", ""))
         attributes["task.id"] = self._request.task_id
         self._items[str(item.get("id"))] = self._tracer.start_span(
             self._redact(name), context=parent, start_time=_now(), attributes=attributes
         )
+
+    def _describe(self, item: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+        """An item's span name and its first attributes."""
+        if item.get("type") == "commandExecution":
+            command = self._redact(unwrap_shell(str(item.get("command", ""))))
+            return "command", {"process.command_line": command}
+        tool = str(item.get("tool", ""))
+        if item.get("type") == "dynamicToolCall":  # a tool of the mission's, answered here
+            return f"tool {tool}", {"codex.tool.name": tool}
+        server = str(item.get("server", ""))
+        return f"tool {server}.{tool}", {"mcp.server": server, "mcp.tool": tool}
 
     def _end_item(self, item: dict[str, Any]) -> None:
         span = self._items.pop(str(item.get("id")))
@@ -166,15 +188,9 @@ class AttemptEvents:
             span.set_attribute("process.exit.code", exit_code)
         if isinstance(item.get("durationMs"), int):
             span.set_attribute("codex.item.duration_ms", item["durationMs"])
-        failed = status not in ("completed", "") or (isinstance(exit_code, int) and exit_code != 0)
-        if failed:
-            error = item.get("error")
-            if isinstance(error, dict):
-                error = error.get("message")
-            reason = error or (
-                f"exit code {exit_code}" if isinstance(exit_code, int) else f"ended {status}"
-            )
-            fail(span, self._redact(str(reason)))
+        reason = _failure(item, status, exit_code)
+        if reason is not None:
+            fail(span, self._redact(reason))
         span.end(end_time=_now())
 
     def _close_items(self, reason: str) -> None:
