@@ -6,13 +6,16 @@ attempt; all received on a test's OTLP endpoint, with no secret in any of them."
 from __future__ import annotations
 
 import json
+import socket
 import sys
+import time
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from codex_mcp_wrapper.codex.telemetry import FLUSH_WITHIN
 from tests.helpers.cli import REPO, run_cli
 from tests.helpers.mcp_client import stdio_client
 from tests.helpers.missions import write_mission
@@ -159,7 +162,8 @@ def test_a_temporal_run_is_one_trace_with_the_submitters_and_the_hosts_spans(
                     ("codex-mcp-wrapper-host", "command"),
                 },
                 TRACE_TIMEOUT,
-            )
+                at_least={"RunActivity:run_task": 2},  # a host's spans end in this order:
+            )  # command, turn, attempt, activity; and are exported in that order
             everything = list(receiver.spans)
     tasks_run = [s for s in spans if s.name == "RunActivity:run_task"]
     assert len(tasks_run) == 2, spans  # each task's attempt, in the mission's trace
@@ -225,3 +229,28 @@ async def test_serve_makes_one_trace_per_run_of_its_mcp_calls(
         trace = [s for s in ours if s.trace_id == root.trace_id]
         command = one(trace, "command")
         assert chain(trace, command) == ["command", "turn 1", "attempt one", "task one", root.name]
+
+
+def refused_port() -> int:
+    """A port on 127.0.0.1 where nothing listens (connections are refused)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_a_collector_that_is_down_neither_slows_the_run_nor_holds_its_exit_up_for_long(
+    tmp_path: Path, cli_env: dict[str, str]
+) -> None:
+    # Exporting from the event loop held up the run ~6 s per span (the exporter's retries):
+    # this run took 76 s instead of 1.5 s. Now spans leave from a thread of their own.
+    tasks = [secret_task(follow_ups=["again"]), {"id": "t2", "prompt": "two"}]
+    path = write_mission(tmp_path / "m.yaml", tmp_path / "ws", tasks, provider="scripted")
+    env = {**cli_env, "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{refused_port()}"}
+    started = time.monotonic()
+    done = run_cli(["run", str(path), "--json"], env)
+    took = time.monotonic() - started
+    assert done.returncode == 0, done.stderr
+    summary = json.loads(done.stdout)
+    assert summary["duration_ms"] < 20_000, summary  # the run itself: not held up
+    # the exit waits at most FLUSH_WITHIN for the spans left (plus the process's start-up)
+    assert took < summary["duration_ms"] / 1000 + FLUSH_WITHIN + 15, took

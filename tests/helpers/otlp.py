@@ -87,14 +87,19 @@ class Receiver:
             if not self.changed.wait_for(lambda: holds(self), timeout):
                 raise AssertionError(f"no {what}: {self.posts} {self.spans[:20]}")
 
-    def wait_for_trace(self, wanted: set[tuple[str, str]], timeout: float) -> list[ReceivedSpan]:
-        """The spans of a trace holding every (service, span name) of ``wanted``; fails
-        after ``timeout`` s."""
+    def wait_for_trace(
+        self, wanted: set[tuple[str, str]], timeout: float, at_least: dict[str, int] | None = None
+    ) -> list[ReceivedSpan]:
+        """The spans of a trace holding every (service, span name) of ``wanted`` and, for each
+        name of ``at_least``, that many spans of it (spans arrive in batches: wait for the
+        last ones); fails after ``timeout`` s."""
 
         def found() -> list[ReceivedSpan] | None:
             for trace_id in {s.trace_id for s in self.spans}:
                 spans = [s for s in self.spans if s.trace_id == trace_id]
-                if wanted <= {(s.service, s.name) for s in spans}:
+                counts = {n: sum(s.name == n for s in spans) for n in at_least or {}}
+                enough = all(counts[n] >= k for n, k in (at_least or {}).items())
+                if wanted <= {(s.service, s.name) for s in spans} and enough:
                     return spans
             return None
 

@@ -10,13 +10,16 @@
 
 Every text an attribute or a status holds goes through the run's redactor first: secrets
 never reach the exporter. Exceptions are never recorded as span events (their messages and
-tracebacks could hold anything). Spans are exported as they end (a simple processor): the CLI
-leaves with ``os._exit``, which would drop a batch still waiting.
+tracebacks could hold anything). Spans are exported from a thread of the SDK's within
+``EXPORT_DELAY_MS`` of their end; ``flush`` sends what is left when the process exits (the
+CLI calls it before ``os._exit``), for a bounded time.
 """
 
 from __future__ import annotations
 
+import atexit
 import contextlib
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
@@ -25,7 +28,7 @@ from opentelemetry import trace
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from opentelemetry.trace import Span, Tracer
 
 from codex_mcp_wrapper.codex.turn_spans import AttemptEvents, Redact, fail
@@ -35,21 +38,44 @@ from codex_mcp_wrapper.engine.seams import EventSink, TaskExecutor, TaskOutcome,
 
 AttemptEnded = Callable[[TaskOutcome], None]
 NOT_OK = ("failed", "timeout", "cancelled")  # task statuses that end a span in error
+# Spans go out from a thread of the SDK's, never from the event loop: an exporter waits and
+# retries for seconds when the collector is slow or down (measured: ~6 s per span with
+# nothing listening, which held up every turn of a run by as much). They leave this often
+# (no need to wait for a full batch), and what is left is sent when the process exits, for a
+# bounded time (``flush``: the SDK's own flush at exit may wait 30 s, and ``os._exit`` skips it).
+EXPORT_DELAY_MS = 200
 _process: list[Tracing] = []  # this process's tracing, once made
+_ours: list[TracerProvider] = []  # the provider this module made (not a program's own)
 
 
-def process_tracing(service: str) -> Tracing:
-    """This process's tracing: the tracer provider already set (Temporal's host, or a program
-    using the Python API that set its own), else one exporting to the endpoint variable."""
+def process_tracing(service: str, flush_within: float) -> Tracing:
+    """This process's tracing: the tracer provider already set (a program using the Python
+    API that set its own), else one exporting to the endpoint variable, flushed at exit
+    within ``flush_within`` seconds."""
     if not _process:
         provider = trace.get_tracer_provider()
         if isinstance(provider, trace.ProxyTracerProvider):  # nobody set one
-            ours = TracerProvider(resource=Resource.create({"service.name": service}))
-            ours.add_span_processor(SimpleSpanProcessor(OTLPSpanExporter()))
+            ours = TracerProvider(
+                resource=Resource.create({"service.name": service}), shutdown_on_exit=False
+            )
+            ours.add_span_processor(
+                BatchSpanProcessor(OTLPSpanExporter(), schedule_delay_millis=EXPORT_DELAY_MS)
+            )
             trace.set_tracer_provider(ours)
+            _ours.append(ours)
+            atexit.register(flush, flush_within)
             provider = ours
         _process.append(Tracing(provider.get_tracer("codex_mcp_wrapper")))
     return _process[0]
+
+
+def flush(within: float) -> None:
+    """Send the spans not yet exported, waiting at most ``within`` seconds (a collector that
+    is down does not hold the exit up): the flush runs in a thread of its own, let go after."""
+    for provider in _ours:
+        sending = threading.Thread(target=provider.force_flush, name="otel-flush", daemon=True)
+        sending.start()
+        sending.join(within)
 
 
 @dataclass

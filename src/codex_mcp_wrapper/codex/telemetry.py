@@ -8,6 +8,7 @@ it, and without the ``otel`` extra installed the variable fails in one sentence.
 from __future__ import annotations
 
 import os
+import sys
 from typing import TYPE_CHECKING
 
 from codex_mcp_wrapper.errors import EnvironmentProblem
@@ -18,6 +19,7 @@ if TYPE_CHECKING:
 ENDPOINT_ENV = "OTEL_EXPORTER_OTLP_ENDPOINT"
 SERVICE_ENV = "OTEL_SERVICE_NAME"
 LOCAL_SERVICE = "codex-mcp-wrapper"  # the service name of local runs' spans
+FLUSH_WITHIN = 5.0  # s: the spans left when a process exits; a collector that is down costs this
 OTEL_EXTRA = (
     f"{ENDPOINT_ENV} is set but tracing is not installed here; install it with "
     "`pip install 'codex-mcp-wrapper[otel]'` or unset the variable."
@@ -38,4 +40,12 @@ def tracing(service: str = LOCAL_SERVICE) -> Tracing | None:
         from codex_mcp_wrapper.codex.spans import process_tracing
     except ImportError as exc:
         raise EnvironmentProblem(OTEL_EXTRA) from exc
-    return process_tracing(os.environ.get(SERVICE_ENV) or service)
+    return process_tracing(os.environ.get(SERVICE_ENV) or service, FLUSH_WITHIN)
+
+
+def flush_traces(within: float = FLUSH_WITHIN) -> None:
+    """Send the spans not yet exported, if this process traced at all (bounded: a collector
+    that is down does not hold the exit up longer than ``within`` seconds)."""
+    spans = sys.modules.get("codex_mcp_wrapper.codex.spans")
+    if spans is not None:
+        spans.flush(within)
