@@ -22,7 +22,7 @@ from tests.helpers.missions import write_mission
 from tests.helpers.otlp import ReceivedSpan, otlp_receiver
 from tests.helpers.temporal import temporal_rig
 
-TRACE_TIMEOUT = 60  # spans are exported as they end; the host's come with its attempts
+TRACE_TIMEOUT = 60  # spans leave in batches every 0.2 s; the host's come with its attempts
 SECRET = "sekrit-token-4242"
 FS_SERVER = REPO / "examples" / "mcp-smoke" / "fs_server.py"
 
