@@ -15,6 +15,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import StatusCode
 
 from codex_mcp_wrapper.codex.spans import Tracing
+from codex_mcp_wrapper.codex.turn import TraceCarrier
 from codex_mcp_wrapper.engine.redaction import Redactor
 from codex_mcp_wrapper.engine.seams import TaskRequest, TaskSpec
 from tests.helpers.sinks import RecordingSink
@@ -172,3 +173,18 @@ def test_a_call_of_a_mission_tool_is_a_span_failing_when_the_tool_answered_an_er
     assert span.attributes is not None and span.attributes["codex.tool.name"] == "ask_orchestrator"
     assert span.status.description == "the tool answered with an error"
     assert spans["turn 1"].status.status_code is StatusCode.UNSET
+
+
+def test_the_trace_context_codex_gets_names_the_attempt_and_only_the_sampled_flag(
+    traced: tuple[Tracing, InMemorySpanExporter],
+) -> None:
+    tracing, exporter = traced
+    with (
+        tracing.attempt(request(), str),
+        tracing.attempt_events(str)(request(), RecordingSink()) as attempt,
+    ):
+        assert isinstance(attempt, TraceCarrier)  # what the worker looks for
+        context = attempt.trace_context()
+    span = by_name(exporter)["attempt t1"].context
+    # Codex's propagator refuses a version-00 traceparent with flags beyond "sampled"
+    assert context["traceparent"] == f"00-{span.trace_id:032x}-{span.span_id:016x}-01"

@@ -131,6 +131,14 @@ def test_a_local_run_is_one_trace_from_the_run_down_to_its_commands_and_tool_cal
     assert cut.error and cut.attributes["codex.turn.status"] == "interrupted", cut
     assert chain(ours, one(stuck, "command"))[1:3] == ["turn 1", "attempt stuck"]
     assert one(ours, run_name).error
+    # Codex's own spans of each turn (it continues the trace turn/start carries) hang under
+    # the attempt that asked for the turn
+    codex = [s for s in everything if s.service == "codex-app-server"]
+    joined = [s for s in codex if s.trace_id == one(ours, run_name).trace_id]
+    codex_ids = {s.span_id for s in joined}
+    attempts = {s.span_id: s.name for s in ours if s.name.startswith("attempt ")}
+    tops = {attempts.get(s.parent_id, s.parent_id) for s in joined if s.parent_id not in codex_ids}
+    assert tops == {f"attempt {t}" for t in ("work", "grep", "ask", "broken", "stuck")}, tops
     # the secret reached none of the spans, ours or Codex's own
     assert SECRET not in texts_of(everything)
 

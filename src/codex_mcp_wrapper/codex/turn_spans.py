@@ -16,6 +16,7 @@ from typing import Any
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.trace import Span, Status, StatusCode, Tracer
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from codex_mcp_wrapper.codex.evidence import unwrap_shell
 from codex_mcp_wrapper.engine.results import TaskState
@@ -85,6 +86,19 @@ class AttemptEvents:
         self._turns_started = 0
         self._turn: _Turn | None = None
         self._items: dict[str, Span] = {}
+
+    def trace_context(self) -> dict[str, str]:
+        """The attempt's W3C trace context (``traceparent``), for Codex's own spans
+        (``codex.turn.TraceCarrier``)."""
+        carrier: dict[str, str] = {}
+        TraceContextTextMapPropagator().inject(carrier, context=self._parent)
+        version, trace_id, span_id, flags = (carrier.get("traceparent") or "---").split("-")
+        if not trace_id:
+            return {}
+        # Only the sampled flag: Codex's propagator refuses a version-00 traceparent whose
+        # flags say more (the SDK's "random trace id" bit, 0x02, is set by default).
+        sampled = int(flags, 16) & 0x01
+        return {**carrier, "traceparent": f"{version}-{trace_id}-{span_id}-{sampled:02x}"}
 
     def codex_event(self, task_id: str, method: str, params: dict[str, Any]) -> None:
         self._see(method, params)
