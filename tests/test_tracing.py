@@ -172,6 +172,14 @@ def test_a_temporal_run_is_one_trace_with_the_submitters_and_the_hosts_spans(
                 TRACE_TIMEOUT,
                 at_least={"RunActivity:run_task": 2},  # a host's spans end in this order:
             )  # command, turn, attempt, activity; and are exported in that order
+            mission = spans[0].trace_id
+            receiver.wait(  # Codex exports its own in batches of its own, a few seconds apart
+                lambda r: any(
+                    s.service == "codex-app-server" for s in r.spans if s.trace_id == mission
+                ),
+                "Codex's spans in the mission's trace",
+                TRACE_TIMEOUT,
+            )
             everything = list(receiver.spans)
     tasks_run = [s for s in spans if s.name == "RunActivity:run_task"]
     assert len(tasks_run) == 2, spans  # each task's attempt, in the mission's trace
@@ -184,6 +192,11 @@ def test_a_temporal_run_is_one_trace_with_the_submitters_and_the_hosts_spans(
     assert command.attributes["process.command_line"] == "echo [REDACTED] > token.txt"
     turns = [s for s in spans if s.name == "turn 1"]
     assert sorted(chain(spans, s)[1] for s in turns) == ["attempt t1", "attempt t2"]
+    # Codex's spans of a turn on the host hang under the host's attempt span too (its workers
+    # still run: the spans it has not exported yet are the parents of some received)
+    joined = [s for s in everything if s.service == "codex-app-server" and s.trace_id == mission]
+    attempts = {s.span_id: s.name for s in spans if s.name.startswith("attempt ")}
+    assert {attempts[s.parent_id] for s in joined if s.parent_id in attempts}, joined[:5]
     assert SECRET not in texts_of(everything)
 
 
