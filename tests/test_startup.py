@@ -16,6 +16,7 @@ import pytest
 
 from codex_mcp_wrapper.cli.main import COMMANDS, cli, load_command
 from tests.helpers.cli import REPO
+from tests.helpers.missions import write_mission
 
 # Modules only `serve`, `run`, `worker`, the cassette and model commands need: third-party
 # packages by name, and our own by prefix (the stdio front is light by design: `serve` loads
@@ -138,3 +139,43 @@ def test_a_default_install_has_no_temporal_and_says_how_to_get_it(tmp_path: Path
         assert done.returncode == 3, done.stderr
         assert "pip install 'codex-mcp-wrapper[temporal]'" in done.stderr
         assert done.stderr.count("\n") == 1, done.stderr
+
+
+def test_a_local_run_loads_opentelemetry_only_when_the_endpoint_is_set_and_says_how_to_get_it(
+    tmp_path: Path, cli_env: dict[str, str]
+) -> None:
+    path = write_mission(
+        tmp_path / "m.yaml", tmp_path / "ws", [{"id": "t1", "prompt": "hi"}], provider="scripted"
+    )
+    env = {k: v for k, v in cli_env.items() if not k.startswith("OTEL_")}
+    modules = imported_by(["run", str(path), "--json"], env)
+    assert not [
+        m for m in modules if m.startswith(("opentelemetry", "codex_mcp_wrapper.codex.spans"))
+    ]
+    runs = Path(env["CODEX_MCP_WRAPPER_HOME"]) / "runs"
+    recorded = sorted(runs.iterdir())  # the run above
+    # With the variable but without the otel extra (OpenTelemetry's API may be there, the MCP
+    # SDK brings it; its SDK is not): one line, before anything is recorded.
+    missing = tmp_path / "missing" / "opentelemetry" / "sdk"  # in the namespace package
+    missing.mkdir(parents=True)
+    (missing / "__init__.py").write_text(
+        "raise ModuleNotFoundError(\"No module named 'opentelemetry.sdk'\", "
+        "name='opentelemetry.sdk')\n"
+    )
+    env |= {
+        "PYTHONPATH": str(tmp_path / "missing"),
+        "OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:9",
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "codex_mcp_wrapper", "run", str(path)],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=REPO,
+        timeout=120,
+        stdin=subprocess.DEVNULL,
+    )
+    assert done.returncode == 3, done.stderr
+    assert "pip install 'codex-mcp-wrapper[otel]'" in done.stderr
+    assert done.stderr.count("\n") == 1, done.stderr
+    assert sorted(runs.iterdir()) == recorded

@@ -1,18 +1,23 @@
 """A tiny OTLP/HTTP trace receiver on 127.0.0.1: it decodes each export (protobuf, with
-opentelemetry-proto) and keeps the spans, each with its service's name."""
+opentelemetry-proto) and keeps the spans, each with its service's name, its parent, its
+attributes (as plain values) and its status."""
 
 from __future__ import annotations
 
 import contextlib
 import threading
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceRequest,
     ExportTraceServiceResponse,
 )
+from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
+
+STATUS_ERROR = Status.STATUS_CODE_ERROR
 
 
 @dataclass(frozen=True)
@@ -20,6 +25,33 @@ class ReceivedSpan:
     trace_id: str
     name: str
     service: str
+    span_id: str = ""
+    parent_id: str = ""  # "" for a trace's root
+    attributes: dict[str, Any] = field(default_factory=dict)
+    error: bool = False  # its status is ERROR
+    status_message: str = ""
+    start_ns: int = 0
+    end_ns: int = 0
+    links: tuple[str, ...] = ()  # the span ids it links to
+
+    @classmethod
+    def of(cls, span: Span, service: str) -> ReceivedSpan:
+        return cls(
+            span.trace_id.hex(),
+            span.name,
+            service,
+            span.span_id.hex(),
+            span.parent_span_id.hex(),
+            {
+                a.key: getattr(a.value, a.value.WhichOneof("value") or "string_value")
+                for a in span.attributes
+            },
+            span.status.code == STATUS_ERROR,
+            span.status.message,
+            span.start_time_unix_nano,
+            span.end_time_unix_nano,
+            tuple(link.span_id.hex() for link in span.links),
+        )
 
 
 class Receiver:
@@ -44,7 +76,7 @@ class Receiver:
                 "",
             )
             for scope in resource_spans.scope_spans:
-                got += [ReceivedSpan(s.trace_id.hex(), s.name, service) for s in scope.spans]
+                got += [ReceivedSpan.of(s, service) for s in scope.spans]
         with self.changed:
             self.spans += got
             self.changed.notify_all()
@@ -55,14 +87,19 @@ class Receiver:
             if not self.changed.wait_for(lambda: holds(self), timeout):
                 raise AssertionError(f"no {what}: {self.posts} {self.spans[:20]}")
 
-    def wait_for_trace(self, wanted: set[tuple[str, str]], timeout: float) -> list[ReceivedSpan]:
-        """The spans of a trace holding every (service, span name) of ``wanted``; fails
-        after ``timeout`` s."""
+    def wait_for_trace(
+        self, wanted: set[tuple[str, str]], timeout: float, at_least: dict[str, int] | None = None
+    ) -> list[ReceivedSpan]:
+        """The spans of a trace holding every (service, span name) of ``wanted`` and, for each
+        name of ``at_least``, that many spans of it (spans arrive in batches: wait for the
+        last ones); fails after ``timeout`` s."""
 
         def found() -> list[ReceivedSpan] | None:
             for trace_id in {s.trace_id for s in self.spans}:
                 spans = [s for s in self.spans if s.trace_id == trace_id]
-                if wanted <= {(s.service, s.name) for s in spans}:
+                counts = {n: sum(s.name == n for s in spans) for n in at_least or {}}
+                enough = all(counts[n] >= k for n, k in (at_least or {}).items())
+                if wanted <= {(s.service, s.name) for s in spans} and enough:
                     return spans
             return None
 

@@ -17,6 +17,7 @@ import click
 
 from codex_mcp_wrapper import __version__
 from codex_mcp_wrapper.cli.options import JsonOutput, add_global_options, global_options
+from codex_mcp_wrapper.codex.telemetry import flush_traces
 from codex_mcp_wrapper.errors import (
     EXIT_INTERRUPTED,
     EXIT_INVALID_INPUT,
@@ -184,6 +185,7 @@ def _exit(code: int | str | None, whole_process: bool) -> NoReturn:
     runtime = sys.modules.get("temporalio.runtime")
     started = getattr(getattr(runtime, "_runtime_ref", None), "_default_runtime", None)
     if started is not None and whole_process:
+        flush_traces()  # os._exit skips the tracer provider's own flush at exit
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(code if isinstance(code, int) else (0 if code is None else 1))

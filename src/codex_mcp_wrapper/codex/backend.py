@@ -32,6 +32,7 @@ from codex_mcp_wrapper.codex.home import (
     write_api_key_auth,
     write_codex_home,
 )
+from codex_mcp_wrapper.codex.telemetry import endpoint, tracing
 from codex_mcp_wrapper.codex.worker import AppServerWorker
 from codex_mcp_wrapper.codex.worker_spec import WorkerSpec
 from codex_mcp_wrapper.engine.events import ModelRequest
@@ -82,7 +83,7 @@ class WorkerFactory:
                 if self.settings.sync_codex_config
                 else None,
                 # Codex's own telemetry joins the wrapper's, where the standard variable says
-                extra=otel_config(os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT")),
+                extra=otel_config(endpoint()),
             ),
         )
         forget = self._log_in(home, label)
@@ -127,12 +128,19 @@ class WorkerFactory:
         return ()
 
 
+def _as_is(executor: TaskExecutor) -> TaskExecutor:
+    return executor
+
+
 class LocalBackend:
     """The ``Backend`` of local runs: a fleet of app-server workers, shared by the runs of
     one profile; within ``warm()`` it (and the scripted model) outlives each run."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+        # Traced from the start when the endpoint variable is set (serve's MCP calls too,
+        # whose spans the runs link to); without the otel extra: one sentence, nothing run.
+        tracing()
         # Concurrent runs (MCP calls under `serve`) share settings.workers task slots.
         self.budget = ProcessBudget(settings.workers)
         self.fleet = Fleet(settings)
@@ -175,18 +183,25 @@ class LocalBackend:
     ) -> None:
         """Schedule the tasks on this machine's workers (``Backend.run_tasks``); a task the
         runner never reached (the workers could not start) is recorded by
-        ``engine.lifecycle.drive_run``."""
-        async with self.open(mission, run) as executor:
-            runner = MissionRunner(
-                run.run_id,
-                list(tasks),
-                executor,
-                run.publish,
-                retry_backoff,
-                token_budget=mission.budget.tokens if mission.budget else None,
-                cancels=run.cancels,
-            )
-            await runner.schedule()
+        ``engine.lifecycle.drive_run``. When this process traces, the run is a trace of its
+        own: ``run``, ``task`` and ``attempt`` spans around the attempts' (``codex.spans``)."""
+        traces = tracing()
+        with contextlib.ExitStack() as stack:
+            publish, traced = run.publish, _as_is
+            if traces is not None:
+                spans = stack.enter_context(traces.run(run.run_id, mission.mission_id, run.redact))
+                publish, traced = spans.publishing(run.publish), spans.traced
+            async with self.open(mission, run) as executor:
+                runner = MissionRunner(
+                    run.run_id,
+                    list(tasks),
+                    traced(executor),
+                    publish,
+                    retry_backoff,
+                    token_budget=mission.budget.tokens if mission.budget else None,
+                    cancels=run.cancels,
+                )
+                await runner.schedule()
 
     @contextlib.asynccontextmanager
     async def open(self, mission: Mission, run: RunContext) -> AsyncIterator[TaskExecutor]:
@@ -201,8 +216,14 @@ class LocalBackend:
             async with self.fleet.lease(
                 factory.profile(), factory, granted, run.thread_workers
             ) as pool:
+                traces = tracing()
                 executor = LocalExecutor(
-                    pool, models, run.approvals, limit=granted, tools=run.tools
+                    pool,
+                    models,
+                    run.approvals,
+                    limit=granted,
+                    tools=run.tools,
+                    trace=None if traces is None else traces.attempt_events(run.redact),
                 )
                 worktrees = Worktrees(executor, self.settings.state_dir)
                 self._executors[run.run_id] = executor  # steer reaches the turns through it

@@ -7,7 +7,8 @@ import asyncio
 import contextlib
 import dataclasses
 import shutil
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,9 @@ from codex_mcp_wrapper.engine.seams import (
 from codex_mcp_wrapper.errors import WorkerStartError
 from codex_mcp_wrapper.missions.checks import Evidence, evaluate, failure_message
 from codex_mcp_wrapper.missions.paths import inside
+
+# Wraps an attempt's sink while the attempt runs (``codex.spans``: its turns' spans).
+AttemptTrace = Callable[[TaskRequest, EventSink], AbstractContextManager[EventSink]]
 
 
 def collect_artifacts(workspace: Path, globs: list[str], dest: Path) -> list[str]:
@@ -60,6 +64,10 @@ class _Gathering:
         self._sink.thread_progress(task_id, thread_id, worker, turns_done)
 
 
+def _untraced(_request: TaskRequest, sink: EventSink) -> AbstractContextManager[EventSink]:
+    return contextlib.nullcontext(sink)
+
+
 class LocalExecutor:
     """Lends a worker from the pool for one attempt of a task; a worker that broke is closed
     and the pool starts a fresh one under the same label the next time it is lent."""
@@ -71,11 +79,14 @@ class LocalExecutor:
         approvals: ApprovalHandler | None = None,
         limit: int | None = None,
         tools: ToolHandler | None = None,
+        trace: AttemptTrace | None = None,
     ) -> None:
         """``models`` maps a task id to the model name its threads must use (the scripted
         model tells tasks apart by it); ``approvals`` answers the run's approval requests;
-        ``limit`` bounds the run's tasks at once (the pool may serve other runs too)."""
+        ``limit`` bounds the run's tasks at once (the pool may serve other runs too);
+        ``trace`` sees each attempt's events when the process traces."""
         self.pool = pool
+        self.trace = trace
         self.models = dict(models or {})
         self.approvals = approvals
         self.tools = tools
@@ -114,7 +125,9 @@ class LocalExecutor:
         self._lent[key] = worker
         try:
             gathering = _Gathering(sink, evidence)
-            outcome = await worker.run(request, gathering, self.approvals, self.tools)
+            traced = self.trace or _untraced
+            with traced(request, gathering) as events:
+                outcome = await worker.run(request, events, self.approvals, self.tools)
             if outcome.worker_broken:
                 sink.task_state(request.task_id, "worker-lost", worker.label, outcome.error or "")
                 await worker.aclose()  # the pool starts a fresh one when it is next lent

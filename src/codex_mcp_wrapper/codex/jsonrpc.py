@@ -143,16 +143,23 @@ class JsonRpcConnection:
                 raise WorkerDied(f"{self._name} stopped reading its input ({exc}).") from exc
 
     async def request(
-        self, method: str, params: dict[str, Any] | None = None, timeout: float = 30.0
+        self,
+        method: str,
+        params: dict[str, Any] | None = None,
+        timeout: float = 30.0,
+        trace: dict[str, str] | None = None,
     ) -> dict[str, Any]:
+        """Send ``method`` and wait (``timeout``) for its answer; ``trace``: a W3C trace
+        context (``traceparent``) app-server continues its own spans of the request from."""
         rid = next(self._ids)
         future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         self._pending[rid] = future
         self._methods[rid] = method
         try:
-            await self._send(
-                {"jsonrpc": "2.0", "id": rid, "method": method, "params": params or {}}
-            )
+            message = {"jsonrpc": "2.0", "id": rid, "method": method, "params": params or {}}
+            if trace:
+                message["trace"] = trace
+            await self._send(message)
             async with asyncio.timeout(timeout):
                 return await future
         except TimeoutError as exc:

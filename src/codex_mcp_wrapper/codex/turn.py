@@ -16,7 +16,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 from codex_mcp_wrapper.codex.jsonrpc import (
     CLOSED,
@@ -62,6 +62,15 @@ class BudgetExceeded(Exception):
         self.usage = dict(usage or {})
 
 
+@runtime_checkable
+class TraceCarrier(Protocol):
+    """A sink carrying its attempt's trace (``codex.turn_spans.AttemptEvents``, when traced):
+    its W3C trace context goes with each ``turn/start``, so Codex's own spans of the turn
+    are in the attempt's trace."""
+
+    def trace_context(self) -> dict[str, str]: ...
+
+
 @dataclass
 class TurnState:
     final_message: str | None = None
@@ -92,6 +101,7 @@ class Turn:
     # Given the turn's tokens so far: None, or why the task is over its token budget.
     token_check: Callable[[int], str | None] | None = None
     ended: bool = field(default=False, init=False)  # its loop is over: nothing to steer
+    trace: dict[str, str] | None = None  # the attempt's W3C trace context (TraceCarrier)
 
     async def run(
         self,
@@ -111,7 +121,7 @@ class Turn:
         if output_schema is not None and review is None:
             params["outputSchema"] = output_schema
         try:
-            result = await self.conn.request(method, params, self.timeouts.request)
+            result = await self.conn.request(method, params, self.timeouts.request, self.trace)
         except RpcError as exc:
             error = {"code": exc.code, "data": exc.data, "message": str(exc)}
             if retryable_error(error):

@@ -35,7 +35,7 @@ from codex_mcp_wrapper.codex.threads import (
     thread_event,
     thread_params,
 )
-from codex_mcp_wrapper.codex.turn import Turn
+from codex_mcp_wrapper.codex.turn import TraceCarrier, Turn
 from codex_mcp_wrapper.codex.worker_log import log_size, log_tail
 from codex_mcp_wrapper.codex.worker_spec import WorkerSpec
 from codex_mcp_wrapper.engine.approval_policies import fixed
@@ -322,6 +322,7 @@ class AppServerWorker:
             on_retry=functools.partial(sink.task_state, request.task_id, "running", self.label),
             model_url=str(request.spec.config.get("openai_base_url") or self.spec.model_url or "")
             or None,
+            trace=sink.trace_context() if isinstance(sink, TraceCarrier) else None,
         )
 
     async def steer(self, run_id: str, task_id: str, text: str) -> str | None:

@@ -240,8 +240,9 @@ class HostActivities:
         try:
             async with self._executor(request.run_id, mission, redactor) as executor:
                 request = self._place_thread(request, executor.pool.labels)
-                with attempt_span(request.run_id, request.task_id, request.attempt):
+                with attempt_span(request, redactor.text) as traced:
                     outcome = await executor.execute(request, sink)
+                    traced(outcome)
             thread_id, status = outcome.thread_id, outcome.status
         except asyncio.CancelledError:
             if activity.is_worker_shutdown():

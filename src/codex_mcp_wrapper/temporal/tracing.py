@@ -1,61 +1,52 @@
 """OpenTelemetry traces across the Temporal hop, when the standard
 ``OTEL_EXPORTER_OTLP_ENDPOINT`` is set: the submitter's client and each host's workers get
 Temporal's ``TracingInterceptor``, so starting a mission's workflow, the workflow and each
-task's activity on a host are spans of one trace, exported over OTLP/HTTP.
+task's activity on a host are spans of one trace, exported over OTLP/HTTP. On a host each
+activity holds an ``attempt TASK_ID`` span, and under it the attempt's turns, commands and
+tool calls (``codex.spans``, from the events the attempt's executor passes on).
 
-Nothing here is imported unless the variable is set (the ``otel`` extra: opentelemetry-sdk
-and its OTLP/HTTP exporter). Spans are exported as they end (a simple processor): the CLI
-leaves with ``os._exit``, which would drop a batch still waiting.
+Nothing of OpenTelemetry is imported unless the variable is set (``codex.telemetry``; the
+``otel`` extra: opentelemetry-sdk and its OTLP/HTTP exporter).
 """
 
 from __future__ import annotations
 
 import contextlib
-import os
+from collections.abc import Callable
 from contextlib import AbstractContextManager
 from typing import Any
 
+from codex_mcp_wrapper.codex.telemetry import LOCAL_SERVICE, OTEL_EXTRA, endpoint, tracing
+from codex_mcp_wrapper.engine.seams import TaskOutcome, TaskRequest
 from codex_mcp_wrapper.errors import EnvironmentProblem
 
-ENDPOINT_ENV = "OTEL_EXPORTER_OTLP_ENDPOINT"
-OTEL_EXTRA = (
-    f"{ENDPOINT_ENV} is set but tracing is not installed here; install it with "
-    "`pip install 'codex-mcp-wrapper[otel]'` or unset the variable."
-)
-_installed: list[Any] = []  # the process's tracer provider, once made
+AttemptEnded = Callable[[TaskOutcome], None]  # takes the attempt's outcome, for its span
 
 
 def tracing_interceptors(role: str) -> list[Any]:
     """Temporal interceptors tracing this process (``role``: submitter or host, its service
-    name unless ``OTEL_SERVICE_NAME`` says otherwise); none without the endpoint variable."""
-    if not os.environ.get(ENDPOINT_ENV):
+    name ``codex-mcp-wrapper-ROLE`` unless ``OTEL_SERVICE_NAME`` says otherwise); none
+    without the endpoint variable."""
+    if endpoint() is None:
         return []
     try:
-        from opentelemetry import trace
-        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-        from opentelemetry.sdk.resources import Resource
-        from opentelemetry.sdk.trace import TracerProvider
-        from opentelemetry.sdk.trace.export import SimpleSpanProcessor
         from temporalio.contrib.opentelemetry import TracingInterceptor
     except ImportError as exc:
         raise EnvironmentProblem(OTEL_EXTRA) from exc
-    if not _installed:
-        name = os.environ.get("OTEL_SERVICE_NAME") or f"codex-mcp-wrapper-{role}"
-        provider = TracerProvider(resource=Resource.create({"service.name": name}))
-        provider.add_span_processor(SimpleSpanProcessor(OTLPSpanExporter()))
-        trace.set_tracer_provider(provider)
-        _installed.append(provider)
+    tracing(f"{LOCAL_SERVICE}-{role}")  # this process's provider, before the interceptor's use
     return [TracingInterceptor()]
 
 
-def attempt_span(run_id: str, task_id: str, attempt: int) -> AbstractContextManager[Any]:
-    """A span for one attempt of a task on this host, inside the activity's span (nothing
-    when this process is not traced)."""
-    if not _installed:
-        return contextlib.nullcontext()
-    from opentelemetry import trace
+def _untraced(_outcome: TaskOutcome) -> None:
+    pass
 
-    return trace.get_tracer("codex_mcp_wrapper").start_as_current_span(
-        f"attempt {task_id}",
-        attributes={"run.id": run_id, "task.id": task_id, "task.attempt": attempt},
-    )
+
+def attempt_span(
+    request: TaskRequest, redact: Callable[[str], str]
+) -> AbstractContextManager[AttemptEnded]:
+    """A span for one attempt of a task on this host, inside the activity's span; it yields
+    what takes the attempt's outcome (nothing when this process is not traced)."""
+    traces = tracing()
+    if traces is None:
+        return contextlib.nullcontext(_untraced)
+    return traces.attempt(request, redact)
