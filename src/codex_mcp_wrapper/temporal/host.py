@@ -6,7 +6,8 @@ and tasks), one the host's own queue ``QUEUE@HOST`` (attempts continuing a threa
 holds). The ``run_task`` activity opens the run's executor once per host and run (the
 scripted model serves a run once), runs one attempt on it, and sends its events, artifacts and
 the thread's rollout to the shared store; the attempt heartbeats while it runs, so a host that
-dies is noticed and its tasks go to another host.
+dies is noticed and its tasks go to another host, and answers the steers of its task left in
+the shared store (``steering.mailbox``).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import functools
 import json
 import logging
 import shutil
@@ -43,6 +45,7 @@ from codex_mcp_wrapper.temporal.carry import OUTCOME
 from codex_mcp_wrapper.temporal.connect import connect, sandbox_runner, server_answers
 from codex_mcp_wrapper.temporal.host_sink import HostSink
 from codex_mcp_wrapper.temporal.shared import DirectoryStore, SharedStore
+from codex_mcp_wrapper.temporal.steering import mailbox
 from codex_mcp_wrapper.temporal.tracing import attempt_span
 from codex_mcp_wrapper.temporal.workflow import (
     RUN_TASK,
@@ -240,9 +243,11 @@ class HostActivities:
         try:
             async with self._executor(request.run_id, mission, redactor) as executor:
                 request = self._place_thread(request, executor.pool.labels)
-                with attempt_span(request, redactor.text) as traced:
-                    outcome = await executor.execute(request, sink)
-                    traced(outcome)
+                steer = functools.partial(executor.steer, request.run_id, request.task_id)
+                async with mailbox(self.store, request.run_id, request.task_id, steer):
+                    with attempt_span(request, redactor.text) as traced:
+                        outcome = await executor.execute(request, sink)
+                        traced(outcome)
             thread_id, status = outcome.thread_id, outcome.status
         except asyncio.CancelledError:
             if activity.is_worker_shutdown():

@@ -10,6 +10,10 @@ the workflow history travels here, the history carries only keys.
   it (redacted): the submitter's copy of what a large mission's workflow carries slimmed.
 * ``threads/<thread_id>/rollout-*.jsonl``: a thread's rollout after each attempt, so another
   host can resume the thread when the one that ran it is gone.
+* ``runs/<run>/steer/<task>/<key>.json``: a steer of the task's running turn (its text: 0600),
+  written by the submitter and taken by the host running the task's attempt, which answers in
+  ``<key>.answer`` (``{"turn_id"}`` or ``{"error"}``, 0600); the submitter removes both, and
+  the run's whole ``steer`` folder when it stops watching (``temporal/steering.py``).
 
 ``DirectoryStore`` keeps them under a directory every machine mounts (NFS, a shared disk, or
 one machine's local disk); another store (an object store) implements ``SharedStore``.
@@ -19,6 +23,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -52,6 +57,28 @@ class SharedStore(Protocol):
         """Copy the thread's rollout into the folder ``dest``; None when there is none."""
         ...
 
+    def post_steer(self, run_id: str, task_id: str, text: str) -> str:
+        """Leave a steer of the task for its host; the key its answer comes under."""
+        ...
+
+    def take_steers(self, run_id: str, task_id: str) -> list[tuple[str, str]]:
+        """The steers of the task nobody took yet, as (key, text), taken (once only)."""
+        ...
+
+    def answer_steer(self, run_id: str, task_id: str, key: str, answer: dict[str, Any]) -> None: ...
+
+    def take_answer(self, run_id: str, task_id: str, key: str) -> dict[str, Any] | None:
+        """The answer to the steer ``key``, removed; None while there is none."""
+        ...
+
+    def withdraw_steer(self, run_id: str, task_id: str, key: str) -> None:
+        """Remove the steer ``key`` and its answer, whichever exist."""
+        ...
+
+    def clear_steers(self, run_id: str) -> None:
+        """Remove every steer of the run and every answer (nobody watches it any more)."""
+        ...
+
 
 @dataclass
 class EventCursor:
@@ -63,6 +90,15 @@ class EventCursor:
 def _private_dir(path: Path) -> Path:
     path.mkdir(parents=True, exist_ok=True, mode=0o700)
     return path
+
+
+def _write_private(path: Path, record: Any) -> None:
+    """Write ``record`` as JSON readable by this user only, replacing ``path`` at once."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        json.dump(record, fh)
+    os.replace(tmp, path)
 
 
 class DirectoryStore:
@@ -162,3 +198,53 @@ class DirectoryStore:
         target = dest / found[-1].name
         shutil.copyfile(found[-1], target)
         return target
+
+    def _steers(self, run_id: str, task_id: str) -> Path:
+        return self._run(run_id) / "steer" / task_id
+
+    def post_steer(self, run_id: str, task_id: str, text: str) -> str:
+        key = secrets.token_hex(8)
+        folder = _private_dir(self._steers(run_id, task_id))
+        _write_private(folder / f"{key}.json", {"text": text})
+        return key
+
+    def take_steers(self, run_id: str, task_id: str) -> list[tuple[str, str]]:
+        folder = self._steers(run_id, task_id)
+        if not folder.is_dir():
+            return []
+        taken: list[tuple[str, str]] = []
+        for path in sorted(folder.glob("*.json")):
+            claimed = path.with_suffix(".taken")
+            try:
+                path.rename(claimed)  # atomic: one host takes it, or a withdraw removed it
+            except FileNotFoundError:
+                continue
+            try:
+                record = json.loads(claimed.read_text(encoding="utf-8"))
+            except ValueError:
+                continue  # not a steer the submitter wrote: left unanswered, it gives up
+            finally:
+                claimed.unlink(missing_ok=True)
+            if isinstance(record, dict) and isinstance(record.get("text"), str):
+                taken.append((path.stem, record["text"]))
+        return taken
+
+    def answer_steer(self, run_id: str, task_id: str, key: str, answer: dict[str, Any]) -> None:
+        _write_private(_private_dir(self._steers(run_id, task_id)) / f"{key}.answer", answer)
+
+    def take_answer(self, run_id: str, task_id: str, key: str) -> dict[str, Any] | None:
+        path = self._steers(run_id, task_id) / f"{key}.answer"
+        try:
+            answer = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return None
+        path.unlink(missing_ok=True)
+        return answer if isinstance(answer, dict) else {}
+
+    def withdraw_steer(self, run_id: str, task_id: str, key: str) -> None:
+        folder = self._steers(run_id, task_id)
+        for name in (f"{key}.json", f"{key}.answer"):
+            (folder / name).unlink(missing_ok=True)
+
+    def clear_steers(self, run_id: str) -> None:
+        shutil.rmtree(self._run(run_id) / "steer", ignore_errors=True)

@@ -23,7 +23,7 @@ import contextlib
 import dataclasses
 import functools
 import logging
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 from typing import Any
 
 from temporalio.client import (
@@ -53,6 +53,7 @@ from codex_mcp_wrapper.settings import Settings, TemporalSettings
 from codex_mcp_wrapper.temporal.connect import connect, demote_retry_warnings
 from codex_mcp_wrapper.temporal.relay import Relay
 from codex_mcp_wrapper.temporal.shared import DirectoryStore
+from codex_mcp_wrapper.temporal.steering import ANSWER_WITHIN, steer_through_store
 from codex_mcp_wrapper.temporal.workflow import (
     CANCEL_TASK,
     RUNNING,
@@ -86,16 +87,32 @@ class TemporalBackend:
         self.store = DirectoryStore(target.shared_dir)
         self._client: Client | None = None
         self._warm = False
+        self._watching: dict[str, Relay] = {}  # runs followed here: their steers go out
+        self.steer_within = ANSWER_WITHIN  # a steer's answer from the host, at most
 
     def __repr__(self) -> str:
         return f"<TemporalBackend {self.target.address} queue={self.target.task_queue}>"
 
     async def steer(self, run_id: str, task_id: str, text: str) -> str | None:
-        """Not yet: a task runs on a host, out of this process's reach."""
-        raise NotSteerable(
-            f"task '{task_id}' of run {run_id} runs on a Temporal host, and steering a task "
-            "there is not supported yet; only local runs (run, serve) can be steered."
-        )
+        """Add ``text`` to the running turn of ``task_id`` of a run this backend watches: if
+        the workflow says the task is running (the ``running`` query), through the shared
+        store to the host running its attempt (``steering``); the turn's id, or None when the
+        task runs no turn. ``NotSteerable`` when no host answers in time."""
+        relay = self._watching.get(run_id)
+        if relay is None:
+            return None  # not watched here: nothing of it runs in this process's reach
+        latest = relay.client.get_workflow_handle(run_id)
+        try:
+            async with asyncio.timeout(self.steer_within):
+                running = await latest.query(RUNNING, result_type=list[str])
+        except (RPCError, WorkflowQueryFailedError, TimeoutError) as exc:
+            raise NotSteerable(
+                f"the workflow of run {run_id} did not say whether task '{task_id}' is running "
+                f"({str(exc) or 'no host answered in time'}); nothing was steered."
+            ) from exc
+        if task_id not in running:
+            return None
+        return await steer_through_store(self.store, run_id, task_id, text, self.steer_within)
 
     def check(self, mission: Mission) -> None:
         """Hosts check their own Codex and credentials; the server is checked on connect.
@@ -182,6 +199,22 @@ class TemporalBackend:
         )
         if run.cancels is not None:
             run.cancels.remote = functools.partial(self._cancel_task, relay)
+        with self._steerable(relay):
+            await self._follow(relay, handle)
+
+    @contextlib.contextmanager
+    def _steerable(self, relay: Relay) -> Iterator[None]:
+        """Steers of the run go out while the block runs; then its mailbox is removed."""
+        self._watching[relay.run_id] = relay
+        try:
+            yield
+        finally:
+            self._watching.pop(relay.run_id, None)
+            self.store.clear_steers(relay.run_id)
+
+    async def _follow(self, relay: Relay, handle: WorkflowHandle[Any, MissionOutput]) -> None:
+        """Follow the run to its end and record it (cancelled: cancel it, or stop watching)."""
+        run = relay.run
         try:
             output = await relay.follow()
         except WorkflowFailureError as exc:
