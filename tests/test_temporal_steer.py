@@ -118,8 +118,8 @@ async def test_a_steer_no_host_takes_is_withdrawn_with_one_sentence(tmp_path: Pa
     with pytest.raises(NotSteerable) as caught:
         await steer_through_store(store, "run-1", "t", STEER, within=0.3)
     assert str(caught.value) == (
-        "no host answered the steer of task 't' of run run-1 within 0.3 s (its attempt may be "
-        "ending); nothing was added to its turn."
+        "no host answered the steer of task 't' of run run-1 within 0.3 s (no host has started "
+        "its attempt yet, or it was ending); nothing was added to its turn."
     )
     folder = tmp_path / "shared" / "runs" / "run-1" / "steer" / "t"
     assert oct(folder.stat().st_mode & 0o777) == "0o700"
@@ -136,11 +136,14 @@ async def test_a_steer_waiting_when_the_attempt_ends_is_answered_that_no_turn_ru
         raise AssertionError("steered after the attempt ended")
 
     key = store.post_steer("run-1", "t", STEER)
+    later = store.post_steer("run-1", "t", "and then")
     folder = tmp_path / "shared" / "runs" / "run-1" / "steer" / "t"
     assert oct((folder / f"{key}.json").stat().st_mode & 0o777) == "0o600"  # the run's data
     async with mailbox(store, "run-1", "t", never):
         pass  # the attempt ends before its host looked into the mailbox
     assert store.take_answer("run-1", "t", key) == {"turn_id": None}
+    assert store.take_answer("run-1", "t", later) == {"turn_id": None}
+    assert key < later  # steers are taken in the order they were left
     store.clear_steers("run-1")
     assert not (tmp_path / "shared" / "runs" / "run-1" / "steer").exists()
 

@@ -25,6 +25,7 @@ import json
 import os
 import secrets
 import shutil
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -203,7 +204,7 @@ class DirectoryStore:
         return self._run(run_id) / "steer" / task_id
 
     def post_steer(self, run_id: str, task_id: str, text: str) -> str:
-        key = secrets.token_hex(8)
+        key = f"{time.time_ns():020d}-{secrets.token_hex(4)}"  # steers are taken in order
         folder = _private_dir(self._steers(run_id, task_id))
         _write_private(folder / f"{key}.json", {"text": text})
         return key

@@ -36,6 +36,13 @@ ANSWER_LOOK_EVERY = 0.1  # the submitter looks for the answer file this often
 SteerTurn = Callable[[str], Awaitable[str | None]]
 
 
+def _unreachable(run_id: str, task_id: str, exc: OSError) -> NotSteerable:
+    return NotSteerable(
+        f"the steer of task '{task_id}' of run {run_id} cannot go through the shared store "
+        f"({exc.strerror or exc}); nothing was added to its turn."
+    )
+
+
 async def _answered(store: SharedStore, run_id: str, task_id: str, key: str) -> dict[str, Any]:
     """The host's answer to the steer ``key``, once it is there (unbounded: the caller bounds
     it). A file another machine writes: no event to wait on, so it is looked for."""
@@ -56,17 +63,24 @@ async def steer_through_store(
     """Leave a steer for the host running ``task_id`` and wait for its answer: the turn's id,
     or None when the task runs no turn there. ``NotSteerable`` when the host refused, or did
     not answer within ``within`` seconds (the steer is withdrawn)."""
-    key = store.post_steer(run_id, task_id, text)
+    try:
+        key = store.post_steer(run_id, task_id, text)
+    except OSError as exc:
+        raise _unreachable(run_id, task_id, exc) from exc
     try:
         async with asyncio.timeout(within):
             answer = await _answered(store, run_id, task_id, key)
     except TimeoutError:
         raise NotSteerable(
             f"no host answered the steer of task '{task_id}' of run {run_id} within "
-            f"{within:g} s (its attempt may be ending); nothing was added to its turn."
+            f"{within:g} s (no host has started its attempt yet, or it was ending); nothing was "
+            "added to its turn."
         ) from None
+    except OSError as exc:
+        raise _unreachable(run_id, task_id, exc) from exc
     finally:
-        store.withdraw_steer(run_id, task_id, key)
+        with contextlib.suppress(OSError):  # the run's steer folder goes when it ends
+            store.withdraw_steer(run_id, task_id, key)
     if answer.get("error"):
         raise NotSteerable(str(answer["error"]))
     turn_id = answer.get("turn_id")
