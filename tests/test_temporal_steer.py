@@ -4,7 +4,8 @@ task's mailbox in the shared store; the host running the task's attempt takes it
 Codex turn (`turn/steer`) and answers with the turn's id. A real dev server, a real host
 process, the real Codex on the scripted model; the model gets the text within the same turn.
 The MCP `codex-steer` tool reaches a `codex` call that `serve --temporal` runs on a host the
-same way. The mailbox itself is also exercised on a real directory store, without a host."""
+same way, and so does the UI's Steer form. The mailbox itself is also exercised on a real
+directory store, without a host."""
 
 from __future__ import annotations
 
@@ -34,6 +35,7 @@ from tests.test_steer import (
     user_texts,
 )
 from tests.test_temporal import mission, rig, start_run  # noqa: F401 - rig
+from tests.test_ui import LIVE, browser, ui_url  # noqa: F401 - the fixtures
 
 
 def test_runs_steer_reaches_the_model_of_a_task_running_on_a_temporal_host(
@@ -202,3 +204,50 @@ async def test_codex_steer_reaches_a_codex_call_that_serve_runs_on_a_temporal_ho
     first, second = model_requests(log.parent)[:2]
     assert STEER not in json.dumps(first)
     assert STEER in user_texts(second)
+
+
+def test_the_page_steers_a_task_of_a_run_on_a_temporal_host(
+    rig: Rig,  # noqa: F811 - the fixture
+    tmp_path: Path,
+    state_dir: Path,
+    cli_env: dict[str, str],
+    ui_url: str,  # noqa: F811 - the fixture
+    browser: object,  # noqa: F811 - the fixture
+) -> None:
+    from playwright.sync_api import Browser
+
+    assert isinstance(browser, Browser)
+    rig.start_host("A")
+    workspace = tmp_path / "ws"
+    workspace.mkdir()
+    os.mkfifo(workspace / "gate.fifo")
+    tasks = [
+        {
+            "id": "steered",
+            "prompt": "Wait for the gate, then answer.",
+            "script": [{"shell": "cat gate.fifo"}, {"say": "Done."}],
+        }
+    ]
+    submit = start_run(rig, mission(tmp_path / "page.yaml", tasks, timeout_sec=180), cli_env)
+    try:
+        with gate_opened(workspace / "gate.fifo", GATE_TIMEOUT) as gate:
+            run_id = run_id_of(state_dir)
+            page = browser.new_page()
+            page.goto(f"{ui_url}/runs/{run_id}")
+            page.wait_for_selector('tr[data-task="steered"] .status.running', timeout=LIVE)
+            page.get_by_label("Steer steered").fill(STEER)
+            page.get_by_role("button", name="Send the steer to steered").click()
+            said = page.wait_for_selector("p[role=status]", timeout=LIVE).inner_text()
+            assert said.startswith("steered turn "), (said, rig.errors("A"))
+            gate.write("opened\n")
+        summary = ended(submit)
+    finally:
+        if submit.poll() is None:
+            submit.kill()
+            submit.communicate()
+    assert statuses(summary) == {"steered": "ok"}
+    page.wait_for_selector("#run-status.ok", timeout=LIVE)  # the page reloaded at the end
+    page.get_by_role("link", name="Transcript of steered").click()
+    assert STEER in page.inner_text("#transcript .entry.steer")
+    (log,) = rig.state("A").glob(f"runs/{run_id}/model-requests.jsonl")
+    assert STEER in user_texts(model_requests(log.parent)[1])
