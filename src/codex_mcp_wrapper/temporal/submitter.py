@@ -13,7 +13,9 @@ Cancelled, it cancels the workflow (which stops every task's activity on every h
 waits, bounded, for the results of the cancelled tasks; ``detach`` only stops watching. One
 running task is cancelled with the workflow's ``cancel_task`` signal (``RunContext.cancels``'
 ``remote``, which ``runs cancel --task``, ``mission_cancel`` and the UI reach through the
-run's control endpoint), and its result waited for, bounded, as it is relayed.
+run's control endpoint), and its result waited for, bounded, as it is relayed. A running
+task's turn is steered through the shared store, where the host running its attempt takes the
+steer and answers (``steering``), while this backend watches the run.
 """
 
 from __future__ import annotations
