@@ -11,7 +11,7 @@ import re
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TextIO
@@ -45,6 +45,46 @@ def open_writer(fifo: Path, timeout: float) -> TextIO:
             fh.close()
         raise AssertionError(f"the task's command did not open {fifo} within {timeout:g} s")
     return opened[0]
+
+
+async def steer_a_gated_codex_call(
+    client: Any, workspace: Path, why: Callable[[], object] = lambda: None
+) -> tuple[str, Any]:
+    """Start a ``codex`` call whose command waits on ``workspace/gate.fifo``, steer its thread
+    with STEER over ``codex-steer`` while it waits (``why()`` explains a refusal), then open
+    the gate: (the thread id, the call's result)."""
+    threads: list[str] = []
+    named = asyncio.Event()
+
+    async def on_progress(value: float, total: float | None, message: str | None) -> None:
+        found = re.fullmatch(r"\S+: thread (\S+)", message or "")
+        if found:
+            threads.append(found[1])
+            named.set()
+
+    call = asyncio.create_task(
+        client.call_tool(
+            "codex",
+            {"prompt": "Wait for the gate.", "cwd": str(workspace)},
+            progress_callback=on_progress,
+        )
+    )
+    try:
+        gate = await asyncio.to_thread(open_writer, workspace / "gate.fifo", GATE_TIMEOUT)
+        with gate:
+            async with asyncio.timeout(GATE_TIMEOUT):
+                await named.wait()
+            steered = await client.call_tool(
+                "codex-steer", {"threadId": threads[0], "prompt": STEER}
+            )
+            assert not steered.is_error, (steered.content, why())
+            assert steered.structured_content is not None
+            assert steered.structured_content["threadId"] == threads[0]
+            gate.write("opened\n")
+        async with asyncio.timeout(CLI_TIMEOUT):
+            return threads[0], await call
+    finally:
+        call.cancel()
 
 
 @contextmanager
@@ -146,45 +186,14 @@ async def test_codex_steer_reaches_a_running_codex_call_from_the_official_mcp_cl
     os.mkfifo(workspace / "gate.fifo")
     script = tmp_path / "script.yaml"
     script.write_text(yaml.safe_dump([{"shell": "cat gate.fifo"}, {"say": "Done."}]))
-    threads: list[str] = []
-    named = asyncio.Event()
-
-    async def on_progress(value: float, total: float | None, message: str | None) -> None:
-        found = re.fullmatch(r"\S+: thread (\S+)", message or "")
-        if found:
-            threads.append(found[1])
-            named.set()
-
     async with stdio_client(state_dir, "--scripted", "--script", str(script)) as client:
         nobody = await client.call_tool("codex-steer", {"threadId": "nope", "prompt": STEER})
         assert nobody.is_error
         assert nobody.content[0].text.startswith("no Codex call in thread 'nope' is running")  # type: ignore[union-attr]
-        call = asyncio.create_task(
-            client.call_tool(
-                "codex",
-                {"prompt": "Wait for the gate.", "cwd": str(workspace)},
-                progress_callback=on_progress,
-            )
-        )
-        try:
-            gate = await asyncio.to_thread(open_writer, workspace / "gate.fifo", GATE_TIMEOUT)
-            with gate:
-                async with asyncio.timeout(GATE_TIMEOUT):
-                    await named.wait()
-                steered = await client.call_tool(
-                    "codex-steer", {"threadId": threads[0], "prompt": STEER}
-                )
-                assert not steered.is_error, steered.content
-                assert steered.structured_content is not None
-                assert steered.structured_content["threadId"] == threads[0]
-                gate.write("opened\n")
-            async with asyncio.timeout(CLI_TIMEOUT):
-                result = await call
-        finally:
-            call.cancel()
+        thread, result = await steer_a_gated_codex_call(client, workspace)
     assert not result.is_error, result.content
     assert result.structured_content is not None
-    assert result.structured_content["threadId"] == threads[0]
+    assert result.structured_content["threadId"] == thread
     (requests,) = state_dir.glob("runs/*/model-requests.jsonl")
     first, second = model_requests(requests.parent)
     assert STEER not in json.dumps(first)

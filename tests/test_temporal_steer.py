@@ -9,10 +9,8 @@ directory store, without a host."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
-import re
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +20,7 @@ import yaml
 from codex_mcp_wrapper.errors import NotSteerable
 from codex_mcp_wrapper.temporal.shared import DirectoryStore
 from codex_mcp_wrapper.temporal.steering import mailbox, steer_through_store
-from tests.helpers.cli import CLI_TIMEOUT, run_cli
+from tests.helpers.cli import run_cli
 from tests.helpers.mcp_client import stdio_client
 from tests.helpers.temporal import Rig
 from tests.test_cancel_elsewhere import ended, run_id_of, statuses
@@ -31,7 +29,7 @@ from tests.test_steer import (
     STEER,
     gate_opened,
     model_requests,
-    open_writer,
+    steer_a_gated_codex_call,
     user_texts,
 )
 from tests.test_temporal import mission, rig, start_run  # noqa: F401 - rig
@@ -164,42 +162,11 @@ async def test_codex_steer_reaches_a_codex_call_that_serve_runs_on_a_temporal_ho
     os.mkfifo(workspace / "gate.fifo")
     script = tmp_path / "script.yaml"
     script.write_text(yaml.safe_dump([{"shell": "cat gate.fifo"}, {"say": "Done."}]))
-    threads: list[str] = []
-    named = asyncio.Event()
-
-    async def on_progress(value: float, total: float | None, message: str | None) -> None:
-        found = re.fullmatch(r"\S+: thread (\S+)", message or "")
-        if found:
-            threads.append(found[1])
-            named.set()
-
     served = tmp_path / "served"
     async with stdio_client(served, "--scripted", "--script", str(script), *rig.flags()) as client:
-        call = asyncio.create_task(
-            client.call_tool(
-                "codex",
-                {"prompt": "Wait for the gate.", "cwd": str(workspace)},
-                progress_callback=on_progress,
-            )
-        )
-        try:
-            gate = await asyncio.to_thread(open_writer, workspace / "gate.fifo", GATE_TIMEOUT)
-            with gate:
-                async with asyncio.timeout(GATE_TIMEOUT):
-                    await named.wait()
-                steered = await client.call_tool(
-                    "codex-steer", {"threadId": threads[0], "prompt": STEER}
-                )
-                assert not steered.is_error, (steered.content, rig.errors("A"))
-                assert steered.structured_content is not None
-                assert steered.structured_content["threadId"] == threads[0]
-                gate.write("opened\n")
-            async with asyncio.timeout(CLI_TIMEOUT):
-                result = await call
-        finally:
-            call.cancel()
+        thread, result = await steer_a_gated_codex_call(client, workspace, lambda: rig.errors("A"))
     assert not result.is_error, result.content
-    assert (result.structured_content or {})["threadId"] == threads[0]
+    assert (result.structured_content or {})["threadId"] == thread
     (log,) = rig.state("A").glob("runs/*/model-requests.jsonl")
     first, second = model_requests(log.parent)[:2]
     assert STEER not in json.dumps(first)
